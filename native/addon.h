@@ -1,0 +1,32 @@
+// Per-instance addon state. Node loads the addon once per thread (main thread
+// and every worker); each load gets its own AddonState, so nothing here is a
+// process global and a worker exiting cleans up only its own references.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+#include <unordered_map>
+
+namespace vrep {
+
+class AddonState {
+ public:
+  // Constructors of native classes, by class name, so methods that must
+  // create instances (or instanceof checks) find them for this instance.
+  std::unordered_map<std::string, Napi::FunctionReference> constructors;
+  // The project's error class (VrepError), registered by src/native/addon.ts
+  // right after load; native errors are built with it when present.
+  Napi::FunctionReference errorClass;
+
+  static AddonState& Of(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
+};
+
+// Each native module registers its functions/classes on `exports`.
+void InitRing(Napi::Env env, Napi::Object exports);
+void InitDistance(Napi::Env env, Napi::Object exports);
+void InitBatchCodec(Napi::Env env, Napi::Object exports);
+void InitCrc32c(Napi::Env env, Napi::Object exports);
+void InitJsonPoints(Napi::Env env, Napi::Object exports);
+
+}  // namespace vrep

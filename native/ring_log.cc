@@ -1,0 +1,5 @@
+// Placeholder: filled in by its module's work.
+#include "addon.h"
+namespace vrep {
+void InitRing(Napi::Env env, Napi::Object exports) {}
+}  // namespace vrep

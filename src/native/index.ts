@@ -1,0 +1,6 @@
+/** Typed wrappers over the native addon: the only API the rest of vrep uses. */
+export * from './ring-log.ts';
+export * from './distance.ts';
+export * from './batch-codec.ts';
+export * from './crc32c.ts';
+export * from './json-points.ts';
