@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/** The `vrep` command line. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { serve } from '../server/serve.ts';
+import { nativeInfo } from '../native/info.ts';
+
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError(`expected HOST:PORT (port 0-65535), got "${value}"`);
+  return { host: m[1] as string, port };
+}
+
+const program = new Command('vrep').description('A replication node for vector data.');
+
+program
+  .command('serve')
+  .description('start a node (this build: standalone, health endpoint only)')
+  .option('--node-id <id>', 'this node id', 'n1')
+  .option('--http <host:port>', 'HTTP listen address', hostPort, { host: '127.0.0.1', port: 15002 })
+  .addOption(
+    new Option('--role <role>', 'node role').choices(['standalone', 'primary', 'replica', 'auto', 'multi-master']).default('standalone'),
+  )
+  .action(async (opts: { nodeId: string; http: { host: string; port: number }; role: string }) => {
+    const logger = pino({ name: 'vrep' });
+    if (opts.role !== 'standalone') {
+      // Refuse rather than pretend: replication is not in this build yet.
+      logger.error({ role: opts.role }, `role "${opts.role}" is not available in this build yet; use standalone`);
+      process.exitCode = 2;
+      return;
+    }
+    const server = await serve({ nodeId: opts.nodeId, httpHost: opts.http.host, httpPort: opts.http.port, logger });
+    const shutdown = (signal: string): void => {
+      logger.info({ signal }, 'shutting down');
+      server.stop();
+    };
+    process.once('SIGINT', shutdown);
+    process.once('SIGTERM', shutdown);
+  });
+
+program
+  .command('info')
+  .description('print what the native core picked on this machine')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(nativeInfo(), null, 2)}\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`vrep: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCli } from '../helpers/process.ts';
+
+test('vrep serve answers /health on loopback and stops cleanly on SIGTERM', async (t) => {
+  const node = startCli(['serve', '--http', '127.0.0.1:0', '--node-id', 'health-1']);
+  t.after(() => node.kill());
+  const m = await node.waitForLine(/"http":"127\.0\.0\.1:(\d+)"/, 20_000);
+  const port = Number(m[1]);
+
+  const health = await fetch(`http://127.0.0.1:${port}/health`);
+  assert.equal(health.status, 200);
+  const body = (await health.json()) as Record<string, unknown>;
+  assert.equal(body['status'], 'ok');
+  assert.equal(body['node_id'], 'health-1');
+  assert.equal(body['role'], 'standalone');
+
+  assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+  assert.equal((await fetch(`http://127.0.0.1:${port}/health`, { method: 'POST' })).status, 405);
+
+  node.kill('SIGTERM');
+  assert.equal(await node.exited(10_000), 0);
+});
+
+test('vrep serve refuses a role this build does not have', async () => {
+  const node = startCli(['serve', '--role', 'primary', '--http', '127.0.0.1:0']);
+  assert.equal(await node.exited(20_000), 2);
+  assert.match(node.stdout(), /not available in this build/);
+});
+
+test('vrep serve rejects a malformed --http address, naming it', async () => {
+  const node = startCli(['serve', '--http', 'nonsense']);
+  assert.notEqual(await node.exited(20_000), 0);
+  assert.match(node.stderr(), /--http.*nonsense/);
+});
