@@ -19,7 +19,10 @@ export interface Measurement {
  * warm-up) and returns the rate. Keep the per-call work large enough that the
  * loop overhead does not matter (batch inside `fn`).
  */
-export function measure(fn: () => unknown, opts: { minTimeMs?: number; warmupMs?: number } = {}): Measurement {
+export function measure(
+  fn: () => unknown,
+  opts: { minTimeMs?: number; warmupMs?: number } = {},
+): Measurement {
   const minTimeMs = opts.minTimeMs ?? benchTimeMs();
   const warmupMs = opts.warmupMs ?? Math.min(200, minTimeMs / 4);
   let sink: unknown;

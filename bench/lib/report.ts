@@ -21,7 +21,12 @@ export function formatReport(
   results: { bench: string; sections: Section[] }[],
 ): string {
   const out: string[] = ['# vrep benchmark report', ''];
-  out.push(`Machine: ${Object.entries(machine).map(([k, v]) => `${k}=${String(v)}`).join(', ')}`, '');
+  out.push(
+    `Machine: ${Object.entries(machine)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(', ')}`,
+    '',
+  );
   for (const { bench, sections } of results) {
     for (const s of sections) {
       out.push(`## ${bench}: ${s.title}`, '', '| case | value | ratio | note |', '|---|---|---|---|');

@@ -20,17 +20,27 @@ program
   .option('--node-id <id>', 'this node id', 'n1')
   .option('--http <host:port>', 'HTTP listen address', hostPort, { host: '127.0.0.1', port: 15002 })
   .addOption(
-    new Option('--role <role>', 'node role').choices(['standalone', 'primary', 'replica', 'auto', 'multi-master']).default('standalone'),
+    new Option('--role <role>', 'node role')
+      .choices(['standalone', 'primary', 'replica', 'auto', 'multi-master'])
+      .default('standalone'),
   )
   .action(async (opts: { nodeId: string; http: { host: string; port: number }; role: string }) => {
     const logger = pino({ name: 'vrep' });
     if (opts.role !== 'standalone') {
       // Refuse rather than pretend: replication is not in this build yet.
-      logger.error({ role: opts.role }, `role "${opts.role}" is not available in this build yet; use standalone`);
+      logger.error(
+        { role: opts.role },
+        `role "${opts.role}" is not available in this build yet; use standalone`,
+      );
       process.exitCode = 2;
       return;
     }
-    const server = await serve({ nodeId: opts.nodeId, httpHost: opts.http.host, httpPort: opts.http.port, logger });
+    const server = await serve({
+      nodeId: opts.nodeId,
+      httpHost: opts.http.host,
+      httpPort: opts.http.port,
+      logger,
+    });
     const shutdown = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       server.stop();

@@ -17,7 +17,11 @@ export interface HttpServer {
   close(): void;
 }
 
-const statusText: Record<number, string> = { 200: '200 OK', 404: '404 Not Found', 405: '405 Method Not Allowed' };
+const statusText: Record<number, string> = {
+  200: '200 OK',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+};
 
 function send(res: uWS.HttpResponse, { status, body }: JsonResponse): void {
   res.cork(() => {
@@ -29,7 +33,11 @@ function send(res: uWS.HttpResponse, { status, body }: JsonResponse): void {
 }
 
 /** Starts an HTTP server with JSON GET routes; everything else is 404/405. */
-export function startHttpServer(host: string, port: number, routes: Record<string, GetHandler>): Promise<HttpServer> {
+export function startHttpServer(
+  host: string,
+  port: number,
+  routes: Record<string, GetHandler>,
+): Promise<HttpServer> {
   const app = uWS.App();
   for (const [path, handler] of Object.entries(routes)) {
     app.get(path, (res) => send(res, handler()));

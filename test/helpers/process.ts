@@ -55,7 +55,9 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Started 
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no line matching ${re} within ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`));
+          reject(
+            new Error(`no line matching ${re} within ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`),
+          );
         }, timeoutMs);
         const check = (): void => {
           for (const line of out.split('\n')) {
@@ -85,7 +87,10 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Started 
       return Promise.race([
         exit,
         new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`process did not exit within ${timeoutMs} ms`)), timeoutMs).unref(),
+          setTimeout(
+            () => reject(new Error(`process did not exit within ${timeoutMs} ms`)),
+            timeoutMs,
+          ).unref(),
         ),
       ]);
     },
