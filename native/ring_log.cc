@@ -231,14 +231,21 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     if (count > 0 && head_ + (count - 1) > kMaxLsn) {
       ThrowError(env, codes::kInvalidArg, "appendBatch: LSN space exhausted (2^53 - 1)");
     }
-    if (Overlaps(lens, count * sizeof(uint32_t), g_.base, g_.totalBytes)) {
-      Invalid(env, "appendBatch(lengths): must not be a view of the ring itself");
-    }
     uint64_t first = head_;
     const uint8_t* src = data.Data();
+    uint64_t remaining = sum;
     for (size_t i = 0; i < count; i++) {
-      Put(src, lens[i]);
-      src += lens[i];
+      // Each length is read once more and re-checked: `lengths` may be a
+      // view of a SharedArrayBuffer another thread changes under us, and a
+      // changed length must not make us read past `data`.
+      uint32_t length = lens[i];
+      if (length > remaining || length > g_.capacityBytes) {
+        Invalid(env, "appendBatch(lengths): changed while appending (shared memory?); appended " +
+                         std::to_string(i) + " of " + std::to_string(count) + " records");
+      }
+      Put(src, length);
+      src += length;
+      remaining -= length;
     }
     return Napi::Number::New(env, static_cast<double>(first));
   }
@@ -254,10 +261,12 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     while (tail_ < head_ && dataHead_ + length - TailPos() > g_.capacityBytes) tail_++;
     if (tail_ != oldTail) {
       // Readers must see the new tail before they can see any byte of the
-      // evicted records being overwritten: relaxed store of the tail, then a
-      // RELEASE fence that orders it before every store below (pairs with
-      // the ACQUIRE fence a reader issues after its copy, in Read).
-      __atomic_store_n(g_.TailLsn(), tail_, __ATOMIC_RELAXED);
+      // evicted records being overwritten: store the tail, then a RELEASE
+      // fence that orders it before every store below (pairs with the
+      // ACQUIRE fence a reader issues after its copy, in DoRead). The store
+      // itself is RELEASE too, so a reader that acquires this tail also sees
+      // a head >= it (bounds() relies on firstLsn <= lastLsn + 1).
+      __atomic_store_n(g_.TailLsn(), tail_, __ATOMIC_RELEASE);
       __atomic_thread_fence(__ATOMIC_RELEASE);
     }
     // Bytes, possibly split at the end of the data area. memmove: the source

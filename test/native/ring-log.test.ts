@@ -140,7 +140,7 @@ test('ring answers like the model: appends, batches, reads, eviction (property)'
         assert.equal(ring.lastLsn(), model.last());
       }
     }),
-    { numRuns: 400 },
+    { numRuns: process.env['VREP_TEST_SCALE'] === 'long' ? 4000 : 400 },
   );
   // The generator must actually exercise eviction and successful reads.
   assert.ok(evictedSeen > 0 && readsOk > 0, `evicted ${evictedSeen}, ok ${readsOk}`);
