@@ -1,3 +1,215 @@
-// Placeholder: filled in by its module's work.
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface RingBinding {}
+/**
+ * Lock-free circular log ("ring"): variable-length records addressed by a
+ * monotonically increasing LSN, with Redis-backlog semantics. Fixed capacity
+ * in bytes and in records; when full, the oldest records are overwritten and
+ * a reader asking for them is told so (ERR_LSN_EVICTED), never given garbage.
+ *
+ * One writer (the RingLog, on the thread that made it) and any number of
+ * readers on any thread: `ring.handle` is a plain object holding the ring's
+ * SharedArrayBuffer; posting it to a worker shares the memory (no copy) and
+ * `new RingReader(handle)` there reads the same records. Layout, protocol and
+ * the memory-ordering argument: docs/native/ring-log.md.
+ */
+import { binding } from './addon.ts';
+import { checkInt, checkUint8Array, checkUint32Array, describe } from './checks.ts';
+import { ErrorCodes, VrepError } from '../errors.ts';
+
+/** Largest data area, bytes (native/ring_log.h kMaxCapacityBytes). */
+export const RING_MAX_CAPACITY_BYTES = 2 ** 31;
+/** Largest number of records held at once (native/ring_log.h kMaxCapacityRecords). */
+export const RING_MAX_CAPACITY_RECORDS = 2 ** 24;
+/** LSNs are JS numbers: the largest is 2^53 - 1. */
+export const RING_MAX_LSN = Number.MAX_SAFE_INTEGER;
+
+/** The raw native part; only the wrappers below call it. */
+export interface NativeRingWriter {
+  append(data: Uint8Array): number;
+  appendBatch(data: Uint8Array, lengths: Uint32Array): number;
+}
+export interface NativeRingReader {
+  /** Count >= 0, or -1 evicted, -2 not yet written, -3 buffer too small, -4 corrupt. */
+  read(from: number, to: number, out: Uint8Array, outLengths: Uint32Array): number;
+}
+export interface RingBinding {
+  ringByteLength(capacityBytes: number, capacityRecords: number): number;
+  RingWriter: new (
+    buffer: Uint8Array,
+    capacityBytes: number,
+    capacityRecords: number,
+    startLsn: number,
+  ) => NativeRingWriter;
+  RingReader: new (buffer: Uint8Array) => NativeRingReader;
+}
+
+/** What a worker needs to read a ring: structured-clone it with postMessage (the buffer is shared, not copied). */
+export interface RingHandle {
+  readonly buffer: SharedArrayBuffer;
+}
+
+export interface RingLogOptions {
+  /** Size of the data area, bytes, in [1, RING_MAX_CAPACITY_BYTES]; also the largest record. */
+  capacityBytes: number;
+  /** Most records held at once, in [1, RING_MAX_CAPACITY_RECORDS]. */
+  capacityRecords: number;
+  /** LSN of the first record (default 1), so a node can resume its numbering after a restart. */
+  startLsn?: number;
+}
+
+// Header words read from JS (u64 indexes into the buffer; see native/ring_log.h).
+const TAIL_LSN_INDEX = 64 / 8;
+const HEAD_LSN_INDEX = 128 / 8;
+
+const READ_EVICTED = -1;
+const READ_NOT_YET_WRITTEN = -2;
+const READ_BUFFER_TOO_SMALL = -3;
+
+/**
+ * A reader of a ring, on any thread. Wraps native `RingReader`; attaching
+ * validates the buffer's header (magic, version, sizes) and throws
+ * ERR_CORRUPT_FRAME for anything that is not a ring.
+ */
+export class RingReader {
+  readonly #native: NativeRingReader;
+  readonly #words: BigUint64Array;
+
+  constructor(handle: RingHandle) {
+    const buffer: unknown = (handle as Partial<RingHandle> | null | undefined)?.buffer;
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(`RingReader(handle): expected { buffer: SharedArrayBuffer }, got ${describe(handle)}`);
+    }
+    if (buffer.byteLength < 192) {
+      throw new VrepError(ErrorCodes.CorruptFrame, 'RingReader(handle): buffer is shorter than a ring header');
+    }
+    this.#native = new binding.RingReader(new Uint8Array(buffer));
+    this.#words = new BigUint64Array(buffer, 0, HEAD_LSN_INDEX + 1);
+  }
+
+  /**
+   * Oldest LSN still held. Equals lastLsn() + 1 when the ring is empty.
+   *
+   * Ordering: Atomics.load is sequentially consistent; it pairs with the
+   * writer's stores of the word, but nothing here depends on more than
+   * reading a recent value (the native read re-checks everything itself).
+   */
+  firstLsn(): number {
+    return Number(Atomics.load(this.#words, TAIL_LSN_INDEX));
+  }
+
+  /**
+   * Newest LSN written (firstLsn() - 1 when empty). The tail is loaded
+   * before the head in `bounds`, and the writer never lets the tail pass the
+   * head, so firstLsn <= lastLsn + 1 holds for a pair read there.
+   */
+  lastLsn(): number {
+    return Number(Atomics.load(this.#words, HEAD_LSN_INDEX)) - 1;
+  }
+
+  /** { firstLsn, lastLsn } read in the order that keeps firstLsn <= lastLsn + 1. */
+  bounds(): { firstLsn: number; lastLsn: number } {
+    const firstLsn = this.firstLsn();
+    return { firstLsn, lastLsn: this.lastLsn() };
+  }
+
+  /**
+   * Copies records [from, min(to, lastLsn)] into `out` back to back, their
+   * lengths into `outLengths`, as many whole records as both have room for,
+   * in one native call (`RingReader.read`). Returns the number copied (>= 1).
+   *
+   * Throws VrepError ERR_LSN_EVICTED when `from` is older than the ring holds
+   * or was overwritten while it was being copied (nothing copied is then to
+   * be trusted), ERR_LSN_NOT_YET_WRITTEN when `from` > lastLsn(), and
+   * ERR_BUFFER_TOO_SMALL when the record at `from` does not fit in `out`.
+   */
+  read(from: number, to: number, out: Uint8Array, outLengths: Uint32Array): number {
+    checkInt('RingReader.read', 'from', from, 1, RING_MAX_LSN);
+    checkInt('RingReader.read', 'to', to, from, RING_MAX_LSN);
+    checkUint8Array('RingReader.read', 'out', out);
+    checkUint32Array('RingReader.read', 'outLengths', outLengths);
+    if (outLengths.length === 0) {
+      throw new RangeError('RingReader.read(outLengths): must have room for at least one record');
+    }
+    const result = this.#native.read(from, to, out, outLengths);
+    if (result >= 0) return result;
+    switch (result) {
+      case READ_EVICTED:
+        throw new VrepError(
+          ErrorCodes.LsnEvicted,
+          `RingReader.read: LSN ${from} was evicted (oldest held is ${this.firstLsn()})`,
+        );
+      case READ_NOT_YET_WRITTEN:
+        throw new VrepError(
+          ErrorCodes.LsnNotYetWritten,
+          `RingReader.read: LSN ${from} is not written yet (last is ${this.lastLsn()})`,
+        );
+      case READ_BUFFER_TOO_SMALL:
+        throw new VrepError(
+          ErrorCodes.BufferTooSmall,
+          `RingReader.read(out): record ${from} does not fit in ${out.byteLength} bytes`,
+        );
+      default:
+        throw new VrepError(ErrorCodes.CorruptFrame, `RingReader.read: ring index is inconsistent at LSN ${from}`);
+    }
+  }
+}
+
+/**
+ * The ring and its only writer. Allocates the SharedArrayBuffer and formats
+ * it (native `RingWriter`); `handle` lets other threads attach readers.
+ */
+export class RingLog extends RingReader {
+  readonly handle: RingHandle;
+  readonly capacityBytes: number;
+  readonly capacityRecords: number;
+  readonly #writer: NativeRingWriter;
+
+  constructor(options: RingLogOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`RingLog(options): expected an object, got ${describe(options)}`);
+    }
+    const { capacityBytes, capacityRecords, startLsn = 1 } = options;
+    checkInt('RingLog', 'capacityBytes', capacityBytes, 1, RING_MAX_CAPACITY_BYTES);
+    checkInt('RingLog', 'capacityRecords', capacityRecords, 1, RING_MAX_CAPACITY_RECORDS);
+    checkInt('RingLog', 'startLsn', startLsn, 1, RING_MAX_LSN);
+    const buffer = new SharedArrayBuffer(binding.ringByteLength(capacityBytes, capacityRecords));
+    const writer = new binding.RingWriter(new Uint8Array(buffer), capacityBytes, capacityRecords, startLsn);
+    const handle: RingHandle = Object.freeze({ buffer });
+    super(handle);
+    this.#writer = writer;
+    this.handle = handle;
+    this.capacityBytes = capacityBytes;
+    this.capacityRecords = capacityRecords;
+  }
+
+  /**
+   * Appends one record (native `RingWriter.append`), evicting the oldest as
+   * needed, and returns its LSN. Throws ERR_RECORD_TOO_LARGE when
+   * data.length > capacityBytes.
+   */
+  append(data: Uint8Array): number {
+    checkUint8Array('RingLog.append', 'data', data);
+    this.#checkSize('RingLog.append', data.byteLength);
+    return this.#writer.append(data);
+  }
+
+  /**
+   * Appends records laid back to back in `data`, `lengths[i]` bytes each, in
+   * one native call (`RingWriter.appendBatch`). Returns the LSN of the first;
+   * the batch holds LSNs [first, first + lengths.length - 1]. Nothing is
+   * appended when an argument is wrong (lengths not summing to data.length,
+   * a record larger than capacityBytes).
+   */
+  appendBatch(data: Uint8Array, lengths: Uint32Array): number {
+    checkUint8Array('RingLog.appendBatch', 'data', data);
+    checkUint32Array('RingLog.appendBatch', 'lengths', lengths);
+    return this.#writer.appendBatch(data, lengths);
+  }
+
+  #checkSize(fn: string, byteLength: number): void {
+    if (byteLength > this.capacityBytes) {
+      throw new VrepError(
+        ErrorCodes.RecordTooLarge,
+        `${fn}(data): record of ${byteLength} bytes exceeds capacityBytes ${this.capacityBytes}`,
+      );
+    }
+  }
+}
