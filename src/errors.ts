@@ -18,6 +18,28 @@ export const ErrorCodes = {
   CorruptFrame: 'ERR_CORRUPT_FRAME',
   /** A frame declares more bytes than the caller allows. */
   FrameTooLarge: 'ERR_FRAME_TOO_LARGE',
+  /** A log record failed its checks (length, checksum, version, field limits). */
+  CorruptRecord: 'ERR_CORRUPT_RECORD',
+  /** The node's metadata file is unreadable; the node will not guess its term. */
+  CorruptMeta: 'ERR_CORRUPT_META',
+  /** A WAL file is corrupt somewhere other than a torn tail; start-up stops. */
+  WalCorrupt: 'ERR_WAL_CORRUPT',
+  /** A WAL write or fsync failed; the WAL refuses further appends. */
+  WalIo: 'ERR_WAL_IO',
+  /** The WAL was closed. */
+  WalClosed: 'ERR_WAL_CLOSED',
+  /** A snapshot file failed a check (manifest, size, checksum, content). */
+  SnapshotCorrupt: 'ERR_SNAPSHOT_CORRUPT',
+  /** Input to the node API is wrong; the message names the point and field. Nothing was written. */
+  InvalidInput: 'ERR_INVALID_INPUT',
+  CollectionNotFound: 'ERR_COLLECTION_NOT_FOUND',
+  CollectionExists: 'ERR_COLLECTION_EXISTS',
+  /** The node (or store) was stopped. */
+  NodeStopped: 'ERR_NODE_STOPPED',
+  /** Another process holds the data dir. */
+  DataDirLocked: 'ERR_DATA_DIR_LOCKED',
+  /** The data dir belongs to another node id. */
+  NodeIdMismatch: 'ERR_NODE_ID_MISMATCH',
   /** zstd refused to compress (bad level, out of memory). */
   Compression: 'ERR_COMPRESSION',
   /** The JSON text is not valid JSON. */

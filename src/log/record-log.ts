@@ -1,0 +1,131 @@
+/**
+ * The node's log: the native circular log holds the recent records in
+ * memory for fast reads (by feeders, in any thread); the WAL holds
+ * everything since the last snapshot. A read that fell out of memory is
+ * served from disk, not refused. Both hold the same encoded bytes.
+ */
+import { RingLog } from '../native/ring-log.ts';
+import { isVrepError, VrepError } from '../errors.ts';
+import { recordLsn } from './record.ts';
+import type { Wal } from './wal.ts';
+
+export interface RecordLogOptions {
+  /** Bytes of recent records kept in memory; also the largest record accepted. */
+  ringCapacityBytes: number;
+  /** Records kept in memory at most (Vectorizer's log_size). */
+  ringCapacityRecords: number;
+}
+
+export class RecordLog {
+  readonly ring: RingLog;
+  readonly wal: Wal;
+  private scratch: Uint8Array;
+  private scratchLengths = new Uint32Array(1024);
+
+  /**
+   * `recent`: the newest records already in the WAL (ending at its last
+   * LSN), put back in memory after a restart.
+   */
+  constructor(wal: Wal, opts: RecordLogOptions, recent: readonly Uint8Array[] = []) {
+    this.wal = wal;
+    const first = recent[0];
+    this.ring = new RingLog({
+      capacityBytes: opts.ringCapacityBytes,
+      capacityRecords: opts.ringCapacityRecords,
+      startLsn: first ? recordLsn(first) : wal.lastLsn + 1,
+    });
+    for (const r of recent) this.ring.append(r);
+    if (this.ring.lastLsn() !== wal.lastLsn) {
+      throw new Error(`recovered records end at ${this.ring.lastLsn()}, the WAL at ${wal.lastLsn}`);
+    }
+    this.scratch = new Uint8Array(Math.min(opts.ringCapacityBytes, 16 * 1024 * 1024));
+  }
+
+  /** The largest record the log accepts (it must fit in the ring). */
+  get maxRecordBytes(): number {
+    return this.ring.capacityBytes;
+  }
+
+  get lastLsn(): number {
+    return this.wal.lastLsn;
+  }
+
+  /** Oldest LSN readable (from memory or disk). */
+  get firstLsn(): number {
+    return Math.min(this.wal.firstLsn, this.ring.firstLsn());
+  }
+
+  /**
+   * Appends records with consecutive LSNs after lastLsn: in memory at once,
+   * on disk per the fsync policy (the promise).
+   */
+  append(records: Uint8Array[]): Promise<void> {
+    // Check everything first, so a refused append leaves both logs as they were.
+    let expected = this.wal.lastLsn + 1;
+    for (const r of records) {
+      if (r.length > this.ring.capacityBytes) {
+        return Promise.reject(
+          new VrepError('ERR_RECORD_TOO_LARGE', `record of ${r.length} bytes exceeds the log's ${this.ring.capacityBytes}`),
+        );
+      }
+      if (recordLsn(r) !== expected) {
+        return Promise.reject(new RangeError(`log append: LSN ${recordLsn(r)} where ${expected} was expected`));
+      }
+      expected++;
+    }
+    const durable = this.wal.append(records);
+    for (const r of records) {
+      const lsn = this.ring.append(r);
+      if (lsn !== recordLsn(r)) throw new Error(`ring LSN ${lsn} disagrees with record LSN ${recordLsn(r)}`);
+    }
+    return durable;
+  }
+
+  /**
+   * Records [fromLsn, toLsn] (clipped to lastLsn), at most about `maxBytes`
+   * (always at least one record when any is in range): from memory when
+   * held there, else from the WAL. ERR_LSN_EVICTED when neither has it.
+   */
+  async read(fromLsn: number, toLsn: number, maxBytes: number): Promise<Uint8Array[]> {
+    const to = Math.min(toLsn, this.ring.lastLsn());
+    if (fromLsn > to) return [];
+    if (fromLsn >= this.ring.firstLsn()) {
+      try {
+        return this.readRing(fromLsn, to, maxBytes);
+      } catch (err) {
+        if (!isVrepError(err, 'ERR_LSN_EVICTED')) throw err;
+        // Overwritten while we read: the WAL has it.
+      }
+    }
+    return this.wal.read(fromLsn, to, maxBytes);
+  }
+
+  private readRing(from: number, to: number, maxBytes: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let total = 0;
+    let lsn = from;
+    while (lsn <= to && total < maxBytes) {
+      let n: number;
+      try {
+        n = this.ring.read(lsn, to, this.scratch, this.scratchLengths);
+      } catch (err) {
+        if (!isVrepError(err, 'ERR_BUFFER_TOO_SMALL')) throw err;
+        this.scratch = new Uint8Array(this.ring.capacityBytes);
+        continue;
+      }
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        const len = this.scratchLengths[i] as number;
+        out.push(this.scratch.slice(at, at + len));
+        at += len;
+        total += len;
+      }
+      lsn += n;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.wal.close();
+  }
+}

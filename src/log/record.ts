@@ -1,0 +1,394 @@
+/**
+ * The record: one binary format for every mutation. A record is encoded once
+ * and the same bytes go to the WAL, the native circular log, every peer and
+ * every change-stream consumer. The layout is documented in
+ * docs/record-format.md; keep the two in step.
+ *
+ * Batches stay column-shaped: all vectors of an upsert sit in one 4-byte
+ * aligned float32 block, so applying a batch is one copy and compression sees
+ * the vectors together.
+ */
+import { crc32c } from '../native/crc32c.ts';
+import { VrepError } from '../errors.ts';
+import { RecordLimits } from './limits.ts';
+
+export const RECORD_FORMAT_VERSION = 1;
+/** Bytes before the op body: length, crc, version, op, flags, lsn, term, hlc, lengths. */
+export const RECORD_HEADER_BYTES = 48;
+/** The CRC covers everything after the length and the CRC fields. */
+const CRC_START = 8;
+
+export const Op = {
+  CreateCollection: 1,
+  DropCollection: 2,
+  Upsert: 3,
+  Delete: 4,
+} as const;
+export type Op = (typeof Op)[keyof typeof Op];
+
+export const MetricCode = { l2: 0, cosine: 1, dot: 2 } as const;
+export type MetricName = keyof typeof MetricCode;
+const metricNames: MetricName[] = ['l2', 'cosine', 'dot'];
+
+/** Fields every record carries. */
+export interface RecordMeta {
+  lsn: number;
+  term: number;
+  /** Hybrid logical clock: physical milliseconds (48 bits) and logical counter (16 bits). */
+  hlcMs: number;
+  hlcLogical: number;
+  origin: string;
+  collection: string;
+}
+
+export type RecordBody =
+  | { op: typeof Op.CreateCollection; dimension: number; metric: MetricName }
+  | { op: typeof Op.DropCollection }
+  | {
+      op: typeof Op.Upsert;
+      dimension: number;
+      ids: string[];
+      /** ids.length x dimension floats, row-major. */
+      vectors: Float32Array;
+      /** Raw UTF-8 JSON bytes per point; an empty array means "no payload". */
+      payloads: Uint8Array[];
+    }
+  | { op: typeof Op.Delete; ids: string[] };
+
+export type LogRecord = RecordMeta & RecordBody;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function corrupt(message: string): VrepError {
+  return new VrepError('ERR_CORRUPT_RECORD', message);
+}
+
+function pad4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+function utf8(label: string, value: string, maxBytes: number, allowEmpty = false): Uint8Array {
+  if (typeof value !== 'string') throw new TypeError(`${label}: expected a string, got ${typeof value}`);
+  const bytes = encoder.encode(value);
+  if (!allowEmpty && bytes.length === 0) throw new RangeError(`${label}: must not be empty`);
+  if (bytes.length > maxBytes) throw new RangeError(`${label}: ${bytes.length} bytes, limit ${maxBytes}`);
+  return bytes;
+}
+
+function checkU64(label: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${label}: expected a non-negative safe integer, got ${value}`);
+  }
+}
+
+function encodeIds(ids: string[]): { lengths: Uint32Array; bytes: Uint8Array[]; total: number } {
+  const lengths = new Uint32Array(ids.length);
+  const bytes: Uint8Array[] = new Array(ids.length);
+  let total = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const b = utf8(`ids[${i}]`, ids[i] as string, RecordLimits.maxIdBytes);
+    bytes[i] = b;
+    lengths[i] = b.length;
+    total += b.length;
+  }
+  return { lengths, bytes, total };
+}
+
+/** Encodes one record. Throws TypeError/RangeError naming the field on bad input. */
+export function encodeRecord(record: LogRecord): Uint8Array {
+  checkU64('lsn', record.lsn);
+  checkU64('term', record.term);
+  checkU64('hlcMs', record.hlcMs);
+  if (record.hlcMs >= 2 ** 48) throw new RangeError(`hlcMs: ${record.hlcMs} does not fit in 48 bits`);
+  if (!Number.isInteger(record.hlcLogical) || record.hlcLogical < 0 || record.hlcLogical > 0xffff) {
+    throw new RangeError(`hlcLogical: expected an integer in [0, 65535], got ${record.hlcLogical}`);
+  }
+  const origin = utf8('origin', record.origin, RecordLimits.maxNodeIdBytes);
+  const collection = utf8('collection', record.collection, RecordLimits.maxCollectionBytes);
+
+  let count = 0;
+  let bodyBytes = 0;
+  let ids: ReturnType<typeof encodeIds> | undefined;
+  let payloadTotal = 0;
+  switch (record.op) {
+    case Op.CreateCollection:
+      checkDimension(record.dimension);
+      if (!metricNames.includes(record.metric)) {
+        throw new RangeError(`metric: expected one of ${metricNames.join(', ')}, got ${String(record.metric)}`);
+      }
+      bodyBytes = 8;
+      break;
+    case Op.DropCollection:
+      break;
+    case Op.Upsert: {
+      checkDimension(record.dimension);
+      count = checkCount(record.ids);
+      if (!(record.vectors instanceof Float32Array)) throw new TypeError('vectors: expected a Float32Array');
+      if (record.vectors.length !== count * record.dimension) {
+        throw new RangeError(
+          `vectors: expected ${count} x ${record.dimension} = ${count * record.dimension} floats, got ${record.vectors.length}`,
+        );
+      }
+      if (!Array.isArray(record.payloads) || record.payloads.length !== count) {
+        throw new RangeError(`payloads: expected ${count} entries`);
+      }
+      for (let i = 0; i < count; i++) {
+        const p = record.payloads[i];
+        if (!(p instanceof Uint8Array)) throw new TypeError(`payloads[${i}]: expected a Uint8Array`);
+        if (p.length > RecordLimits.maxPayloadBytes) {
+          throw new RangeError(`payloads[${i}]: ${p.length} bytes, limit ${RecordLimits.maxPayloadBytes}`);
+        }
+        payloadTotal += p.length;
+      }
+      ids = encodeIds(record.ids);
+      bodyBytes = 8 + record.vectors.byteLength + 8 * count + ids.total + payloadTotal;
+      break;
+    }
+    case Op.Delete:
+      count = checkCount(record.ids);
+      ids = encodeIds(record.ids);
+      bodyBytes = 4 * count + ids.total;
+      break;
+    default:
+      throw new RangeError(`op: unknown op ${String((record as { op: unknown }).op)}`);
+  }
+
+  const stringsBytes = pad4(origin.length + collection.length);
+  const total = RECORD_HEADER_BYTES + stringsBytes + bodyBytes;
+  if (total > RecordLimits.maxRecordBytes) {
+    throw new RangeError(`record: ${total} bytes, limit ${RecordLimits.maxRecordBytes}`);
+  }
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, total, true);
+  out[8] = RECORD_FORMAT_VERSION;
+  out[9] = record.op;
+  view.setUint16(10, 0, true); // flags, none defined in v1
+  view.setUint32(12, 0, true);
+  view.setBigUint64(16, BigInt(record.lsn), true);
+  view.setBigUint64(24, BigInt(record.term), true);
+  view.setBigUint64(32, (BigInt(record.hlcMs) << 16n) | BigInt(record.hlcLogical), true);
+  view.setUint16(40, origin.length, true);
+  view.setUint16(42, collection.length, true);
+  view.setUint32(44, count, true);
+  let at = RECORD_HEADER_BYTES;
+  out.set(origin, at);
+  out.set(collection, at + origin.length);
+  at += stringsBytes;
+
+  switch (record.op) {
+    case Op.CreateCollection:
+      view.setUint32(at, record.dimension, true);
+      view.setUint32(at + 4, MetricCode[record.metric], true);
+      break;
+    case Op.Upsert: {
+      view.setUint32(at, record.dimension, true);
+      at += 8;
+      // Header and strings are padded to 4 bytes, so this block is aligned.
+      out.set(new Uint8Array(record.vectors.buffer, record.vectors.byteOffset, record.vectors.byteLength), at);
+      at += record.vectors.byteLength;
+      at = writeU32s(view, at, (ids as ReturnType<typeof encodeIds>).lengths);
+      const payloadLengths = new Uint32Array(count);
+      for (let i = 0; i < count; i++) payloadLengths[i] = (record.payloads[i] as Uint8Array).length;
+      at = writeU32s(view, at, payloadLengths);
+      for (const b of (ids as ReturnType<typeof encodeIds>).bytes) {
+        out.set(b, at);
+        at += b.length;
+      }
+      for (const p of record.payloads) {
+        out.set(p, at);
+        at += p.length;
+      }
+      break;
+    }
+    case Op.Delete: {
+      const e = ids as ReturnType<typeof encodeIds>;
+      at = writeU32s(view, at, e.lengths);
+      for (const b of e.bytes) {
+        out.set(b, at);
+        at += b.length;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  view.setUint32(4, crc32c(out.subarray(CRC_START)), true);
+  return out;
+}
+
+/** Writes little-endian u32s at `at`; returns the offset after them. */
+function writeU32s(view: DataView, at: number, lengths: Uint32Array): number {
+  for (let i = 0; i < lengths.length; i++) view.setUint32(at + 4 * i, lengths[i] as number, true);
+  return at + 4 * lengths.length;
+}
+
+function checkDimension(dimension: number): void {
+  if (!Number.isInteger(dimension) || dimension < 1 || dimension > RecordLimits.maxDimension) {
+    throw new RangeError(`dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${dimension}`);
+  }
+}
+
+function checkCount(ids: unknown): number {
+  if (!Array.isArray(ids)) throw new TypeError('ids: expected an array');
+  if (ids.length === 0) throw new RangeError('ids: a batch needs at least one point');
+  if (ids.length > RecordLimits.maxBatchPoints) {
+    throw new RangeError(`ids: ${ids.length} points, limit ${RecordLimits.maxBatchPoints} per batch`);
+  }
+  return ids.length;
+}
+
+/**
+ * Reads the record length at `offset` without trusting it: returns the
+ * length if it is within limits and inside `bytes`, else throws.
+ */
+export function recordLengthAt(bytes: Uint8Array, offset: number): number {
+  if (offset + RECORD_HEADER_BYTES > bytes.length) {
+    throw corrupt(`record at ${offset}: truncated header (${bytes.length - offset} bytes left)`);
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0, true);
+  if (length < RECORD_HEADER_BYTES || length > RecordLimits.maxRecordBytes) {
+    throw corrupt(`record at ${offset}: length ${length} out of range`);
+  }
+  if (offset + length > bytes.length) {
+    throw corrupt(`record at ${offset}: truncated (length ${length}, ${bytes.length - offset} bytes left)`);
+  }
+  return length;
+}
+
+/** True when the record's CRC matches its bytes. `record` is exactly one record. */
+export function recordChecksumOk(record: Uint8Array): boolean {
+  if (record.length < RECORD_HEADER_BYTES) return false;
+  const stored = new DataView(record.buffer, record.byteOffset, 8).getUint32(4, true);
+  return crc32c(record.subarray(CRC_START)) === stored;
+}
+
+/** LSN of an encoded record, without decoding the rest (the record is trusted). */
+export function recordLsn(record: Uint8Array): number {
+  return Number(new DataView(record.buffer, record.byteOffset, 24).getBigUint64(16, true));
+}
+
+/**
+ * Decodes and fully validates one record (exactly `record.length` bytes):
+ * checksum, version, op, every length against the limits and the buffer.
+ * The vectors are a view into `record` when aligned, else a copy.
+ */
+export function decodeRecord(record: Uint8Array): LogRecord {
+  const length = recordLengthAt(record, 0);
+  if (length !== record.length) throw corrupt(`record: length field ${length} but ${record.length} bytes given`);
+  if (!recordChecksumOk(record)) throw corrupt('record: checksum mismatch');
+  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  const version = record[8] as number;
+  if (version !== RECORD_FORMAT_VERSION) throw corrupt(`record: unknown format version ${version}`);
+  const op = record[9] as number;
+  const lsn = Number(view.getBigUint64(16, true));
+  const term = Number(view.getBigUint64(24, true));
+  const hlc = view.getBigUint64(32, true);
+  if (!Number.isSafeInteger(lsn) || !Number.isSafeInteger(term)) throw corrupt('record: lsn or term out of range');
+  const originLen = view.getUint16(40, true);
+  const collectionLen = view.getUint16(42, true);
+  const count = view.getUint32(44, true);
+  if (originLen > RecordLimits.maxNodeIdBytes || collectionLen > RecordLimits.maxCollectionBytes) {
+    throw corrupt('record: origin or collection too long');
+  }
+  let at = RECORD_HEADER_BYTES;
+  const need = (n: number, what: string): void => {
+    if (at + n > length) throw corrupt(`record: ${what} runs past the end (${at + n} > ${length})`);
+  };
+  need(pad4(originLen + collectionLen), 'strings');
+  const meta: RecordMeta = {
+    lsn,
+    term,
+    hlcMs: Number(hlc >> 16n),
+    hlcLogical: Number(hlc & 0xffffn),
+    origin: text(record, at, originLen, 'origin'),
+    collection: text(record, at + originLen, collectionLen, 'collection'),
+  };
+  at += pad4(originLen + collectionLen);
+
+  const readLengths = (label: string, max: number): Uint32Array => {
+    need(4 * count, `${label} lengths`);
+    const out = new Uint32Array(count);
+    for (let i = 0; i < count; i++) {
+      const n = view.getUint32(at + 4 * i, true);
+      if (n > max) throw corrupt(`record: ${label}[${i}] length ${n} over limit ${max}`);
+      out[i] = n;
+    }
+    at += 4 * count;
+    return out;
+  };
+  const readStrings = (lengths: Uint32Array, label: string): string[] => {
+    const out: string[] = new Array(lengths.length);
+    for (let i = 0; i < lengths.length; i++) {
+      const n = lengths[i] as number;
+      need(n, `${label}[${i}]`);
+      out[i] = text(record, at, n, `${label}[${i}]`);
+      at += n;
+    }
+    return out;
+  };
+
+  let body: RecordBody;
+  switch (op) {
+    case Op.CreateCollection: {
+      need(8, 'create body');
+      const dimension = view.getUint32(at, true);
+      const metric = metricNames[view.getUint32(at + 4, true)];
+      if (dimension < 1 || dimension > RecordLimits.maxDimension || metric === undefined) {
+        throw corrupt('record: bad dimension or metric');
+      }
+      at += 8;
+      body = { op, dimension, metric };
+      break;
+    }
+    case Op.DropCollection:
+      body = { op };
+      break;
+    case Op.Upsert: {
+      if (count < 1 || count > RecordLimits.maxBatchPoints) throw corrupt(`record: bad point count ${count}`);
+      need(8, 'upsert header');
+      const dimension = view.getUint32(at, true);
+      if (dimension < 1 || dimension > RecordLimits.maxDimension) throw corrupt(`record: bad dimension ${dimension}`);
+      at += 8;
+      const vectorBytes = count * dimension * 4;
+      need(vectorBytes, 'vectors');
+      const absolute = record.byteOffset + at;
+      const vectors =
+        absolute % 4 === 0
+          ? new Float32Array(record.buffer, absolute, count * dimension)
+          : new Float32Array(record.slice(at, at + vectorBytes).buffer);
+      at += vectorBytes;
+      const idLengths = readLengths('ids', RecordLimits.maxIdBytes);
+      const payloadLengths = readLengths('payloads', RecordLimits.maxPayloadBytes);
+      const ids = readStrings(idLengths, 'ids');
+      const payloads: Uint8Array[] = new Array(count);
+      for (let i = 0; i < count; i++) {
+        const n = payloadLengths[i] as number;
+        need(n, `payloads[${i}]`);
+        payloads[i] = record.subarray(at, at + n);
+        at += n;
+      }
+      body = { op, dimension, ids, vectors, payloads };
+      break;
+    }
+    case Op.Delete: {
+      if (count < 1 || count > RecordLimits.maxBatchPoints) throw corrupt(`record: bad point count ${count}`);
+      const ids = readStrings(readLengths('ids', RecordLimits.maxIdBytes), 'ids');
+      body = { op, ids };
+      break;
+    }
+    default:
+      throw corrupt(`record: unknown op ${op}`);
+  }
+  if (at !== length) throw corrupt(`record: ${length - at} unexplained trailing bytes`);
+  return { ...meta, ...body } as LogRecord;
+}
+
+function text(bytes: Uint8Array, at: number, n: number, label: string): string {
+  try {
+    return decoder.decode(bytes.subarray(at, at + n));
+  } catch {
+    throw corrupt(`record: ${label} is not valid UTF-8`);
+  }
+}

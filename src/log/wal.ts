@@ -1,0 +1,453 @@
+/**
+ * Write-ahead log: append-only segment files of encoded records (the record
+ * format carries its own length and CRC32C), under `<dataDir>/wal/`.
+ *
+ * - fsync policy as Redis appendfsync: `always` (fsync before an append
+ *   resolves; concurrent appends share one fsync: group commit), `everysec`
+ *   (a timer fsyncs once a second), `no` (the OS decides).
+ * - Rotation: a segment past `segmentBytes` is fsynced and closed, and the
+ *   next record starts a new file named by its first LSN.
+ * - Recovery: every record is length-, CRC- and LSN-checked. A bad record at
+ *   the tail of the last segment with nothing valid after it is a torn write:
+ *   the file is cut there and the cut is reported. A bad record anywhere else
+ *   stops start-up with the file and offset: never skipped silently.
+ */
+import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { VrepError } from '../errors.ts';
+import { crc32c } from '../native/crc32c.ts';
+import { recordChecksumOk, recordLengthAt, recordLsn, RECORD_HEADER_BYTES } from './record.ts';
+import { fsyncDir } from './atomic-file.ts';
+import { RecordLimits } from './limits.ts';
+
+export type FsyncPolicy = 'always' | 'everysec' | 'no';
+
+export interface WalOptions {
+  fsync: FsyncPolicy;
+  /** Rotate to a new segment once the current one exceeds this. */
+  segmentBytes?: number;
+  /** Where recovery reports a cut tail (a pino logger fits). */
+  warn?: (fields: Record<string, unknown>, message: string) => void;
+}
+
+export interface WalRecoveryReport {
+  segments: number;
+  records: number;
+  firstLsn: number;
+  lastLsn: number;
+  /** Set when a torn tail was cut off. */
+  truncated: { file: string; offset: number; droppedBytes: number } | null;
+}
+
+const SEGMENT_MAGIC = 'VREPWAL1';
+const SEGMENT_HEADER_BYTES = 32;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** One record of every this many gets an index entry, for reads by LSN. */
+const INDEX_STRIDE = 64;
+/** Appends waiting for the writer, bytes; past this, append() waits its turn. */
+const MAX_PENDING_BYTES = 512 * 1024 * 1024;
+
+interface Segment {
+  file: string;
+  firstLsn: number;
+  /** LSN of the last record in it (firstLsn - 1 when empty). */
+  lastLsn: number;
+  sizeBytes: number;
+  /** Offsets of records firstLsn + k * INDEX_STRIDE. */
+  index: number[];
+}
+
+function segmentName(firstLsn: number): string {
+  return `wal-${String(firstLsn).padStart(20, '0')}.log`;
+}
+
+function segmentHeader(firstLsn: number): Uint8Array {
+  const h = new Uint8Array(SEGMENT_HEADER_BYTES);
+  const v = new DataView(h.buffer);
+  h.set(new TextEncoder().encode(SEGMENT_MAGIC), 0);
+  v.setUint32(8, 1, true);
+  v.setBigUint64(16, BigInt(firstLsn), true);
+  v.setUint32(24, crc32c(h.subarray(0, 24)), true);
+  return h;
+}
+
+function walError(message: string): VrepError {
+  return new VrepError('ERR_WAL_CORRUPT', message);
+}
+
+/** True when a well-formed record (length, CRC) starts at `offset`. */
+function validRecordAt(bytes: Uint8Array, offset: number): boolean {
+  try {
+    const length = recordLengthAt(bytes, offset);
+    return recordChecksumOk(bytes.subarray(offset, offset + length));
+  } catch {
+    return false;
+  }
+}
+
+export class Wal {
+  readonly dir: string;
+  private readonly policy: FsyncPolicy;
+  private readonly segmentBytes: number;
+  private readonly segments: Segment[] = [];
+  private handle: FileHandle | null = null;
+  private queue: { records: Uint8Array[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private queuedBytes = 0;
+  private writing = false;
+  private dirty = false;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private failed: Error | null = null;
+  private closed = false;
+  /** Last LSN handed to append() (written or queued). */
+  private lastAppendedLsn: number;
+  /** Observed fsync latencies for metrics, ms (bounded ring of recent ones). */
+  readonly fsyncLatenciesMs: number[] = [];
+
+  private constructor(dir: string, opts: WalOptions, lastLsn: number) {
+    this.dir = dir;
+    this.policy = opts.fsync;
+    this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.lastAppendedLsn = lastLsn;
+  }
+
+  /**
+   * Opens (creating if needed) the WAL in `dir`, validating every record.
+   * `onRecord` gets each record with LSN > `afterLsn`, in order, as a view
+   * into the segment buffer (copy it to keep it past the call).
+   * `startLsn` is the LSN the log continues from when it is empty (after a
+   * snapshot at startLsn - 1).
+   */
+  static async open(
+    dir: string,
+    opts: WalOptions,
+    startLsn: number,
+    afterLsn: number,
+    onRecord: (record: Uint8Array, lsn: number) => void,
+  ): Promise<{ wal: Wal; report: WalRecoveryReport }> {
+    mkdirSync(dir, { recursive: true });
+    const names = (await readdir(dir)).filter((n) => /^wal-\d{20}\.log$/.test(n)).sort();
+    const report: WalRecoveryReport = { segments: names.length, records: 0, firstLsn: 0, lastLsn: 0, truncated: null };
+    const segments: Segment[] = [];
+    let expectedLsn = -1;
+    for (let s = 0; s < names.length; s++) {
+      const name = names[s] as string;
+      const file = path.join(dir, name);
+      const isLast = s === names.length - 1;
+      const bytes = new Uint8Array(await readFile(file));
+      const seg = await Wal.scanSegment(file, bytes, isLast, expectedLsn, afterLsn, onRecord, opts, report);
+      if (seg === null) continue; // an empty, torn segment header at the tail: removed
+      if (seg.lastLsn >= seg.firstLsn) expectedLsn = seg.lastLsn + 1;
+      else if (expectedLsn === -1) expectedLsn = seg.firstLsn;
+      segments.push(seg);
+    }
+    const lastLsn = segments.length > 0 ? (segments.at(-1) as Segment).lastLsn : startLsn - 1;
+    if (segments.length > 0 && (segments[0] as Segment).firstLsn > startLsn) {
+      throw walError(
+        `${dir}: the WAL starts at LSN ${(segments[0] as Segment).firstLsn} but the snapshot needs it from ${startLsn}: records are missing`,
+      );
+    }
+    const wal = new Wal(dir, opts, Math.max(lastLsn, startLsn - 1));
+    wal.segments.push(...segments);
+    report.firstLsn = segments[0]?.firstLsn ?? startLsn;
+    report.lastLsn = wal.lastAppendedLsn;
+    if (wal.policy === 'everysec') {
+      wal.syncTimer = setInterval(() => void wal.syncIfDirty(), 1000);
+      wal.syncTimer.unref();
+    }
+    return { wal, report };
+  }
+
+  private static async scanSegment(
+    file: string,
+    bytes: Uint8Array,
+    isLast: boolean,
+    expectedLsn: number,
+    afterLsn: number,
+    onRecord: (record: Uint8Array, lsn: number) => void,
+    opts: WalOptions,
+    report: WalRecoveryReport,
+  ): Promise<Segment | null> {
+    if (bytes.length < SEGMENT_HEADER_BYTES) {
+      if (isLast) {
+        // Crashed while creating the segment: nothing in it was acknowledged.
+        await rm(file);
+        opts.warn?.({ file, sizeBytes: bytes.length }, 'WAL: removed a segment with a torn header');
+        return null;
+      }
+      throw walError(`${file}: segment header truncated (${bytes.length} bytes)`);
+    }
+    const hv = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_BYTES);
+    const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+    if (magic !== SEGMENT_MAGIC || hv.getUint32(24, true) !== crc32c(bytes.subarray(0, 24))) {
+      throw walError(`${file}: bad segment header at offset 0`);
+    }
+    const firstLsn = Number(hv.getBigUint64(16, true));
+    if (path.basename(file) !== segmentName(firstLsn)) {
+      throw walError(`${file}: header says first LSN ${firstLsn}, the name disagrees`);
+    }
+    if (expectedLsn !== -1 && firstLsn !== expectedLsn) {
+      throw walError(`${file}: starts at LSN ${firstLsn}, expected ${expectedLsn} (a segment is missing)`);
+    }
+    const seg: Segment = { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
+    let offset = SEGMENT_HEADER_BYTES;
+    let lsnWanted = firstLsn;
+    while (offset < bytes.length) {
+      let length = 0;
+      let problem: string | null = null;
+      try {
+        length = recordLengthAt(bytes, offset);
+        if (!recordChecksumOk(bytes.subarray(offset, offset + length))) problem = 'checksum mismatch';
+      } catch (err) {
+        problem = (err as Error).message;
+      }
+      if (problem === null) {
+        const lsn = recordLsn(bytes.subarray(offset, offset + length));
+        if (lsn !== lsnWanted) problem = `LSN ${lsn} where ${lsnWanted} was expected`;
+      }
+      if (problem !== null) {
+        // Torn tail only if this is the last segment and nothing valid follows.
+        let validAfter = -1;
+        for (let o = offset + 1; o + RECORD_HEADER_BYTES <= bytes.length; o++) {
+          if (validRecordAt(bytes, o)) {
+            validAfter = o;
+            break;
+          }
+        }
+        if (!isLast || validAfter !== -1) {
+          throw walError(
+            `${file}: corrupt record at offset ${offset} (${problem})` +
+              (validAfter !== -1 ? `; valid records follow at offset ${validAfter}` : '') +
+              '; refusing to start: restore this file or remove the node data and resync',
+          );
+        }
+        const handle = await open(file, 'r+');
+        try {
+          await handle.truncate(offset);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        report.truncated = { file, offset, droppedBytes: bytes.length - offset };
+        opts.warn?.(report.truncated, 'WAL: cut a torn tail at the last good record');
+        break;
+      }
+      if ((lsnWanted - firstLsn) % INDEX_STRIDE === 0) seg.index.push(offset);
+      if (lsnWanted > afterLsn) onRecord(bytes.subarray(offset, offset + length), lsnWanted);
+      report.records++;
+      seg.lastLsn = lsnWanted;
+      lsnWanted++;
+      offset += length;
+    }
+    seg.sizeBytes = offset;
+    return seg;
+  }
+
+  /** LSN of the last record appended (durable or queued). */
+  get lastLsn(): number {
+    return this.lastAppendedLsn;
+  }
+
+  /** LSN of the oldest record still in the WAL (lastLsn + 1 when empty). */
+  get firstLsn(): number {
+    const first = this.segments[0];
+    return first && first.lastLsn >= first.firstLsn ? first.firstLsn : this.lastAppendedLsn + 1;
+  }
+
+  /**
+   * Appends encoded records, which must carry consecutive LSNs following
+   * `lastLsn`. Resolves once written, and with `always` once fsynced.
+   */
+  append(records: Uint8Array[]): Promise<void> {
+    if (this.closed) return Promise.reject(new VrepError('ERR_WAL_CLOSED', 'WAL is closed'));
+    if (this.failed) return Promise.reject(this.failed);
+    let bytes = 0;
+    for (const r of records) {
+      const lsn = recordLsn(r);
+      if (lsn !== this.lastAppendedLsn + 1) {
+        return Promise.reject(
+          new RangeError(`WAL append: LSN ${lsn} does not follow ${this.lastAppendedLsn}`),
+        );
+      }
+      if (r.length > RecordLimits.maxRecordBytes) {
+        return Promise.reject(new RangeError(`WAL append: record of ${r.length} bytes over the limit`));
+      }
+      this.lastAppendedLsn = lsn;
+      bytes += r.length;
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ records, bytes, resolve, reject });
+      this.queuedBytes += bytes;
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  /** Bytes queued for the writer and not yet written (a back-pressure signal). */
+  get pendingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** True when the queue is over its limit: callers should wait before appending more. */
+  get overloaded(): boolean {
+    return this.queuedBytes > MAX_PENDING_BYTES;
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          for (const item of batch) {
+            for (const r of item.records) await this.writeRecord(r);
+          }
+          if (this.policy === 'always') await this.sync();
+          else this.dirty = true;
+          for (const item of batch) {
+            this.queuedBytes -= item.bytes;
+            item.resolve();
+          }
+        } catch (err) {
+          // A failed write leaves the file state unknown: fail this and every
+          // later append rather than acknowledge something not on disk.
+          this.failed = new VrepError('ERR_WAL_IO', `WAL write failed: ${(err as Error).message}`, { cause: err });
+          for (const item of [...batch, ...this.queue]) item.reject(this.failed);
+          this.queue = [];
+          return;
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async writeRecord(record: Uint8Array): Promise<void> {
+    const lsn = recordLsn(record);
+    let seg = this.segments.at(-1);
+    if (!seg || this.handle === null || seg.sizeBytes >= this.segmentBytes) {
+      seg = await this.startSegment(lsn);
+    }
+    if ((lsn - seg.firstLsn) % INDEX_STRIDE === 0) seg.index.push(seg.sizeBytes);
+    let written = 0;
+    while (written < record.length) {
+      const { bytesWritten } = await (this.handle as FileHandle).write(record, written, record.length - written, seg.sizeBytes + written);
+      written += bytesWritten;
+    }
+    seg.sizeBytes += record.length;
+    seg.lastLsn = lsn;
+  }
+
+  private async startSegment(firstLsn: number): Promise<Segment> {
+    const last = this.segments.at(-1);
+    if (last && this.handle === null && last.sizeBytes < this.segmentBytes) {
+      // Reopen the recovered last segment for appending.
+      this.handle = await open(last.file, 'r+');
+      return last;
+    }
+    if (this.handle !== null) {
+      await this.handle.sync();
+      await this.handle.close();
+      this.handle = null;
+    }
+    const file = path.join(this.dir, segmentName(firstLsn));
+    const handle = await open(file, 'w+');
+    const header = segmentHeader(firstLsn);
+    await handle.write(header, 0, header.length, 0);
+    await handle.sync();
+    await fsyncDir(this.dir);
+    this.handle = handle;
+    const seg: Segment = { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
+    this.segments.push(seg);
+    return seg;
+  }
+
+  private async sync(): Promise<void> {
+    if (this.handle === null) return;
+    const t0 = performance.now();
+    await this.handle.sync();
+    this.dirty = false;
+    if (this.fsyncLatenciesMs.length >= 1024) this.fsyncLatenciesMs.shift();
+    this.fsyncLatenciesMs.push(performance.now() - t0);
+  }
+
+  private async syncIfDirty(): Promise<void> {
+    if (!this.dirty || this.writing || this.handle === null) return;
+    try {
+      await this.sync();
+    } catch (err) {
+      this.failed = new VrepError('ERR_WAL_IO', `WAL fsync failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Waits for queued appends, fsyncs, and closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    if (this.handle) {
+      await this.handle.sync();
+      await this.handle.close();
+      this.handle = null;
+    }
+  }
+
+  /**
+   * Removes whole segments every record of which is below `lsn` (they are
+   * covered by a snapshot). The segment being written is never removed.
+   */
+  async removeBefore(lsn: number): Promise<number> {
+    let removed = 0;
+    while (this.segments.length > 1 && (this.segments[1] as Segment).firstLsn <= lsn) {
+      const seg = this.segments.shift() as Segment;
+      await rm(seg.file);
+      removed++;
+    }
+    if (removed > 0) await fsyncDir(this.dir);
+    return removed;
+  }
+
+  /**
+   * Reads records [fromLsn, toLsn] from disk, at most `maxBytes` of them (at
+   * least one record if any is in range). For readers whose position fell
+   * out of the in-memory circular log. Only written (not queued) records are
+   * returned.
+   */
+  async read(fromLsn: number, toLsn: number, maxBytes: number): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    if (fromLsn < this.firstLsn) {
+      throw new VrepError('ERR_LSN_EVICTED', `LSN ${fromLsn} is no longer in the WAL (oldest is ${this.firstLsn})`);
+    }
+    let total = 0;
+    for (const seg of this.segments) {
+      if (seg.lastLsn < fromLsn || seg.firstLsn > toLsn) continue;
+      const k = Math.floor((Math.max(fromLsn, seg.firstLsn) - seg.firstLsn) / INDEX_STRIDE);
+      let offset = seg.index[k] ?? SEGMENT_HEADER_BYTES;
+      let lsn = seg.firstLsn + k * INDEX_STRIDE;
+      const handle = await open(seg.file, 'r');
+      try {
+        const header = new Uint8Array(8);
+        while (lsn <= Math.min(seg.lastLsn, toLsn)) {
+          await handle.read(header, 0, 8, offset);
+          const length = new DataView(header.buffer).getUint32(0, true);
+          if (lsn >= fromLsn) {
+            if (out.length > 0 && total + length > maxBytes) return out;
+            const rec = new Uint8Array(length);
+            await handle.read(rec, 0, length, offset);
+            if (!recordChecksumOk(rec) || recordLsn(rec) !== lsn) {
+              throw walError(`${seg.file}: record at offset ${offset} changed on disk`);
+            }
+            out.push(rec);
+            total += length;
+          }
+          offset += length;
+          lsn++;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The programmatic face of a vrep node (see the TypeScript API in the
+ * interface doc). This build runs the standalone role: a durable store with
+ * exact search. Replication roles are refused until they exist, rather than
+ * accepted and ignored.
+ */
+import { VrepError } from '../errors.ts';
+import type { FsyncPolicy } from '../log/wal.ts';
+import type { MetricName } from '../log/record.ts';
+import { Store, type RecoveryReport, type WriteResult } from '../store/store.ts';
+import type { PointInput } from '../store/points.ts';
+import type { PayloadFilter } from '../store/search.ts';
+import type { CollectionInfo } from '../store/collection.ts';
+import type { SnapshotInfo } from '../store/snapshot.ts';
+import { ConsistencyLevel } from './consistency.ts';
+
+export type Role = 'standalone' | 'primary' | 'replica' | 'auto' | 'multi-master';
+
+export interface ReplicationNodeOptions {
+  nodeId?: string;
+  dataDir: string;
+  replication?: { role?: Role };
+  storage?: {
+    fsync?: FsyncPolicy;
+    walSegmentBytes?: number;
+    /** Bytes of recent records kept in memory (and the largest batch). */
+    logBytes?: number;
+    /** Records kept in memory (the log_size setting). */
+    logSize?: number;
+    /** Snapshot after this many WAL bytes (0 = only on request). */
+    snapshotEveryBytes?: number;
+  };
+}
+
+export interface WriteOptions {
+  consistency?: ConsistencyLevel;
+  timeoutMs?: number;
+}
+
+export interface Point {
+  id: string;
+  vector: Float32Array;
+  payload: Record<string, unknown> | null;
+}
+
+export interface SearchResult {
+  id: string;
+  score: number;
+  payload: Record<string, unknown> | null;
+}
+
+const decoder = new TextDecoder();
+
+function parsePayload(bytes: Uint8Array | null): Record<string, unknown> | null {
+  return bytes === null ? null : (JSON.parse(decoder.decode(bytes)) as Record<string, unknown>);
+}
+
+export class ReplicationNode {
+  readonly role: Role;
+  private readonly store: Store;
+
+  private constructor(role: Role, store: Store) {
+    this.role = role;
+    this.store = store;
+  }
+
+  static async start(opts: ReplicationNodeOptions): Promise<ReplicationNode> {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('ReplicationNode.start(opts): expected an object');
+    if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) {
+      throw new TypeError('ReplicationNode.start(opts.dataDir): expected a non-empty path');
+    }
+    const role = opts.replication?.role ?? 'standalone';
+    if (role !== 'standalone') {
+      throw new VrepError('ERR_UNSUPPORTED', `role "${role}" is not available in this build yet; use "standalone"`);
+    }
+    const s = opts.storage ?? {};
+    const store = await Store.open({
+      dataDir: opts.dataDir,
+      ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
+      ...(s.fsync !== undefined ? { fsync: s.fsync } : {}),
+      ...(s.walSegmentBytes !== undefined ? { walSegmentBytes: s.walSegmentBytes } : {}),
+      ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
+      ...(s.logSize !== undefined ? { ringCapacityRecords: s.logSize } : {}),
+      ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
+    });
+    return new ReplicationNode(role, store);
+  }
+
+  get nodeId(): string {
+    return this.store.nodeId;
+  }
+
+  /** What start-up recovered (snapshot LSN, WAL records replayed, a cut tail). */
+  get recovery(): RecoveryReport {
+    return this.store.recovery;
+  }
+
+  get lastLsn(): number {
+    return this.store.lastLsn;
+  }
+
+  createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
+    return this.store.createCollection(name, spec);
+  }
+
+  dropCollection(name: string): Promise<WriteResult> {
+    return this.store.dropCollection(name);
+  }
+
+  collections(): CollectionInfo[] {
+    return this.store.listCollections();
+  }
+
+  /**
+   * Upserts a batch, all or nothing. Resolves once the consistency level is
+   * met: on a standalone node every level means this node's WAL (per the
+   * fsync policy), since it is the whole cluster.
+   */
+  write(collection: string, points: readonly PointInput[], opts: WriteOptions = {}): Promise<WriteResult> {
+    checkConsistency(opts);
+    return this.store.upsert(collection, points);
+  }
+
+  delete(collection: string, ids: readonly (string | number)[], opts: WriteOptions = {}): Promise<WriteResult> {
+    checkConsistency(opts);
+    return this.store.delete(collection, ids);
+  }
+
+  async get(collection: string, id: string): Promise<Point | null> {
+    const p = this.store.get(collection, id);
+    return p === null ? null : { id: p.id, vector: p.vector, payload: parsePayload(p.payload) };
+  }
+
+  async search(
+    collection: string,
+    vector: Float32Array | readonly number[],
+    opts: { k?: number; filter?: PayloadFilter } = {},
+  ): Promise<SearchResult[]> {
+    const hits = this.store.search(collection, vector, {
+      k: opts.k ?? 10,
+      ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
+    });
+    return hits.map((h) => ({ id: h.id, score: h.score, payload: parsePayload(h.payload) }));
+  }
+
+  /** Order-independent content digest of a collection, equal on nodes holding the same data. */
+  digest(collection: string): string {
+    return this.store.digest(collection);
+  }
+
+  /** Takes a snapshot now (writes continue meanwhile). */
+  snapshot(): Promise<SnapshotInfo> {
+    return this.store.snapshot();
+  }
+
+  /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
+  stop(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+function checkConsistency(opts: WriteOptions): void {
+  const level = opts.consistency;
+  if (level !== undefined && !Object.values(ConsistencyLevel).includes(level)) {
+    throw new VrepError('ERR_INVALID_INPUT', `consistency: expected one of one, quorum, all, got ${JSON.stringify(level)}`);
+  }
+  if (opts.timeoutMs !== undefined && (!Number.isInteger(opts.timeoutMs) || opts.timeoutMs < 0)) {
+    throw new VrepError('ERR_INVALID_INPUT', `timeoutMs: expected a non-negative integer, got ${String(opts.timeoutMs)}`);
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * One collection in memory: points stored column-wise. Vectors live in
+ * fixed-size Float32Array chunks (no object per point, and growth never
+ * over-allocates more than one chunk), ids in an array with an id -> row
+ * map, payloads as raw JSON bytes. A delete moves the last row into the hole
+ * so the rows stay dense and a search scans contiguous memory.
+ */
+import { createHash } from 'node:crypto';
+import type { MetricName } from '../log/record.ts';
+
+/** Rows per vector chunk. A power of two so row -> chunk is a shift. */
+export const CHUNK_ROWS = 1 << 14;
+const CHUNK_SHIFT = 14;
+const CHUNK_MASK = CHUNK_ROWS - 1;
+
+export interface CollectionInfo {
+  name: string;
+  dimension: number;
+  metric: MetricName;
+  count: number;
+}
+
+export interface PointView {
+  id: string;
+  /** A copy: the storage row may move on the next write. */
+  vector: Float32Array;
+  /** Raw JSON bytes, or null for no payload. */
+  payload: Uint8Array | null;
+}
+
+export interface FrozenCollection {
+  readonly name: string;
+  readonly dimension: number;
+  readonly metric: MetricName;
+  readonly count: number;
+  /** CHUNK_ROWS x dimension floats each; the last one partly filled. */
+  readonly chunks: readonly Float32Array[];
+  readonly ids: readonly string[];
+  readonly payloads: readonly (Uint8Array | null)[];
+  release(): void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Collection {
+  readonly name: string;
+  readonly dimension: number;
+  readonly metric: MetricName;
+  private readonly chunks: Float32Array[] = [];
+  private readonly rowIds: string[] = [];
+  private readonly rowPayloads: (Uint8Array | null)[] = [];
+  private readonly idToRow = new Map<string, number>();
+  /** Chunks a snapshot in progress still reads: copied before the next write to them. */
+  private readonly sharedChunks = new Set<Float32Array>();
+
+  constructor(name: string, dimension: number, metric: MetricName) {
+    this.name = name;
+    this.dimension = dimension;
+    this.metric = metric;
+  }
+
+  get count(): number {
+    return this.rowIds.length;
+  }
+
+  info(): CollectionInfo {
+    return { name: this.name, dimension: this.dimension, metric: this.metric, count: this.count };
+  }
+
+  /**
+   * Inserts or replaces points. `vectors` is ids.length x dimension; payload
+   * bytes are copied (so the caller's record buffer is not kept alive).
+   */
+  upsert(ids: readonly string[], vectors: Float32Array, payloads: readonly Uint8Array[]): void {
+    const dim = this.dimension;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      let row = this.idToRow.get(id);
+      if (row === undefined) {
+        row = this.rowIds.length;
+        if ((row & CHUNK_MASK) === 0 && row >> CHUNK_SHIFT === this.chunks.length) {
+          this.chunks.push(new Float32Array(CHUNK_ROWS * dim));
+        }
+        this.rowIds.push(id);
+        this.rowPayloads.push(null);
+        this.idToRow.set(id, row);
+      }
+      const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
+      chunk.set(vectors.subarray(i * dim, (i + 1) * dim), (row & CHUNK_MASK) * dim);
+      const p = payloads[i] ?? EMPTY;
+      this.rowPayloads[row] = p.length === 0 ? null : p.slice();
+    }
+  }
+
+  /** Deletes points; ids not present are ignored. Returns how many were deleted. */
+  delete(ids: readonly string[]): number {
+    let deleted = 0;
+    const dim = this.dimension;
+    for (const id of ids) {
+      const row = this.idToRow.get(id);
+      if (row === undefined) continue;
+      const last = this.rowIds.length - 1;
+      if (row !== last) {
+        const lastId = this.rowIds[last] as string;
+        const from = this.chunks[last >> CHUNK_SHIFT] as Float32Array;
+        const to = this.ownedChunk(row >> CHUNK_SHIFT);
+        to.set(from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim), (row & CHUNK_MASK) * dim);
+        this.rowIds[row] = lastId;
+        this.rowPayloads[row] = this.rowPayloads[last] ?? null;
+        this.idToRow.set(lastId, row);
+      }
+      this.rowIds.pop();
+      this.rowPayloads.pop();
+      this.idToRow.delete(id);
+      // Free a chunk once no row uses it, so memory follows deletes.
+      if ((last & CHUNK_MASK) === 0) this.chunks.pop();
+      deleted++;
+    }
+    return deleted;
+  }
+
+  private ownedChunk(index: number): Float32Array {
+    let chunk = this.chunks[index] as Float32Array;
+    if (this.sharedChunks.size > 0 && this.sharedChunks.has(chunk)) {
+      this.sharedChunks.delete(chunk);
+      chunk = chunk.slice();
+      this.chunks[index] = chunk;
+    }
+    return chunk;
+  }
+
+  /**
+   * A read-only view of the collection as it is now, for a snapshot built
+   * while writes go on. Vector chunks are shared copy-on-write (a write to a
+   * shared chunk copies it first); ids and payloads are copied as arrays of
+   * references (payload bytes are never mutated in place). Call `release`
+   * when the snapshot is written.
+   */
+  freeze(): FrozenCollection {
+    for (const c of this.chunks) this.sharedChunks.add(c);
+    return {
+      name: this.name,
+      dimension: this.dimension,
+      metric: this.metric,
+      count: this.count,
+      chunks: [...this.chunks],
+      ids: [...this.rowIds],
+      payloads: [...this.rowPayloads],
+      release: () => this.sharedChunks.clear(),
+    };
+  }
+
+  has(id: string): boolean {
+    return this.idToRow.has(id);
+  }
+
+  get(id: string): PointView | null {
+    const row = this.idToRow.get(id);
+    return row === undefined ? null : this.pointAt(row);
+  }
+
+  pointAt(row: number): PointView {
+    const dim = this.dimension;
+    const chunk = this.chunks[row >> CHUNK_SHIFT] as Float32Array;
+    const start = (row & CHUNK_MASK) * dim;
+    return {
+      id: this.rowIds[row] as string,
+      vector: chunk.slice(start, start + dim),
+      payload: this.rowPayloads[row] ?? null,
+    };
+  }
+
+  idAt(row: number): string {
+    return this.rowIds[row] as string;
+  }
+
+  payloadAt(row: number): Uint8Array | null {
+    return this.rowPayloads[row] ?? null;
+  }
+
+  /**
+   * The filled part of each vector chunk, as views (no copy), with the row
+   * number of each view's first row. Valid until the next write.
+   */
+  vectorBlocks(): { firstRow: number; rows: number; vectors: Float32Array }[] {
+    const out: { firstRow: number; rows: number; vectors: Float32Array }[] = [];
+    const total = this.count;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const firstRow = c << CHUNK_SHIFT;
+      const rows = Math.min(CHUNK_ROWS, total - firstRow);
+      if (rows <= 0) break;
+      out.push({ firstRow, rows, vectors: (this.chunks[c] as Float32Array).subarray(0, rows * this.dimension) });
+    }
+    return out;
+  }
+
+  /**
+   * Order-independent digest of the collection's content: the sum, modulo
+   * 2^128, of a SHA-256-derived hash of each point (id, vector bytes, payload
+   * bytes), plus name, dimension and metric. Two nodes holding the same
+   * points get the same digest whatever order they applied them in.
+   */
+  digest(): string {
+    let lo = 0n;
+    let hi = 0n;
+    const mask = (1n << 64n) - 1n;
+    const dim = this.dimension;
+    for (let row = 0; row < this.count; row++) {
+      const chunk = this.chunks[row >> CHUNK_SHIFT] as Float32Array;
+      const start = (row & CHUNK_MASK) * dim;
+      const h = createHash('sha256');
+      const id = this.rowIds[row] as string;
+      h.update(`${id.length}:${id}`);
+      h.update(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, dim * 4));
+      const p = this.rowPayloads[row];
+      h.update(p ? `${p.length}:` : 'none:');
+      if (p) h.update(p);
+      const d = h.digest();
+      lo += d.readBigUInt64LE(0);
+      hi += d.readBigUInt64LE(8) + (lo >> 64n);
+      lo &= mask;
+      hi &= mask;
+    }
+    const head = createHash('sha256').update(`${this.name}\0${dim}\0${this.metric}\0${this.count}`).digest('hex');
+    return createHash('sha256')
+      .update(head)
+      .update(hi.toString(16).padStart(16, '0') + lo.toString(16).padStart(16, '0'))
+      .digest('hex');
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * Snapshots: the whole store at one LSN, as chunked zstd batch frames (one
+ * file per CHUNK_ROWS points: shuffled vector block, ids, payloads) plus a
+ * manifest listing every file with its size and CRC32C, itself checksummed.
+ *
+ * Built from frozen (copy-on-write) collections, so writes go on; the CPU
+ * work (shuffle + zstd) runs on the libuv thread pool through the native
+ * async codec, never on the event loop. Written into a temp directory,
+ * fsynced, then renamed into place: a crash leaves the old snapshot or the
+ * new one, never half of one. Format: docs/storage.md.
+ */
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
+import { crc32c } from '../native/crc32c.ts';
+import { VrepError } from '../errors.ts';
+import { fsyncDir } from '../log/atomic-file.ts';
+import { RecordLimits } from '../log/limits.ts';
+import { CHUNK_ROWS, type FrozenCollection } from './collection.ts';
+
+export const SNAPSHOT_DIR = 'snapshots';
+const MANIFEST = 'manifest.json';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+const chunkSchema = z.object({
+  file: z.string().regex(/^c\d{4}-\d{6}\.vzb$/),
+  rows: z.number().int().min(1).max(CHUNK_ROWS),
+  bytes: z.number().int().nonnegative(),
+  crc32c: z.number().int().nonnegative(),
+});
+const manifestBodySchema = z
+  .object({
+    formatVersion: z.literal(1),
+    lsn: z.number().int().nonnegative(),
+    term: z.number().int().nonnegative(),
+    historyId: z.string(),
+    createdAtMs: z.number().int(),
+    collections: z.array(
+      z.object({
+        name: z.string().min(1),
+        dimension: z.number().int().min(1).max(RecordLimits.maxDimension),
+        metric: z.enum(['l2', 'cosine', 'dot']),
+        count: z.number().int().nonnegative(),
+        chunks: z.array(chunkSchema),
+      }),
+    ),
+  })
+  .strict();
+export type SnapshotManifest = z.infer<typeof manifestBodySchema>;
+
+export interface SnapshotInfo {
+  dir: string;
+  manifest: SnapshotManifest;
+  /** Sum of chunk file sizes. */
+  bytes: number;
+}
+
+function snapshotName(lsn: number): string {
+  return `snap-${String(lsn).padStart(20, '0')}`;
+}
+
+function snapshotError(message: string): VrepError {
+  return new VrepError('ERR_SNAPSHOT_CORRUPT', message);
+}
+
+/** Encodes one chunk's ids or payloads as [u32 lengths..., bytes...] parts. */
+function packStrings(items: readonly (Uint8Array | null)[]): [Uint8Array, Uint8Array] {
+  const lengths = new Uint32Array(items.length);
+  let total = 0;
+  for (let i = 0; i < items.length; i++) {
+    const n = items[i]?.length ?? 0;
+    lengths[i] = n;
+    total += n;
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const item of items) {
+    if (item) {
+      bytes.set(item, at);
+      at += item.length;
+    }
+  }
+  return [new Uint8Array(lengths.buffer), bytes];
+}
+
+async function writeFileSynced(file: string, data: Uint8Array): Promise<void> {
+  const handle = await open(file, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes a snapshot of `collections` (frozen at `lsn`) under
+ * `<dataDir>/snapshots/`, installs it atomically and removes older ones.
+ * Releases the frozen views when done (even on failure).
+ */
+export async function writeSnapshot(
+  dataDir: string,
+  frozen: readonly FrozenCollection[],
+  meta: { lsn: number; term: number; historyId: string; level?: number },
+): Promise<SnapshotInfo> {
+  const root = path.join(dataDir, SNAPSHOT_DIR);
+  const tmp = path.join(root, `tmp-${snapshotName(meta.lsn)}-${process.pid}`);
+  const finalDir = path.join(root, snapshotName(meta.lsn));
+  try {
+    await mkdir(root, { recursive: true });
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp);
+    const body: SnapshotManifest = {
+      formatVersion: 1,
+      lsn: meta.lsn,
+      term: meta.term,
+      historyId: meta.historyId,
+      createdAtMs: Date.now(),
+      collections: [],
+    };
+    let bytes = 0;
+    for (let ci = 0; ci < frozen.length; ci++) {
+      const c = frozen[ci] as FrozenCollection;
+      const entry: SnapshotManifest['collections'][number] = {
+        name: c.name, dimension: c.dimension, metric: c.metric, count: c.count, chunks: [],
+      };
+      for (let k = 0; k * CHUNK_ROWS < c.count; k++) {
+        const first = k * CHUNK_ROWS;
+        const rows = Math.min(CHUNK_ROWS, c.count - first);
+        const vectors = (c.chunks[k] as Float32Array).subarray(0, rows * c.dimension);
+        const ids = c.ids.slice(first, first + rows).map((id) => encoder.encode(id));
+        const [idLengths, idBytes] = packStrings(ids);
+        const [payloadLengths, payloadBytes] = packStrings(c.payloads.slice(first, first + rows));
+        const frame = await compressBatchAsync([vectors, idLengths, idBytes, payloadLengths, payloadBytes], {
+          level: meta.level ?? 1,
+          shuffle: [true, false, false, false, false],
+        });
+        const file = `c${String(ci).padStart(4, '0')}-${String(k).padStart(6, '0')}.vzb`;
+        await writeFileSynced(path.join(tmp, file), frame);
+        entry.chunks.push({ file, rows, bytes: frame.length, crc32c: crc32c(frame) });
+        bytes += frame.length;
+      }
+      body.collections.push(entry);
+    }
+    const text = JSON.stringify(body);
+    await writeFileSynced(path.join(tmp, MANIFEST), encoder.encode(JSON.stringify({ body: text, crc32c: crc32c(encoder.encode(text)) })));
+    await fsyncDir(tmp);
+    await rm(finalDir, { recursive: true, force: true });
+    await rename(tmp, finalDir);
+    await fsyncDir(root);
+    // Older snapshots are superseded (the WAL before this one is removed next).
+    for (const name of await readdir(root)) {
+      if (name.startsWith('snap-') && name < snapshotName(meta.lsn)) await rm(path.join(root, name), { recursive: true });
+    }
+    return { dir: finalDir, manifest: body, bytes };
+  } finally {
+    for (const c of frozen) c.release();
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The installed snapshot directories, newest first; removes leftover temp dirs. */
+export async function listSnapshots(dataDir: string): Promise<string[]> {
+  const root = path.join(dataDir, SNAPSHOT_DIR);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  for (const n of names) if (n.startsWith('tmp-')) await rm(path.join(root, n), { recursive: true, force: true });
+  return names
+    .filter((n) => /^snap-\d{20}$/.test(n))
+    .sort()
+    .reverse()
+    .map((n) => path.join(root, n));
+}
+
+/** Reads and verifies a manifest (its own CRC, its schema). */
+export async function readManifest(dir: string): Promise<SnapshotManifest> {
+  const file = path.join(dir, MANIFEST);
+  let outer: { body?: unknown; crc32c?: unknown };
+  try {
+    outer = JSON.parse(await readFile(file, 'utf8')) as typeof outer;
+  } catch (err) {
+    throw snapshotError(`${file}: unreadable manifest (${(err as Error).message})`);
+  }
+  if (typeof outer.body !== 'string' || outer.crc32c !== crc32c(encoder.encode(outer.body))) {
+    throw snapshotError(`${file}: manifest checksum mismatch`);
+  }
+  const parsed = manifestBodySchema.safeParse(JSON.parse(outer.body));
+  if (!parsed.success) throw snapshotError(`${file}: ${parsed.error.issues[0]?.message ?? 'bad manifest'}`);
+  return parsed.data;
+}
+
+export interface LoadedChunk {
+  collection: string;
+  ids: string[];
+  vectors: Float32Array;
+  payloads: Uint8Array[];
+}
+
+function unpackStrings(lengthsPart: Uint8Array, bytes: Uint8Array, rows: number, what: string): Uint8Array[] {
+  if (lengthsPart.length !== rows * 4) throw new Error(`${what} lengths: ${lengthsPart.length} bytes for ${rows} rows`);
+  const lengths = new DataView(lengthsPart.buffer, lengthsPart.byteOffset, lengthsPart.byteLength);
+  const out: Uint8Array[] = new Array(rows);
+  let at = 0;
+  for (let i = 0; i < rows; i++) {
+    const n = lengths.getUint32(i * 4, true);
+    if (at + n > bytes.length) throw new Error(`${what}[${i}] runs past the end`);
+    out[i] = bytes.subarray(at, at + n);
+    at += n;
+  }
+  if (at !== bytes.length) throw new Error(`${what}: ${bytes.length - at} unexplained bytes`);
+  return out;
+}
+
+/**
+ * Verifies and reads every chunk of the snapshot in `dir`, handing each to
+ * `onChunk` in order. Any failed check throws ERR_SNAPSHOT_CORRUPT naming the
+ * file and the check.
+ */
+export async function readSnapshot(
+  dir: string,
+  manifest: SnapshotManifest,
+  onChunk: (chunk: LoadedChunk) => void,
+): Promise<void> {
+  for (const c of manifest.collections) {
+    let rowsSeen = 0;
+    for (const chunk of c.chunks) {
+      const file = path.join(dir, chunk.file);
+      let frame: Uint8Array;
+      try {
+        frame = new Uint8Array(await readFile(file));
+      } catch (err) {
+        throw snapshotError(`${file}: ${(err as Error).message}`);
+      }
+      if (frame.length !== chunk.bytes) {
+        throw snapshotError(`${file}: ${frame.length} bytes, the manifest says ${chunk.bytes} (truncated at offset ${Math.min(frame.length, chunk.bytes)})`);
+      }
+      if (crc32c(frame) !== chunk.crc32c) throw snapshotError(`${file}: checksum mismatch`);
+      const maxBytes = chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
+      try {
+        const parts = decompressBatch(frame, { maxBytes });
+        if (parts.length !== 5) throw new Error(`${parts.length} parts, expected 5`);
+        const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+        if (vectorBytes.length !== chunk.rows * c.dimension * 4) throw new Error('vector block size disagrees with the manifest');
+        const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, chunk.rows * c.dimension);
+        const ids = unpackStrings(idLengths, idBytes, chunk.rows, 'ids').map((b) => decoder.decode(b));
+        const payloads = unpackStrings(payloadLengths, payloadBytes, chunk.rows, 'payloads');
+        onChunk({ collection: c.name, ids, vectors, payloads });
+      } catch (err) {
+        throw snapshotError(`${file}: ${(err as Error).message}`);
+      }
+      rowsSeen += chunk.rows;
+    }
+    if (rowsSeen !== c.count) throw snapshotError(`${dir}: collection ${c.name} has ${rowsSeen} rows, the manifest says ${c.count}`);
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * The durable store of one node: collections in memory, every mutation a
+ * record in the log (ring + WAL), snapshots to bound recovery time.
+ *
+ * Write path: validate against the current state -> encode with the next LSN
+ * -> log append (ring now, WAL per fsync policy) -> apply in memory -> resolve
+ * when the WAL has it (per policy). State is always exactly the application
+ * of the log in LSN order; a write that fails validation consumes no LSN and
+ * changes nothing.
+ *
+ * Start-up: node meta -> newest snapshot (verified) -> WAL replay after it.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { VrepError } from '../errors.ts';
+import { HybridClock } from '../clock/hlc.ts';
+import { decodeRecord, encodeRecord, Op, type LogRecord, type MetricName, type RecordBody } from '../log/record.ts';
+import { RecordLog } from '../log/record-log.ts';
+import { Wal, type FsyncPolicy, type WalRecoveryReport } from '../log/wal.ts';
+import { RecordLimits } from '../log/limits.ts';
+import { Collection, type CollectionInfo, type PointView } from './collection.ts';
+import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
+import { listSnapshots, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
+import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
+import { checkBatchSize, invalid, normalizeId, packPoints, type PointInput } from './points.ts';
+import { acquireDirLock, type DirLock } from './dir-lock.ts';
+
+export interface StoreOptions {
+  dataDir: string;
+  /** Required on a new data dir; checked against the stored one otherwise. */
+  nodeId?: string;
+  fsync?: FsyncPolicy;
+  walSegmentBytes?: number;
+  /** In-memory circular log: bytes and records (the log_size setting). */
+  ringCapacityBytes?: number;
+  ringCapacityRecords?: number;
+  /** Take a snapshot automatically once this many WAL bytes follow the last one (0 = never). */
+  snapshotEveryBytes?: number;
+  /** Wall clock for the HLC (tests pass their own). */
+  wallMs?: () => number;
+  warn?: (fields: Record<string, unknown>, message: string) => void;
+}
+
+export interface RecoveryReport {
+  snapshotLsn: number;
+  snapshotPoints: number;
+  wal: WalRecoveryReport;
+  durationMs: number;
+}
+
+export interface WriteResult {
+  lsn: number;
+  count: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+const DEFAULTS = {
+  fsync: 'everysec' as FsyncPolicy,
+  ringCapacityBytes: 64 * 1024 * 1024,
+  ringCapacityRecords: 1_000_000,
+  snapshotEveryBytes: 1024 * 1024 * 1024,
+};
+
+export class Store {
+  readonly dataDir: string;
+  private meta: NodeMeta;
+  private readonly log: RecordLog;
+  private readonly collections = new Map<string, Collection>();
+  private readonly clock: HybridClock;
+  private readonly lock: DirLock;
+  private readonly snapshotEveryBytes: number;
+  private bytesSinceSnapshot = 0;
+  private snapshotting: Promise<SnapshotInfo> | null = null;
+  private lastSnapshotLsn: number;
+  private closed = false;
+  readonly recovery: RecoveryReport;
+
+  private constructor(init: {
+    dataDir: string; meta: NodeMeta; log: RecordLog; clock: HybridClock; lock: DirLock;
+    snapshotEveryBytes: number; snapshotLsn: number; recovery: RecoveryReport;
+  }) {
+    this.dataDir = init.dataDir;
+    this.meta = init.meta;
+    this.log = init.log;
+    this.clock = init.clock;
+    this.lock = init.lock;
+    this.snapshotEveryBytes = init.snapshotEveryBytes;
+    this.lastSnapshotLsn = init.snapshotLsn;
+    this.recovery = init.recovery;
+  }
+
+  static async open(opts: StoreOptions): Promise<Store> {
+    const t0 = performance.now();
+    const dataDir = path.resolve(opts.dataDir);
+    await mkdir(dataDir, { recursive: true });
+    const lock = await acquireDirLock(dataDir);
+    try {
+      let meta = await loadNodeMeta(dataDir);
+      if (meta === null) {
+        const nodeId = opts.nodeId ?? 'n1';
+        meta = { formatVersion: 1, nodeId, historyId: newHistoryId(), previousHistoryId: null, previousHistoryEndLsn: null, currentTerm: 0, votedFor: null };
+        await saveNodeMeta(dataDir, meta);
+      } else if (opts.nodeId !== undefined && opts.nodeId !== meta.nodeId) {
+        throw new VrepError('ERR_NODE_ID_MISMATCH', `${dataDir} belongs to node "${meta.nodeId}", not "${opts.nodeId}"`);
+      }
+      const clock = new HybridClock(opts.wallMs ?? Date.now);
+      const collections = new Map<string, Collection>();
+
+      // Newest snapshot, if any. A damaged one stops start-up: the WAL before
+      // it is gone, so nothing older could be completed.
+      let snapshotLsn = 0;
+      let snapshotPoints = 0;
+      const [newest] = await listSnapshots(dataDir);
+      if (newest !== undefined) {
+        const manifest = await readManifest(newest);
+        if (manifest.historyId !== meta.historyId) {
+          throw new VrepError('ERR_SNAPSHOT_CORRUPT', `${newest}: snapshot of history ${manifest.historyId}, node is on ${meta.historyId}`);
+        }
+        for (const c of manifest.collections) collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
+        await readSnapshot(newest, manifest, (chunk) => {
+          (collections.get(chunk.collection) as Collection).upsert(chunk.ids, chunk.vectors, chunk.payloads);
+          snapshotPoints += chunk.ids.length;
+        });
+        snapshotLsn = manifest.lsn;
+      }
+
+      // The newest replayed records go back into the in-memory log, at most
+      // what it can hold (bytes and count), so feeders read them from memory.
+      const ringCapacityBytes = opts.ringCapacityBytes ?? DEFAULTS.ringCapacityBytes;
+      const ringCapacityRecords = opts.ringCapacityRecords ?? DEFAULTS.ringCapacityRecords;
+      const recent: Uint8Array[] = [];
+      let recentHead = 0;
+      let recentBytes = 0;
+      let replayedBytes = 0;
+      const walOpts = {
+        fsync: opts.fsync ?? DEFAULTS.fsync,
+        ...(opts.walSegmentBytes !== undefined ? { segmentBytes: opts.walSegmentBytes } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      };
+      const { wal, report } = await Wal.open(path.join(dataDir, 'wal'), walOpts, snapshotLsn + 1, snapshotLsn, (bytes) => {
+        const record = decodeRecord(bytes);
+        applyRecord(collections, record);
+        clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
+        replayedBytes += bytes.length;
+        recent.push(bytes.slice());
+        recentBytes += bytes.length;
+        while (recentBytes > ringCapacityBytes || recent.length - recentHead > ringCapacityRecords) {
+          recentBytes -= (recent[recentHead] as Uint8Array).length;
+          recent[recentHead++] = EMPTY;
+        }
+        if (recentHead > 4096 && recentHead * 2 > recent.length) {
+          recent.splice(0, recentHead);
+          recentHead = 0;
+        }
+      });
+      const log = new RecordLog(wal, { ringCapacityBytes, ringCapacityRecords }, recent.slice(recentHead));
+      const store = new Store({
+        dataDir, meta, log, clock, lock,
+        snapshotEveryBytes: opts.snapshotEveryBytes ?? DEFAULTS.snapshotEveryBytes,
+        snapshotLsn,
+        recovery: { snapshotLsn, snapshotPoints, wal: report, durationMs: performance.now() - t0 },
+      });
+      for (const [name, c] of collections) store.collections.set(name, c);
+      store.bytesSinceSnapshot = replayedBytes;
+      return store;
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  get nodeId(): string {
+    return this.meta.nodeId;
+  }
+
+  get historyId(): string {
+    return this.meta.historyId;
+  }
+
+  get currentTerm(): number {
+    return this.meta.currentTerm;
+  }
+
+  get lastLsn(): number {
+    return this.log.lastLsn;
+  }
+
+  /** The log, for feeders and change streams. */
+  get records(): RecordLog {
+    return this.log;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new VrepError('ERR_NODE_STOPPED', 'the store is closed');
+  }
+
+  private collection(name: string): Collection {
+    const c = this.collections.get(name);
+    if (!c) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
+    return c;
+  }
+
+  /** Appends a mutation the caller has validated against the current state. */
+  private commit(collection: string, body: RecordBody, count: number): Promise<WriteResult> {
+    const ts = this.clock.now();
+    const record = { lsn: this.log.lastLsn + 1, term: this.meta.currentTerm, hlcMs: ts.ms, hlcLogical: ts.logical, origin: this.meta.nodeId, collection, ...body } as LogRecord;
+    const bytes = encodeRecord(record);
+    if (bytes.length > this.log.maxRecordBytes) {
+      throw invalid(`batch: ${bytes.length} bytes encoded, limit ${this.log.maxRecordBytes}; split it`);
+    }
+    const durable = this.log.append([bytes]);
+    applyRecord(this.collections, record);
+    this.bytesSinceSnapshot += bytes.length;
+    this.maybeSnapshot();
+    return durable.then(() => ({ lsn: record.lsn, count }));
+  }
+
+  async createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
+    this.assertOpen();
+    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) {
+      throw invalid(`collection name: expected 1-255 of [A-Za-z0-9_.-] starting with a letter or digit, got ${JSON.stringify(name)}`);
+    }
+    if (this.collections.has(name)) throw new VrepError('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`);
+    const { dimension, metric } = spec ?? {};
+    if (!Number.isInteger(dimension) || dimension < 1 || dimension > RecordLimits.maxDimension) {
+      throw invalid(`dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${String(dimension)}`);
+    }
+    if (metric !== 'l2' && metric !== 'cosine' && metric !== 'dot') {
+      throw invalid(`metric: expected "l2", "cosine" or "dot", got ${JSON.stringify(metric)}`);
+    }
+    return this.commit(name, { op: Op.CreateCollection, dimension, metric }, 0);
+  }
+
+  async dropCollection(name: string): Promise<WriteResult> {
+    this.assertOpen();
+    this.collection(name);
+    return this.commit(name, { op: Op.DropCollection }, 0);
+  }
+
+  /** Upserts points (all or nothing). */
+  async upsert(name: string, points: readonly PointInput[]): Promise<WriteResult> {
+    this.assertOpen();
+    const c = this.collection(name);
+    const batch = packPoints(points, c.dimension);
+    return this.commit(name, { op: Op.Upsert, dimension: c.dimension, ...batch }, batch.ids.length);
+  }
+
+  /** Upserts an already packed batch (the JSON fast path and replication use this). */
+  async upsertPacked(name: string, ids: string[], vectors: Float32Array, payloads: Uint8Array[]): Promise<WriteResult> {
+    this.assertOpen();
+    const c = this.collection(name);
+    checkBatchSize(ids.length);
+    if (vectors.length !== ids.length * c.dimension) {
+      throw invalid(`vectors: expected ${ids.length} x ${c.dimension} floats, got ${vectors.length}`);
+    }
+    for (let i = 0; i < vectors.length; i++) {
+      if (!Number.isFinite(vectors[i])) throw invalid(`points[${Math.floor(i / c.dimension)}].vector[${i % c.dimension}]: ${vectors[i]} is not allowed`);
+    }
+    return this.commit(name, { op: Op.Upsert, dimension: c.dimension, ids, vectors, payloads }, ids.length);
+  }
+
+  async delete(name: string, ids: readonly (string | number)[]): Promise<WriteResult> {
+    this.assertOpen();
+    this.collection(name);
+    if (!Array.isArray(ids)) throw invalid('ids: expected an array');
+    checkBatchSize(ids.length, 'ids');
+    const normalized = ids.map((id, i) => normalizeId(id, `ids[${i}]`));
+    return this.commit(name, { op: Op.Delete, ids: normalized }, normalized.length);
+  }
+
+  get(name: string, id: string): PointView | null {
+    this.assertOpen();
+    return this.collection(name).get(id);
+  }
+
+  search(name: string, query: Float32Array | readonly number[], opts: { k: number; filter?: PayloadFilter }): SearchHit[] {
+    this.assertOpen();
+    const c = this.collection(name);
+    const q = query instanceof Float32Array ? query : Float32Array.from(query as number[]);
+    if (q.length !== c.dimension) throw invalid(`vector: expected ${c.dimension} numbers, got ${q.length}`);
+    for (let i = 0; i < q.length; i++) if (!Number.isFinite(q[i])) throw invalid(`vector[${i}]: ${q[i]} is not allowed`);
+    const k = opts?.k;
+    if (!Number.isInteger(k) || k < 1 || k > MAX_SEARCH_K) throw invalid(`k: expected an integer in [1, ${MAX_SEARCH_K}], got ${String(k)}`);
+    if (opts.filter !== undefined && (typeof opts.filter !== 'object' || opts.filter === null || Array.isArray(opts.filter))) {
+      throw invalid('filter: expected an object of top-level payload keys to match');
+    }
+    return searchCollection(c, q, k, opts.filter);
+  }
+
+  listCollections(): CollectionInfo[] {
+    return [...this.collections.values()].map((c) => c.info()).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Order-independent digest of one collection (see Collection.digest). */
+  digest(name: string): string {
+    return this.collection(name).digest();
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotEveryBytes > 0 && this.bytesSinceSnapshot >= this.snapshotEveryBytes && this.snapshotting === null) {
+      this.snapshot().catch((err: unknown) => this.warnSnapshot(err));
+    }
+  }
+
+  private warnSnapshot(err: unknown): void {
+    process.emitWarning(`vrep: snapshot failed: ${(err as Error).message}`);
+  }
+
+  /**
+   * Takes a snapshot at the current LSN while writes go on, installs it, and
+   * removes the WAL segments it covers. Only one runs at a time; a second
+   * call waits for the running one.
+   */
+  snapshot(): Promise<SnapshotInfo> {
+    this.assertOpen();
+    if (this.snapshotting) return this.snapshotting;
+    const lsn = this.log.lastLsn;
+    const frozen = [...this.collections.values()].map((c) => c.freeze());
+    this.bytesSinceSnapshot = 0;
+    const run = (async () => {
+      // The WAL must hold everything up to the snapshot's LSN before older
+      // segments can go; the snapshot itself is fsynced by writeSnapshot.
+      const info = await writeSnapshot(this.dataDir, frozen, { lsn, term: this.meta.currentTerm, historyId: this.meta.historyId });
+      this.lastSnapshotLsn = lsn;
+      await this.log.wal.removeBefore(lsn + 1);
+      return info;
+    })();
+    this.snapshotting = run.finally(() => {
+      this.snapshotting = null;
+    });
+    return this.snapshotting;
+  }
+
+  get snapshotLsn(): number {
+    return this.lastSnapshotLsn;
+  }
+
+  /** Durably records a new term (and vote) before anyone is told. */
+  async setTerm(term: number, votedFor: string | null): Promise<void> {
+    const next = { ...this.meta, currentTerm: term, votedFor };
+    await saveNodeMeta(this.dataDir, next);
+    this.meta = next;
+  }
+
+  /** Flushes the WAL and closes; waits for a running snapshot. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.snapshotting) await this.snapshotting.catch(() => undefined);
+    await this.log.close();
+    await this.lock.release();
+  }
+}
+
+/** Applies one record to the collections (replay and live writes share this). */
+export function applyRecord(collections: Map<string, Collection>, record: LogRecord): void {
+  switch (record.op) {
+    case Op.CreateCollection:
+      collections.set(record.collection, new Collection(record.collection, record.dimension, record.metric));
+      return;
+    case Op.DropCollection:
+      collections.delete(record.collection);
+      return;
+    case Op.Upsert: {
+      const c = collections.get(record.collection);
+      if (!c) throw new VrepError('ERR_CORRUPT_RECORD', `record ${record.lsn}: upsert into missing collection ${record.collection}`);
+      c.upsert(record.ids, record.vectors, record.payloads);
+      return;
+    }
+    case Op.Delete: {
+      const c = collections.get(record.collection);
+      if (!c) throw new VrepError('ERR_CORRUPT_RECORD', `record ${record.lsn}: delete in missing collection ${record.collection}`);
+      c.delete(record.ids);
+      return;
+    }
+  }
+}

@@ -1,0 +1,16 @@
+/** Temporary directories that are removed when the test ends. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+
+export function tempDir(t: TestContext, prefix = 'vrep-test-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Test sizes: small by default, large with VREP_TEST_SCALE=long. */
+export function scale<T>(short: T, long: T): T {
+  return process.env['VREP_TEST_SCALE'] === 'long' ? long : short;
+}

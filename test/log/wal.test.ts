@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import fc from 'fast-check';
+import { Wal, type FsyncPolicy } from '../../src/log/wal.ts';
+import { encodeRecord, Op, recordLsn } from '../../src/log/record.ts';
+import { isVrepError } from '../../src/errors.ts';
+import { scale, tempDir } from '../helpers/tmp.ts';
+
+function rec(lsn: number, points = 1 + (lsn % 5), dim = 8): Uint8Array {
+  const ids = Array.from({ length: points }, (_, i) => `p${lsn}-${i}`);
+  const vectors = new Float32Array(points * dim).map((_, i) => lsn + i / 1000);
+  return encodeRecord({
+    lsn, term: 1, hlcMs: lsn, hlcLogical: 0, origin: 'n1', collection: 'c',
+    op: Op.Upsert, dimension: dim, ids, vectors,
+    payloads: ids.map((id) => new TextEncoder().encode(JSON.stringify({ id }))),
+  });
+}
+
+async function openCollect(dir: string, opts: { fsync?: FsyncPolicy; segmentBytes?: number } = {}, afterLsn = 0) {
+  const seen: number[] = [];
+  const warnings: Record<string, unknown>[] = [];
+  const { wal, report } = await Wal.open(
+    dir,
+    { fsync: opts.fsync ?? 'no', ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}), warn: (f) => warnings.push(f) },
+    1,
+    afterLsn,
+    (r, lsn) => {
+      assert.equal(recordLsn(r), lsn);
+      seen.push(lsn);
+    },
+  );
+  return { wal, report, seen, warnings };
+}
+
+async function writeN(dir: string, n: number, segmentBytes = 4096, fsync: FsyncPolicy = 'no'): Promise<void> {
+  const { wal } = await openCollect(dir, { fsync, segmentBytes });
+  const all: Promise<void>[] = [];
+  for (let lsn = 1; lsn <= n; lsn += 3) {
+    all.push(wal.append([lsn, lsn + 1, lsn + 2].filter((l) => l <= n).map((l) => rec(l))));
+  }
+  await Promise.all(all);
+  await wal.close();
+}
+
+function segments(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.startsWith('wal-')).sort().map((n) => path.join(dir, n));
+}
+
+for (const fsync of ['always', 'everysec', 'no'] as const) {
+  test(`WAL (${fsync}): appends survive reopen across segment rotation, in order`, async (t) => {
+    const dir = tempDir(t);
+    await writeN(dir, 200, 4096, fsync);
+    assert.ok(segments(dir).length > 3, 'rotation happened');
+    const { wal, seen, report } = await openCollect(dir);
+    assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => i + 1));
+    assert.equal(report.truncated, null);
+    assert.equal(wal.lastLsn, 200);
+    await wal.append([rec(201)]);
+    await wal.close();
+    const again = await openCollect(dir, {}, 150);
+    assert.deepEqual(again.seen, Array.from({ length: 51 }, (_, i) => i + 151));
+    await again.wal.close();
+  });
+}
+
+test('WAL refuses appends whose LSN does not follow', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await openCollect(dir);
+  await wal.append([rec(1)]);
+  await assert.rejects(wal.append([rec(3)]), /LSN 3 does not follow 1/);
+  await wal.close();
+});
+
+test('WAL read serves any range still on disk, and says when it is gone', async (t) => {
+  const dir = tempDir(t);
+  await writeN(dir, 300, 8192);
+  const { wal } = await openCollect(dir);
+  for (const [from, to] of [[1, 1], [1, 300], [63, 66], [128, 129], [250, 400]] as const) {
+    const got = await wal.read(from, to, 1 << 30);
+    assert.deepEqual(got.map(recordLsn), Array.from({ length: Math.min(to, 300) - from + 1 }, (_, i) => from + i));
+  }
+  const limited = await wal.read(1, 300, 1);
+  assert.equal(limited.length, 1, 'at least one record even over maxBytes');
+  const removed = await wal.removeBefore(150);
+  assert.ok(removed > 0);
+  assert.ok(wal.firstLsn <= 150);
+  await assert.rejects(wal.read(1, 5, 1 << 20), (e: unknown) => isVrepError(e, 'ERR_LSN_EVICTED'));
+  await wal.close();
+});
+
+test('WAL torn tail: cut at any offset, recovery keeps exactly the whole records before it', async (t) => {
+  const base = tempDir(t);
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), async (n, where) => {
+      const dir = path.join(base, `r${run++}`);
+      await writeN(dir, n, 1 << 20);
+      const [file] = segments(dir) as [string];
+      const size = statSync(file).size;
+      const cut = Math.floor(32 + where * (size - 32));
+      const bytes = readFileSync(file);
+      // Whole records that end at or before the cut survive.
+      let offset = 32;
+      let expected = 0;
+      while (offset < size) {
+        const len = bytes.readUInt32LE(offset);
+        if (offset + len > cut) break;
+        offset += len;
+        expected++;
+      }
+      truncateSync(file, cut);
+      const { wal, seen, report } = await openCollect(dir);
+      assert.equal(seen.length, expected);
+      assert.equal(wal.lastLsn, expected);
+      if (cut !== offset) assert.deepEqual(report.truncated?.offset, offset);
+      assert.equal(statSync(file).size, offset, 'file cut at the last good record');
+      await wal.append([rec(expected + 1)]);
+      await wal.close();
+    }),
+    { numRuns: scale(25, 300) },
+  );
+});
+
+test('WAL bit flip: in the middle stops start-up naming file and offset; at the tail it is cut', async (t) => {
+  const base = tempDir(t);
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 2, max: 40 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 7 }), async (n, where, bit) => {
+      const dir = path.join(base, `r${run++}`);
+      await writeN(dir, n, 1 << 20);
+      const [file] = segments(dir) as [string];
+      const bytes = readFileSync(file);
+      const pos = Math.floor(32 + where * (bytes.length - 33));
+      // Which record holds the flipped byte?
+      let offset = 32;
+      let index = 0;
+      while (offset + bytes.readUInt32LE(offset) <= pos) {
+        offset += bytes.readUInt32LE(offset);
+        index++;
+      }
+      bytes[pos] = (bytes[pos] as number) ^ (1 << bit);
+      writeFileSync(file, bytes);
+      if (index === n - 1) {
+        const { wal, seen, report } = await openCollect(dir);
+        assert.equal(seen.length, n - 1);
+        assert.equal(report.truncated?.offset, offset);
+        await wal.close();
+      } else {
+        await assert.rejects(openCollect(dir), (e: unknown) => {
+          assert.ok(isVrepError(e, 'ERR_WAL_CORRUPT'), String(e));
+          assert.match((e as Error).message, new RegExp(`${path.basename(file)}: corrupt record at offset ${offset}`));
+          return true;
+        });
+      }
+    }),
+    { numRuns: scale(25, 300) },
+  );
+});
+
+test('WAL: corruption in an older segment stops start-up; a missing segment is named', async (t) => {
+  const dir = tempDir(t);
+  await writeN(dir, 100, 2048);
+  const files = segments(dir);
+  assert.ok(files.length >= 3);
+  const bytes = readFileSync(files[0] as string);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1;
+  writeFileSync(files[0] as string, bytes);
+  await assert.rejects(openCollect(dir), /corrupt record at offset/);
+
+  const dir2 = tempDir(t);
+  await writeN(dir2, 100, 2048);
+  const files2 = segments(dir2);
+  writeFileSync(files2[1] as string, '');
+  await assert.rejects(openCollect(dir2), /segment header truncated/);
+});
