@@ -41,22 +41,11 @@ struct ScalarOps {
     return SumLanes(acc);
   }
 
+  // Two passes (the row is in L1 for the second): measured ~3x faster here
+  // than one loop with two accumulator arrays, which GCC did not vectorize.
   static void DotNorm(const float* a, const float* b, size_t n, float* ab, float* bb) {
-    float accAb[kLanes] = {};
-    float accBb[kLanes] = {};
-    size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (size_t k = 0; k < kLanes; ++k) {
-        accAb[k] += a[i + k] * b[i + k];
-        accBb[k] += b[i + k] * b[i + k];
-      }
-    }
-    for (size_t k = 0; i < n; ++i, ++k) {
-      accAb[k] += a[i] * b[i];
-      accBb[k] += b[i] * b[i];
-    }
-    *ab = SumLanes(accAb);
-    *bb = SumLanes(accBb);
+    *ab = Dot(a, b, n);
+    *bb = Dot(b, b, n);
   }
 };
 
