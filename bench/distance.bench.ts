@@ -54,7 +54,9 @@ function withBothRatios(rows: Row[], usearchName: string | undefined): Row[] {
   const us = usearchName ? rows.find((r) => r.name === usearchName) : undefined;
   if (!us) return base;
   return base.map((r) =>
-    r.name.startsWith('native') ? { ...r, note: `${r.note}; ${(r.value / us.value).toFixed(2)}x usearch` } : r,
+    r.name.startsWith('native')
+      ? { ...r, note: `${r.note}; ${(r.value / us.value).toFixed(2)}x usearch` }
+      : r,
   );
 }
 
@@ -84,8 +86,12 @@ for (const { rows, dim } of datasets) {
       setDistanceKernel(kernel);
       return row(`native ${kernel}`, 1, rows, () => topK(metric, query, matrix, dim, K, idx, scores));
     });
-    top.push(row('TS reference', 1, rows, () => referenceTopK(metric, query, matrix, dim, K, idx, refScores)));
-    top.push(row(usearchName, 1, rows, () => usearch.exactSearch(matrix, query, dim, K, USEARCH_METRIC[metric], 1)));
+    top.push(
+      row('TS reference', 1, rows, () => referenceTopK(metric, query, matrix, dim, K, idx, refScores)),
+    );
+    top.push(
+      row(usearchName, 1, rows, () => usearch.exactSearch(matrix, query, dim, K, USEARCH_METRIC[metric], 1)),
+    );
     sections.push({ title: `${name} top-${K}, one query, ${shape}`, rows: withBothRatios(top, usearchName) });
   }
 
@@ -101,7 +107,10 @@ for (const { rows, dim } of datasets) {
       usearch.exactSearch(matrix, queries, dim, K, usearch.MetricKind.L2sq, 1),
     ),
   ];
-  sections.push({ title: `l2 top-${K}, batch of ${BATCH_QUERIES} queries, ${shape}`, rows: withRatios(batch, usearchBatch) });
+  sections.push({
+    title: `l2 top-${K}, batch of ${BATCH_QUERIES} queries, ${shape}`,
+    rows: withRatios(batch, usearchBatch),
+  });
 }
 setDistanceKernel('auto');
 

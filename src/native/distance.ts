@@ -118,14 +118,22 @@ function checkSearch(
     checkUint32Array(fn, 'options.rowIds', rowIds);
     for (let j = 0; j < rowIds.length; j++) {
       if (rowIds[j]! >= rows) {
-        throw new RangeError(`${fn}(options.rowIds): rowIds[${j}] = ${rowIds[j]} is not a row (matrix has ${rows})`);
+        throw new RangeError(
+          `${fn}(options.rowIds): rowIds[${j}] = ${rowIds[j]} is not a row (matrix has ${rows})`,
+        );
       }
     }
   }
   return { candidates: rowIds?.length ?? rows, queryCount: queries.length / dim, rowIds };
 }
 
-function checkOutput(fn: string, name: string, out: ArrayBufferView, need: number, inputs: ArrayBufferView[]): void {
+function checkOutput(
+  fn: string,
+  name: string,
+  out: ArrayBufferView,
+  need: number,
+  inputs: ArrayBufferView[],
+): void {
   const length = (out as Float32Array | Uint32Array).length;
   if (length < need) throw new RangeError(`${fn}(${name}): length ${length} < ${need} needed`);
   if (inputs.some((input) => sharesMemory(out, input))) {

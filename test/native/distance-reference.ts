@@ -6,7 +6,13 @@
 import { Metric } from '../../src/native/distance.ts';
 
 /** Score of query vs row `row` of matrix, with the documented semantics. */
-export function referenceScore(metric: Metric, query: Float32Array, matrix: Float32Array, dim: number, row: number): number {
+export function referenceScore(
+  metric: Metric,
+  query: Float32Array,
+  matrix: Float32Array,
+  dim: number,
+  row: number,
+): number {
   const base = row * dim;
   if (metric === Metric.L2) {
     let sum = 0;
@@ -32,7 +38,13 @@ export function referenceScore(metric: Metric, query: Float32Array, matrix: Floa
 }
 
 /** out[i] = score of row i. */
-export function referenceScores(metric: Metric, query: Float32Array, matrix: Float32Array, dim: number, out: Float64Array | Float32Array): void {
+export function referenceScores(
+  metric: Metric,
+  query: Float32Array,
+  matrix: Float32Array,
+  dim: number,
+  out: Float64Array | Float32Array,
+): void {
   const rows = matrix.length / dim;
   for (let r = 0; r < rows; r++) out[r] = referenceScore(metric, query, matrix, dim, r);
 }

@@ -91,7 +91,8 @@ function checkCase(c: Case, label: string): void {
   assert.equal(distances(metric, query, matrix, dim, out), rows);
   for (let r = 0; r < rows; r++) {
     const diff = Math.abs(out[r]! - ref[r]!);
-    if (!(diff <= tol(r))) assert.fail(`${label} row ${r}: native ${out[r]} vs reference ${ref[r]} (tol ${tol(r)})`);
+    if (!(diff <= tol(r)))
+      assert.fail(`${label} row ${r}: native ${out[r]} vs reference ${ref[r]} (tol ${tol(r)})`);
   }
 
   for (const k of [1, 5, rows + 3]) {
@@ -113,7 +114,9 @@ function checkCase(c: Case, label: string): void {
       const mine = idx[i]!;
       const theirs = refTop[i]!;
       if (mine !== theirs && !(Math.abs(ref[mine]! - ref[theirs]!) <= tol(mine) + tol(theirs))) {
-        assert.fail(`${label} k=${k} rank ${i}: native row ${mine} (${ref[mine]}) vs reference row ${theirs} (${ref[theirs]})`);
+        assert.fail(
+          `${label} k=${k} rank ${i}: native row ${mine} (${ref[mine]}) vs reference row ${theirs} (${ref[theirs]})`,
+        );
       }
     }
   }
@@ -121,23 +124,29 @@ function checkCase(c: Case, label: string): void {
 
 for (const kernel of ALL_KERNELS) {
   const skip = caps.available.includes(kernel) ? false : `${kernel} kernel not available on this CPU/build`;
-  if (skip) console.log(`distance: skipping ${kernel}: not available here (available: ${caps.available.join(', ')})`);
+  if (skip)
+    console.log(`distance: skipping ${kernel}: not available here (available: ${caps.available.join(', ')})`);
 
-  test(`${kernel}: one-to-many and top-k match the TS reference for dims 1..1536, all metrics`, { skip }, () => {
-    assert.equal(setDistanceKernel(kernel), kernel);
-    try {
-      assert.equal(distanceCapabilities().selected, kernel);
-      const next = rng(0x5eed + kernel.length);
-      for (const dim of DIMS) {
-        const rows = dim <= 64 ? 33 : 21;
-        const query = randomVectors(next, 1, dim);
-        const matrix = randomVectors(next, rows, dim);
-        for (const metric of METRICS) checkCase({ metric, dim, query, matrix, rows }, `${kernel} ${METRIC_NAME[metric]} dim ${dim}`);
+  test(
+    `${kernel}: one-to-many and top-k match the TS reference for dims 1..1536, all metrics`,
+    { skip },
+    () => {
+      assert.equal(setDistanceKernel(kernel), kernel);
+      try {
+        assert.equal(distanceCapabilities().selected, kernel);
+        const next = rng(0x5eed + kernel.length);
+        for (const dim of DIMS) {
+          const rows = dim <= 64 ? 33 : 21;
+          const query = randomVectors(next, 1, dim);
+          const matrix = randomVectors(next, rows, dim);
+          for (const metric of METRICS)
+            checkCase({ metric, dim, query, matrix, rows }, `${kernel} ${METRIC_NAME[metric]} dim ${dim}`);
+        }
+      } finally {
+        setDistanceKernel('auto');
       }
-    } finally {
-      setDistanceKernel('auto');
-    }
-  });
+    },
+  );
 
   test(`${kernel}: top-k across score blocks, row subsets, batches and unaligned views`, { skip }, () => {
     setDistanceKernel(kernel);
@@ -199,7 +208,10 @@ for (const kernel of ALL_KERNELS) {
       const matrix = new Float32Array(8 * dim);
       for (const r of [1, 3, 4, 6]) matrix.set(base, r * dim); // four identical rows
       // A short row 2 cannot beat the copies of the query under any metric.
-      matrix.set(randomVectors(next, 1, dim).map((x) => x * 0.1), 2 * dim);
+      matrix.set(
+        randomVectors(next, 1, dim).map((x) => x * 0.1),
+        2 * dim,
+      );
       // rows 0, 5, 7 stay zero vectors
       for (const metric of METRICS) {
         const idx = new Uint32Array(4);
@@ -211,7 +223,10 @@ for (const kernel of ALL_KERNELS) {
       distances(Metric.Cosine, base, matrix, dim, out);
       for (const r of [0, 5, 7]) assert.equal(out[r], 0, 'cosine with a zero row is 0');
       distances(Metric.Cosine, new Float32Array(dim), matrix, dim, out);
-      assert.ok(out.every((s) => s === 0), 'cosine of a zero query is 0');
+      assert.ok(
+        out.every((s) => s === 0),
+        'cosine of a zero query is 0',
+      );
 
       matrix[1 * dim] = NaN;
       const idx = new Uint32Array(8);
@@ -229,14 +244,19 @@ for (const kernel of ALL_KERNELS) {
 
 test('capabilities: a kernel is selected, scalar is always available, unavailable kernels are refused', () => {
   const c = distanceCapabilities();
-  console.log(`distance: selected ${c.selected}, available ${c.available.join(', ')}, cpu ${JSON.stringify(c.cpu)}`);
+  console.log(
+    `distance: selected ${c.selected}, available ${c.available.join(', ')}, cpu ${JSON.stringify(c.cpu)}`,
+  );
   assert.ok(c.available.includes('scalar'));
   assert.ok(c.available.includes(c.selected));
   assert.equal(c.available.includes('avx2'), c.cpu.avx2 && c.cpu.fma);
   assert.equal(c.available.includes('neon'), c.cpu.neon);
   if (!c.forcedScalar) assert.equal(c.selected, c.available[0], 'auto picks the best available');
   for (const k of ALL_KERNELS.filter((name) => !c.available.includes(name))) {
-    assert.throws(() => setDistanceKernel(k), (e: unknown) => e instanceof VrepError && e.code === 'ERR_UNSUPPORTED');
+    assert.throws(
+      () => setDistanceKernel(k),
+      (e: unknown) => e instanceof VrepError && e.code === 'ERR_UNSUPPORTED',
+    );
   }
   assert.throws(
     () => setDistanceKernel('sse' as DistanceKernel),
@@ -300,7 +320,11 @@ test('wrappers: wrong types and lengths throw TypeError/RangeError naming the ar
   const anyArgs = distances as unknown as (...a: unknown[]) => number;
   call(() => anyArgs('l2', q, m, 4, out), TypeError, /distances\(metric\)/);
   call(() => anyArgs(3, q, m, 4, out), RangeError, /distances\(metric\)/);
-  call(() => anyArgs(0, new Float64Array(4), m, 4, out), TypeError, /distances\(query\): expected a Float32Array/);
+  call(
+    () => anyArgs(0, new Float64Array(4), m, 4, out),
+    TypeError,
+    /distances\(query\): expected a Float32Array/,
+  );
   call(() => anyArgs(0, q, [1, 2, 3, 4], 4, out), TypeError, /distances\(matrix\)/);
   call(() => anyArgs(0, q, m, 0, out), RangeError, /distances\(dim\)/);
   call(() => anyArgs(0, q, m, 4.5, out), TypeError, /distances\(dim\)/);
@@ -316,7 +340,11 @@ test('wrappers: wrong types and lengths throw TypeError/RangeError naming the ar
   call(() => topK(0, q, m, 4, 3, idx, new Float32Array(3)), RangeError, /topK\(outIndices\): length 2 < 3/);
   call(() => topK(0, q, m, 4, 2, new Int32Array(2) as unknown as Uint32Array, sc), TypeError, /outIndices/);
   call(() => topK(0, q, m, 4, 1, idx, new Float32Array(idx.buffer)), RangeError, /share memory/);
-  call(() => topKBatch(0, new Float32Array(8), m, 4, 2, idx, sc), RangeError, /topKBatch\(outIndices\): length 2 < 4/);
+  call(
+    () => topKBatch(0, new Float32Array(8), m, 4, 2, idx, sc),
+    RangeError,
+    /topKBatch\(outIndices\): length 2 < 4/,
+  );
   call(() => setDistanceKernel(1 as unknown as DistanceKernel), TypeError, /setDistanceKernel/);
 });
 
@@ -329,15 +357,27 @@ test('raw binding: wrong arguments throw coded VrepErrors', () => {
   assert.throws(() => raw['distanceScores']!(7, q, m, 4, new Float32Array(3)), code('ERR_INVALID_ARG'));
   assert.throws(() => raw['distanceScores']!(0, q, m, 4, new Float32Array(2)), code('ERR_BUFFER_TOO_SMALL'));
   assert.throws(() => raw['distanceScores']!(0, q, m, 4, m), code('ERR_INVALID_ARG'));
-  assert.throws(() => raw['distanceScores']!(0, q, m, 4, new Float32Array(3), Uint32Array.of(9)), code('ERR_INVALID_ARG'));
+  assert.throws(
+    () => raw['distanceScores']!(0, q, m, 4, new Float32Array(3), Uint32Array.of(9)),
+    code('ERR_INVALID_ARG'),
+  );
   assert.throws(() => raw['distanceScores']!(0, q, m, 1e9, new Float32Array(3)), code('ERR_INVALID_ARG'));
   assert.throws(() => raw['distanceScores']!(0, q, m, NaN, new Float32Array(3)), code('ERR_INVALID_ARG'));
-  assert.throws(() => raw['distanceTopK']!(0, q, m, 4, 3, new Uint32Array(2), new Float32Array(3)), code('ERR_BUFFER_TOO_SMALL'));
-  assert.throws(() => raw['distanceTopK']!(0, q, m, 4, 2**32, new Uint32Array(2), new Float32Array(2)), code('ERR_INVALID_ARG'));
+  assert.throws(
+    () => raw['distanceTopK']!(0, q, m, 4, 3, new Uint32Array(2), new Float32Array(3)),
+    code('ERR_BUFFER_TOO_SMALL'),
+  );
+  assert.throws(
+    () => raw['distanceTopK']!(0, q, m, 4, 2 ** 32, new Uint32Array(2), new Float32Array(2)),
+    code('ERR_INVALID_ARG'),
+  );
   assert.throws(() => raw['setDistanceKernel']!({}), code('ERR_INVALID_ARG'));
   // An empty matrix is valid: nothing to score, nothing found.
   assert.equal(raw['distanceScores']!(0, q, new Float32Array(0), 4, new Float32Array(0)), 0);
-  assert.equal(raw['distanceTopK']!(0, q, new Float32Array(0), 4, 2, new Uint32Array(2), new Float32Array(2)), 0);
+  assert.equal(
+    raw['distanceTopK']!(0, q, new Float32Array(0), 4, 2, new Uint32Array(2), new Float32Array(2)),
+    0,
+  );
 });
 
 test('raw binding: random garbage arguments throw or succeed, never crash (fast-check)', () => {
@@ -347,7 +387,25 @@ test('raw binding: random garbage arguments throw or succeed, never crash (fast-
     return view;
   };
   const arg = fc.oneof(
-    fc.constantFrom(undefined, null, NaN, Infinity, -1, 0, 1, 2, 3, 4, 2 ** 32, 1.5, 'l2', 'avx2', 'auto', {}, []),
+    fc.constantFrom(
+      undefined,
+      null,
+      NaN,
+      Infinity,
+      -1,
+      0,
+      1,
+      2,
+      3,
+      4,
+      2 ** 32,
+      1.5,
+      'l2',
+      'avx2',
+      'auto',
+      {},
+      [],
+    ),
     fc.integer({ min: -5, max: 70 }),
     fc.integer({ min: 0, max: 64 }).map((n) => new Float32Array(n).map((_, i) => i - 3)),
     fc.integer({ min: 0, max: 16 }).map((n) => Uint32Array.from({ length: n }, (_, i) => i * 3)),
