@@ -171,47 +171,102 @@ inline bool Better(const Candidate& a, const Candidate& b) {
   return a.key > b.key || (a.key == b.key && a.row < b.row);
 }
 
-// Scores are computed in blocks into a small buffer so the kernel runs over
-// many rows per call while the buffer stays in L1.
-constexpr size_t kTopKBlockRows = 512;
+// The best `keep` candidates seen so far, in a heap whose top is the worst
+// kept one (Better used as "less than").
+class BestOf {
+ public:
+  BestOf(size_t keep, bool smallerIsBetter) : keep_(keep), smallerIsBetter_(smallerIsBetter) { heap_.reserve(keep); }
+
+  void Offer(float score, uint32_t row) {
+    const float key = std::isnan(score) ? -std::numeric_limits<float>::infinity() : (smallerIsBetter_ ? -score : score);
+    const Candidate c{key, row, score};
+    if (heap_.size() < keep_) {
+      heap_.push_back(c);
+      std::push_heap(heap_.begin(), heap_.end(), Better);
+    } else if (Better(c, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), Better);
+      heap_.back() = c;
+      std::push_heap(heap_.begin(), heap_.end(), Better);
+    }
+  }
+
+  // Writes the kept candidates best first; returns how many.
+  size_t Finish(uint32_t* outIndices, float* outScores) {
+    std::sort_heap(heap_.begin(), heap_.end(), Better);
+    for (size_t i = 0; i < heap_.size(); ++i) {
+      outIndices[i] = heap_[i].row;
+      outScores[i] = heap_[i].score;
+    }
+    return heap_.size();
+  }
+
+ private:
+  size_t keep_;
+  bool smallerIsBetter_;
+  std::vector<Candidate> heap_;
+};
+
+// Rows per block: the block (about 128 KiB, in L2) is scored against every
+// query of a batch before the next block is read, so a batch of q queries
+// reads the matrix from memory once instead of q times.
+size_t BlockRows(size_t dim) {
+  constexpr size_t kBlockBytes = 128 * 1024;
+  constexpr size_t kMinRows = 16, kMaxRows = 512;
+  return std::max(kMinRows, std::min(kMaxRows, kBlockBytes / (dim * sizeof(float))));
+}
+
+// For every block [start, start + n) of candidates (outer) and query q
+// (inner): scores into visit.Target(q, start), then calls visit.Scored.
+template <typename Visit>
+void ForEachBlock(ScoreRowsFn score, Metric metric, const float* queries, size_t queryCount, const float* matrix,
+                  size_t dim, const uint32_t* rowIds, size_t count, Visit& visit) {
+  const size_t blockRows = BlockRows(dim);
+  for (size_t start = 0; start < count; start += blockRows) {
+    const size_t n = std::min(blockRows, count - start);
+    for (size_t q = 0; q < queryCount; ++q) {
+      float* scores = visit.Target(q, start);
+      if (rowIds) {
+        score(metric, queries + q * dim, matrix, dim, rowIds + start, n, scores);
+      } else {
+        score(metric, queries + q * dim, matrix + start * dim, dim, nullptr, n, scores);
+      }
+      visit.Scored(q, start, n, scores);
+    }
+  }
+}
 
 }  // namespace
 
-size_t TopK(ScoreRowsFn score, Metric metric, const float* query, const float* matrix, size_t dim,
-            const uint32_t* rowIds, size_t count, size_t k, uint32_t* outIndices, float* outScores) {
+void ScoreBatch(ScoreRowsFn score, Metric metric, const float* queries, size_t queryCount, const float* matrix,
+                size_t dim, const uint32_t* rowIds, size_t count, float* out) {
+  struct Visit {
+    float* out;
+    size_t count;
+    float* Target(size_t q, size_t start) const { return out + q * count + start; }
+    void Scored(size_t, size_t, size_t, const float*) const {}
+  } visit{out, count};
+  ForEachBlock(score, metric, queries, queryCount, matrix, dim, rowIds, count, visit);
+}
+
+size_t TopKBatch(ScoreRowsFn score, Metric metric, const float* queries, size_t queryCount, const float* matrix,
+                 size_t dim, const uint32_t* rowIds, size_t count, size_t k, uint32_t* outIndices,
+                 float* outScores) {
   const size_t keep = std::min(k, count);
   if (keep == 0) return 0;
-  const bool smallerIsBetter = metric == Metric::kL2;
-  // A heap whose top is the worst kept candidate (Better as "less than").
-  std::vector<Candidate> heap;
-  heap.reserve(keep);
-  float block[kTopKBlockRows];
-  for (size_t start = 0; start < count; start += kTopKBlockRows) {
-    const size_t n = std::min(kTopKBlockRows, count - start);
-    if (rowIds) {
-      score(metric, query, matrix, dim, rowIds + start, n, block);
-    } else {
-      score(metric, query, matrix + start * dim, dim, nullptr, n, block);
-    }
-    for (size_t j = 0; j < n; ++j) {
-      const float s = block[j];
-      const float key = std::isnan(s) ? -std::numeric_limits<float>::infinity() : (smallerIsBetter ? -s : s);
-      const Candidate c{key, rowIds ? rowIds[start + j] : static_cast<uint32_t>(start + j), s};
-      if (heap.size() < keep) {
-        heap.push_back(c);
-        std::push_heap(heap.begin(), heap.end(), Better);
-      } else if (Better(c, heap.front())) {
-        std::pop_heap(heap.begin(), heap.end(), Better);
-        heap.back() = c;
-        std::push_heap(heap.begin(), heap.end(), Better);
+  std::vector<BestOf> best(queryCount, BestOf(keep, metric == Metric::kL2));
+  struct Visit {
+    std::vector<BestOf>& best;
+    const uint32_t* rowIds;
+    std::vector<float> scratch;
+    float* Target(size_t, size_t) { return scratch.data(); }
+    void Scored(size_t q, size_t start, size_t n, const float* scores) const {
+      for (size_t j = 0; j < n; ++j) {
+        best[q].Offer(scores[j], rowIds ? rowIds[start + j] : static_cast<uint32_t>(start + j));
       }
     }
-  }
-  std::sort_heap(heap.begin(), heap.end(), Better);
-  for (size_t i = 0; i < keep; ++i) {
-    outIndices[i] = heap[i].row;
-    outScores[i] = heap[i].score;
-  }
+  } visit{best, rowIds, std::vector<float>(BlockRows(dim))};
+  ForEachBlock(score, metric, queries, queryCount, matrix, dim, rowIds, count, visit);
+  for (size_t q = 0; q < queryCount; ++q) best[q].Finish(outIndices + q * k, outScores + q * k);
   return keep;
 }
 
@@ -369,13 +424,8 @@ Napi::Value DistanceScores(const Napi::CallbackInfo& info) {
                    std::to_string(a.queryCount) + " queries x " + std::to_string(a.candidates) + " rows");
   }
   CheckNoOverlap(env, fn, "out", out.data, out.Bytes(), a);
-  const distance::ScoreRowsFn score = distance::KernelFunction(StateOf(info).selected);
-  if (a.candidates != 0) {
-    for (size_t q = 0; q < a.queryCount; ++q) {
-      score(a.metric, a.queries.data + q * a.dim, a.matrix.data, a.dim, a.hasRowIds ? a.rowIds.data : nullptr,
-            a.candidates, out.data + q * a.candidates);
-    }
-  }
+  distance::ScoreBatch(distance::KernelFunction(StateOf(info).selected), a.metric, a.queries.data, a.queryCount,
+                       a.matrix.data, a.dim, a.hasRowIds ? a.rowIds.data : nullptr, a.candidates, out.data);
   return Napi::Number::New(env, static_cast<double>(a.candidates));
 }
 
@@ -405,15 +455,13 @@ Napi::Value DistanceTopK(const Napi::CallbackInfo& info) {
   if (Overlaps(outIndices.data, outIndices.Bytes(), outScores.data, outScores.Bytes())) {
     ThrowInvalid(env, fn, "outScores", "must not share memory with outIndices");
   }
-  const distance::ScoreRowsFn score = distance::KernelFunction(StateOf(info).selected);
-  size_t found = 0;
+  const size_t found = distance::TopKBatch(distance::KernelFunction(StateOf(info).selected), a.metric,
+                                           a.queries.data, a.queryCount, a.matrix.data, a.dim,
+                                           a.hasRowIds ? a.rowIds.data : nullptr, a.candidates, k,
+                                           outIndices.data, outScores.data);
   for (size_t q = 0; q < a.queryCount; ++q) {
-    uint32_t* idx = outIndices.data + q * k;
-    float* scores = outScores.data + q * k;
-    found = distance::TopK(score, a.metric, a.queries.data + q * a.dim, a.matrix.data, a.dim,
-                           a.hasRowIds ? a.rowIds.data : nullptr, a.candidates, k, idx, scores);
-    std::fill(idx + found, idx + k, 0xFFFFFFFFu);
-    std::fill(scores + found, scores + k, std::numeric_limits<float>::quiet_NaN());
+    std::fill(outIndices.data + q * k + found, outIndices.data + (q + 1) * k, 0xFFFFFFFFu);
+    std::fill(outScores.data + q * k + found, outScores.data + (q + 1) * k, std::numeric_limits<float>::quiet_NaN());
   }
   return Napi::Number::New(env, static_cast<double>(found));
 }

@@ -37,12 +37,19 @@ bool KernelAvailable(KernelId id);
 KernelId BestKernel();
 ScoreRowsFn KernelFunction(KernelId id);
 
-// Best `k` of `count` candidate rows for one query, best first; ties go to
-// the lower row index; NaN scores rank after every number. Writes
-// min(k, count) entries to outIndices/outScores and returns that number.
-// rowIds as in ScoreRowsFn (null: candidate j is row j).
-size_t TopK(ScoreRowsFn score, Metric metric, const float* query, const float* matrix, size_t dim,
-            const uint32_t* rowIds, size_t count, size_t k, uint32_t* outIndices, float* outScores);
+// Scores `queryCount` queries (back to back in `queries`) against `count`
+// candidate rows: out[q * count + j]. rowIds as in ScoreRowsFn. The matrix
+// is walked in cache-sized blocks, each scored against every query.
+void ScoreBatch(ScoreRowsFn score, Metric metric, const float* queries, size_t queryCount, const float* matrix,
+                size_t dim, const uint32_t* rowIds, size_t count, float* out);
+
+// Best `k` of `count` candidate rows for each query, best first; ties go to
+// the lower row index; NaN scores rank after every number. Query q's results
+// go to outIndices/outScores[q * k, q * k + found); returns found =
+// min(k, count) (slots past it are left untouched).
+size_t TopKBatch(ScoreRowsFn score, Metric metric, const float* queries, size_t queryCount, const float* matrix,
+                 size_t dim, const uint32_t* rowIds, size_t count, size_t k, uint32_t* outIndices,
+                 float* outScores);
 
 }  // namespace distance
 }  // namespace vrep

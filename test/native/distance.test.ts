@@ -152,47 +152,60 @@ for (const kernel of ALL_KERNELS) {
     setDistanceKernel(kernel);
     try {
       const next = rng(77);
-      const dim = 19;
-      const rows = 1300; // crosses the native 512-row scoring blocks
-      const matrix = randomVectors(next, rows, dim);
-      const queries = randomVectors(next, 3, dim);
-      for (const metric of METRICS) {
-        const query = queries.subarray(0, dim);
-        checkCase({ metric, dim, query, matrix, rows }, `${kernel} ${METRIC_NAME[metric]} blocks`);
+      // Native code walks the matrix in blocks of 512 rows (dim 19) or
+      // 128 KiB / row size (29 rows at dim 1100): both shapes cross blocks.
+      for (const [dim, rows] of [
+        [19, 1300],
+        [1100, 100],
+      ] as const) {
+        const matrix = randomVectors(next, rows, dim);
+        const queries = randomVectors(next, 3, dim);
+        for (const metric of METRICS) {
+          const query = queries.subarray(0, dim);
+          for (let q = 0; q < 3; q++) {
+            const label = `${kernel} ${METRIC_NAME[metric]} dim ${dim} blocks query ${q}`;
+            checkCase({ metric, dim, query: queries.subarray(q * dim, (q + 1) * dim), matrix, rows }, label);
+          }
 
-        // rowIds: scores in rowIds order, top-k returns matrix rows.
-        const rowIds = Uint32Array.from({ length: 700 }, (_, j) => (j * 7 + 3) % rows);
-        const sub = new Float32Array(rowIds.length);
-        assert.equal(distances(metric, query, matrix, dim, sub, { rowIds }), rowIds.length);
-        const full = new Float32Array(rows);
-        distances(metric, query, matrix, dim, full);
-        rowIds.forEach((r, j) => assert.equal(sub[j], full[r]));
-        const idx = new Uint32Array(10);
-        const sc = new Float32Array(10);
-        assert.equal(topK(metric, query, matrix, dim, 10, idx, sc, { rowIds }), 10);
-        const expected = topKFromScores(metric, sub, 10).map((j) => rowIds[j]!);
-        assert.deepEqual([...idx], expected);
+          // rowIds: scores in rowIds order, top-k returns matrix rows.
+          const rowIds = Uint32Array.from(
+            { length: Math.floor(rows / 2) + 50 },
+            (_, j) => (j * 7 + 3) % rows,
+          );
+          const sub = new Float32Array(rowIds.length);
+          assert.equal(distances(metric, query, matrix, dim, sub, { rowIds }), rowIds.length);
+          const full = new Float32Array(rows);
+          distances(metric, query, matrix, dim, full);
+          rowIds.forEach((r, j) => assert.equal(sub[j], full[r]));
+          const idx = new Uint32Array(10);
+          const sc = new Float32Array(10);
+          assert.equal(topK(metric, query, matrix, dim, 10, idx, sc, { rowIds }), 10);
+          const expected = topKFromScores(metric, sub, 10).map((j) => rowIds[j]!);
+          assert.deepEqual([...idx], expected);
 
-        // Batch = one call per query.
-        const batchOut = new Float32Array(3 * rows);
-        assert.equal(distancesBatch(metric, queries, matrix, dim, batchOut), rows);
-        const bIdx = new Uint32Array(30);
-        const bSc = new Float32Array(30);
-        assert.equal(topKBatch(metric, queries, matrix, dim, 10, bIdx, bSc), 10);
-        for (let q = 0; q < 3; q++) {
-          const one = new Float32Array(rows);
-          distances(metric, queries.subarray(q * dim, (q + 1) * dim), matrix, dim, one);
-          assert.deepEqual(batchOut.subarray(q * rows, (q + 1) * rows), one);
-          assert.deepEqual([...bIdx.subarray(q * 10, q * 10 + 10)], topKFromScores(metric, one, 10));
+          // Batch = one call per query.
+          const batchOut = new Float32Array(3 * rows);
+          assert.equal(distancesBatch(metric, queries, matrix, dim, batchOut), rows);
+          const bIdx = new Uint32Array(30);
+          const bSc = new Float32Array(30);
+          assert.equal(topKBatch(metric, queries, matrix, dim, 10, bIdx, bSc), 10);
+          for (let q = 0; q < 3; q++) {
+            const one = new Float32Array(rows);
+            distances(metric, queries.subarray(q * dim, (q + 1) * dim), matrix, dim, one);
+            assert.deepEqual(batchOut.subarray(q * rows, (q + 1) * rows), one);
+            assert.deepEqual([...bIdx.subarray(q * 10, q * 10 + 10)], topKFromScores(metric, one, 10));
+          }
+          topKBatch(metric, queries, matrix, dim, 10, bIdx, bSc, { rowIds });
+          assert.deepEqual([...bIdx.subarray(0, 10)], expected, 'batch with rowIds');
+
+          // Views at a 4-byte offset: unaligned loads give the same scores.
+          const shifted = new Float32Array(matrix.length + 1);
+          shifted.set(matrix, 1);
+          const view = shifted.subarray(1);
+          const viaView = new Float32Array(rows);
+          distances(metric, query, view, dim, viaView);
+          assert.deepEqual(viaView, full);
         }
-
-        // Views at a 4-byte offset: unaligned loads give the same scores.
-        const shifted = new Float32Array(matrix.length + 1);
-        shifted.set(matrix, 1);
-        const view = shifted.subarray(1);
-        const viaView = new Float32Array(rows);
-        distances(metric, query, view, dim, viaView);
-        assert.deepEqual(viaView, full);
       }
     } finally {
       setDistanceKernel('auto');
