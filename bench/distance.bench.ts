@@ -95,7 +95,8 @@ for (const { rows, dim } of datasets) {
     sections.push({ title: `${name} top-${K}, one query, ${shape}`, rows: withBothRatios(top, usearchName) });
   }
 
-  // Batches: usearch's exact search is built for many queries per call.
+  // Batches: usearch's exact search is built for many queries per call, and
+  // topKBatch reads each block of rows once for all queries.
   setDistanceKernel('auto');
   const best = distanceCapabilities().selected;
   const usearchBatch = `usearch exactSearch, ${BATCH_QUERIES} queries (1 thread)`;
@@ -103,6 +104,20 @@ for (const { rows, dim } of datasets) {
     row(`native ${best} topKBatch`, BATCH_QUERIES, rows, () =>
       topKBatch(Metric.L2, queries, matrix, dim, K, idx, scores),
     ),
+    row(`native ${best} topK, one call per query`, BATCH_QUERIES, rows, () => {
+      for (let q = 0; q < BATCH_QUERIES; q++) {
+        const one = queries.subarray(q * dim, (q + 1) * dim);
+        topK(
+          Metric.L2,
+          one,
+          matrix,
+          dim,
+          K,
+          idx.subarray(q * K, (q + 1) * K),
+          scores.subarray(q * K, (q + 1) * K),
+        );
+      }
+    }),
     row(usearchBatch, BATCH_QUERIES, rows, () =>
       usearch.exactSearch(matrix, queries, dim, K, usearch.MetricKind.L2sq, 1),
     ),
