@@ -25,6 +25,12 @@ export function checkFloat32Array(fn: string, name: string, value: unknown): ass
   }
 }
 
+export function checkUint32Array(fn: string, name: string, value: unknown): asserts value is Uint32Array {
+  if (!(value instanceof Uint32Array)) {
+    throw new TypeError(`${fn}(${name}): expected a Uint32Array, got ${describe(value)}`);
+  }
+}
+
 /** An integer in [min, max]; `max` defaults to Number.MAX_SAFE_INTEGER. */
 export function checkInt(
   fn: string,
