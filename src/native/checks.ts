@@ -46,9 +46,3 @@ export function checkInt(
     throw new RangeError(`${fn}(${name}): ${value} is out of range [${min}, ${max}]`);
   }
 }
-
-export function checkUint32Array(fn: string, name: string, value: unknown): asserts value is Uint32Array {
-  if (!(value instanceof Uint32Array)) {
-    throw new TypeError(`${fn}(${name}): expected a Uint32Array, got ${describe(value)}`);
-  }
-}
