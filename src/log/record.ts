@@ -15,6 +15,8 @@ import { RecordLimits } from './limits.ts';
 export const RECORD_FORMAT_VERSION = 1;
 /** Bytes before the op body: length, crc, version, op, flags, lsn, term, hlc, lengths. */
 export const RECORD_HEADER_BYTES = 48;
+/** Records are padded to a multiple of this. */
+export const RECORD_ALIGN_BYTES = 4;
 /** The CRC covers everything after the length and the CRC fields. */
 const CRC_START = 8;
 
@@ -155,7 +157,9 @@ export function encodeRecord(record: LogRecord): Uint8Array {
   }
 
   const stringsBytes = pad4(origin.length + collection.length);
-  const total = RECORD_HEADER_BYTES + stringsBytes + bodyBytes;
+  // Every record is a multiple of 4 bytes, so records laid back to back in a
+  // WAL segment or ring buffer keep their vector blocks aligned.
+  const total = pad4(RECORD_HEADER_BYTES + stringsBytes + bodyBytes);
   if (total > RecordLimits.maxRecordBytes) {
     throw new RangeError(`record: ${total} bytes, limit ${RecordLimits.maxRecordBytes}`);
   }
@@ -381,7 +385,8 @@ export function decodeRecord(record: Uint8Array): LogRecord {
     default:
       throw corrupt(`record: unknown op ${op}`);
   }
-  if (at !== length) throw corrupt(`record: ${length - at} unexplained trailing bytes`);
+  if (length !== pad4(at)) throw corrupt(`record: ${length - at} unexplained trailing bytes`);
+  for (let i = at; i < length; i++) if (record[i] !== 0) throw corrupt('record: non-zero padding');
   return { ...meta, ...body } as LogRecord;
 }
 

@@ -99,11 +99,11 @@ export class ReplicationNode {
     return this.store.lastLsn;
   }
 
-  createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
+  async createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
     return this.store.createCollection(name, spec);
   }
 
-  dropCollection(name: string): Promise<WriteResult> {
+  async dropCollection(name: string): Promise<WriteResult> {
     return this.store.dropCollection(name);
   }
 
@@ -116,12 +116,12 @@ export class ReplicationNode {
    * met: on a standalone node every level means this node's WAL (per the
    * fsync policy), since it is the whole cluster.
    */
-  write(collection: string, points: readonly PointInput[], opts: WriteOptions = {}): Promise<WriteResult> {
+  async write(collection: string, points: readonly PointInput[], opts: WriteOptions = {}): Promise<WriteResult> {
     checkConsistency(opts);
     return this.store.upsert(collection, points);
   }
 
-  delete(collection: string, ids: readonly (string | number)[], opts: WriteOptions = {}): Promise<WriteResult> {
+  async delete(collection: string, ids: readonly (string | number)[], opts: WriteOptions = {}): Promise<WriteResult> {
     checkConsistency(opts);
     return this.store.delete(collection, ids);
   }
@@ -149,12 +149,12 @@ export class ReplicationNode {
   }
 
   /** Takes a snapshot now (writes continue meanwhile). */
-  snapshot(): Promise<SnapshotInfo> {
+  async snapshot(): Promise<SnapshotInfo> {
     return this.store.snapshot();
   }
 
   /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     return this.store.close();
   }
 }

@@ -111,21 +111,21 @@ test('encode refuses bad fields with messages naming them', () => {
   const base = { lsn: 1, term: 1, hlcMs: 1, hlcLogical: 0, origin: 'n1', collection: 'c' };
   const up = (over: object) => ({ ...base, op: Op.Upsert, dimension: 2, ids: ['a'], vectors: new Float32Array(2), payloads: [new Uint8Array(0)], ...over }) as LogRecord;
   const cases: [LogRecord, RegExp][] = [
-    [up({ lsn: -1 }), /^lsn:/],
-    [up({ lsn: 2 ** 53 }), /^lsn:/],
-    [up({ hlcMs: 2 ** 48 }), /^hlcMs:/],
-    [up({ hlcLogical: 70000 }), /^hlcLogical:/],
-    [up({ origin: '' }), /^origin: must not be empty/],
-    [up({ collection: 'x'.repeat(256) }), /^collection: 256 bytes, limit 255/],
-    [up({ ids: [] }), /^ids: a batch needs at least one point/],
-    [up({ ids: [''] }), /^ids\[0\]: must not be empty/],
-    [up({ ids: ['x'.repeat(1025)] }), /^ids\[0\]: 1025 bytes/],
-    [up({ vectors: new Float32Array(3) }), /^vectors: expected 1 x 2 = 2 floats, got 3/],
-    [up({ dimension: 0 }), /^dimension:/],
-    [up({ payloads: [] }), /^payloads: expected 1 entries/],
-    [up({ payloads: [new Uint8Array(1024 * 1024 + 1)] }), /^payloads\[0\]: 1048577 bytes/],
-    [{ ...base, op: Op.CreateCollection, dimension: 3, metric: 'hamming' } as unknown as LogRecord, /^metric:/],
-    [{ ...base, op: 99 } as unknown as LogRecord, /^op: unknown op 99/],
+    [up({ lsn: -1 }), /lsn:/],
+    [up({ lsn: 2 ** 53 }), /lsn:/],
+    [up({ hlcMs: 2 ** 48 }), /hlcMs:/],
+    [up({ hlcLogical: 70000 }), /hlcLogical:/],
+    [up({ origin: '' }), /origin: must not be empty/],
+    [up({ collection: 'x'.repeat(256) }), /collection: 256 bytes, limit 255/],
+    [up({ ids: [] }), /ids: a batch needs at least one point/],
+    [up({ ids: [''] }), /ids\[0\]: must not be empty/],
+    [up({ ids: ['x'.repeat(1025)] }), /ids\[0\]: 1025 bytes/],
+    [up({ vectors: new Float32Array(3) }), /vectors: expected 1 x 2 = 2 floats, got 3/],
+    [up({ dimension: 0 }), /dimension:/],
+    [up({ payloads: [] }), /payloads: expected 1 entries/],
+    [up({ payloads: [new Uint8Array(1024 * 1024 + 1)] }), /payloads\[0\]: 1048577 bytes/],
+    [{ ...base, op: Op.CreateCollection, dimension: 3, metric: 'hamming' } as unknown as LogRecord, /metric:/],
+    [{ ...base, op: 99 } as unknown as LogRecord, /op: unknown op 99/],
   ];
   for (const [r, re] of cases) assert.throws(() => encodeRecord(r), re);
 });
