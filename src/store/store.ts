@@ -57,7 +57,9 @@ const EMPTY = new Uint8Array(0);
 const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const DEFAULTS = {
   fsync: 'everysec' as FsyncPolicy,
-  ringCapacityBytes: 64 * 1024 * 1024,
+  // Replication backlog in memory; the WAL serves anything older. Also the
+  // largest batch (encoded), 5x a batch of 1000 x 768 floats.
+  ringCapacityBytes: 16 * 1024 * 1024,
   ringCapacityRecords: 1_000_000,
   snapshotEveryBytes: 1024 * 1024 * 1024,
 };
