@@ -401,8 +401,9 @@ class BatchWalker {
       float asFloat = static_cast<float>(asDouble);
       if (!std::isfinite(asFloat)) {
         char text[32];
-        std::snprintf(text, sizeof text, "%.17g", asDouble);
-        FailPoint(PointPath(index) + ".vector[" + std::to_string(k) + "]: " + text + " is out of float32 range");
+        auto written = std::to_chars(text, text + sizeof text, asDouble);  // shortest round-trip form
+        FailPoint(PointPath(index) + ".vector[" + std::to_string(k) + "]: " +
+                  std::string(text, static_cast<size_t>(written.ptr - text)) + " is out of float32 range");
       }
       if (asDouble == 0 && number.type() != element_type::DOUBLE) sawIntegerZero = true;
       dst[k++] = asFloat;
