@@ -195,6 +195,14 @@ void RestoreNegativeZeros(const uint8_t* open, const uint8_t* close, float* valu
 // reads as doubles (JSON.stringify writes 1e20 as 21 digits). Appends ".0" to
 // every such integer outside strings so a retry parses them as doubles, with
 // the same value. Returns false when there is none.
+// Plain integer digits that simdjson stores neither as int64 nor as uint64
+// (same digit count: text order is numeric order).
+bool OutsideInt64Range(const uint8_t* digits, size_t count, bool negative) {
+  std::string_view limit = negative ? "9223372036854775808" : "18446744073709551615";
+  if (count != limit.size()) return count > limit.size();
+  return std::string_view(reinterpret_cast<const char*>(digits), count) > limit;
+}
+
 bool RewriteBigIntegers(const uint8_t* text, size_t length, std::string& out) {
   out.clear();
   bool changed = false;
@@ -214,6 +222,7 @@ bool RewriteBigIntegers(const uint8_t* text, size_t length, std::string& out) {
       continue;
     }
     size_t start = i;
+    bool negative = c == '-';
     bool digitsOnly = true;
     size_t digits = 0;
     for (; i < length; i++) {
@@ -226,7 +235,7 @@ bool RewriteBigIntegers(const uint8_t* text, size_t length, std::string& out) {
         break;
       }
     }
-    if (digitsOnly && digits > 19) {
+    if (digitsOnly && OutsideInt64Range(text + start + negative, digits, negative)) {
       out.append(reinterpret_cast<const char*>(text) + copiedUpTo, i - copiedUpTo);
       out += ".0";
       copiedUpTo = i;
@@ -555,9 +564,9 @@ Napi::Value JsonPointsParser::Parse(const Napi::CallbackInfo& info) {
   } catch (const CodedError& e) {
     output_.Clear();
     ThrowError(env, e.code, e.message);
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception& e) {  // bad_alloc, length_error
     output_.Clear();
-    ThrowError(env, codes::kInvalidArg, "JsonPointsParser.parse: out of memory");
+    ThrowError(env, codes::kInvalidArg, std::string("JsonPointsParser.parse: out of memory (") + e.what() + ")");
   }
 
   const JsonPointsOutput& out = output_;

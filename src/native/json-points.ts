@@ -126,7 +126,14 @@ export class JsonPointsParser {
   parse(bytes: Uint8Array, options?: JsonPointsOptions): JsonPointsBatch {
     checkUint8Array('JsonPointsParser.parse', 'bytes', bytes);
     const o = readOptions('JsonPointsParser.parse', options);
-    return this.#native.parse(bytes, o.dimension, o.maxPoints, o.maxPayloadBytes, o.maxIdBytes, o.maxInputBytes);
+    return this.#native.parse(
+      bytes,
+      o.dimension,
+      o.maxPoints,
+      o.maxPayloadBytes,
+      o.maxIdBytes,
+      o.maxInputBytes,
+    );
   }
 }
 

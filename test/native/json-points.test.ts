@@ -27,7 +27,8 @@ function assertFloatBits(actual: Float32Array, expected: Float32Array): void {
   const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
   const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
   for (let i = 0; i < a.length; i++) {
-    if (a[i] !== e[i]) assert.fail(`float ${i}: got ${actual[i]} (0x${a[i]?.toString(16)}), expected ${expected[i]}`);
+    if (a[i] !== e[i])
+      assert.fail(`float ${i}: got ${actual[i]} (0x${a[i]?.toString(16)}), expected ${expected[i]}`);
   }
 }
 
@@ -84,18 +85,31 @@ test('negative zero, big integers and float32 rounding agree with Math.fround(JS
   const expected = Float32Array.from(literals.map((l) => Math.fround(JSON.parse(l) as number)));
   assertFloatBits(batch.vectors, expected);
   // Big integers in payloads survive the rewrite as equal values.
-  const withPayload = parseText('{"points":[{"id":1,"vector":[1],"payload":{"big":200000000000000000000,"s":"99999999999999999999999"}}]}');
-  assert.deepEqual(JSON.parse(pointPayloadText(withPayload, 0) ?? ''), { big: 2e20, s: '99999999999999999999999' });
+  const withPayload = parseText(
+    '{"points":[{"id":1,"vector":[1],"payload":{"big":200000000000000000000,"s":"99999999999999999999999"}}]}',
+  );
+  assert.deepEqual(JSON.parse(pointPayloadText(withPayload, 0) ?? ''), {
+    big: 2e20,
+    s: '99999999999999999999999',
+  });
 });
 
 test('integer ids become their decimal text, including beyond 2^53', () => {
   const batch = parseText('{"points":[{"id":0,"vector":[1]},{"id":18446744073709551615,"vector":[2]}]}');
   assert.deepEqual(batch.ids, ['0', '18446744073709551615']);
+  // Rewriting out-of-range integers for simdjson leaves 64-bit ones alone.
+  const mixed = parseText(
+    '{"points":[{"id":12345678901234567890,"vector":[18446744073709551616,-9223372036854775809,-9223372036854775808]}]}',
+  );
+  assert.deepEqual(mixed.ids, ['12345678901234567890']);
+  assertFloatBits(mixed.vectors, Float32Array.from([2 ** 64, -(2 ** 63), -(2 ** 63)]));
 });
 
 test('decodeJsonPoints gives ids, vectors and parsed payloads', () => {
   const decoded = decodeJsonPoints(
-    bytesOf('{"points":[{"id":"a","vector":[1,2],"payload":{"k":[1,{"z":null}]}},{"id":"b","vector":[3,4]}]}'),
+    bytesOf(
+      '{"points":[{"id":"a","vector":[1,2],"payload":{"k":[1,{"z":null}]}},{"id":"b","vector":[3,4]}]}',
+    ),
   );
   assert.deepEqual(decoded.ids, ['a', 'b']);
   assert.equal(decoded.dimension, 2);
@@ -167,7 +181,10 @@ function writeNumber(x: number, style: string): string {
 
 const idArb = fc.oneof(
   fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }),
-  fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', 'é', '😀', '\u2028', 'a'), minLength: 1 }),
+  fc.string({
+    unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', 'é', '😀', '\u2028', 'a'),
+    minLength: 1,
+  }),
   fc.maxSafeNat(),
 );
 
@@ -194,7 +211,10 @@ const batchArb = fc.integer({ min: 1, max: 12 }).chain((dim) =>
       { maxLength: 8 },
     ) as fc.Arbitrary<GenPoint[]>,
     styles: fc.array(numberStyle, { minLength: 1, maxLength: 7 }),
-    spaces: fc.array(fc.constantFrom('', '', ' ', '\n', '\t', '\r\n', '   '), { minLength: 1, maxLength: 11 }),
+    spaces: fc.array(fc.constantFrom('', '', ' ', '\n', '\t', '\r\n', '   '), {
+      minLength: 1,
+      maxLength: 11,
+    }),
     pretty: fc.boolean(),
     giveDimension: fc.boolean(),
   }),
@@ -228,7 +248,9 @@ test('agrees with JSON.parse on random valid batches (ids, vectors bit-exact, pa
   fc.assert(
     fc.property(batchArb, ({ dim, points, styles, spaces, pretty, giveDimension }) => {
       const text = writeBatch(points, styles, spaces, pretty);
-      const reference = JSON.parse(text) as { points: { id: string | number; vector: number[]; payload?: unknown }[] };
+      const reference = JSON.parse(text) as {
+        points: { id: string | number; vector: number[]; payload?: unknown }[];
+      };
       const batch = parser.parse(bytesOf(text), giveDimension ? { dimension: dim } : {});
       assert.equal(batch.count, points.length);
       assert.equal(batch.dimension, giveDimension || points.length > 0 ? dim : 0);
@@ -236,7 +258,10 @@ test('agrees with JSON.parse on random valid batches (ids, vectors bit-exact, pa
         batch.ids,
         reference.points.map((p) => String(p.id)),
       );
-      assertFloatBits(batch.vectors, Float32Array.from(reference.points.flatMap((p) => p.vector.map(Math.fround))));
+      assertFloatBits(
+        batch.vectors,
+        Float32Array.from(reference.points.flatMap((p) => p.vector.map(Math.fround))),
+      );
       reference.points.forEach((p, i) => {
         const payload = pointPayloadText(batch, i);
         if (p.payload === undefined || p.payload === null) assert.equal(payload, undefined);
@@ -252,6 +277,8 @@ test('agrees with JSON.parse on random valid batches (ids, vectors bit-exact, pa
 const point = (fields: string): string => `{"points":[{"id":"ok","vector":[1,2,3]},${fields}]}`;
 const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
 
+// One case per line reads as a table.
+// prettier-ignore
 const malformed: { name: string; text: string | Uint8Array; code: string; message: RegExp; options?: JsonPointsOptions }[] = [
   { name: 'empty input', text: '', code: 'ERR_JSON_SYNTAX', message: /invalid JSON: Empty/ },
   { name: 'whitespace only', text: ' \n ', code: 'ERR_JSON_SYNTAX', message: /invalid JSON/ },
@@ -328,7 +355,12 @@ test(`${malformed.length} malformed batches each give a precise error`, () => {
 
 test('limits are inclusive: exactly at a limit passes', () => {
   const text = point('{"id":"abcd","vector":[1,2,3],"payload":{"k":"0123456789"}}');
-  const batch = parseText(text, { maxPoints: 2, maxIdBytes: 4, maxPayloadBytes: 18, maxInputBytes: bytesOf(text).length });
+  const batch = parseText(text, {
+    maxPoints: 2,
+    maxIdBytes: 4,
+    maxPayloadBytes: 18,
+    maxInputBytes: bytesOf(text).length,
+  });
   assert.equal(batch.count, 2);
   assert.equal(pointPayloadText(batch, 1), '{"k":"0123456789"}');
   const depth = 1000; // under simdjson's 1024 levels
@@ -339,16 +371,28 @@ test('limits are inclusive: exactly at a limit passes', () => {
 test('wrapper arguments are checked with precise TypeError/RangeError messages', () => {
   const ok = bytesOf('{"points":[]}');
   const bad: [() => unknown, RegExp][] = [
-    [() => parseJsonPoints('{"points":[]}' as unknown as Uint8Array), /parse\(bytes\): expected a Uint8Array/],
-    [() => parseJsonPoints(new Float32Array(4) as unknown as Uint8Array), /expected a Uint8Array .*got Float32Array/],
+    [
+      () => parseJsonPoints('{"points":[]}' as unknown as Uint8Array),
+      /parse\(bytes\): expected a Uint8Array/,
+    ],
+    [
+      () => parseJsonPoints(new Float32Array(4) as unknown as Uint8Array),
+      /expected a Uint8Array .*got Float32Array/,
+    ],
     [() => parseJsonPoints(ok, 5 as unknown as JsonPointsOptions), /parse\(options\): expected an object/],
-    [() => parseJsonPoints(ok, { dimensions: 3 } as unknown as JsonPointsOptions), /unknown option "dimensions"/],
+    [
+      () => parseJsonPoints(ok, { dimensions: 3 } as unknown as JsonPointsOptions),
+      /unknown option "dimensions"/,
+    ],
     [() => parseJsonPoints(ok, { dimension: -1 }), /options\.dimension.*out of range/],
     [() => parseJsonPoints(ok, { dimension: 65_537 }), /options\.dimension.*out of range/],
     [() => parseJsonPoints(ok, { maxPoints: 1.5 }), /options\.maxPoints.*expected an integer/],
     [() => parseJsonPoints(ok, { maxIdBytes: 0 }), /options\.maxIdBytes.*out of range/],
     [() => parseJsonPoints(ok, { maxInputBytes: 2 ** 32 }), /options\.maxInputBytes.*out of range/],
-    [() => parseJsonPoints(ok, { maxPayloadBytes: '5' as unknown as number }), /options\.maxPayloadBytes.*expected an integer/],
+    [
+      () => parseJsonPoints(ok, { maxPayloadBytes: '5' as unknown as number }),
+      /options\.maxPayloadBytes.*expected an integer/,
+    ],
   ];
   for (const [fn, message] of bad) assert.throws(fn, message);
   const batch = parseJsonPoints(bytesOf('{"points":[{"id":"a","vector":[1]}]}'));
@@ -450,7 +494,9 @@ test('random garbage and mutated batches give a result or a JSON error, never a 
           typeof p === 'object' &&
           p !== null &&
           Object.keys(p).every((k) => ['id', 'vector', 'payload'].includes(k)) &&
-          (typeof (p as GenPoint).id === 'string' ? (p as GenPoint).id !== '' : Number.isSafeInteger((p as GenPoint).id) && ((p as GenPoint).id as number) >= 0) &&
+          (typeof (p as GenPoint).id === 'string'
+            ? (p as GenPoint).id !== ''
+            : Number.isSafeInteger((p as GenPoint).id) && ((p as GenPoint).id as number) >= 0) &&
           Array.isArray((p as GenPoint).vector) &&
           (p as GenPoint).vector.length === 3 &&
           (p as GenPoint).vector.every((x) => typeof x === 'number' && Number.isFinite(Math.fround(x))) &&
@@ -459,8 +505,14 @@ test('random garbage and mutated batches give a result or a JSON error, never a 
       );
       if (!well || Object.keys(reference as object).length !== 1) return;
       const batch = parser.parse(input);
-      assert.deepEqual(batch.ids, points.map((p: GenPoint) => String(p.id)));
-      assertFloatBits(batch.vectors, Float32Array.from(points.flatMap((p: GenPoint) => p.vector.map(Math.fround))));
+      assert.deepEqual(
+        batch.ids,
+        points.map((p: GenPoint) => String(p.id)),
+      );
+      assertFloatBits(
+        batch.vectors,
+        Float32Array.from(points.flatMap((p: GenPoint) => p.vector.map(Math.fround))),
+      );
     }),
     { numRuns: long ? 20_000 : 1000 },
   );
