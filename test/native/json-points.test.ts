@@ -504,7 +504,14 @@ test('random garbage and mutated batches give a result or a JSON error, never a 
             (typeof (p as GenPoint).payload === 'object' && !Array.isArray((p as GenPoint).payload))),
       );
       if (!well || Object.keys(reference as object).length !== 1) return;
-      const batch = parser.parse(input);
+      let batch: JsonPointsBatch;
+      try {
+        batch = parser.parse(input);
+      } catch (err) {
+        // JSON.parse keeps the last of duplicate keys; vrep rejects them.
+        if (err instanceof VrepError && /: duplicate field$/.test(err.message)) return;
+        throw err;
+      }
       assert.deepEqual(
         batch.ids,
         points.map((p: GenPoint) => String(p.id)),
