@@ -70,27 +70,30 @@ for (const shape of shapes) {
   assert.deepEqual(native.ids, reference.ids);
   assert.deepEqual(native.vectors, reference.vectors);
 
-  const mbPerSec = (fn: () => unknown): number => measure(fn).opsPerSec * megabytes;
   const baseName = 'JSON.parse + Float32Array.from per point';
-  const rows: Row[] = [
-    { name: baseName, value: mbPerSec(() => baseline(bytes)), unit: 'MB/s' },
+  const cases: { name: string; fn: () => unknown; note?: string }[] = [
+    { name: baseName, fn: () => baseline(bytes) },
     {
       name: 'JSON.parse only (decode + parse, no copy)',
-      value: mbPerSec(() => JSON.parse(decoder.decode(bytes))),
-      unit: 'MB/s',
+      fn: () => JSON.parse(decoder.decode(bytes)),
       note: 'ceiling of the JS path',
     },
-    {
-      name: 'native JsonPointsParser.parse (raw payload bytes)',
-      value: mbPerSec(() => parser.parse(bytes, options)),
-      unit: 'MB/s',
-    },
-    {
-      name: 'native decodeJsonPoints (payloads JSON.parsed)',
-      value: mbPerSec(() => decodeJsonPoints(bytes, options)),
-      unit: 'MB/s',
-    },
+    { name: 'native JsonPointsParser.parse (raw payload bytes)', fn: () => parser.parse(bytes, options) },
+    { name: 'native decodeJsonPoints (payloads JSON.parsed)', fn: () => decodeJsonPoints(bytes, options) },
   ];
+  // The machine is shared: cases are interleaved over a few rounds and each
+  // keeps its best round, so a burst of load hits all of them alike.
+  const best = new Map<string, number>();
+  for (let round = 0; round < (isQuick() ? 1 : 3); round++) {
+    for (const c of cases)
+      best.set(c.name, Math.max(best.get(c.name) ?? 0, measure(c.fn).opsPerSec * megabytes));
+  }
+  const rows: Row[] = cases.map((c) => ({
+    name: c.name,
+    value: best.get(c.name) ?? 0,
+    unit: 'MB/s',
+    ...(c.note === undefined ? {} : { note: c.note }),
+  }));
   keep(rows);
   sections.push({
     title: `${shape.points} points x ${shape.dimension} dims, small payloads (${megabytes.toFixed(1)} MB of JSON)`,
