@@ -11,7 +11,7 @@ import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, readdirSync, re
 import os from 'node:os';
 import path from 'node:path';
 import usearch from 'usearch';
-import { emit, isQuick, measure, withRatios, type Section } from './lib/harness.ts';
+import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
 import { Store } from '../src/store/store.ts';
 import { encodeRecord, Op } from '../src/log/record.ts';
 import { crc32c } from '../src/native/crc32c.ts';
@@ -35,7 +35,7 @@ function randomBatch(start: number, n: number, dim: number) {
   const dim = 768;
   const batchSize = 1000;
   const batches = quick ? 10 : 60;
-  const rows = [];
+  const rows: Row[] = [];
   const pre = Array.from({ length: 4 }, (_, b) => randomBatch(b * batchSize, batchSize, dim));
   const recordBytes = encodeRecord({ lsn: 1, term: 0, hlcMs: 0, hlcLogical: 0, origin: 'n1', collection: 'w', op: Op.Upsert, dimension: dim, ...(pre[0] as ReturnType<typeof randomBatch>) }).length;
   for (const fsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
@@ -66,7 +66,10 @@ function randomBatch(start: number, n: number, dim: number) {
     closeSync(fd);
     rows.push({ name: `raw file append, fsync=${fsync}`, value: (batches * batchSize) / rawSeconds, unit: 'vectors/s' });
   }
-  const paired = rows.map((r, i) => (i % 2 === 0 ? { ...r, ratio: r.value / (rows[i + 1] as { value: number }).value, vs: (rows[i + 1] as { name: string }).name } : r));
+  const paired = rows.map((r, i) => {
+    const bound = rows[i + 1];
+    return i % 2 === 0 && bound ? { ...r, ratio: r.value / bound.value, vs: bound.name } : r;
+  });
   sections.push({ title: `write throughput, dim ${dim}, batches of ${batchSize} (${batches} batches)`, rows: paired });
 }
 

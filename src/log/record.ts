@@ -84,17 +84,27 @@ function checkU64(label: string, value: number): void {
   }
 }
 
-function encodeIds(ids: string[]): { lengths: Uint32Array; bytes: Uint8Array[]; total: number } {
+/** UTF-8 byte length of each id (checked against the limits); the bytes are written later, in place. */
+function encodeIds(ids: string[]): { lengths: Uint32Array; total: number } {
   const lengths = new Uint32Array(ids.length);
-  const bytes: Uint8Array[] = new Array(ids.length);
   let total = 0;
   for (let i = 0; i < ids.length; i++) {
-    const b = utf8(`ids[${i}]`, ids[i] as string, RecordLimits.maxIdBytes);
-    bytes[i] = b;
-    lengths[i] = b.length;
-    total += b.length;
+    const id = ids[i] as string;
+    if (typeof id !== 'string') throw new TypeError(`ids[${i}]: expected a string, got ${typeof id}`);
+    const n = Buffer.byteLength(id, 'utf8');
+    if (n === 0) throw new RangeError(`ids[${i}]: must not be empty`);
+    if (n > RecordLimits.maxIdBytes) throw new RangeError(`ids[${i}]: ${n} bytes, limit ${RecordLimits.maxIdBytes}`);
+    lengths[i] = n;
+    total += n;
   }
-  return { lengths, bytes, total };
+  return { lengths, total };
+}
+
+/** Writes the ids' UTF-8 bytes back to back at `at`; returns the offset after them. */
+function writeIds(out: Uint8Array, at: number, ids: readonly string[]): number {
+  const buf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  for (const id of ids) at += buf.write(id, at, 'utf8');
+  return at;
 }
 
 /** Encodes one record. Throws TypeError/RangeError naming the field on bad input. */
@@ -196,10 +206,7 @@ export function encodeRecord(record: LogRecord): Uint8Array {
       const payloadLengths = new Uint32Array(count);
       for (let i = 0; i < count; i++) payloadLengths[i] = (record.payloads[i] as Uint8Array).length;
       at = writeU32s(view, at, payloadLengths);
-      for (const b of (ids as ReturnType<typeof encodeIds>).bytes) {
-        out.set(b, at);
-        at += b.length;
-      }
+      at = writeIds(out, at, record.ids);
       for (const p of record.payloads) {
         out.set(p, at);
         at += p.length;
@@ -209,10 +216,7 @@ export function encodeRecord(record: LogRecord): Uint8Array {
     case Op.Delete: {
       const e = ids as ReturnType<typeof encodeIds>;
       at = writeU32s(view, at, e.lengths);
-      for (const b of e.bytes) {
-        out.set(b, at);
-        at += b.length;
-      }
+      at = writeIds(out, at, record.ids);
       break;
     }
     default:

@@ -73,6 +73,10 @@ export class Collection {
    */
   upsert(ids: readonly string[], vectors: Float32Array, payloads: readonly Uint8Array[]): void {
     const dim = this.dimension;
+    // Rows first, then vectors copied in runs of consecutive rows: a batch of
+    // new points becomes one copy per chunk, not one per point.
+    let runStart = 0;
+    let runRow = -1;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
       let row = this.idToRow.get(id);
@@ -85,11 +89,23 @@ export class Collection {
         this.rowPayloads.push(null);
         this.idToRow.set(id, row);
       }
-      const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
-      chunk.set(vectors.subarray(i * dim, (i + 1) * dim), (row & CHUNK_MASK) * dim);
       const p = payloads[i] ?? EMPTY;
       this.rowPayloads[row] = p.length === 0 ? null : p.slice();
+      const extends_ = runRow >= 0 && row === runRow + (i - runStart) && (row & CHUNK_MASK) !== 0;
+      if (!extends_) {
+        if (runRow >= 0) this.copyRun(runRow, vectors, runStart, i);
+        runStart = i;
+        runRow = row;
+      }
     }
+    if (runRow >= 0) this.copyRun(runRow, vectors, runStart, ids.length);
+  }
+
+  /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */
+  private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
+    const dim = this.dimension;
+    const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
+    chunk.set(vectors.subarray(from * dim, to * dim), (row & CHUNK_MASK) * dim);
   }
 
   /** Deletes points; ids not present are ignored. Returns how many were deleted. */

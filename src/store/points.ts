@@ -5,6 +5,7 @@
  */
 import { VrepError } from '../errors.ts';
 import { RecordLimits } from '../log/limits.ts';
+import { distances, Metric } from '../native/distance.ts';
 
 export interface PointInput {
   id: string | number;
@@ -112,4 +113,18 @@ function encodePayload(value: unknown, label: string): Uint8Array {
     throw invalid(`${label}: ${bytes.length} bytes, limit ${RecordLimits.maxPayloadBytes}`);
   }
   return bytes;
+}
+
+/**
+ * Index of the first row of `vectors` (rows x dimension) holding a NaN or an
+ * infinity, or -1. Uses the SIMD dot kernel against a zero query: 0 * x is
+ * exactly 0 for every finite x and NaN for NaN and +-Infinity, so a row's
+ * score is NaN exactly when the row holds a non-finite value.
+ */
+export function firstNonFiniteRow(vectors: Float32Array, dimension: number): number {
+  const rows = vectors.length / dimension;
+  const scores = new Float32Array(rows);
+  distances(Metric.Dot, new Float32Array(dimension), vectors, dimension, scores);
+  for (let r = 0; r < rows; r++) if (Number.isNaN(scores[r])) return r;
+  return -1;
 }

@@ -22,7 +22,7 @@ import { Collection, type CollectionInfo, type PointView } from './collection.ts
 import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
 import { listSnapshots, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
-import { checkBatchSize, invalid, normalizeId, packPoints, type PointInput } from './points.ts';
+import { checkBatchSize, firstNonFiniteRow, invalid, normalizeId, packPoints, type PointInput } from './points.ts';
 import { acquireDirLock, type DirLock } from './dir-lock.ts';
 
 export interface StoreOptions {
@@ -256,8 +256,11 @@ export class Store {
     if (vectors.length !== ids.length * c.dimension) {
       throw invalid(`vectors: expected ${ids.length} x ${c.dimension} floats, got ${vectors.length}`);
     }
-    for (let i = 0; i < vectors.length; i++) {
-      if (!Number.isFinite(vectors[i])) throw invalid(`points[${Math.floor(i / c.dimension)}].vector[${i % c.dimension}]: ${vectors[i]} is not allowed`);
+    const bad = firstNonFiniteRow(vectors, c.dimension);
+    if (bad >= 0) {
+      const row = vectors.subarray(bad * c.dimension, (bad + 1) * c.dimension);
+      const j = row.findIndex((x) => !Number.isFinite(x));
+      throw invalid(`points[${bad}].vector[${j}]: ${row[j]} is not allowed`);
     }
     return this.commit(name, { op: Op.Upsert, dimension: c.dimension, ids, vectors, payloads }, ids.length);
   }
