@@ -14,6 +14,9 @@ test('vrep serve answers /health on loopback and stops cleanly on SIGTERM', asyn
   assert.equal(body['status'], 'ok');
   assert.equal(body['node_id'], 'health-1');
   assert.equal(body['role'], 'standalone');
+  const native = body['native'] as { distance: { selected: string; available: string[] }; crc32c: string };
+  assert.ok(native.distance.available.includes(native.distance.selected));
+  assert.match(native.crc32c, /^(sse4\.2|armv8-crc|software)$/);
 
   assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
   assert.equal((await fetch(`http://127.0.0.1:${port}/health`, { method: 'POST' })).status, 405);
