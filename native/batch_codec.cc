@@ -508,8 +508,16 @@ class DecompressWorker : public Napi::AsyncWorker {
 Napi::Value JsDecompressBatchAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DecompressArgs a = ReadDecompressArgs(info, "decompressBatchAsync");
-  // Header checks (and the size limit) run here, before anything is allocated.
-  FrameHeader h = Guarded(env, [&] { return ParseHeader(FrameData(a.frame), a.frame.ByteLength(), a.maxBytes); });
+  // Header checks (and the size limit) run here, before anything is
+  // allocated; a bad frame rejects the promise like a bad payload does.
+  FrameHeader h;
+  try {
+    h = ParseHeader(FrameData(a.frame), a.frame.ByteLength(), a.maxBytes);
+  } catch (const CodedError& e) {
+    auto rejected = Napi::Promise::Deferred::New(env);
+    rejected.Reject(MakeError(env, e.code, e.message).Value());
+    return rejected.Promise();
+  }
   Napi::ArrayBuffer output = Napi::ArrayBuffer::New(env, h.outputBytes);
   auto* worker = new DecompressWorker(env, a, h, output);
   Napi::Promise promise = worker->Promise();
