@@ -62,9 +62,67 @@ uint32_t Crc32cSlice8(uint32_t crc, const uint8_t* p, size_t n) {
 }
 
 #if VREP_CRC32C_X64
+// The crc32 instruction has a latency of 3 cycles and a throughput of 1 per
+// cycle, so three independent streams over adjacent blocks run ~3x faster
+// than one; their registers are then combined. A CRC register is linear:
+//   R(r, A||B) = Shift(R(r, A), |B|) ^ R(0, B)
+// where Shift(v, n) advances v over n zero bytes, itself linear in v and so a
+// lookup in 4 tables of 256 (one per byte of v).
+constexpr size_t kStreamBytes = 256;
+
+struct ShiftTables {
+  uint32_t t[4][256];
+};
+
+constexpr uint32_t ShiftOverZeros(uint32_t v, size_t zeroBytes) {
+  for (size_t i = 0; i < zeroBytes; i++) v = kTables.t[0][v & 0xff] ^ (v >> 8);
+  return v;
+}
+
+constexpr ShiftTables MakeShiftTables(size_t zeroBytes) {
+  uint32_t basis[32] = {};
+  for (int bit = 0; bit < 32; bit++) basis[bit] = ShiftOverZeros(uint32_t{1} << bit, zeroBytes);
+  ShiftTables s{};
+  for (int j = 0; j < 4; j++) {
+    for (uint32_t b = 0; b < 256; b++) {
+      uint32_t v = 0;
+      for (int k = 0; k < 8; k++) {
+        if ((b >> k) & 1) v ^= basis[8 * j + k];
+      }
+      s.t[j][b] = v;
+    }
+  }
+  return s;
+}
+
+constexpr ShiftTables kShiftOne = MakeShiftTables(kStreamBytes);
+constexpr ShiftTables kShiftTwo = MakeShiftTables(2 * kStreamBytes);
+
+inline uint32_t Shift(const ShiftTables& s, uint32_t v) {
+  return s.t[0][v & 0xff] ^ s.t[1][(v >> 8) & 0xff] ^ s.t[2][(v >> 16) & 0xff] ^ s.t[3][v >> 24];
+}
+
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
 // The addon is built for baseline x86-64, so only this function may use
 // SSE4.2; it is called only after the CPU check below.
 __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const uint8_t* p, size_t n) {
+  while (n >= 3 * kStreamBytes) {
+    uint64_t c0 = crc, c1 = 0, c2 = 0;
+    for (size_t i = 0; i < kStreamBytes; i += 8) {
+      c0 = _mm_crc32_u64(c0, Load64(p + i));
+      c1 = _mm_crc32_u64(c1, Load64(p + kStreamBytes + i));
+      c2 = _mm_crc32_u64(c2, Load64(p + 2 * kStreamBytes + i));
+    }
+    crc = Shift(kShiftTwo, static_cast<uint32_t>(c0)) ^ Shift(kShiftOne, static_cast<uint32_t>(c1)) ^
+          static_cast<uint32_t>(c2);
+    p += 3 * kStreamBytes;
+    n -= 3 * kStreamBytes;
+  }
   uint64_t c = crc;
   while (n >= 8) {
     uint64_t v;

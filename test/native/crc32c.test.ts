@@ -82,6 +82,13 @@ test('a large buffer agrees across paths', () => {
   const data = filled(1 << 20, (i) => (i * 2654435761) >>> 24);
   assert.equal(crc32c(data), crc32cSoftware(data));
   assert.equal(crc32c(Buffer.from(data)), crc32cSoftware(data), 'a Buffer is a Uint8Array');
+  // Lengths around the hardware path's 3 x 256-byte blocks and 8-byte steps.
+  for (const base of [0, 768, 1536, 2304]) {
+    for (let n = Math.max(0, base - 9); n <= base + 9; n++) {
+      const slice = data.subarray(5, 5 + n);
+      assert.equal(crc32c(slice), crc32cReference(slice), `length ${n}`);
+    }
+  }
 });
 
 test('wrong types and values throw, never crash', () => {
