@@ -83,6 +83,7 @@ const variants: Variant[] = [
   { name: 'zstd-1', opts: { level: 1, shuffle: false } },
   { name: 'shuffle+zstd-1', opts: { level: 1, shuffle: true } },
   { name: 'shuffle+zstd-3', opts: { level: 3, shuffle: true } },
+  { name: 'shuffle+zstd-1, 2 zstd threads', opts: { level: 1, shuffle: true, workers: 2 } },
 ];
 
 /** One dataset: ratio, compress MB/s and decompress MB/s, three sections. */

@@ -71,7 +71,7 @@ void ByteBuffer::ReleaseIfAbove(size_t bytes) {
 uint32_t FrameHeader::PartLength(uint32_t i) const { return GetU32(table + size_t{i} * kPartEntryBytes); }
 uint8_t FrameHeader::PartElementBytes(uint32_t i) const { return table[size_t{i} * kPartEntryBytes + 4]; }
 
-size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, int level, bool store, ByteBuffer& input,
+size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const EncodeOptions& options, ByteBuffer& input,
                    ByteBuffer& out) {
   if (parts.size() > kMaxParts) {
     throw CodedError{codes::kInvalidArg, "compressBatch: more than " + std::to_string(kMaxParts) + " parts"};
@@ -102,7 +102,7 @@ size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, int level,
   const size_t headerBytes = HeaderBytesFor(partCount);
   size_t payloadBytes = 0;
   bool compressed = false;
-  if (!store && totalBytes > 0) {
+  if (!options.store && totalBytes > 0) {
     const uint8_t* source;
     if (partCount == 1 && !anyShuffled) {
       source = parts[0].data;
@@ -123,7 +123,8 @@ size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, int level,
     CheckZstd(bound, "ZSTD_compressBound");
     uint8_t* frame = out.Reserve(headerBytes + bound);
     CheckZstd(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters), "ZSTD_CCtx_reset");
-    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level), "ZSTD_c_compressionLevel");
+    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, options.level), "ZSTD_c_compressionLevel");
+    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, options.workers), "ZSTD_c_nbWorkers");
     // The decoder insists on the content size; integrity is our CRC32C.
     CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1), "ZSTD_c_contentSizeFlag");
     CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0), "ZSTD_c_checksumFlag");
@@ -311,15 +312,16 @@ bool IsUint8Array(const Napi::Value& v) {
 
 struct CompressArgs {
   std::vector<PartIn> parts;
-  int level;
-  bool store;
+  EncodeOptions options;
   Napi::Array keepAlive;  // the parts, referenced by async work
 };
 
-// compressBatch(parts: Uint8Array[], elementBytes: Uint8Array, level, store)
+// compressBatch(parts: Uint8Array[], elementBytes: Uint8Array, level, store, workers)
 CompressArgs ReadCompressArgs(const Napi::CallbackInfo& info, const std::string& fn) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowError(env, codes::kInvalidArg, fn + "(parts, elementBytes, level, store): expected 4 arguments");
+  if (info.Length() != 5) {
+    ThrowError(env, codes::kInvalidArg, fn + "(parts, elementBytes, level, store, workers): expected 5 arguments");
+  }
   if (!info[0].IsArray()) ThrowError(env, codes::kInvalidArg, fn + "(parts): expected an array");
   auto arr = info[0].As<Napi::Array>();
   const uint32_t n = arr.Length();
@@ -335,7 +337,13 @@ CompressArgs ReadCompressArgs(const Napi::CallbackInfo& info, const std::string&
                                             std::to_string(ZSTD_maxCLevel()) + "]");
   }
   if (!info[3].IsBoolean()) ThrowError(env, codes::kInvalidArg, fn + "(store): expected a boolean");
-  CompressArgs a{{}, static_cast<int>(level), info[3].As<Napi::Boolean>().Value(), Napi::Array::New(env, n)};
+  const double workers = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
+  if (!(workers >= 0 && workers <= kMaxWorkers) || workers != static_cast<double>(static_cast<int>(workers))) {
+    ThrowError(env, codes::kInvalidArg, fn + "(workers): expected an integer in [0, " + std::to_string(kMaxWorkers) + "]");
+  }
+  CompressArgs a{{},
+                 {static_cast<int>(level), info[3].As<Napi::Boolean>().Value(), static_cast<int>(workers)},
+                 Napi::Array::New(env, n)};
   a.parts.reserve(n);
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value v = arr.Get(i);
@@ -359,7 +367,7 @@ Napi::Value JsCompressBatch(const Napi::CallbackInfo& info) {
   CompressArgs a = ReadCompressArgs(info, "compressBatch");
   size_t frameBytes = Guarded(env, [&] {
     if (!state->cctx) state->cctx = NewCCtx();
-    return EncodeBatch(state->cctx, a.parts, a.level, a.store, state->input, state->out);
+    return EncodeBatch(state->cctx, a.parts, a.options, state->input, state->out);
   });
   Napi::Uint8Array result = CopyToJs(env, state->out.data(), frameBytes);
   state->Trim();
@@ -379,7 +387,7 @@ class CompressWorker : public Napi::AsyncWorker {
     try {
       CCtxOwner cctx{NewCCtx()};
       ByteBuffer input;
-      frameBytes_ = EncodeBatch(cctx.p, args_.parts, args_.level, args_.store, input, out_);
+      frameBytes_ = EncodeBatch(cctx.p, args_.parts, args_.options, input, out_);
     } catch (const CodedError& e) {
       code_ = e.code;
       SetError(e.message);
@@ -559,6 +567,7 @@ void InitBatchCodec(Napi::Env env, Napi::Object exports) {
   limits.Set("maxBatchBytes", Napi::Number::New(env, static_cast<double>(kMaxBatchBytes)));
   limits.Set("minLevel", Napi::Number::New(env, ZSTD_minCLevel()));
   limits.Set("maxLevel", Napi::Number::New(env, ZSTD_maxCLevel()));
+  limits.Set("maxWorkers", Napi::Number::New(env, kMaxWorkers));
   limits.Set("partAlignBytes", Napi::Number::New(env, static_cast<double>(kPartAlignBytes)));
   limits.Set("shuffleElementBytes", Napi::Number::New(env, kShuffleElementBytes));
   exports.Set("batchCodecLimits", limits);

@@ -27,6 +27,8 @@ inline constexpr uint8_t kShuffleElementBytes = 4;
 // Decoded parts start at multiples of this in the output buffer, so a
 // float32 (or float64) view over a part needs no copy.
 inline constexpr size_t kPartAlignBytes = 8;
+// Most zstd worker threads one compression may use (ZSTD_c_nbWorkers).
+inline constexpr int kMaxWorkers = 8;
 // Sync scratch buffers larger than this are released after the call.
 inline constexpr size_t kRetainScratchBytes = size_t{32} << 20;
 
@@ -49,10 +51,16 @@ struct PartIn {
   uint8_t elementBytes;  // 0: as is, 4: shuffle as float32
 };
 
+struct EncodeOptions {
+  int level;
+  bool store;    // skip zstd
+  int workers;   // 0: compress on the calling thread; n: n zstd threads
+};
+
 // Encodes a frame into `out` (whose capacity may exceed the returned frame
 // length); `input` is scratch for the shuffled, concatenated parts. Throws
 // CodedError (ERR_INVALID_ARG, ERR_COMPRESSION).
-size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, int level, bool store, ByteBuffer& input,
+size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const EncodeOptions& options, ByteBuffer& input,
                    ByteBuffer& out);
 
 struct FrameHeader {

@@ -16,6 +16,8 @@ export interface BatchCodecLimits {
   /** zstd compression level range. */
   readonly minLevel: number;
   readonly maxLevel: number;
+  /** Most zstd worker threads one call may use. */
+  readonly maxWorkers: number;
   /** Decoded parts start at multiples of this within their ArrayBuffer. */
   readonly partAlignBytes: number;
   /** Element size of shuffled parts (float32). */
@@ -33,8 +35,8 @@ export interface BatchFrameInfo {
 }
 
 export interface BatchCodecBinding {
-  compressBatch(parts: Uint8Array[], elementBytes: Uint8Array, level: number, store: boolean): Uint8Array;
-  compressBatchAsync(parts: Uint8Array[], elementBytes: Uint8Array, level: number, store: boolean): Promise<Uint8Array>;
+  compressBatch(...args: CompressArgs): Uint8Array;
+  compressBatchAsync(...args: CompressArgs): Promise<Uint8Array>;
   decompressBatch(frame: Uint8Array, maxBytes: number): Uint8Array[];
   decompressBatchAsync(frame: Uint8Array, maxBytes: number): Promise<Uint8Array[]>;
   inspectBatchFrame(frame: Uint8Array): BatchFrameInfo;
@@ -64,6 +66,13 @@ export interface CompressBatchOptions {
    * the payload smaller.
    */
   store?: boolean;
+  /**
+   * zstd worker threads for this call (ZSTD_c_nbWorkers), 0..maxWorkers;
+   * default 0 (compress on the calling thread, or on the one pool thread for
+   * the async call). Worth it only for batches of several MB: zstd splits
+   * the input into jobs of about 4 windows. The frame format is the same.
+   */
+  workers?: number;
 }
 
 export interface DecompressBatchOptions {
@@ -73,7 +82,7 @@ export interface DecompressBatchOptions {
 
 const DEFAULT_LEVEL = 1;
 
-type CompressArgs = [parts: Uint8Array[], elementBytes: Uint8Array, level: number, store: boolean];
+type CompressArgs = [parts: Uint8Array[], elementBytes: Uint8Array, level: number, store: boolean, workers: number];
 
 function prepareCompress(fn: string, parts: readonly BatchPart[], opts: CompressBatchOptions): CompressArgs {
   if (!Array.isArray(parts)) throw new TypeError(`${fn}(parts): expected an array, got ${describe(parts)}`);
@@ -84,6 +93,8 @@ function prepareCompress(fn: string, parts: readonly BatchPart[], opts: Compress
   }
   const level = opts.level ?? DEFAULT_LEVEL;
   checkInt(fn, 'opts.level', level, limits.minLevel, limits.maxLevel);
+  const workers = opts.workers ?? 0;
+  checkInt(fn, 'opts.workers', workers, 0, limits.maxWorkers);
   const store = opts.store ?? false;
   if (typeof store !== 'boolean') throw new TypeError(`${fn}(opts.store): expected a boolean, got ${describe(store)}`);
   const shuffle = opts.shuffle;
@@ -121,7 +132,7 @@ function prepareCompress(fn: string, parts: readonly BatchPart[], opts: Compress
   if (totalBytes > limits.maxBatchBytes) {
     throw new RangeError(`${fn}(parts): ${totalBytes} bytes, over the limit of ${limits.maxBatchBytes}`);
   }
-  return [bytes, elementBytes, level, store];
+  return [bytes, elementBytes, level, store, workers];
 }
 
 function prepareDecompress(fn: string, frame: Uint8Array, opts: DecompressBatchOptions): number {

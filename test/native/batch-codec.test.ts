@@ -152,9 +152,9 @@ test('float parts that are not a multiple of 4 bytes are refused when shuffled',
   assert.throws(() => compressBatch([new Uint8Array(8), odd], { shuffle: [false, true] }), RangeError);
   await assert.rejects(compressBatchAsync([odd], { shuffle: true }), RangeError);
   // The native layer refuses it too (callers that bypass the wrapper).
-  assert.throws(() => binding.compressBatch([odd], Uint8Array.of(4), 1, false), isCode('ERR_INVALID_ARG'));
-  assert.throws(() => binding.compressBatch([odd], Uint8Array.of(3), 1, false), isCode('ERR_INVALID_ARG'));
-  await assert.rejects(binding.compressBatchAsync([odd], Uint8Array.of(4), 1, false), isCode('ERR_INVALID_ARG'));
+  assert.throws(() => binding.compressBatch([odd], Uint8Array.of(4), 1, false, 0), isCode('ERR_INVALID_ARG'));
+  assert.throws(() => binding.compressBatch([odd], Uint8Array.of(3), 1, false, 0), isCode('ERR_INVALID_ARG'));
+  await assert.rejects(binding.compressBatchAsync([odd], Uint8Array.of(4), 1, false, 0), isCode('ERR_INVALID_ARG'));
   // Unshuffled, an odd length is fine.
   assertRoundTrip([odd], decompressBatch(compressBatch([odd], { shuffle: false }), { maxBytes: 7 }));
 });
@@ -177,6 +177,11 @@ test('large parts: MB-sized unit vectors, zeros and noise; shuffle helps on floa
   const frame = compressBatch(mixed, { level: 3 });
   assert.deepEqual(await compressBatchAsync(mixed, { level: 3 }), frame);
   assertRoundTrip(mixed, decompressBatch(frame, { maxBytes }));
+  // zstd worker threads: same format, same content, and the same bytes for any worker count >= 1.
+  const threaded = compressBatch(mixed, { level: 3, workers: 2 });
+  assertRoundTrip(mixed, decompressBatch(threaded, { maxBytes }));
+  assert.deepEqual(await compressBatchAsync(mixed, { level: 3, workers: 2 }), threaded);
+  assertRoundTrip(mixed, await decompressBatchAsync(threaded, { maxBytes }));
 
   const incompressible = compressBatch([noise]);
   assert.equal(inspectBatchFrame(incompressible).compressed, false, 'random bytes are stored');
@@ -377,6 +382,8 @@ test('wrong types and values throw from the wrappers, never crash', async () => 
   call(() => compressBatch([u8], { shuffle: 'yes' as never }));
   call(() => compressBatch([u8], { shuffle: [1] as never }));
   call(() => compressBatch([u8], { store: 1 as never }));
+  call(() => compressBatch([u8], { workers: batchCodecLimits.maxWorkers + 1 }));
+  call(() => compressBatch([u8], { workers: 0.5 }));
   call(() => compressBatch([u8], null as never));
   call(() => decompressBatch(new Float32Array(8) as never, { maxBytes: 1 }));
   call(() => decompressBatch(u8, { maxBytes: -1 }));
@@ -393,12 +400,15 @@ test('the raw binding checks its arguments too', async () => {
   const raw = binding as unknown as Record<string, (...a: unknown[]) => unknown>;
   const cases: [string, unknown[]][] = [
     ['compressBatch', []],
-    ['compressBatch', ['x', new Uint8Array(0), 1, false]],
-    ['compressBatch', [[u8], new Uint8Array(2), 1, false]],
-    ['compressBatch', [[u8], new Uint8Array(1), 1.5, false]],
-    ['compressBatch', [[u8], new Uint8Array(1), 1, 'no']],
-    ['compressBatch', [[{}], new Uint8Array(1), 1, false]],
-    ['compressBatch', [[new Int8Array(4)], new Uint8Array(1), 1, false]],
+    ['compressBatch', [[u8], new Uint8Array(1), 1, false]],
+    ['compressBatch', ['x', new Uint8Array(0), 1, false, 0]],
+    ['compressBatch', [[u8], new Uint8Array(2), 1, false, 0]],
+    ['compressBatch', [[u8], new Uint8Array(1), 1.5, false, 0]],
+    ['compressBatch', [[u8], new Uint8Array(1), 1, 'no', 0]],
+    ['compressBatch', [[u8], new Uint8Array(1), 1, false, 9]],
+    ['compressBatch', [[u8], new Uint8Array(1), 1, false, -1]],
+    ['compressBatch', [[{}], new Uint8Array(1), 1, false, 0]],
+    ['compressBatch', [[new Int8Array(4)], new Uint8Array(1), 1, false, 0]],
     ['decompressBatch', [u8]],
     ['decompressBatch', [u8, -1]],
     ['decompressBatch', [u8, 2 ** 60]],
@@ -406,7 +416,7 @@ test('the raw binding checks its arguments too', async () => {
     ['inspectBatchFrame', [42]],
   ];
   for (const [fn, args] of cases) assert.throws(() => raw[fn]!(...args), invalid, `${fn}(${args.length} args)`);
-  assert.throws(() => raw['compressBatchAsync']!([u8], u8, 1, false), invalid);
+  assert.throws(() => raw['compressBatchAsync']!([u8], u8, 1, false, 0), invalid);
   assert.throws(() => raw['decompressBatchAsync']!(u8, 'big'), invalid);
   // Garbage frames of every small length.
   for (let n = 0; n < 80; n++) {
