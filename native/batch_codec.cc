@@ -3,6 +3,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "addon.h"
 #include "crc32c.h"
@@ -67,9 +68,6 @@ void ByteBuffer::ReleaseIfAbove(size_t bytes) {
     capacity_ = 0;
   }
 }
-
-uint32_t FrameHeader::PartLength(uint32_t i) const { return GetU32(table + size_t{i} * kPartEntryBytes); }
-uint8_t FrameHeader::PartElementBytes(uint32_t i) const { return table[size_t{i} * kPartEntryBytes + 4]; }
 
 size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const EncodeOptions& options, ByteBuffer& input,
                    ByteBuffer& out) {
@@ -171,7 +169,7 @@ FrameHeader ParseHeader(const uint8_t* frame, size_t frameBytes, uint64_t maxByt
   if (std::memcmp(frame, kMagic, 4) != 0) Corrupt("bad magic");
   if (frame[4] != kVersion) Corrupt("unsupported version " + std::to_string(frame[4]));
   if ((frame[5] & ~kFlagCompressed) != 0 || GetU16(frame + 6) != 0) Corrupt("unknown flags");
-  FrameHeader h{};
+  FrameHeader h;
   h.compressed = (frame[5] & kFlagCompressed) != 0;
   h.partCount = GetU32(frame + 8);
   if (h.partCount > kMaxParts) Corrupt("part count " + std::to_string(h.partCount) + " over the limit");
@@ -182,7 +180,6 @@ FrameHeader ParseHeader(const uint8_t* frame, size_t frameBytes, uint64_t maxByt
   h.payloadBytes = GetU32(frame + 12);
   h.totalBytes = GetU64(frame + 16);
   h.contentCrc = GetU32(frame + 24);
-  h.table = frame + kFixedHeaderBytes;
   if (h.totalBytes > maxBytes || h.totalBytes > kMaxBatchBytes) {
     throw CodedError{codes::kFrameTooLarge, "batch frame declares " + std::to_string(h.totalBytes) +
                                                 " bytes, over the limit of " +
@@ -194,13 +191,19 @@ FrameHeader ParseHeader(const uint8_t* frame, size_t frameBytes, uint64_t maxByt
   }
   uint64_t sum = 0;
   uint64_t outputBytes = 0;
+  h.partLengths.resize(h.partCount);
+  h.partElementBytes.resize(h.partCount);
   for (uint32_t i = 0; i < h.partCount; i++) {
-    const uint8_t* e = h.table + size_t{i} * kPartEntryBytes;
+    const uint8_t* e = frame + kFixedHeaderBytes + size_t{i} * kPartEntryBytes;
     const uint32_t len = GetU32(e);
+    const uint8_t elementBytes = e[4];
     if (e[5] != 0 || e[6] != 0 || e[7] != 0) Corrupt("part " + std::to_string(i) + " has reserved bits set");
-    if (e[4] != 0 && (e[4] != kShuffleElementBytes || !h.compressed || len % kShuffleElementBytes != 0)) {
+    if (elementBytes != 0 &&
+        (elementBytes != kShuffleElementBytes || !h.compressed || len % kShuffleElementBytes != 0)) {
       Corrupt("part " + std::to_string(i) + " has a bad element size");
     }
+    h.partLengths[i] = len;
+    h.partElementBytes[i] = elementBytes;
     sum += len;  // at most 2^20 * (2^32 - 1): no overflow
     outputBytes = AlignUp(outputBytes) + len;
   }
@@ -217,7 +220,7 @@ void DecodeBatch(ZSTD_DCtx* dctx, const FrameHeader& h, const uint8_t* frame, ui
   // aligned offset, the decoded stream is the output layout: decode in place.
   bool direct = true;
   for (uint32_t i = 0; i < h.partCount && direct; i++) {
-    if (h.PartElementBytes(i) != 0 || (i + 1 < h.partCount && h.PartLength(i) % kPartAlignBytes != 0)) direct = false;
+    if (h.partElementBytes[i] != 0 || (i + 1 < h.partCount && h.partLengths[i] % kPartAlignBytes != 0)) direct = false;
   }
   if (h.compressed) {
     const unsigned long long contentBytes = ZSTD_getFrameContentSize(payload, h.payloadBytes);
@@ -237,12 +240,12 @@ void DecodeBatch(ZSTD_DCtx* dctx, const FrameHeader& h, const uint8_t* frame, ui
   uint64_t inAt = 0;
   uint64_t outAt = 0;
   for (uint32_t i = 0; i < h.partCount; i++) {
-    const uint32_t len = h.PartLength(i);
+    const uint32_t len = h.partLengths[i];
     outAt = AlignUp(outAt);
     uint8_t* dst = out + outAt;
     if (len) {
-      if (h.PartElementBytes(i)) {
-        UnshuffleBytes(source + inAt, dst, len, h.PartElementBytes(i));
+      if (h.partElementBytes[i]) {
+        UnshuffleBytes(source + inAt, dst, len, h.partElementBytes[i]);
       } else if (source + inAt != dst) {
         std::memcpy(dst, source + inAt, len);
       }
@@ -446,7 +449,7 @@ Napi::Array PartViews(Napi::Env env, const FrameHeader& h, Napi::ArrayBuffer out
   Napi::Array parts = Napi::Array::New(env, h.partCount);
   uint64_t at = 0;
   for (uint32_t i = 0; i < h.partCount; i++) {
-    const uint32_t len = h.PartLength(i);
+    const uint32_t len = h.partLengths[i];
     at = (at + kPartAlignBytes - 1) & ~uint64_t{kPartAlignBytes - 1};
     parts.Set(i, Napi::Uint8Array::New(env, len, output, at));
     at += len;
@@ -465,7 +468,7 @@ Napi::Value JsDecompressBatch(const Napi::CallbackInfo& info) {
     if (!state->dctx) state->dctx = NewDCtx();
     DecodeBatch(state->dctx, h, frame, static_cast<uint8_t*>(output.Data()), state->input);
   });
-  // The views are built from the validated table, still in the frame.
+  // The views are built from the validated copy of the table.
   Napi::Array parts = PartViews(env, h, output);
   state->Trim();
   return parts;
@@ -473,10 +476,10 @@ Napi::Value JsDecompressBatch(const Napi::CallbackInfo& info) {
 
 class DecompressWorker : public Napi::AsyncWorker {
  public:
-  DecompressWorker(Napi::Env env, const DecompressArgs& a, const FrameHeader& h, Napi::ArrayBuffer output)
+  DecompressWorker(Napi::Env env, const DecompressArgs& a, FrameHeader&& h, Napi::ArrayBuffer output)
       : Napi::AsyncWorker(env, "vrep.decompressBatch"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        header_(h),
+        header_(std::move(h)),
         frameData_(FrameData(a.frame)),
         outputData_(static_cast<uint8_t*>(output.Data())) {
     frame_ = Napi::Persistent(static_cast<Napi::Object>(a.frame));
@@ -505,7 +508,7 @@ class DecompressWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  FrameHeader header_;  // its table points into frameData_, kept alive by frame_
+  FrameHeader header_;
   const uint8_t* frameData_;
   uint8_t* outputData_;
   Napi::ObjectReference frame_;
@@ -527,7 +530,7 @@ Napi::Value JsDecompressBatchAsync(const Napi::CallbackInfo& info) {
     return rejected.Promise();
   }
   Napi::ArrayBuffer output = Napi::ArrayBuffer::New(env, h.outputBytes);
-  auto* worker = new DecompressWorker(env, a, h, output);
+  auto* worker = new DecompressWorker(env, a, std::move(h), output);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

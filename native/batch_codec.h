@@ -64,22 +64,24 @@ size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const Enco
                    ByteBuffer& out);
 
 struct FrameHeader {
-  bool compressed;
-  uint32_t partCount;
-  uint32_t payloadBytes;
-  uint64_t totalBytes;
-  uint32_t contentCrc;
-  size_t headerBytes;
+  bool compressed = false;
+  uint32_t partCount = 0;
+  uint32_t payloadBytes = 0;
+  uint64_t totalBytes = 0;
+  uint32_t contentCrc = 0;
+  size_t headerBytes = 0;
   // Bytes of the decoded output: the parts, each padded to kPartAlignBytes.
-  uint64_t outputBytes;
-  const uint8_t* table;
-
-  uint32_t PartLength(uint32_t i) const;
-  uint8_t PartElementBytes(uint32_t i) const;
+  uint64_t outputBytes = 0;
+  // The validated part table, copied out of the frame so that a frame
+  // written to while it is decoded (a SharedArrayBuffer, or during async
+  // work) cannot change a length after it was checked.
+  std::vector<uint32_t> partLengths;
+  std::vector<uint8_t> partElementBytes;
 };
 
-// Validates everything that can be validated without decoding, allocating
-// nothing. Throws CodedError: ERR_CORRUPT_FRAME, or ERR_FRAME_TOO_LARGE when
+// Validates everything that can be validated without decoding; allocates
+// only the copy of the part table (at most 5/8 of the frame's own length).
+// Throws CodedError: ERR_CORRUPT_FRAME, or ERR_FRAME_TOO_LARGE when
 // the frame declares more than maxBytes (or kMaxBatchBytes) of content.
 FrameHeader ParseHeader(const uint8_t* frame, size_t frameBytes, uint64_t maxBytes);
 
