@@ -19,35 +19,10 @@ import {
   type CompressBatchOptions,
 } from '../src/native/batch-codec.ts';
 import { crc32c, crc32cImplementation, crc32cSoftware } from '../src/native/crc32c.ts';
+import { rng, unitVectors } from '../test/native/codec-fixtures.ts';
 
 const quick = isQuick();
 const MB = 1e6;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
-function unitVectors(count: number, dim: number, seed: number): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(count * dim);
-  for (let v = 0; v < count; v++) {
-    let norm = 0;
-    for (let d = 0; d < dim; d++) {
-      const g = Math.sqrt(-2 * Math.log(next() || 1e-12)) * Math.cos(2 * Math.PI * next());
-      out[v * dim + d] = g;
-      norm += g * g;
-    }
-    const inv = 1 / Math.sqrt(norm);
-    for (let d = 0; d < dim; d++) out[v * dim + d]! *= inv;
-  }
-  return out;
-}
 
 const words = (
   'vector replica primary shard index search cosine latency throughput cluster node ' +

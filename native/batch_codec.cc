@@ -377,20 +377,21 @@ Napi::Value JsCompressBatch(const Napi::CallbackInfo& info) {
   return result;
 }
 
-class CompressWorker : public Napi::AsyncWorker {
+// An AsyncWorker that settles a promise: Run() does the off-thread work and
+// may throw CodedError; the code travels to the rejection.
+class PromiseWorker : public Napi::AsyncWorker {
  public:
-  CompressWorker(Napi::Env env, CompressArgs&& a)
-      : Napi::AsyncWorker(env, "vrep.compressBatch"), deferred_(Napi::Promise::Deferred::New(env)), args_(std::move(a)) {
-    keepAlive_ = Napi::Persistent(static_cast<Napi::Object>(args_.keepAlive));
-  }
+  PromiseWorker(Napi::Env env, const char* name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
  protected:
-  void Execute() override {
+  virtual void Run() = 0;
+  virtual Napi::Value Result() = 0;
+
+  void Execute() final {
     try {
-      CCtxOwner cctx{NewCCtx()};
-      ByteBuffer input;
-      frameBytes_ = EncodeBatch(cctx.p, args_.parts, args_.options, input, out_);
+      Run();
     } catch (const CodedError& e) {
       code_ = e.code;
       SetError(e.message);
@@ -399,16 +400,33 @@ class CompressWorker : public Napi::AsyncWorker {
       SetError("out of memory");
     }
   }
-  void OnOK() override { deferred_.Resolve(CopyToJs(Env(), out_.data(), frameBytes_)); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(MakeError(Env(), code_, e.Message()).Value()); }
+  void OnOK() final { deferred_.Resolve(Result()); }
+  void OnError(const Napi::Error& e) final { deferred_.Reject(MakeError(Env(), code_, e.Message()).Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
+  const char* code_ = codes::kCompression;
+};
+
+class CompressWorker : public PromiseWorker {
+ public:
+  CompressWorker(Napi::Env env, CompressArgs&& a) : PromiseWorker(env, "vrep.compressBatch"), args_(std::move(a)) {
+    keepAlive_ = Napi::Persistent(static_cast<Napi::Object>(args_.keepAlive));
+  }
+
+ protected:
+  void Run() override {
+    CCtxOwner cctx{NewCCtx()};
+    ByteBuffer input;
+    frameBytes_ = EncodeBatch(cctx.p, args_.parts, args_.options, input, out_);
+  }
+  Napi::Value Result() override { return CopyToJs(Env(), out_.data(), frameBytes_); }
+
+ private:
   CompressArgs args_;
   Napi::ObjectReference keepAlive_;
   ByteBuffer out_;
   size_t frameBytes_ = 0;
-  const char* code_ = codes::kCompression;
 };
 
 Napi::Value JsCompressBatchAsync(const Napi::CallbackInfo& info) {
@@ -474,46 +492,31 @@ Napi::Value JsDecompressBatch(const Napi::CallbackInfo& info) {
   return parts;
 }
 
-class DecompressWorker : public Napi::AsyncWorker {
+class DecompressWorker : public PromiseWorker {
  public:
   DecompressWorker(Napi::Env env, const DecompressArgs& a, FrameHeader&& h, Napi::ArrayBuffer output)
-      : Napi::AsyncWorker(env, "vrep.decompressBatch"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "vrep.decompressBatch"),
         header_(std::move(h)),
         frameData_(FrameData(a.frame)),
         outputData_(static_cast<uint8_t*>(output.Data())) {
     frame_ = Napi::Persistent(static_cast<Napi::Object>(a.frame));
     output_ = Napi::Persistent(static_cast<Napi::Object>(output));
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
  protected:
-  void Execute() override {
-    try {
-      DCtxOwner dctx{NewDCtx()};
-      ByteBuffer scratch;
-      DecodeBatch(dctx.p, header_, frameData_, outputData_, scratch);
-    } catch (const CodedError& e) {
-      code_ = e.code;
-      SetError(e.message);
-    } catch (const std::bad_alloc&) {
-      code_ = codes::kCompression;
-      SetError("out of memory");
-    }
+  void Run() override {
+    DCtxOwner dctx{NewDCtx()};
+    ByteBuffer scratch;
+    DecodeBatch(dctx.p, header_, frameData_, outputData_, scratch);
   }
-  void OnOK() override {
-    deferred_.Resolve(PartViews(Env(), header_, output_.Value().As<Napi::ArrayBuffer>()));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(MakeError(Env(), code_, e.Message()).Value()); }
+  Napi::Value Result() override { return PartViews(Env(), header_, output_.Value().As<Napi::ArrayBuffer>()); }
 
  private:
-  Napi::Promise::Deferred deferred_;
   FrameHeader header_;
   const uint8_t* frameData_;
   uint8_t* outputData_;
   Napi::ObjectReference frame_;
   Napi::ObjectReference output_;
-  const char* code_ = codes::kCorruptFrame;
 };
 
 Napi::Value JsDecompressBatchAsync(const Napi::CallbackInfo& info) {

@@ -183,14 +183,10 @@ Crc32cArgs ReadArgs(const Napi::CallbackInfo& info, const char* fn) {
   return {data.ByteLength() ? data.Data() : nullptr, data.ByteLength(), previous};
 }
 
-Napi::Value JsCrc32c(const Napi::CallbackInfo& info) {
-  Crc32cArgs a = ReadArgs(info, "crc32c");
-  return Napi::Number::New(info.Env(), Crc32c(a.previous, a.data, a.lengthBytes));
-}
-
-Napi::Value JsCrc32cSoftware(const Napi::CallbackInfo& info) {
-  Crc32cArgs a = ReadArgs(info, "crc32cSoftware");
-  return Napi::Number::New(info.Env(), Crc32cSoftware(a.previous, a.data, a.lengthBytes));
+template <uint32_t (*kCrc)(uint32_t, const uint8_t*, size_t)>
+Napi::Value JsCrc(const Napi::CallbackInfo& info) {
+  Crc32cArgs a = ReadArgs(info, kCrc == Crc32cSoftware ? "crc32cSoftware" : "crc32c");
+  return Napi::Number::New(info.Env(), kCrc(a.previous, a.data, a.lengthBytes));
 }
 
 Napi::Value JsCrc32cImplementation(const Napi::CallbackInfo& info) {
@@ -222,8 +218,8 @@ const char* Crc32cImplementation() {
 }
 
 void InitCrc32c(Napi::Env env, Napi::Object exports) {
-  exports.Set("crc32c", Napi::Function::New(env, JsCrc32c, "crc32c"));
-  exports.Set("crc32cSoftware", Napi::Function::New(env, JsCrc32cSoftware, "crc32cSoftware"));
+  exports.Set("crc32c", Napi::Function::New(env, JsCrc<Crc32c>, "crc32c"));
+  exports.Set("crc32cSoftware", Napi::Function::New(env, JsCrc<Crc32cSoftware>, "crc32cSoftware"));
   exports.Set("crc32cImplementation", Napi::Function::New(env, JsCrc32cImplementation, "crc32cImplementation"));
 }
 

@@ -88,36 +88,43 @@ size_t Unshuffle4Sse2(const uint8_t* src, uint8_t* dst, size_t count) {
 
 }  // namespace
 
-void ShuffleBytes(const uint8_t* src, uint8_t* dst, size_t lengthBytes, size_t elementBytes) {
+namespace {
+
+using ScalarKernel = void (*)(const uint8_t*, uint8_t*, size_t, size_t, size_t);
+using Simd4Kernel = size_t (*)(const uint8_t*, uint8_t*, size_t);
+
+// Shared frame of both directions: SIMD for 4-byte elements where built,
+// scalar for the rest of the elements, the ragged tail copied.
+void Transpose(const uint8_t* src, uint8_t* dst, size_t lengthBytes, size_t elementBytes, ScalarKernel scalar,
+               Simd4Kernel simd4) {
   if (lengthBytes == 0) return;
   if (elementBytes <= 1) {
     std::memcpy(dst, src, lengthBytes);
     return;
   }
-  size_t count = lengthBytes / elementBytes;
-  size_t done = 0;
-#if VREP_SHUFFLE_SSE2
-  if (elementBytes == 4) done = Shuffle4Sse2(src, dst, count);
-#endif
-  ShuffleScalar(src, dst, count, elementBytes, done);
-  size_t tail = lengthBytes - count * elementBytes;
+  const size_t count = lengthBytes / elementBytes;
+  const size_t done = (elementBytes == 4 && simd4) ? simd4(src, dst, count) : 0;
+  scalar(src, dst, count, elementBytes, done);
+  const size_t tail = lengthBytes - count * elementBytes;
   if (tail) std::memcpy(dst + count * elementBytes, src + count * elementBytes, tail);
 }
 
-void UnshuffleBytes(const uint8_t* src, uint8_t* dst, size_t lengthBytes, size_t elementBytes) {
-  if (lengthBytes == 0) return;
-  if (elementBytes <= 1) {
-    std::memcpy(dst, src, lengthBytes);
-    return;
-  }
-  size_t count = lengthBytes / elementBytes;
-  size_t done = 0;
 #if VREP_SHUFFLE_SSE2
-  if (elementBytes == 4) done = Unshuffle4Sse2(src, dst, count);
+constexpr Simd4Kernel kShuffle4 = Shuffle4Sse2;
+constexpr Simd4Kernel kUnshuffle4 = Unshuffle4Sse2;
+#else
+constexpr Simd4Kernel kShuffle4 = nullptr;
+constexpr Simd4Kernel kUnshuffle4 = nullptr;
 #endif
-  UnshuffleScalar(src, dst, count, elementBytes, done);
-  size_t tail = lengthBytes - count * elementBytes;
-  if (tail) std::memcpy(dst + count * elementBytes, src + count * elementBytes, tail);
+
+}  // namespace
+
+void ShuffleBytes(const uint8_t* src, uint8_t* dst, size_t lengthBytes, size_t elementBytes) {
+  Transpose(src, dst, lengthBytes, elementBytes, ShuffleScalar, kShuffle4);
+}
+
+void UnshuffleBytes(const uint8_t* src, uint8_t* dst, size_t lengthBytes, size_t elementBytes) {
+  Transpose(src, dst, lengthBytes, elementBytes, UnshuffleScalar, kUnshuffle4);
 }
 
 namespace {

@@ -17,6 +17,7 @@ import {
 import { crc32c } from '../../src/native/crc32c.ts';
 import { binding } from '../../src/native/addon.ts';
 import { isVrepError, type ErrorCode } from '../../src/errors.ts';
+import { randomBytes, rng, unitVectors } from './codec-fixtures.ts';
 
 const LONG = process.env['VREP_TEST_SCALE'] === 'long';
 const MiB = 1 << 20;
@@ -27,39 +28,6 @@ const isCode =
   (...codes: ErrorCode[]) =>
   (e: unknown): boolean =>
     codes.some((c) => isVrepError(e, c));
-
-/** Deterministic PRNG so big fixtures are cheap and reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
-/** count x dim random-normal vectors, each normalized to unit length. */
-function unitVectors(count: number, dim: number, seed = 1): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(count * dim);
-  for (let v = 0; v < count; v++) {
-    let norm = 0;
-    for (let d = 0; d < dim; d++) {
-      const g = Math.sqrt(-2 * Math.log(next() || 1e-12)) * Math.cos(2 * Math.PI * next());
-      out[v * dim + d] = g;
-      norm += g * g;
-    }
-    const inv = 1 / Math.sqrt(norm);
-    for (let d = 0; d < dim; d++) out[v * dim + d]! *= inv;
-  }
-  return out;
-}
-
-function randomBytes(n: number, seed = 7): Uint8Array {
-  const next = rng(seed);
-  return Uint8Array.from({ length: n }, () => (next() * 256) | 0);
-}
 
 function assertRoundTrip(parts: readonly BatchPart[], decoded: Uint8Array[]): void {
   assert.equal(decoded.length, parts.length);
