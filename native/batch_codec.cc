@@ -69,6 +69,36 @@ void ByteBuffer::ReleaseIfAbove(size_t bytes) {
   }
 }
 
+namespace {
+
+uint64_t ShuffledBytes(const std::vector<PartIn>& parts) {
+  uint64_t sum = 0;
+  for (const PartIn& p : parts) sum += p.elementBytes ? p.lengthBytes : 0;
+  return sum;
+}
+
+// One zstd frame of `bytes` bytes at `level`; returns its length.
+size_t CompressSection(ZSTD_CCtx* cctx, int level, bool forceLiteralCompression, int workers, uint8_t* dst,
+                       size_t capacity, const uint8_t* src, size_t bytes) {
+  CheckZstd(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters), "ZSTD_CCtx_reset");
+  CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level), "ZSTD_c_compressionLevel");
+  CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers), "ZSTD_c_nbWorkers");
+  // The decoder insists on the content size; integrity is our CRC32C.
+  CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1), "ZSTD_c_contentSizeFlag");
+  CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0), "ZSTD_c_checksumFlag");
+  if (forceLiteralCompression) {
+    // Negative levels turn Huffman literals off by default; byte planes need
+    // exactly that and nothing else.
+    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_literalCompressionMode, ZSTD_ps_enable),
+              "ZSTD_c_literalCompressionMode");
+  }
+  const size_t written = ZSTD_compress2(cctx, dst, capacity, src, bytes);
+  CheckZstd(written, "ZSTD_compress2");
+  return written;
+}
+
+}  // namespace
+
 size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const EncodeOptions& options, ByteBuffer& input,
                    ByteBuffer& out) {
   if (parts.size() > kMaxParts) {
@@ -101,35 +131,41 @@ size_t EncodeBatch(ZSTD_CCtx* cctx, const std::vector<PartIn>& parts, const Enco
   size_t payloadBytes = 0;
   bool compressed = false;
   if (!options.store && totalBytes > 0) {
+    // Decoded payload layout: the byte planes of the shuffled parts, then
+    // the other parts, each group in part order (see the doc).
+    const uint64_t planeBytes = ShuffledBytes(parts);
     const uint8_t* source;
     if (partCount == 1 && !anyShuffled) {
       source = parts[0].data;
     } else {
-      uint8_t* cursor = input.Reserve(totalBytes);
-      source = cursor;
+      uint8_t* planes = input.Reserve(totalBytes);
+      uint8_t* rest = planes + planeBytes;
+      source = planes;
       for (const PartIn& p : parts) {
         if (p.lengthBytes == 0) continue;
         if (p.elementBytes) {
-          ShuffleBytes(p.data, cursor, p.lengthBytes, p.elementBytes);
+          ShuffleBytes(p.data, planes, p.lengthBytes, p.elementBytes);
+          planes += p.lengthBytes;
         } else {
-          std::memcpy(cursor, p.data, p.lengthBytes);
+          std::memcpy(rest, p.data, p.lengthBytes);
+          rest += p.lengthBytes;
         }
-        cursor += p.lengthBytes;
       }
     }
-    const size_t bound = ZSTD_compressBound(totalBytes);
-    CheckZstd(bound, "ZSTD_compressBound");
+    const size_t restBytes = totalBytes - planeBytes;
+    const size_t bound = (planeBytes ? ZSTD_compressBound(planeBytes) : 0) + (restBytes ? ZSTD_compressBound(restBytes) : 0);
     uint8_t* frame = out.Reserve(headerBytes + bound);
-    CheckZstd(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters), "ZSTD_CCtx_reset");
-    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, options.level), "ZSTD_c_compressionLevel");
-    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, options.workers), "ZSTD_c_nbWorkers");
-    // The decoder insists on the content size; integrity is our CRC32C.
-    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1), "ZSTD_c_contentSizeFlag");
-    CheckZstd(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0), "ZSTD_c_checksumFlag");
-    const size_t csize = ZSTD_compress2(cctx, frame + headerBytes, bound, source, totalBytes);
-    CheckZstd(csize, "ZSTD_compress2");
-    compressed = csize < totalBytes;
-    payloadBytes = csize;
+    size_t at = headerBytes;
+    if (planeBytes) {
+      at += CompressSection(cctx, kPlaneLevel, true, options.workers, frame + at, headerBytes + bound - at, source,
+                            planeBytes);
+    }
+    if (restBytes) {
+      at += CompressSection(cctx, options.level, false, options.workers, frame + at, headerBytes + bound - at,
+                            source + planeBytes, restBytes);
+    }
+    payloadBytes = at - headerBytes;
+    compressed = payloadBytes < totalBytes;
   }
   uint8_t* frame;
   if (!compressed) {
@@ -204,6 +240,7 @@ FrameHeader ParseHeader(const uint8_t* frame, size_t frameBytes, uint64_t maxByt
     }
     h.partLengths[i] = len;
     h.partElementBytes[i] = elementBytes;
+    if (elementBytes) h.shuffledBytes += len;
     sum += len;  // at most 2^20 * (2^32 - 1): no overflow
     outputBytes = AlignUp(outputBytes) + len;
   }
@@ -223,21 +260,33 @@ void DecodeBatch(ZSTD_DCtx* dctx, const FrameHeader& h, const uint8_t* frame, ui
     if (h.partElementBytes[i] != 0 || (i + 1 < h.partCount && h.partLengths[i] % kPartAlignBytes != 0)) direct = false;
   }
   if (h.compressed) {
-    const unsigned long long contentBytes = ZSTD_getFrameContentSize(payload, h.payloadBytes);
-    if (contentBytes == ZSTD_CONTENTSIZE_ERROR || contentBytes == ZSTD_CONTENTSIZE_UNKNOWN) {
-      Corrupt("zstd frame header unreadable or without content size");
-    }
-    if (contentBytes != h.totalBytes) Corrupt("zstd content size differs from the declared size");
-    const size_t frameLen = ZSTD_findFrameCompressedSize(payload, h.payloadBytes);
-    if (ZSTD_isError(frameLen) || frameLen != h.payloadBytes) Corrupt("zstd frame length differs from the payload");
     uint8_t* target = direct ? out : scratch.Reserve(h.totalBytes);
-    const size_t got = ZSTD_decompressDCtx(dctx, target, h.totalBytes, payload, h.payloadBytes);
-    if (ZSTD_isError(got)) Corrupt(std::string("zstd: ") + ZSTD_getErrorName(got));
-    if (got != h.totalBytes) Corrupt("zstd produced fewer bytes than declared");
+    const uint8_t* at = payload;
+    size_t remaining = h.payloadBytes;
+    const uint64_t sections[2] = {h.shuffledBytes, h.totalBytes - h.shuffledBytes};
+    uint64_t filled = 0;
+    for (uint64_t contentBytes : sections) {
+      if (contentBytes == 0) continue;  // an empty section has no zstd frame
+      const unsigned long long declared = ZSTD_getFrameContentSize(at, remaining);
+      if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+        Corrupt("zstd frame header unreadable or without content size");
+      }
+      if (declared != contentBytes) Corrupt("zstd content size differs from the declared size");
+      const size_t frameLen = ZSTD_findFrameCompressedSize(at, remaining);
+      if (ZSTD_isError(frameLen)) Corrupt(std::string("zstd frame: ") + ZSTD_getErrorName(frameLen));
+      const size_t got = ZSTD_decompressDCtx(dctx, target + filled, contentBytes, at, frameLen);
+      if (ZSTD_isError(got)) Corrupt(std::string("zstd: ") + ZSTD_getErrorName(got));
+      if (got != contentBytes) Corrupt("zstd produced fewer bytes than declared");
+      filled += contentBytes;
+      at += frameLen;
+      remaining -= frameLen;
+    }
+    if (remaining != 0) Corrupt("bytes after the last zstd frame");
     source = target;
   }
   uint32_t crc = 0;
-  uint64_t inAt = 0;
+  uint64_t planeAt = 0;              // shuffled parts come first in the payload
+  uint64_t restAt = h.shuffledBytes;  // then the others
   uint64_t outAt = 0;
   for (uint32_t i = 0; i < h.partCount; i++) {
     const uint32_t len = h.partLengths[i];
@@ -245,13 +294,14 @@ void DecodeBatch(ZSTD_DCtx* dctx, const FrameHeader& h, const uint8_t* frame, ui
     uint8_t* dst = out + outAt;
     if (len) {
       if (h.partElementBytes[i]) {
-        UnshuffleBytes(source + inAt, dst, len, h.partElementBytes[i]);
-      } else if (source + inAt != dst) {
-        std::memcpy(dst, source + inAt, len);
+        UnshuffleBytes(source + planeAt, dst, len, h.partElementBytes[i]);
+        planeAt += len;
+      } else {
+        if (source + restAt != dst) std::memcpy(dst, source + restAt, len);
+        restAt += len;
       }
       crc = Crc32c(crc, dst, len);
     }
-    inAt += len;
     outAt += len;
   }
   if (crc != h.contentCrc) Corrupt("content checksum mismatch");
