@@ -52,7 +52,11 @@ export const batchCodecLimits: BatchCodecLimits = Object.freeze({ ...binding.bat
 export type BatchPart = Uint8Array | Float32Array;
 
 export interface CompressBatchOptions {
-  /** zstd compression level, in [minLevel, maxLevel]; default 1. */
+  /**
+   * zstd compression level of the parts that are not shuffled, in
+   * [minLevel, maxLevel]; default 1. Shuffled parts (byte planes) are always
+   * entropy-coded only, which is faster and as small (see the doc).
+   */
   level?: number;
   /**
    * Which parts to byte-shuffle as float32 before zstd: one flag for all
@@ -143,8 +147,9 @@ function prepareDecompress(fn: string, frame: Uint8Array, opts: DecompressBatchO
 }
 
 /**
- * Packs `parts` into one frame: float32 parts byte-shuffled, then zstd at
- * `opts.level` (or stored as is, see `opts.store`). The frame carries CRC32C
+ * Packs `parts` into one frame: float32 parts byte-shuffled and entropy-coded
+ * by zstd, the other parts compressed by zstd at `opts.level` (or all stored
+ * as is, see `opts.store`). The frame carries CRC32C
  * of its header and of the content. Wraps native `compressBatch`
  * (EncodeBatch in native/batch_codec.cc), which reuses this thread's zstd
  * context. Throws RangeError/TypeError on bad arguments.
