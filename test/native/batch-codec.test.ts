@@ -239,6 +239,21 @@ test('bit flips anywhere are refused (or, if harmless, give back the exact parts
   assert.equal(refused, flips);
 });
 
+test('random payload behind a valid header is refused', () => {
+  fc.assert(
+    fc.property(damageable, fc.nat(), ({ parts, frame }, seed) => {
+      const headerBytes = 32 + 8 * parts.length;
+      const damaged = frame.slice();
+      damaged.set(randomBytes(frame.length - headerBytes, seed + 1), headerBytes);
+      assertRefusedOrExact(parts, damaged);
+      if (damaged.length - headerBytes >= 8) {
+        assert.throws(() => decompressBatch(damaged, { maxBytes: 64 * MiB }), isCode('ERR_CORRUPT_FRAME'));
+      }
+    }),
+    { numRuns: LONG ? 1000 : 200 },
+  );
+});
+
 test('async decoding refuses damaged frames with the same codes', async () => {
   const parts = [unitVectors(30, 16), new TextEncoder().encode('x'.repeat(500))];
   const frame = compressBatch(parts);
