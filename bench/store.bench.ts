@@ -7,7 +7,17 @@
  * - snapshot build MB/s vs compressing the same vector bytes alone;
  * - search latency, 100k x 768, k=10, vs usearch's exact search (1 thread).
  */
-import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  mkdtempSync,
+  openSync,
+  writeSync,
+  fsyncSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import usearch from 'usearch';
@@ -37,7 +47,17 @@ function randomBatch(start: number, n: number, dim: number) {
   const batches = quick ? 10 : 60;
   const rows: Row[] = [];
   const pre = Array.from({ length: 4 }, (_, b) => randomBatch(b * batchSize, batchSize, dim));
-  const recordBytes = encodeRecord({ lsn: 1, term: 0, hlcMs: 0, hlcLogical: 0, origin: 'n1', collection: 'w', op: Op.Upsert, dimension: dim, ...(pre[0] as ReturnType<typeof randomBatch>) }).length;
+  const recordBytes = encodeRecord({
+    lsn: 1,
+    term: 0,
+    hlcMs: 0,
+    hlcLogical: 0,
+    origin: 'n1',
+    collection: 'w',
+    op: Op.Upsert,
+    dimension: dim,
+    ...(pre[0] as ReturnType<typeof randomBatch>),
+  }).length;
   for (const fsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
     const dir = path.join(tmpRoot, `w-${fsync}`);
     const store = await Store.open({ dataDir: dir, fsync, snapshotEveryBytes: 0 });
@@ -50,7 +70,12 @@ function randomBatch(start: number, n: number, dim: number) {
     const seconds = (performance.now() - t0) / 1000;
     await store.close();
     const vectorsPerSec = (batches * batchSize) / seconds;
-    rows.push({ name: `vrep write, fsync=${fsync}`, value: vectorsPerSec, unit: 'vectors/s', note: `${((batches * recordBytes) / seconds / 1e6).toFixed(0)} MB/s of records` });
+    rows.push({
+      name: `vrep write, fsync=${fsync}`,
+      value: vectorsPerSec,
+      unit: 'vectors/s',
+      note: `${((batches * recordBytes) / seconds / 1e6).toFixed(0)} MB/s of records`,
+    });
 
     // Bound: the same bytes appended to a file with the same fsync cadence.
     const file = path.join(tmpRoot, `raw-${fsync}`);
@@ -64,13 +89,20 @@ function randomBatch(start: number, n: number, dim: number) {
     if (fsync === 'everysec') fsyncSync(fd);
     const rawSeconds = (performance.now() - r0) / 1000;
     closeSync(fd);
-    rows.push({ name: `raw file append, fsync=${fsync}`, value: (batches * batchSize) / rawSeconds, unit: 'vectors/s' });
+    rows.push({
+      name: `raw file append, fsync=${fsync}`,
+      value: (batches * batchSize) / rawSeconds,
+      unit: 'vectors/s',
+    });
   }
   const paired = rows.map((r, i) => {
     const bound = rows[i + 1];
     return i % 2 === 0 && bound ? { ...r, ratio: r.value / bound.value, vs: bound.name } : r;
   });
-  sections.push({ title: `write throughput, dim ${dim}, batches of ${batchSize} (${batches} batches)`, rows: paired });
+  sections.push({
+    title: `write throughput, dim ${dim}, batches of ${batchSize} (${batches} batches)`,
+    rows: paired,
+  });
 }
 
 // ---- recovery and snapshot, N x 128 -----------------------------------------
@@ -102,7 +134,14 @@ function randomBatch(start: number, n: number, dim: number) {
   sections.push({
     title: `snapshot build, ${n} x ${dim} (writes could go on meanwhile)`,
     rows: [
-      { name: 'vrep snapshot (ids, vectors, payloads; fsynced files)', value: vectorBytes / snapSeconds / 1e6, unit: 'MB/s of vectors', ratio: vectorBytes / snapSeconds / 1e6 / compressMBps, vs: 'shuffle+zstd of the vectors alone', note: `${(snap.bytes / 2 ** 20).toFixed(0)} MiB on disk` },
+      {
+        name: 'vrep snapshot (ids, vectors, payloads; fsynced files)',
+        value: vectorBytes / snapSeconds / 1e6,
+        unit: 'MB/s of vectors',
+        ratio: vectorBytes / snapSeconds / 1e6 / compressMBps,
+        vs: 'shuffle+zstd of the vectors alone',
+        note: `${(snap.bytes / 2 ** 20).toFixed(0)} MiB on disk`,
+      },
       { name: 'shuffle+zstd of the vectors alone', value: compressMBps, unit: 'MB/s' },
     ],
   });
@@ -132,7 +171,14 @@ function randomBatch(start: number, n: number, dim: number) {
   sections.push({
     title: `recovery, ${points} x ${dim} (snapshot of ${n} + WAL of ${n / 2})`,
     rows: [
-      { name: 'vrep start-up (verify + load snapshot, replay WAL)', value: recoverySeconds * 1000, unit: 'ms', ratio: recoverySeconds / boundSeconds, vs: 'read + CRC32C of the same files', note: `${(totalBytes / 2 ** 20).toFixed(0)} MiB on disk` },
+      {
+        name: 'vrep start-up (verify + load snapshot, replay WAL)',
+        value: recoverySeconds * 1000,
+        unit: 'ms',
+        ratio: recoverySeconds / boundSeconds,
+        vs: 'read + CRC32C of the same files',
+        note: `${(totalBytes / 2 ** 20).toFixed(0)} MiB on disk`,
+      },
       { name: 'read + CRC32C of the same files', value: boundSeconds * 1000, unit: 'ms' },
     ],
   });
@@ -155,7 +201,9 @@ function randomBatch(start: number, n: number, dim: number) {
   const query = Float32Array.from({ length: dim }, () => Math.random() * 2 - 1);
   const ours = measure(() => store.search('s', query, { k }), { minTimeMs: 1500 });
   const filtered = measure(() => store.search('s', query, { k, filter: { group: 3 } }), { minTimeMs: 1500 });
-  const theirs = measure(() => usearch.exactSearch(all, query, dim, k, usearch.MetricKind.Cos, 1), { minTimeMs: 1500 });
+  const theirs = measure(() => usearch.exactSearch(all, query, dim, k, usearch.MetricKind.Cos, 1), {
+    minTimeMs: 1500,
+  });
   await store.close();
   sections.push({
     title: `search latency, ${n} x ${dim}, k=${k}, cosine`,

@@ -3,5 +3,11 @@ export { VrepError, ErrorCodes, isVrepError } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
 export * from './native/index.ts';
 export { ReplicationNode } from './node/replication-node.ts';
-export type { ReplicationNodeOptions, WriteOptions, Point, SearchResult, Role } from './node/replication-node.ts';
+export type {
+  ReplicationNodeOptions,
+  WriteOptions,
+  Point,
+  SearchResult,
+  Role,
+} from './node/replication-node.ts';
 export { ConsistencyLevel } from './node/consistency.ts';

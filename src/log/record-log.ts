@@ -65,11 +65,16 @@ export class RecordLog {
     for (const r of records) {
       if (r.length > this.ring.capacityBytes) {
         return Promise.reject(
-          new VrepError('ERR_RECORD_TOO_LARGE', `record of ${r.length} bytes exceeds the log's ${this.ring.capacityBytes}`),
+          new VrepError(
+            'ERR_RECORD_TOO_LARGE',
+            `record of ${r.length} bytes exceeds the log's ${this.ring.capacityBytes}`,
+          ),
         );
       }
       if (recordLsn(r) !== expected) {
-        return Promise.reject(new RangeError(`log append: LSN ${recordLsn(r)} where ${expected} was expected`));
+        return Promise.reject(
+          new RangeError(`log append: LSN ${recordLsn(r)} where ${expected} was expected`),
+        );
       }
       expected++;
     }

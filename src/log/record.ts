@@ -93,7 +93,8 @@ function encodeIds(ids: string[]): { lengths: Uint32Array; total: number } {
     if (typeof id !== 'string') throw new TypeError(`ids[${i}]: expected a string, got ${typeof id}`);
     const n = Buffer.byteLength(id, 'utf8');
     if (n === 0) throw new RangeError(`ids[${i}]: must not be empty`);
-    if (n > RecordLimits.maxIdBytes) throw new RangeError(`ids[${i}]: ${n} bytes, limit ${RecordLimits.maxIdBytes}`);
+    if (n > RecordLimits.maxIdBytes)
+      throw new RangeError(`ids[${i}]: ${n} bytes, limit ${RecordLimits.maxIdBytes}`);
     lengths[i] = n;
     total += n;
   }
@@ -127,7 +128,9 @@ export function encodeRecord(record: LogRecord): Uint8Array {
     case Op.CreateCollection:
       checkDimension(record.dimension);
       if (!metricNames.includes(record.metric)) {
-        throw new RangeError(`metric: expected one of ${metricNames.join(', ')}, got ${String(record.metric)}`);
+        throw new RangeError(
+          `metric: expected one of ${metricNames.join(', ')}, got ${String(record.metric)}`,
+        );
       }
       bodyBytes = 8;
       break;
@@ -200,7 +203,10 @@ export function encodeRecord(record: LogRecord): Uint8Array {
       view.setUint32(at, record.dimension, true);
       at += 8;
       // Header and strings are padded to 4 bytes, so this block is aligned.
-      out.set(new Uint8Array(record.vectors.buffer, record.vectors.byteOffset, record.vectors.byteLength), at);
+      out.set(
+        new Uint8Array(record.vectors.buffer, record.vectors.byteOffset, record.vectors.byteLength),
+        at,
+      );
       at += record.vectors.byteLength;
       at = writeU32s(view, at, (ids as ReturnType<typeof encodeIds>).lengths);
       const payloadLengths = new Uint32Array(count);
@@ -234,7 +240,9 @@ function writeU32s(view: DataView, at: number, lengths: Uint32Array): number {
 
 function checkDimension(dimension: number): void {
   if (!Number.isInteger(dimension) || dimension < 1 || dimension > RecordLimits.maxDimension) {
-    throw new RangeError(`dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${dimension}`);
+    throw new RangeError(
+      `dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${dimension}`,
+    );
   }
 }
 
@@ -284,7 +292,8 @@ export function recordLsn(record: Uint8Array): number {
  */
 export function decodeRecord(record: Uint8Array): LogRecord {
   const length = recordLengthAt(record, 0);
-  if (length !== record.length) throw corrupt(`record: length field ${length} but ${record.length} bytes given`);
+  if (length !== record.length)
+    throw corrupt(`record: length field ${length} but ${record.length} bytes given`);
   if (!recordChecksumOk(record)) throw corrupt('record: checksum mismatch');
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
   const version = record[8] as number;
@@ -293,7 +302,8 @@ export function decodeRecord(record: Uint8Array): LogRecord {
   const lsn = Number(view.getBigUint64(16, true));
   const term = Number(view.getBigUint64(24, true));
   const hlc = view.getBigUint64(32, true);
-  if (!Number.isSafeInteger(lsn) || !Number.isSafeInteger(term)) throw corrupt('record: lsn or term out of range');
+  if (!Number.isSafeInteger(lsn) || !Number.isSafeInteger(term))
+    throw corrupt('record: lsn or term out of range');
   const originLen = view.getUint16(40, true);
   const collectionLen = view.getUint16(42, true);
   const count = view.getUint32(44, true);
@@ -357,7 +367,8 @@ export function decodeRecord(record: Uint8Array): LogRecord {
       if (count < 1 || count > RecordLimits.maxBatchPoints) throw corrupt(`record: bad point count ${count}`);
       need(8, 'upsert header');
       const dimension = view.getUint32(at, true);
-      if (dimension < 1 || dimension > RecordLimits.maxDimension) throw corrupt(`record: bad dimension ${dimension}`);
+      if (dimension < 1 || dimension > RecordLimits.maxDimension)
+        throw corrupt(`record: bad dimension ${dimension}`);
       at += 8;
       const vectorBytes = count * dimension * 4;
       need(vectorBytes, 'vectors');

@@ -92,7 +92,8 @@ export class Wal {
   private readonly segmentBytes: number;
   private readonly segments: Segment[] = [];
   private handle: FileHandle | null = null;
-  private queue: { records: Uint8Array[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private queue: { records: Uint8Array[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] =
+    [];
   private queuedBytes = 0;
   private writing = false;
   private dirty = false;
@@ -127,7 +128,13 @@ export class Wal {
   ): Promise<{ wal: Wal; report: WalRecoveryReport }> {
     mkdirSync(dir, { recursive: true });
     const names = (await readdir(dir)).filter((n) => /^wal-\d{20}\.log$/.test(n)).sort();
-    const report: WalRecoveryReport = { segments: names.length, records: 0, firstLsn: 0, lastLsn: 0, truncated: null };
+    const report: WalRecoveryReport = {
+      segments: names.length,
+      records: 0,
+      firstLsn: 0,
+      lastLsn: 0,
+      truncated: null,
+    };
     const segments: Segment[] = [];
     let expectedLsn = -1;
     for (let s = 0; s < names.length; s++) {
@@ -189,7 +196,13 @@ export class Wal {
     if (expectedLsn !== -1 && firstLsn !== expectedLsn) {
       throw walError(`${file}: starts at LSN ${firstLsn}, expected ${expectedLsn} (a segment is missing)`);
     }
-    const seg: Segment = { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
+    const seg: Segment = {
+      file,
+      firstLsn,
+      lastLsn: firstLsn - 1,
+      sizeBytes: SEGMENT_HEADER_BYTES,
+      index: [],
+    };
     let offset = SEGMENT_HEADER_BYTES;
     let lsnWanted = firstLsn;
     while (offset < bytes.length) {
@@ -311,7 +324,9 @@ export class Wal {
         } catch (err) {
           // A failed write leaves the file state unknown: fail this and every
           // later append rather than acknowledge something not on disk.
-          this.failed = new VrepError('ERR_WAL_IO', `WAL write failed: ${(err as Error).message}`, { cause: err });
+          this.failed = new VrepError('ERR_WAL_IO', `WAL write failed: ${(err as Error).message}`, {
+            cause: err,
+          });
           for (const item of [...batch, ...this.queue]) item.reject(this.failed);
           this.queue = [];
           return;
@@ -331,7 +346,12 @@ export class Wal {
     if ((lsn - seg.firstLsn) % INDEX_STRIDE === 0) seg.index.push(seg.sizeBytes);
     let written = 0;
     while (written < record.length) {
-      const { bytesWritten } = await (this.handle as FileHandle).write(record, written, record.length - written, seg.sizeBytes + written);
+      const { bytesWritten } = await (this.handle as FileHandle).write(
+        record,
+        written,
+        record.length - written,
+        seg.sizeBytes + written,
+      );
       written += bytesWritten;
     }
     seg.sizeBytes += record.length;
@@ -357,7 +377,13 @@ export class Wal {
     await handle.sync();
     await fsyncDir(this.dir);
     this.handle = handle;
-    const seg: Segment = { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
+    const seg: Segment = {
+      file,
+      firstLsn,
+      lastLsn: firstLsn - 1,
+      sizeBytes: SEGMENT_HEADER_BYTES,
+      index: [],
+    };
     this.segments.push(seg);
     return seg;
   }
@@ -376,7 +402,9 @@ export class Wal {
     try {
       await this.sync();
     } catch (err) {
-      this.failed = new VrepError('ERR_WAL_IO', `WAL fsync failed: ${(err as Error).message}`, { cause: err });
+      this.failed = new VrepError('ERR_WAL_IO', `WAL fsync failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -417,7 +445,10 @@ export class Wal {
   async read(fromLsn: number, toLsn: number, maxBytes: number): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     if (fromLsn < this.firstLsn) {
-      throw new VrepError('ERR_LSN_EVICTED', `LSN ${fromLsn} is no longer in the WAL (oldest is ${this.firstLsn})`);
+      throw new VrepError(
+        'ERR_LSN_EVICTED',
+        `LSN ${fromLsn} is no longer in the WAL (oldest is ${this.firstLsn})`,
+      );
     }
     let total = 0;
     for (const seg of this.segments) {

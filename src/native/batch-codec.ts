@@ -86,11 +86,18 @@ export interface DecompressBatchOptions {
 
 const DEFAULT_LEVEL = 1;
 
-type CompressArgs = [parts: Uint8Array[], elementBytes: Uint8Array, level: number, store: boolean, workers: number];
+type CompressArgs = [
+  parts: Uint8Array[],
+  elementBytes: Uint8Array,
+  level: number,
+  store: boolean,
+  workers: number,
+];
 
 function prepareCompress(fn: string, parts: readonly BatchPart[], opts: CompressBatchOptions): CompressArgs {
   if (!Array.isArray(parts)) throw new TypeError(`${fn}(parts): expected an array, got ${describe(parts)}`);
-  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${fn}(opts): expected an object, got ${describe(opts)}`);
+  if (typeof opts !== 'object' || opts === null)
+    throw new TypeError(`${fn}(opts): expected an object, got ${describe(opts)}`);
   const limits = batchCodecLimits;
   if (parts.length > limits.maxParts) {
     throw new RangeError(`${fn}(parts): ${parts.length} parts, over the limit of ${limits.maxParts}`);
@@ -100,14 +107,17 @@ function prepareCompress(fn: string, parts: readonly BatchPart[], opts: Compress
   const workers = opts.workers ?? 0;
   checkInt(fn, 'opts.workers', workers, 0, limits.maxWorkers);
   const store = opts.store ?? false;
-  if (typeof store !== 'boolean') throw new TypeError(`${fn}(opts.store): expected a boolean, got ${describe(store)}`);
+  if (typeof store !== 'boolean')
+    throw new TypeError(`${fn}(opts.store): expected a boolean, got ${describe(store)}`);
   const shuffle = opts.shuffle;
   if (Array.isArray(shuffle)) {
     if (shuffle.length !== parts.length) {
       throw new RangeError(`${fn}(opts.shuffle): ${shuffle.length} flags for ${parts.length} parts`);
     }
   } else if (shuffle !== undefined && typeof shuffle !== 'boolean') {
-    throw new TypeError(`${fn}(opts.shuffle): expected a boolean or an array of booleans, got ${describe(shuffle)}`);
+    throw new TypeError(
+      `${fn}(opts.shuffle): expected a boolean or an array of booleans, got ${describe(shuffle)}`,
+    );
   }
   const bytes: Uint8Array[] = new Array<Uint8Array>(parts.length);
   const elementBytes = new Uint8Array(parts.length);
@@ -116,8 +126,10 @@ function prepareCompress(fn: string, parts: readonly BatchPart[], opts: Compress
     const part: unknown = parts[i];
     let view: Uint8Array;
     if (part instanceof Uint8Array) view = part;
-    else if (part instanceof Float32Array) view = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
-    else throw new TypeError(`${fn}(parts[${i}]): expected a Uint8Array or Float32Array, got ${describe(part)}`);
+    else if (part instanceof Float32Array)
+      view = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+    else
+      throw new TypeError(`${fn}(parts[${i}]): expected a Uint8Array or Float32Array, got ${describe(part)}`);
     const flag: unknown = Array.isArray(shuffle) ? shuffle[i] : (shuffle ?? part instanceof Float32Array);
     if (typeof flag !== 'boolean') {
       throw new TypeError(`${fn}(opts.shuffle[${i}]): expected a boolean, got ${describe(flag)}`);
@@ -141,7 +153,8 @@ function prepareCompress(fn: string, parts: readonly BatchPart[], opts: Compress
 
 function prepareDecompress(fn: string, frame: Uint8Array, opts: DecompressBatchOptions): number {
   checkUint8Array(fn, 'frame', frame);
-  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${fn}(opts): expected an object, got ${describe(opts)}`);
+  if (typeof opts !== 'object' || opts === null)
+    throw new TypeError(`${fn}(opts): expected an object, got ${describe(opts)}`);
   checkInt(fn, 'opts.maxBytes', opts.maxBytes, 0);
   return opts.maxBytes;
 }
@@ -188,7 +201,10 @@ export function decompressBatch(frame: Uint8Array, opts: DecompressBatchOptions)
  * not write to `frame` while the promise is pending. Wraps native
  * `decompressBatchAsync`.
  */
-export async function decompressBatchAsync(frame: Uint8Array, opts: DecompressBatchOptions): Promise<Uint8Array[]> {
+export async function decompressBatchAsync(
+  frame: Uint8Array,
+  opts: DecompressBatchOptions,
+): Promise<Uint8Array[]> {
   return binding.decompressBatchAsync(frame, prepareDecompress('decompressBatchAsync', frame, opts));
 }
 

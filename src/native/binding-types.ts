@@ -9,11 +9,7 @@ import type { Crc32cBinding } from './crc32c.ts';
 import type { JsonPointsBinding } from './json-points.ts';
 
 export interface NativeBinding
-  extends RingBinding,
-    DistanceBinding,
-    BatchCodecBinding,
-    Crc32cBinding,
-    JsonPointsBinding {
+  extends RingBinding, DistanceBinding, BatchCodecBinding, Crc32cBinding, JsonPointsBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

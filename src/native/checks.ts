@@ -7,7 +7,8 @@
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `Array(${value.length})`;
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as ArrayBufferView).byteLength} bytes)`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name}(${(value as ArrayBufferView).byteLength} bytes)`;
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
   if (typeof value === 'string') return `string`;
   return `${typeof value} ${String(value)}`;

@@ -75,10 +75,15 @@ export class RingReader {
   constructor(handle: RingHandle) {
     const buffer: unknown = (handle as Partial<RingHandle> | null | undefined)?.buffer;
     if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`RingReader(handle): expected { buffer: SharedArrayBuffer }, got ${describe(handle)}`);
+      throw new TypeError(
+        `RingReader(handle): expected { buffer: SharedArrayBuffer }, got ${describe(handle)}`,
+      );
     }
     if (buffer.byteLength < 192) {
-      throw new VrepError(ErrorCodes.CorruptFrame, 'RingReader(handle): buffer is shorter than a ring header');
+      throw new VrepError(
+        ErrorCodes.CorruptFrame,
+        'RingReader(handle): buffer is shorter than a ring header',
+      );
     }
     this.#native = new binding.RingReader(new Uint8Array(buffer));
     this.#words = new BigUint64Array(buffer, 0, HEAD_LSN_INDEX + 1);
@@ -147,7 +152,10 @@ export class RingReader {
           `RingReader.read(out): record ${from} does not fit in ${out.byteLength} bytes`,
         );
       default:
-        throw new VrepError(ErrorCodes.CorruptFrame, `RingReader.read: ring index is inconsistent at LSN ${from}`);
+        throw new VrepError(
+          ErrorCodes.CorruptFrame,
+          `RingReader.read: ring index is inconsistent at LSN ${from}`,
+        );
     }
   }
 }

@@ -65,13 +65,17 @@ export class ReplicationNode {
   }
 
   static async start(opts: ReplicationNodeOptions): Promise<ReplicationNode> {
-    if (typeof opts !== 'object' || opts === null) throw new TypeError('ReplicationNode.start(opts): expected an object');
+    if (typeof opts !== 'object' || opts === null)
+      throw new TypeError('ReplicationNode.start(opts): expected an object');
     if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) {
       throw new TypeError('ReplicationNode.start(opts.dataDir): expected a non-empty path');
     }
     const role = opts.replication?.role ?? 'standalone';
     if (role !== 'standalone') {
-      throw new VrepError('ERR_UNSUPPORTED', `role "${role}" is not available in this build yet; use "standalone"`);
+      throw new VrepError(
+        'ERR_UNSUPPORTED',
+        `role "${role}" is not available in this build yet; use "standalone"`,
+      );
     }
     const s = opts.storage ?? {};
     const store = await Store.open({
@@ -99,7 +103,10 @@ export class ReplicationNode {
     return this.store.lastLsn;
   }
 
-  async createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
+  async createCollection(
+    name: string,
+    spec: { dimension: number; metric: MetricName },
+  ): Promise<WriteResult> {
     return this.store.createCollection(name, spec);
   }
 
@@ -116,12 +123,20 @@ export class ReplicationNode {
    * met: on a standalone node every level means this node's WAL (per the
    * fsync policy), since it is the whole cluster.
    */
-  async write(collection: string, points: readonly PointInput[], opts: WriteOptions = {}): Promise<WriteResult> {
+  async write(
+    collection: string,
+    points: readonly PointInput[],
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
     checkConsistency(opts);
     return this.store.upsert(collection, points);
   }
 
-  async delete(collection: string, ids: readonly (string | number)[], opts: WriteOptions = {}): Promise<WriteResult> {
+  async delete(
+    collection: string,
+    ids: readonly (string | number)[],
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
     checkConsistency(opts);
     return this.store.delete(collection, ids);
   }
@@ -162,9 +177,15 @@ export class ReplicationNode {
 function checkConsistency(opts: WriteOptions): void {
   const level = opts.consistency;
   if (level !== undefined && !Object.values(ConsistencyLevel).includes(level)) {
-    throw new VrepError('ERR_INVALID_INPUT', `consistency: expected one of one, quorum, all, got ${JSON.stringify(level)}`);
+    throw new VrepError(
+      'ERR_INVALID_INPUT',
+      `consistency: expected one of one, quorum, all, got ${JSON.stringify(level)}`,
+    );
   }
   if (opts.timeoutMs !== undefined && (!Number.isInteger(opts.timeoutMs) || opts.timeoutMs < 0)) {
-    throw new VrepError('ERR_INVALID_INPUT', `timeoutMs: expected a non-negative integer, got ${String(opts.timeoutMs)}`);
+    throw new VrepError(
+      'ERR_INVALID_INPUT',
+      `timeoutMs: expected a non-negative integer, got ${String(opts.timeoutMs)}`,
+    );
   }
 }

@@ -120,7 +120,10 @@ export class Collection {
         const lastId = this.rowIds[last] as string;
         const from = this.chunks[last >> CHUNK_SHIFT] as Float32Array;
         const to = this.ownedChunk(row >> CHUNK_SHIFT);
-        to.set(from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim), (row & CHUNK_MASK) * dim);
+        to.set(
+          from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim),
+          (row & CHUNK_MASK) * dim,
+        );
         this.rowIds[row] = lastId;
         this.rowPayloads[row] = this.rowPayloads[last] ?? null;
         this.idToRow.set(lastId, row);
@@ -205,7 +208,11 @@ export class Collection {
       const firstRow = c << CHUNK_SHIFT;
       const rows = Math.min(CHUNK_ROWS, total - firstRow);
       if (rows <= 0) break;
-      out.push({ firstRow, rows, vectors: (this.chunks[c] as Float32Array).subarray(0, rows * this.dimension) });
+      out.push({
+        firstRow,
+        rows,
+        vectors: (this.chunks[c] as Float32Array).subarray(0, rows * this.dimension),
+      });
     }
     return out;
   }
@@ -237,7 +244,9 @@ export class Collection {
       lo &= mask;
       hi &= mask;
     }
-    const head = createHash('sha256').update(`${this.name}\0${dim}\0${this.metric}\0${this.count}`).digest('hex');
+    const head = createHash('sha256')
+      .update(`${this.name}\0${dim}\0${this.metric}\0${this.count}`)
+      .digest('hex');
     return createHash('sha256')
       .update(head)
       .update(hi.toString(16).padStart(16, '0') + lo.toString(16).padStart(16, '0'))

@@ -41,7 +41,8 @@ export async function acquireDirLock(dir: string): Promise<DirLock> {
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
         throw new VrepError('ERR_DATA_DIR_LOCKED', `${dir} is in use by process ${pid}`);
       }
-      if (pid === process.pid) throw new VrepError('ERR_DATA_DIR_LOCKED', `${dir} is already open in this process`);
+      if (pid === process.pid)
+        throw new VrepError('ERR_DATA_DIR_LOCKED', `${dir} is already open in this process`);
       await rm(file, { force: true }); // stale: its owner is gone
     }
   }

@@ -19,7 +19,10 @@ const nodeMetaSchema = z
     /** Changes whenever this node starts a new history (fresh data dir, promotion). */
     historyId: z.string().regex(/^[0-9a-f]{32}$/),
     /** The history this one continued from, and the first LSN of the new one (PSYNC2's replid2). */
-    previousHistoryId: z.string().regex(/^[0-9a-f]{32}$/).nullable(),
+    previousHistoryId: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .nullable(),
     previousHistoryEndLsn: z.number().int().nonnegative().nullable(),
     currentTerm: z.number().int().nonnegative(),
     votedFor: z.string().min(1).nullable(),
@@ -46,11 +49,17 @@ export async function loadNodeMeta(dataDir: string): Promise<NodeMeta | null> {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new VrepError('ERR_CORRUPT_META', `${file}: not valid JSON; refusing to start with unknown term and vote`);
+    throw new VrepError(
+      'ERR_CORRUPT_META',
+      `${file}: not valid JSON; refusing to start with unknown term and vote`,
+    );
   }
   const result = nodeMetaSchema.safeParse(parsed);
   if (!result.success) {
-    throw new VrepError('ERR_CORRUPT_META', `${file}: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new VrepError(
+      'ERR_CORRUPT_META',
+      `${file}: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return result.data;
 }

@@ -31,10 +31,14 @@ export function normalizeId(value: unknown, label: string): string {
   let id: string;
   if (typeof value === 'string') id = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) id = String(value);
-  else throw invalid(`${label}: expected a non-empty string or a non-negative integer, got ${describeValue(value)}`);
+  else
+    throw invalid(
+      `${label}: expected a non-empty string or a non-negative integer, got ${describeValue(value)}`,
+    );
   if (id.length === 0) throw invalid(`${label}: must not be empty`);
   const bytes = encoder.encode(id).length;
-  if (bytes > RecordLimits.maxIdBytes) throw invalid(`${label}: ${bytes} bytes, limit ${RecordLimits.maxIdBytes}`);
+  if (bytes > RecordLimits.maxIdBytes)
+    throw invalid(`${label}: ${bytes} bytes, limit ${RecordLimits.maxIdBytes}`);
   return id;
 }
 
@@ -67,7 +71,8 @@ export function packPoints(points: unknown, dimension: number): PointBatch {
     }
     const point = p as Record<string, unknown>;
     for (const key of Object.keys(point)) {
-      if (key !== 'id' && key !== 'vector' && key !== 'payload') throw invalid(`points[${i}]: unknown field "${key}"`);
+      if (key !== 'id' && key !== 'vector' && key !== 'payload')
+        throw invalid(`points[${i}]: unknown field "${key}"`);
     }
     if (!('id' in point)) throw invalid(`points[${i}].id: missing`);
     ids[i] = normalizeId(point['id'], `points[${i}].id`);
@@ -91,7 +96,9 @@ function copyVector(value: unknown, out: Float32Array, row: number, dimension: n
     if (typeof x !== 'number') throw invalid(`${label}[${j}]: expected a number, got ${describeValue(x)}`);
     const f = Math.fround(x);
     if (!Number.isFinite(f)) {
-      throw invalid(`${label}[${j}]: ${Number.isNaN(x) ? 'NaN' : Number.isFinite(x) ? `${x} is out of float32 range` : String(x)} is not allowed`);
+      throw invalid(
+        `${label}[${j}]: ${Number.isNaN(x) ? 'NaN' : Number.isFinite(x) ? `${x} is out of float32 range` : String(x)} is not allowed`,
+      );
     }
     out[base + j] = f;
   }

@@ -36,7 +36,8 @@ function matches(payload: Uint8Array | null, filter: PayloadFilter): boolean {
   const value: unknown = JSON.parse(decoder.decode(payload));
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   for (const [key, expected] of Object.entries(filter)) {
-    if (!Object.hasOwn(value, key) || !isDeepStrictEqual((value as Record<string, unknown>)[key], expected)) return false;
+    if (!Object.hasOwn(value, key) || !isDeepStrictEqual((value as Record<string, unknown>)[key], expected))
+      return false;
   }
   return true;
 }
@@ -45,7 +46,12 @@ function matches(payload: Uint8Array | null, filter: PayloadFilter): boolean {
  * The k points closest to `query`. `query` must have the collection's
  * dimension (checked by the caller, which owns the error messages).
  */
-export function searchCollection(collection: Collection, query: Float32Array, k: number, filter?: PayloadFilter): SearchHit[] {
+export function searchCollection(
+  collection: Collection,
+  query: Float32Array,
+  k: number,
+  filter?: PayloadFilter,
+): SearchHit[] {
   const metric = metricCode[collection.metric];
   const dim = collection.dimension;
   const indices = new Uint32Array(k);
@@ -62,7 +68,16 @@ export function searchCollection(collection: Collection, query: Float32Array, k:
       if (selected.length === 0) continue;
       rowIds = Uint32Array.from(selected);
     }
-    const found = topK(metric, query, block.vectors, dim, k, indices, scores, rowIds ? { rowIds } : undefined);
+    const found = topK(
+      metric,
+      query,
+      block.vectors,
+      dim,
+      k,
+      indices,
+      scores,
+      rowIds ? { rowIds } : undefined,
+    );
     for (let i = 0; i < found; i++) {
       candidates.push({ row: block.firstRow + (indices[i] as number), score: scores[i] as number });
     }

@@ -124,7 +124,11 @@ export async function writeSnapshot(
     for (let ci = 0; ci < frozen.length; ci++) {
       const c = frozen[ci] as FrozenCollection;
       const entry: SnapshotManifest['collections'][number] = {
-        name: c.name, dimension: c.dimension, metric: c.metric, count: c.count, chunks: [],
+        name: c.name,
+        dimension: c.dimension,
+        metric: c.metric,
+        count: c.count,
+        chunks: [],
       };
       for (let k = 0; k * CHUNK_ROWS < c.count; k++) {
         const first = k * CHUNK_ROWS;
@@ -145,14 +149,18 @@ export async function writeSnapshot(
       body.collections.push(entry);
     }
     const text = JSON.stringify(body);
-    await writeFileSynced(path.join(tmp, MANIFEST), encoder.encode(JSON.stringify({ body: text, crc32c: crc32c(encoder.encode(text)) })));
+    await writeFileSynced(
+      path.join(tmp, MANIFEST),
+      encoder.encode(JSON.stringify({ body: text, crc32c: crc32c(encoder.encode(text)) })),
+    );
     await fsyncDir(tmp);
     await rm(finalDir, { recursive: true, force: true });
     await rename(tmp, finalDir);
     await fsyncDir(root);
     // Older snapshots are superseded (the WAL before this one is removed next).
     for (const name of await readdir(root)) {
-      if (name.startsWith('snap-') && name < snapshotName(meta.lsn)) await rm(path.join(root, name), { recursive: true });
+      if (name.startsWith('snap-') && name < snapshotName(meta.lsn))
+        await rm(path.join(root, name), { recursive: true });
     }
     return { dir: finalDir, manifest: body, bytes };
   } finally {
@@ -171,7 +179,8 @@ export async function listSnapshots(dataDir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  for (const n of names) if (n.startsWith('tmp-')) await rm(path.join(root, n), { recursive: true, force: true });
+  for (const n of names)
+    if (n.startsWith('tmp-')) await rm(path.join(root, n), { recursive: true, force: true });
   return names
     .filter((n) => /^snap-\d{20}$/.test(n))
     .sort()
@@ -204,7 +213,8 @@ export interface LoadedChunk {
 }
 
 function unpackStrings(lengthsPart: Uint8Array, bytes: Uint8Array, rows: number, what: string): Uint8Array[] {
-  if (lengthsPart.length !== rows * 4) throw new Error(`${what} lengths: ${lengthsPart.length} bytes for ${rows} rows`);
+  if (lengthsPart.length !== rows * 4)
+    throw new Error(`${what} lengths: ${lengthsPart.length} bytes for ${rows} rows`);
   const lengths = new DataView(lengthsPart.buffer, lengthsPart.byteOffset, lengthsPart.byteLength);
   const out: Uint8Array[] = new Array(rows);
   let at = 0;
@@ -239,16 +249,30 @@ export async function readSnapshot(
         throw snapshotError(`${file}: ${(err as Error).message}`);
       }
       if (frame.length !== chunk.bytes) {
-        throw snapshotError(`${file}: ${frame.length} bytes, the manifest says ${chunk.bytes} (truncated at offset ${Math.min(frame.length, chunk.bytes)})`);
+        throw snapshotError(
+          `${file}: ${frame.length} bytes, the manifest says ${chunk.bytes} (truncated at offset ${Math.min(frame.length, chunk.bytes)})`,
+        );
       }
       if (crc32c(frame) !== chunk.crc32c) throw snapshotError(`${file}: checksum mismatch`);
-      const maxBytes = chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
+      const maxBytes =
+        chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
       try {
         const parts = decompressBatch(frame, { maxBytes });
         if (parts.length !== 5) throw new Error(`${parts.length} parts, expected 5`);
-        const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-        if (vectorBytes.length !== chunk.rows * c.dimension * 4) throw new Error('vector block size disagrees with the manifest');
-        const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, chunk.rows * c.dimension);
+        const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [
+          Uint8Array,
+          Uint8Array,
+          Uint8Array,
+          Uint8Array,
+          Uint8Array,
+        ];
+        if (vectorBytes.length !== chunk.rows * c.dimension * 4)
+          throw new Error('vector block size disagrees with the manifest');
+        const vectors = new Float32Array(
+          vectorBytes.buffer,
+          vectorBytes.byteOffset,
+          chunk.rows * c.dimension,
+        );
         const ids = unpackStrings(idLengths, idBytes, chunk.rows, 'ids').map((b) => decoder.decode(b));
         const payloads = unpackStrings(payloadLengths, payloadBytes, chunk.rows, 'payloads');
         onChunk({ collection: c.name, ids, vectors, payloads });
@@ -257,6 +281,7 @@ export async function readSnapshot(
       }
       rowsSeen += chunk.rows;
     }
-    if (rowsSeen !== c.count) throw snapshotError(`${dir}: collection ${c.name} has ${rowsSeen} rows, the manifest says ${c.count}`);
+    if (rowsSeen !== c.count)
+      throw snapshotError(`${dir}: collection ${c.name} has ${rowsSeen} rows, the manifest says ${c.count}`);
   }
 }

@@ -14,7 +14,14 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { VrepError } from '../errors.ts';
 import { HybridClock } from '../clock/hlc.ts';
-import { decodeRecord, encodeRecord, Op, type LogRecord, type MetricName, type RecordBody } from '../log/record.ts';
+import {
+  decodeRecord,
+  encodeRecord,
+  Op,
+  type LogRecord,
+  type MetricName,
+  type RecordBody,
+} from '../log/record.ts';
 import { RecordLog } from '../log/record-log.ts';
 import { Wal, type FsyncPolicy, type WalRecoveryReport } from '../log/wal.ts';
 import { RecordLimits } from '../log/limits.ts';
@@ -22,7 +29,14 @@ import { Collection, type CollectionInfo, type PointView } from './collection.ts
 import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
 import { listSnapshots, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
-import { checkBatchSize, firstNonFiniteRow, invalid, normalizeId, packPoints, type PointInput } from './points.ts';
+import {
+  checkBatchSize,
+  firstNonFiniteRow,
+  invalid,
+  normalizeId,
+  packPoints,
+  type PointInput,
+} from './points.ts';
 import { acquireDirLock, type DirLock } from './dir-lock.ts';
 
 export interface StoreOptions {
@@ -79,8 +93,14 @@ export class Store {
   readonly recovery: RecoveryReport;
 
   private constructor(init: {
-    dataDir: string; meta: NodeMeta; log: RecordLog; clock: HybridClock; lock: DirLock;
-    snapshotEveryBytes: number; snapshotLsn: number; recovery: RecoveryReport;
+    dataDir: string;
+    meta: NodeMeta;
+    log: RecordLog;
+    clock: HybridClock;
+    lock: DirLock;
+    snapshotEveryBytes: number;
+    snapshotLsn: number;
+    recovery: RecoveryReport;
   }) {
     this.dataDir = init.dataDir;
     this.meta = init.meta;
@@ -101,10 +121,21 @@ export class Store {
       let meta = await loadNodeMeta(dataDir);
       if (meta === null) {
         const nodeId = opts.nodeId ?? 'n1';
-        meta = { formatVersion: 1, nodeId, historyId: newHistoryId(), previousHistoryId: null, previousHistoryEndLsn: null, currentTerm: 0, votedFor: null };
+        meta = {
+          formatVersion: 1,
+          nodeId,
+          historyId: newHistoryId(),
+          previousHistoryId: null,
+          previousHistoryEndLsn: null,
+          currentTerm: 0,
+          votedFor: null,
+        };
         await saveNodeMeta(dataDir, meta);
       } else if (opts.nodeId !== undefined && opts.nodeId !== meta.nodeId) {
-        throw new VrepError('ERR_NODE_ID_MISMATCH', `${dataDir} belongs to node "${meta.nodeId}", not "${opts.nodeId}"`);
+        throw new VrepError(
+          'ERR_NODE_ID_MISMATCH',
+          `${dataDir} belongs to node "${meta.nodeId}", not "${opts.nodeId}"`,
+        );
       }
       const clock = new HybridClock(opts.wallMs ?? Date.now);
       const collections = new Map<string, Collection>();
@@ -117,9 +148,13 @@ export class Store {
       if (newest !== undefined) {
         const manifest = await readManifest(newest);
         if (manifest.historyId !== meta.historyId) {
-          throw new VrepError('ERR_SNAPSHOT_CORRUPT', `${newest}: snapshot of history ${manifest.historyId}, node is on ${meta.historyId}`);
+          throw new VrepError(
+            'ERR_SNAPSHOT_CORRUPT',
+            `${newest}: snapshot of history ${manifest.historyId}, node is on ${meta.historyId}`,
+          );
         }
-        for (const c of manifest.collections) collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
+        for (const c of manifest.collections)
+          collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
         await readSnapshot(newest, manifest, (chunk) => {
           (collections.get(chunk.collection) as Collection).upsert(chunk.ids, chunk.vectors, chunk.payloads);
           snapshotPoints += chunk.ids.length;
@@ -140,25 +175,35 @@ export class Store {
         ...(opts.walSegmentBytes !== undefined ? { segmentBytes: opts.walSegmentBytes } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
       };
-      const { wal, report } = await Wal.open(path.join(dataDir, 'wal'), walOpts, snapshotLsn + 1, snapshotLsn, (bytes) => {
-        const record = decodeRecord(bytes);
-        applyRecord(collections, record);
-        clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
-        replayedBytes += bytes.length;
-        recent.push(bytes.slice());
-        recentBytes += bytes.length;
-        while (recentBytes > ringCapacityBytes || recent.length - recentHead > ringCapacityRecords) {
-          recentBytes -= (recent[recentHead] as Uint8Array).length;
-          recent[recentHead++] = EMPTY;
-        }
-        if (recentHead > 4096 && recentHead * 2 > recent.length) {
-          recent.splice(0, recentHead);
-          recentHead = 0;
-        }
-      });
+      const { wal, report } = await Wal.open(
+        path.join(dataDir, 'wal'),
+        walOpts,
+        snapshotLsn + 1,
+        snapshotLsn,
+        (bytes) => {
+          const record = decodeRecord(bytes);
+          applyRecord(collections, record);
+          clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
+          replayedBytes += bytes.length;
+          recent.push(bytes.slice());
+          recentBytes += bytes.length;
+          while (recentBytes > ringCapacityBytes || recent.length - recentHead > ringCapacityRecords) {
+            recentBytes -= (recent[recentHead] as Uint8Array).length;
+            recent[recentHead++] = EMPTY;
+          }
+          if (recentHead > 4096 && recentHead * 2 > recent.length) {
+            recent.splice(0, recentHead);
+            recentHead = 0;
+          }
+        },
+      );
       const log = new RecordLog(wal, { ringCapacityBytes, ringCapacityRecords }, recent.slice(recentHead));
       const store = new Store({
-        dataDir, meta, log, clock, lock,
+        dataDir,
+        meta,
+        log,
+        clock,
+        lock,
         snapshotEveryBytes: opts.snapshotEveryBytes ?? DEFAULTS.snapshotEveryBytes,
         snapshotLsn,
         recovery: { snapshotLsn, snapshotPoints, wal: report, durationMs: performance.now() - t0 },
@@ -206,7 +251,15 @@ export class Store {
   /** Appends a mutation the caller has validated against the current state. */
   private commit(collection: string, body: RecordBody, count: number): Promise<WriteResult> {
     const ts = this.clock.now();
-    const record = { lsn: this.log.lastLsn + 1, term: this.meta.currentTerm, hlcMs: ts.ms, hlcLogical: ts.logical, origin: this.meta.nodeId, collection, ...body } as LogRecord;
+    const record = {
+      lsn: this.log.lastLsn + 1,
+      term: this.meta.currentTerm,
+      hlcMs: ts.ms,
+      hlcLogical: ts.logical,
+      origin: this.meta.nodeId,
+      collection,
+      ...body,
+    } as LogRecord;
     const bytes = encodeRecord(record);
     if (bytes.length > this.log.maxRecordBytes) {
       throw invalid(`batch: ${bytes.length} bytes encoded, limit ${this.log.maxRecordBytes}; split it`);
@@ -218,15 +271,23 @@ export class Store {
     return durable.then(() => ({ lsn: record.lsn, count }));
   }
 
-  async createCollection(name: string, spec: { dimension: number; metric: MetricName }): Promise<WriteResult> {
+  async createCollection(
+    name: string,
+    spec: { dimension: number; metric: MetricName },
+  ): Promise<WriteResult> {
     this.assertOpen();
     if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) {
-      throw invalid(`collection name: expected 1-255 of [A-Za-z0-9_.-] starting with a letter or digit, got ${JSON.stringify(name)}`);
+      throw invalid(
+        `collection name: expected 1-255 of [A-Za-z0-9_.-] starting with a letter or digit, got ${JSON.stringify(name)}`,
+      );
     }
-    if (this.collections.has(name)) throw new VrepError('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`);
+    if (this.collections.has(name))
+      throw new VrepError('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`);
     const { dimension, metric } = spec ?? {};
     if (!Number.isInteger(dimension) || dimension < 1 || dimension > RecordLimits.maxDimension) {
-      throw invalid(`dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${String(dimension)}`);
+      throw invalid(
+        `dimension: expected an integer in [1, ${RecordLimits.maxDimension}], got ${String(dimension)}`,
+      );
     }
     if (metric !== 'l2' && metric !== 'cosine' && metric !== 'dot') {
       throw invalid(`metric: expected "l2", "cosine" or "dot", got ${JSON.stringify(metric)}`);
@@ -249,7 +310,12 @@ export class Store {
   }
 
   /** Upserts an already packed batch (the JSON fast path and replication use this). */
-  async upsertPacked(name: string, ids: string[], vectors: Float32Array, payloads: Uint8Array[]): Promise<WriteResult> {
+  async upsertPacked(
+    name: string,
+    ids: string[],
+    vectors: Float32Array,
+    payloads: Uint8Array[],
+  ): Promise<WriteResult> {
     this.assertOpen();
     const c = this.collection(name);
     checkBatchSize(ids.length);
@@ -279,15 +345,24 @@ export class Store {
     return this.collection(name).get(id);
   }
 
-  search(name: string, query: Float32Array | readonly number[], opts: { k: number; filter?: PayloadFilter }): SearchHit[] {
+  search(
+    name: string,
+    query: Float32Array | readonly number[],
+    opts: { k: number; filter?: PayloadFilter },
+  ): SearchHit[] {
     this.assertOpen();
     const c = this.collection(name);
     const q = query instanceof Float32Array ? query : Float32Array.from(query as number[]);
     if (q.length !== c.dimension) throw invalid(`vector: expected ${c.dimension} numbers, got ${q.length}`);
-    for (let i = 0; i < q.length; i++) if (!Number.isFinite(q[i])) throw invalid(`vector[${i}]: ${q[i]} is not allowed`);
+    for (let i = 0; i < q.length; i++)
+      if (!Number.isFinite(q[i])) throw invalid(`vector[${i}]: ${q[i]} is not allowed`);
     const k = opts?.k;
-    if (!Number.isInteger(k) || k < 1 || k > MAX_SEARCH_K) throw invalid(`k: expected an integer in [1, ${MAX_SEARCH_K}], got ${String(k)}`);
-    if (opts.filter !== undefined && (typeof opts.filter !== 'object' || opts.filter === null || Array.isArray(opts.filter))) {
+    if (!Number.isInteger(k) || k < 1 || k > MAX_SEARCH_K)
+      throw invalid(`k: expected an integer in [1, ${MAX_SEARCH_K}], got ${String(k)}`);
+    if (
+      opts.filter !== undefined &&
+      (typeof opts.filter !== 'object' || opts.filter === null || Array.isArray(opts.filter))
+    ) {
       throw invalid('filter: expected an object of top-level payload keys to match');
     }
     return searchCollection(c, q, k, opts.filter);
@@ -303,7 +378,11 @@ export class Store {
   }
 
   private maybeSnapshot(): void {
-    if (this.snapshotEveryBytes > 0 && this.bytesSinceSnapshot >= this.snapshotEveryBytes && this.snapshotting === null) {
+    if (
+      this.snapshotEveryBytes > 0 &&
+      this.bytesSinceSnapshot >= this.snapshotEveryBytes &&
+      this.snapshotting === null
+    ) {
       this.snapshot().catch((err: unknown) => this.warnSnapshot(err));
     }
   }
@@ -326,7 +405,11 @@ export class Store {
     const run = (async () => {
       // The WAL must hold everything up to the snapshot's LSN before older
       // segments can go; the snapshot itself is fsynced by writeSnapshot.
-      const info = await writeSnapshot(this.dataDir, frozen, { lsn, term: this.meta.currentTerm, historyId: this.meta.historyId });
+      const info = await writeSnapshot(this.dataDir, frozen, {
+        lsn,
+        term: this.meta.currentTerm,
+        historyId: this.meta.historyId,
+      });
       this.lastSnapshotLsn = lsn;
       await this.log.wal.removeBefore(lsn + 1);
       return info;
@@ -369,13 +452,21 @@ export function applyRecord(collections: Map<string, Collection>, record: LogRec
       return;
     case Op.Upsert: {
       const c = collections.get(record.collection);
-      if (!c) throw new VrepError('ERR_CORRUPT_RECORD', `record ${record.lsn}: upsert into missing collection ${record.collection}`);
+      if (!c)
+        throw new VrepError(
+          'ERR_CORRUPT_RECORD',
+          `record ${record.lsn}: upsert into missing collection ${record.collection}`,
+        );
       c.upsert(record.ids, record.vectors, record.payloads);
       return;
     }
     case Op.Delete: {
       const c = collections.get(record.collection);
-      if (!c) throw new VrepError('ERR_CORRUPT_RECORD', `record ${record.lsn}: delete in missing collection ${record.collection}`);
+      if (!c)
+        throw new VrepError(
+          'ERR_CORRUPT_RECORD',
+          `record ${record.lsn}: delete in missing collection ${record.collection}`,
+        );
       c.delete(record.ids);
       return;
     }

@@ -8,18 +8,32 @@ import { tempDir } from '../helpers/tmp.ts';
 test('a read that fell out of the in-memory log is served from the WAL; after a snapshot it is an explicit error', async (t) => {
   const dataDir = tempDir(t);
   // A tiny ring (64 KiB) so most records live only on disk.
-  const store = await Store.open({ dataDir, fsync: 'no', ringCapacityBytes: 64 * 1024, snapshotEveryBytes: 0, walSegmentBytes: 128 * 1024 });
+  const store = await Store.open({
+    dataDir,
+    fsync: 'no',
+    ringCapacityBytes: 64 * 1024,
+    snapshotEveryBytes: 0,
+    walSegmentBytes: 128 * 1024,
+  });
   t.after(() => store.close());
   await store.createCollection('c', { dimension: 64, metric: 'dot' });
   for (let b = 0; b < 100; b++) {
     const ids = Array.from({ length: 20 }, (_, i) => `b${b}-${i}`);
-    await store.upsertPacked('c', ids, new Float32Array(20 * 64).fill(b), ids.map(() => new Uint8Array(0)));
+    await store.upsertPacked(
+      'c',
+      ids,
+      new Float32Array(20 * 64).fill(b),
+      ids.map(() => new Uint8Array(0)),
+    );
   }
   const log = store.records;
   assert.ok(log.ring.firstLsn() > 10, 'early records were evicted from memory');
   // From disk, across the memory boundary, in order.
   const all = await log.read(1, 101, 1 << 30);
-  assert.deepEqual(all.map(recordLsn), Array.from({ length: 101 }, (_, i) => i + 1));
+  assert.deepEqual(
+    all.map(recordLsn),
+    Array.from({ length: 101 }, (_, i) => i + 1),
+  );
   const first = decodeRecord(all[1] as Uint8Array);
   assert.equal(first.op, Op.Upsert);
   // Byte-identical whichever side serves it.
@@ -38,7 +52,12 @@ test('a batch larger than the in-memory log is refused, naming the limit; nothin
   await store.createCollection('c', { dimension: 128, metric: 'l2' });
   const ids = Array.from({ length: 200 }, (_, i) => `p${i}`);
   await assert.rejects(
-    store.upsertPacked('c', ids, new Float32Array(200 * 128), ids.map(() => new Uint8Array(0))),
+    store.upsertPacked(
+      'c',
+      ids,
+      new Float32Array(200 * 128),
+      ids.map(() => new Uint8Array(0)),
+    ),
     /batch: \d+ bytes encoded, limit 65536; split it/,
   );
   assert.equal(store.lastLsn, 1);

@@ -96,8 +96,16 @@ test('any single bit flip or truncation is detected, never decoded', () => {
 
 test('the vector block is an aligned zero-copy view into the record', () => {
   const r = encodeRecord({
-    lsn: 7, term: 1, hlcMs: 1, hlcLogical: 0, origin: 'n', collection: 'abc',
-    op: Op.Upsert, dimension: 3, ids: ['a', 'b'], vectors: new Float32Array([1, 2, 3, 4, 5, 6]),
+    lsn: 7,
+    term: 1,
+    hlcMs: 1,
+    hlcLogical: 0,
+    origin: 'n',
+    collection: 'abc',
+    op: Op.Upsert,
+    dimension: 3,
+    ids: ['a', 'b'],
+    vectors: new Float32Array([1, 2, 3, 4, 5, 6]),
     payloads: [new Uint8Array(0), enc.encode('{"x":1}')],
   });
   const d = decodeRecord(r);
@@ -109,7 +117,16 @@ test('the vector block is an aligned zero-copy view into the record', () => {
 
 test('encode refuses bad fields with messages naming them', () => {
   const base = { lsn: 1, term: 1, hlcMs: 1, hlcLogical: 0, origin: 'n1', collection: 'c' };
-  const up = (over: object) => ({ ...base, op: Op.Upsert, dimension: 2, ids: ['a'], vectors: new Float32Array(2), payloads: [new Uint8Array(0)], ...over }) as LogRecord;
+  const up = (over: object) =>
+    ({
+      ...base,
+      op: Op.Upsert,
+      dimension: 2,
+      ids: ['a'],
+      vectors: new Float32Array(2),
+      payloads: [new Uint8Array(0)],
+      ...over,
+    }) as LogRecord;
   const cases: [LogRecord, RegExp][] = [
     [up({ lsn: -1 }), /lsn:/],
     [up({ lsn: 2 ** 53 }), /lsn:/],
@@ -124,7 +141,10 @@ test('encode refuses bad fields with messages naming them', () => {
     [up({ dimension: 0 }), /dimension:/],
     [up({ payloads: [] }), /payloads: expected 1 entries/],
     [up({ payloads: [new Uint8Array(1024 * 1024 + 1)] }), /payloads\[0\]: 1048577 bytes/],
-    [{ ...base, op: Op.CreateCollection, dimension: 3, metric: 'hamming' } as unknown as LogRecord, /metric:/],
+    [
+      { ...base, op: Op.CreateCollection, dimension: 3, metric: 'hamming' } as unknown as LogRecord,
+      /metric:/,
+    ],
     [{ ...base, op: 99 } as unknown as LogRecord, /op: unknown op 99/],
   ];
   for (const [r, re] of cases) assert.throws(() => encodeRecord(r), re);

@@ -12,18 +12,34 @@ function rec(lsn: number, points = 1 + (lsn % 5), dim = 8): Uint8Array {
   const ids = Array.from({ length: points }, (_, i) => `p${lsn}-${i}`);
   const vectors = new Float32Array(points * dim).map((_, i) => lsn + i / 1000);
   return encodeRecord({
-    lsn, term: 1, hlcMs: lsn, hlcLogical: 0, origin: 'n1', collection: 'c',
-    op: Op.Upsert, dimension: dim, ids, vectors,
+    lsn,
+    term: 1,
+    hlcMs: lsn,
+    hlcLogical: 0,
+    origin: 'n1',
+    collection: 'c',
+    op: Op.Upsert,
+    dimension: dim,
+    ids,
+    vectors,
     payloads: ids.map((id) => new TextEncoder().encode(JSON.stringify({ id }))),
   });
 }
 
-async function openCollect(dir: string, opts: { fsync?: FsyncPolicy; segmentBytes?: number } = {}, afterLsn = 0) {
+async function openCollect(
+  dir: string,
+  opts: { fsync?: FsyncPolicy; segmentBytes?: number } = {},
+  afterLsn = 0,
+) {
   const seen: number[] = [];
   const warnings: Record<string, unknown>[] = [];
   const { wal, report } = await Wal.open(
     dir,
-    { fsync: opts.fsync ?? 'no', ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}), warn: (f) => warnings.push(f) },
+    {
+      fsync: opts.fsync ?? 'no',
+      ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}),
+      warn: (f) => warnings.push(f),
+    },
     1,
     afterLsn,
     (r, lsn) => {
@@ -45,7 +61,10 @@ async function writeN(dir: string, n: number, segmentBytes = 4096, fsync: FsyncP
 }
 
 function segments(dir: string): string[] {
-  return readdirSync(dir).filter((n) => n.startsWith('wal-')).sort().map((n) => path.join(dir, n));
+  return readdirSync(dir)
+    .filter((n) => n.startsWith('wal-'))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 for (const fsync of ['always', 'everysec', 'no'] as const) {
@@ -54,13 +73,19 @@ for (const fsync of ['always', 'everysec', 'no'] as const) {
     await writeN(dir, 200, 4096, fsync);
     assert.ok(segments(dir).length > 3, 'rotation happened');
     const { wal, seen, report } = await openCollect(dir);
-    assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
     assert.equal(report.truncated, null);
     assert.equal(wal.lastLsn, 200);
     await wal.append([rec(201)]);
     await wal.close();
     const again = await openCollect(dir, {}, 150);
-    assert.deepEqual(again.seen, Array.from({ length: 51 }, (_, i) => i + 151));
+    assert.deepEqual(
+      again.seen,
+      Array.from({ length: 51 }, (_, i) => i + 151),
+    );
     await again.wal.close();
   });
 }
@@ -77,9 +102,18 @@ test('WAL read serves any range still on disk, and says when it is gone', async 
   const dir = tempDir(t);
   await writeN(dir, 300, 8192);
   const { wal } = await openCollect(dir);
-  for (const [from, to] of [[1, 1], [1, 300], [63, 66], [128, 129], [250, 400]] as const) {
+  for (const [from, to] of [
+    [1, 1],
+    [1, 300],
+    [63, 66],
+    [128, 129],
+    [250, 400],
+  ] as const) {
     const got = await wal.read(from, to, 1 << 30);
-    assert.deepEqual(got.map(recordLsn), Array.from({ length: Math.min(to, 300) - from + 1 }, (_, i) => from + i));
+    assert.deepEqual(
+      got.map(recordLsn),
+      Array.from({ length: Math.min(to, 300) - from + 1 }, (_, i) => from + i),
+    );
   }
   const limited = await wal.read(1, 300, 1);
   assert.equal(limited.length, 1, 'at least one record even over maxBytes');
@@ -94,31 +128,35 @@ test('WAL torn tail: cut at any offset, recovery keeps exactly the whole records
   const base = tempDir(t);
   let run = 0;
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), async (n, where) => {
-      const dir = path.join(base, `r${run++}`);
-      await writeN(dir, n, 1 << 20);
-      const [file] = segments(dir) as [string];
-      const size = statSync(file).size;
-      const cut = Math.floor(32 + where * (size - 32));
-      const bytes = readFileSync(file);
-      // Whole records that end at or before the cut survive.
-      let offset = 32;
-      let expected = 0;
-      while (offset < size) {
-        const len = bytes.readUInt32LE(offset);
-        if (offset + len > cut) break;
-        offset += len;
-        expected++;
-      }
-      truncateSync(file, cut);
-      const { wal, seen, report } = await openCollect(dir);
-      assert.equal(seen.length, expected);
-      assert.equal(wal.lastLsn, expected);
-      if (cut !== offset) assert.deepEqual(report.truncated?.offset, offset);
-      assert.equal(statSync(file).size, offset, 'file cut at the last good record');
-      await wal.append([rec(expected + 1)]);
-      await wal.close();
-    }),
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 60 }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      async (n, where) => {
+        const dir = path.join(base, `r${run++}`);
+        await writeN(dir, n, 1 << 20);
+        const [file] = segments(dir) as [string];
+        const size = statSync(file).size;
+        const cut = Math.floor(32 + where * (size - 32));
+        const bytes = readFileSync(file);
+        // Whole records that end at or before the cut survive.
+        let offset = 32;
+        let expected = 0;
+        while (offset < size) {
+          const len = bytes.readUInt32LE(offset);
+          if (offset + len > cut) break;
+          offset += len;
+          expected++;
+        }
+        truncateSync(file, cut);
+        const { wal, seen, report } = await openCollect(dir);
+        assert.equal(seen.length, expected);
+        assert.equal(wal.lastLsn, expected);
+        if (cut !== offset) assert.deepEqual(report.truncated?.offset, offset);
+        assert.equal(statSync(file).size, offset, 'file cut at the last good record');
+        await wal.append([rec(expected + 1)]);
+        await wal.close();
+      },
+    ),
     { numRuns: scale(25, 300) },
   );
 });
@@ -127,34 +165,42 @@ test('WAL bit flip: in the middle stops start-up naming file and offset; at the 
   const base = tempDir(t);
   let run = 0;
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 2, max: 40 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 7 }), async (n, where, bit) => {
-      const dir = path.join(base, `r${run++}`);
-      await writeN(dir, n, 1 << 20);
-      const [file] = segments(dir) as [string];
-      const bytes = readFileSync(file);
-      const pos = Math.floor(32 + where * (bytes.length - 33));
-      // Which record holds the flipped byte?
-      let offset = 32;
-      let index = 0;
-      while (offset + bytes.readUInt32LE(offset) <= pos) {
-        offset += bytes.readUInt32LE(offset);
-        index++;
-      }
-      bytes[pos] = (bytes[pos] as number) ^ (1 << bit);
-      writeFileSync(file, bytes);
-      if (index === n - 1) {
-        const { wal, seen, report } = await openCollect(dir);
-        assert.equal(seen.length, n - 1);
-        assert.equal(report.truncated?.offset, offset);
-        await wal.close();
-      } else {
-        await assert.rejects(openCollect(dir), (e: unknown) => {
-          assert.ok(isVrepError(e, 'ERR_WAL_CORRUPT'), String(e));
-          assert.match((e as Error).message, new RegExp(`${path.basename(file)}: corrupt record at offset ${offset}`));
-          return true;
-        });
-      }
-    }),
+    fc.asyncProperty(
+      fc.integer({ min: 2, max: 40 }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.integer({ min: 0, max: 7 }),
+      async (n, where, bit) => {
+        const dir = path.join(base, `r${run++}`);
+        await writeN(dir, n, 1 << 20);
+        const [file] = segments(dir) as [string];
+        const bytes = readFileSync(file);
+        const pos = Math.floor(32 + where * (bytes.length - 33));
+        // Which record holds the flipped byte?
+        let offset = 32;
+        let index = 0;
+        while (offset + bytes.readUInt32LE(offset) <= pos) {
+          offset += bytes.readUInt32LE(offset);
+          index++;
+        }
+        bytes[pos] = (bytes[pos] as number) ^ (1 << bit);
+        writeFileSync(file, bytes);
+        if (index === n - 1) {
+          const { wal, seen, report } = await openCollect(dir);
+          assert.equal(seen.length, n - 1);
+          assert.equal(report.truncated?.offset, offset);
+          await wal.close();
+        } else {
+          await assert.rejects(openCollect(dir), (e: unknown) => {
+            assert.ok(isVrepError(e, 'ERR_WAL_CORRUPT'), String(e));
+            assert.match(
+              (e as Error).message,
+              new RegExp(`${path.basename(file)}: corrupt record at offset ${offset}`),
+            );
+            return true;
+          });
+        }
+      },
+    ),
     { numRuns: scale(25, 300) },
   );
 });

@@ -47,9 +47,9 @@ const specialFloats = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45, 3.4e38, -
 const floatPart = fc.oneof(
   fc.float32Array({ maxLength: 300 }),
   fc.array(fc.constantFrom(...specialFloats), { maxLength: 300 }).map((a) => Float32Array.from(a)),
-  fc.record({ n: fc.nat(8), dim: fc.integer({ min: 1, max: 64 }), seed: fc.nat() }).map(({ n, dim, seed }) =>
-    unitVectors(n, dim, seed),
-  ),
+  fc
+    .record({ n: fc.nat(8), dim: fc.integer({ min: 1, max: 64 }), seed: fc.nat() })
+    .map(({ n, dim, seed }) => unitVectors(n, dim, seed)),
 );
 const bytePart = fc.oneof(
   fc.uint8Array({ maxLength: 600 }),
@@ -105,7 +105,12 @@ test('round trip: random and adversarial batches, levels, shuffle on/off, stored
 });
 
 test('zero parts, empty parts and one byte', () => {
-  for (const parts of [[], [new Uint8Array(0)], [new Uint8Array(0), new Float32Array(0)], [new Uint8Array([42])]]) {
+  for (const parts of [
+    [],
+    [new Uint8Array(0)],
+    [new Uint8Array(0), new Float32Array(0)],
+    [new Uint8Array([42])],
+  ]) {
     for (const store of [false, true]) {
       const frame = compressBatch(parts, { store });
       assert.equal(inspectBatchFrame(frame).compressed, false, 'nothing to gain: stored');
@@ -122,7 +127,10 @@ test('float parts that are not a multiple of 4 bytes are refused when shuffled',
   // The native layer refuses it too (callers that bypass the wrapper).
   assert.throws(() => binding.compressBatch([odd], Uint8Array.of(4), 1, false, 0), isCode('ERR_INVALID_ARG'));
   assert.throws(() => binding.compressBatch([odd], Uint8Array.of(3), 1, false, 0), isCode('ERR_INVALID_ARG'));
-  await assert.rejects(binding.compressBatchAsync([odd], Uint8Array.of(4), 1, false, 0), isCode('ERR_INVALID_ARG'));
+  await assert.rejects(
+    binding.compressBatchAsync([odd], Uint8Array.of(4), 1, false, 0),
+    isCode('ERR_INVALID_ARG'),
+  );
   // Unshuffled, an odd length is fine.
   assertRoundTrip([odd], decompressBatch(compressBatch([odd], { shuffle: false }), { maxBytes: 7 }));
 });
@@ -134,7 +142,10 @@ test('large parts: MB-sized unit vectors, zeros and noise; shuffle helps on floa
   const maxBytes = 64 * MiB;
   const shuffled = compressBatch([vectors], { shuffle: true });
   const plain = compressBatch([vectors], { shuffle: false });
-  assert.ok(shuffled.byteLength < plain.byteLength, `shuffled ${shuffled.byteLength} < plain ${plain.byteLength}`);
+  assert.ok(
+    shuffled.byteLength < plain.byteLength,
+    `shuffled ${shuffled.byteLength} < plain ${plain.byteLength}`,
+  );
   assert.ok(shuffled.byteLength < vectors.byteLength * 0.95, 'shuffle+zstd compresses unit-norm floats');
   assertRoundTrip([vectors], decompressBatch(shuffled, { maxBytes }));
   assertRoundTrip([vectors], await decompressBatchAsync(shuffled, { maxBytes }));
@@ -261,7 +272,10 @@ test('async decoding refuses damaged frames with the same codes', async () => {
   damaged[damaged.length - 3]! ^= 0x10; // inside the zstd payload
   assert.throws(() => decompressBatch(damaged, { maxBytes: MiB }), isCode('ERR_CORRUPT_FRAME'));
   await assert.rejects(decompressBatchAsync(damaged, { maxBytes: MiB }), isCode('ERR_CORRUPT_FRAME'));
-  await assert.rejects(decompressBatchAsync(frame.subarray(0, 10), { maxBytes: MiB }), isCode('ERR_CORRUPT_FRAME'));
+  await assert.rejects(
+    decompressBatchAsync(frame.subarray(0, 10), { maxBytes: MiB }),
+    isCode('ERR_CORRUPT_FRAME'),
+  );
   await assert.rejects(decompressBatchAsync(frame, { maxBytes: 10 }), isCode('ERR_FRAME_TOO_LARGE'));
 });
 
@@ -282,7 +296,11 @@ test('a frame declaring 2^40 bytes is refused before allocating', async () => {
   const frame = withDeclaredSize(compressBatch([new Uint8Array(100)]), 2 ** 40);
   assert.equal(new DataView(frame.buffer).getBigUint64(16, true), 2n ** 40n);
   assert.throws(() => decompressBatch(frame, { maxBytes: MiB }), isCode('ERR_FRAME_TOO_LARGE'));
-  assert.throws(() => decompressBatch(frame, { maxBytes: 2 ** 50 }), isCode('ERR_FRAME_TOO_LARGE'), 'hard limit');
+  assert.throws(
+    () => decompressBatch(frame, { maxBytes: 2 ** 50 }),
+    isCode('ERR_FRAME_TOO_LARGE'),
+    'hard limit',
+  );
   await assert.rejects(decompressBatchAsync(frame, { maxBytes: MiB }), isCode('ERR_FRAME_TOO_LARGE'));
   assert.throws(() => inspectBatchFrame(frame), isCode('ERR_FRAME_TOO_LARGE'));
 
@@ -319,15 +337,20 @@ function shuffleReference(src: Uint8Array, elementBytes: number): Uint8Array {
 
 test('shuffleBytes matches the reference and unshuffleBytes inverts it', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 1, max: 17 }), fc.nat(5), (data, eb, off) => {
-      const src = data.subarray(Math.min(off, data.length)); // unaligned on purpose
-      const shuffled = new Uint8Array(src.length);
-      shuffleBytes(src, shuffled, eb);
-      assert.deepEqual(shuffled, shuffleReference(src, eb));
-      const back = new Uint8Array(src.length);
-      unshuffleBytes(shuffled, back, eb);
-      assert.deepEqual(back, src);
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 1500 }),
+      fc.integer({ min: 1, max: 17 }),
+      fc.nat(5),
+      (data, eb, off) => {
+        const src = data.subarray(Math.min(off, data.length)); // unaligned on purpose
+        const shuffled = new Uint8Array(src.length);
+        shuffleBytes(src, shuffled, eb);
+        assert.deepEqual(shuffled, shuffleReference(src, eb));
+        const back = new Uint8Array(src.length);
+        unshuffleBytes(shuffled, back, eb);
+        assert.deepEqual(back, src);
+      },
+    ),
     { numRuns: 300 },
   );
   // Exactly the SIMD block sizes and their neighbours, element size 4.
@@ -355,7 +378,8 @@ test('shuffle refuses bad arguments and overlapping buffers', () => {
 
 test('wrong types and values throw from the wrappers, never crash', async () => {
   const u8 = new Uint8Array(8);
-  const call = (f: () => unknown): void => assert.throws(f, (e) => e instanceof TypeError || e instanceof RangeError);
+  const call = (f: () => unknown): void =>
+    assert.throws(f, (e) => e instanceof TypeError || e instanceof RangeError);
   call(() => compressBatch('parts' as never));
   call(() => compressBatch([u8, 'x' as never]));
   call(() => compressBatch([u8, new Float64Array(2) as never]));
@@ -398,7 +422,8 @@ test('the raw binding checks its arguments too', async () => {
     ['decompressBatch', [[1, 2], 10]],
     ['inspectBatchFrame', [42]],
   ];
-  for (const [fn, args] of cases) assert.throws(() => raw[fn]!(...args), invalid, `${fn}(${args.length} args)`);
+  for (const [fn, args] of cases)
+    assert.throws(() => raw[fn]!(...args), invalid, `${fn}(${args.length} args)`);
   assert.throws(() => raw['compressBatchAsync']!([u8], u8, 1, false, 0), invalid);
   assert.throws(() => raw['decompressBatchAsync']!(u8, 'big'), invalid);
   // Garbage frames of every small length.

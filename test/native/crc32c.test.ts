@@ -16,7 +16,8 @@ function crc32cReference(data: Uint8Array, previous = 0): number {
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-const filled = (n: number, f: (i: number) => number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => f(i));
+const filled = (n: number, f: (i: number) => number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => f(i));
 
 // RFC 3720 (iSCSI) appendix B.4 vectors and the usual check value.
 const vectors: [string, Uint8Array, number][] = [
@@ -95,14 +96,27 @@ test('wrong types and values throw, never crash', () => {
   const bad: unknown[] = ['abc', 42, null, undefined, [1, 2], new Float32Array(4), new ArrayBuffer(4)];
   for (const value of bad) {
     assert.throws(() => crc32c(value as Uint8Array), TypeError);
-    assert.throws(() => (binding.crc32c as (x: unknown) => number)(value), (e) => isVrepError(e, 'ERR_INVALID_ARG'));
+    assert.throws(
+      () => (binding.crc32c as (x: unknown) => number)(value),
+      (e) => isVrepError(e, 'ERR_INVALID_ARG'),
+    );
   }
   for (const previous of [-1, 2 ** 32, 1.5, NaN]) {
-    assert.throws(() => crc32c(new Uint8Array(1), previous), (e) => e instanceof RangeError || e instanceof TypeError);
-    assert.throws(() => binding.crc32c(new Uint8Array(1), previous), (e) => isVrepError(e, 'ERR_INVALID_ARG'));
+    assert.throws(
+      () => crc32c(new Uint8Array(1), previous),
+      (e) => e instanceof RangeError || e instanceof TypeError,
+    );
+    assert.throws(
+      () => binding.crc32c(new Uint8Array(1), previous),
+      (e) => isVrepError(e, 'ERR_INVALID_ARG'),
+    );
   }
-  assert.throws(() => (binding.crc32cSoftware as (...a: unknown[]) => number)(new Uint8Array(1), 'x'), (e) =>
-    isVrepError(e, 'ERR_INVALID_ARG'),
+  assert.throws(
+    () => (binding.crc32cSoftware as (...a: unknown[]) => number)(new Uint8Array(1), 'x'),
+    (e) => isVrepError(e, 'ERR_INVALID_ARG'),
   );
-  assert.throws(() => (binding.crc32c as (...a: unknown[]) => number)(), (e) => isVrepError(e, 'ERR_INVALID_ARG'));
+  assert.throws(
+    () => (binding.crc32c as (...a: unknown[]) => number)(),
+    (e) => isVrepError(e, 'ERR_INVALID_ARG'),
+  );
 });

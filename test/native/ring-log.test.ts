@@ -55,7 +55,13 @@ class ModelRing {
   }
 }
 
-function ringRead(ring: RingReader, from: number, to: number, room: number, maxRecords: number): Uint8Array[] | string {
+function ringRead(
+  ring: RingReader,
+  from: number,
+  to: number,
+  room: number,
+  maxRecords: number,
+): Uint8Array[] | string {
   const out = new Uint8Array(room);
   const lens = new Uint32Array(maxRecords);
   try {
@@ -103,9 +109,15 @@ test('ring answers like the model: appends, batches, reads, eviction (property)'
     .record({
       capacityBytes: fc.integer({ min: 1, max: 64 }),
       capacityRecords: fc.integer({ min: 1, max: 9 }),
-      startLsn: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 2 ** 40 }), fc.constant(RING_MAX_LSN - 400)),
+      startLsn: fc.oneof(
+        fc.constant(1),
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        fc.constant(RING_MAX_LSN - 400),
+      ),
     })
-    .chain((g) => fc.tuple(fc.constant(g), fc.array(opArb(g.capacityBytes), { minLength: 1, maxLength: 60 })));
+    .chain((g) =>
+      fc.tuple(fc.constant(g), fc.array(opArb(g.capacityBytes), { minLength: 1, maxLength: 60 })),
+    );
   let evictedSeen = 0;
   let readsOk = 0;
   fc.assert(
@@ -167,8 +179,12 @@ test('a record of exactly capacityBytes evicts all others; one byte more is refu
   assert.deepEqual(ring.bounds(), { firstLsn: 2, lastLsn: 2 });
   assert.throws(() => ring.append(new Uint8Array(9)), { code: 'ERR_RECORD_TOO_LARGE' });
   // A batch with one oversized record appends nothing.
-  assert.throws(() => ring.appendBatch(new Uint8Array(10), new Uint32Array([1, 9])), { code: 'ERR_RECORD_TOO_LARGE' });
-  assert.throws(() => ring.appendBatch(new Uint8Array(10), new Uint32Array([1, 2])), { code: 'ERR_INVALID_ARG' });
+  assert.throws(() => ring.appendBatch(new Uint8Array(10), new Uint32Array([1, 9])), {
+    code: 'ERR_RECORD_TOO_LARGE',
+  });
+  assert.throws(() => ring.appendBatch(new Uint8Array(10), new Uint32Array([1, 2])), {
+    code: 'ERR_INVALID_ARG',
+  });
   assert.deepEqual(ring.bounds(), { firstLsn: 2, lastLsn: 2 });
 });
 
@@ -194,10 +210,18 @@ test('wrong arguments throw JS errors from the wrappers', () => {
     ['capacityBytes huge', () => new RingLog({ capacityBytes: 2 ** 40, capacityRecords: 1 }), RangeError],
     ['capacityRecords 1.5', () => new RingLog({ capacityBytes: 8, capacityRecords: 1.5 }), TypeError],
     ['startLsn 0', () => new RingLog({ capacityBytes: 8, capacityRecords: 1, startLsn: 0 }), RangeError],
-    ['startLsn 2^53', () => new RingLog({ capacityBytes: 8, capacityRecords: 1, startLsn: 2 ** 53 }), RangeError],
+    [
+      'startLsn 2^53',
+      () => new RingLog({ capacityBytes: 8, capacityRecords: 1, startLsn: 2 ** 53 }),
+      RangeError,
+    ],
     ['append string', () => ring.append('abc' as never), TypeError],
     ['append Float32Array', () => ring.append(new Float32Array(2) as never), TypeError],
-    ['batch lengths Int32Array', () => ring.appendBatch(new Uint8Array(2), new Int32Array([2]) as never), TypeError],
+    [
+      'batch lengths Int32Array',
+      () => ring.appendBatch(new Uint8Array(2), new Int32Array([2]) as never),
+      TypeError,
+    ],
     ['read from 0', () => ring.read(0, 1, out, lens), RangeError],
     ['read from -1', () => ring.read(-1, 1, out, lens), RangeError],
     ['read from NaN', () => ring.read(NaN, 1, out, lens), TypeError],
@@ -233,7 +257,10 @@ test('the raw binding checks its arguments too (no crash, coded errors)', () => 
     ['byteLength too many records', () => raw['ringByteLength']!(1, 2 ** 30)],
     ['writer on ArrayBuffer', () => new RawWriter(new Uint8Array(size), 64, 4, 1)],
     ['writer wrong size', () => new RawWriter(new Uint8Array(new SharedArrayBuffer(size + 1)), 64, 4, 1)],
-    ['writer unaligned view', () => new RawWriter(new Uint8Array(new SharedArrayBuffer(size + 8), 1, size), 64, 4, 1)],
+    [
+      'writer unaligned view',
+      () => new RawWriter(new Uint8Array(new SharedArrayBuffer(size + 8), 1, size), 64, 4, 1),
+    ],
     ['writer startLsn 0', () => new RawWriter(new Uint8Array(new SharedArrayBuffer(size)), 64, 4, 0)],
     ['second writer', () => new RawWriter(new Uint8Array(sab), 64, 4, 1)],
     ['writer Int8Array', () => new RawWriter(new Int8Array(sab), 64, 4, 1)],
@@ -242,7 +269,10 @@ test('the raw binding checks its arguments too (no crash, coded errors)', () => 
     ['append too large', () => rawWriter['append']!(new Uint8Array(65))],
     ['batch lengths mismatch', () => rawWriter['appendBatch']!(new Uint8Array(3), new Uint32Array([1]))],
     ['batch lengths Float64Array', () => rawWriter['appendBatch']!(new Uint8Array(3), new Float64Array([3]))],
-    ['batch lengths overflow', () => rawWriter['appendBatch']!(new Uint8Array(0), new Uint32Array([2 ** 32 - 1, 1]))],
+    [
+      'batch lengths overflow',
+      () => rawWriter['appendBatch']!(new Uint8Array(0), new Uint32Array([2 ** 32 - 1, 1])),
+    ],
     ['read NaN', () => rawReader['read']!(NaN, 1, out, lens)],
     ['read -1', () => rawReader['read']!(-1, 1, out, lens)],
     ['read Infinity', () => rawReader['read']!(1, Infinity, out, lens)],
@@ -290,7 +320,11 @@ test('a foreign or corrupted header is refused when a reader attaches', () => {
     const { handle, words } = formattedRing();
     assert.doesNotThrow(() => new RingReader(handle), `${name}: intact`);
     corrupt(words);
-    assert.throws(() => new RingReader(handle), (e: unknown) => isVrepError(e, ErrorCodes.CorruptFrame), name);
+    assert.throws(
+      () => new RingReader(handle),
+      (e: unknown) => isVrepError(e, ErrorCodes.CorruptFrame),
+      name,
+    );
   }
   assert.throws(() => new RingReader({ buffer: new SharedArrayBuffer(16) }), { code: 'ERR_CORRUPT_FRAME' });
   assert.throws(() => new RingReader({ buffer: new SharedArrayBuffer(4096) }), { code: 'ERR_CORRUPT_FRAME' });

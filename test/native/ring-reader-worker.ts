@@ -34,7 +34,8 @@ export function fillRecord(lsn: number, out: Uint8Array, at: number): number {
 export function recordIsIntact(lsn: number, bytes: Uint8Array, at: number, length: number): boolean {
   if (length !== recordLength(lsn)) return false;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
-  if (view.getUint32(0, true) !== lsn >>> 0 || view.getUint32(4, true) !== Math.floor(lsn / 2 ** 32)) return false;
+  if (view.getUint32(0, true) !== lsn >>> 0 || view.getUint32(4, true) !== Math.floor(lsn / 2 ** 32))
+    return false;
   for (let j = 8; j < length; j++) if (bytes[at + j] !== byteAt(lsn, j)) return false;
   return true;
 }

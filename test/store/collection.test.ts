@@ -12,12 +12,21 @@ function apply(c: Collection, model: Map<string, number>, op: Op, dim: number): 
     c.delete([id]);
     model.delete(id);
   } else {
-    c.upsert([id], new Float32Array(dim).fill(op.v), [op.v % 2 ? enc.encode(`{"v":${op.v}}`) : new Uint8Array(0)]);
+    c.upsert([id], new Float32Array(dim).fill(op.v), [
+      op.v % 2 ? enc.encode(`{"v":${op.v}}`) : new Uint8Array(0),
+    ]);
     model.set(id, op.v);
   }
 }
 
-const ops = fc.array(fc.record({ del: fc.boolean(), id: fc.integer({ min: 0, max: 40 }), v: fc.integer({ min: -1000, max: 1000 }) }), { maxLength: 300 });
+const ops = fc.array(
+  fc.record({
+    del: fc.boolean(),
+    id: fc.integer({ min: 0, max: 40 }),
+    v: fc.integer({ min: -1000, max: 1000 }),
+  }),
+  { maxLength: 300 },
+);
 
 test('collection matches a Map model under upserts and deletes', () => {
   fc.assert(
@@ -30,7 +39,10 @@ test('collection matches a Map model under upserts and deletes', () => {
         const p = c.get(id);
         assert.ok(p);
         assert.deepEqual(Array.from(p.vector), [v, v, v]);
-        assert.deepEqual(p.payload === null ? null : JSON.parse(new TextDecoder().decode(p.payload)), v % 2 ? { v } : null);
+        assert.deepEqual(
+          p.payload === null ? null : JSON.parse(new TextDecoder().decode(p.payload)),
+          v % 2 ? { v } : null,
+        );
       }
     }),
   );
@@ -51,7 +63,8 @@ test('digest depends on content only, not on the order of operations', () => {
         [entries[i], entries[j]] = [entries[j] as [string, number], entries[i] as [string, number]];
       }
       const b = new Collection('c', 2, 'dot');
-      for (const [id, v] of entries) b.upsert([id], new Float32Array(2).fill(v), [v % 2 ? enc.encode(`{"v":${v}}`) : new Uint8Array(0)]);
+      for (const [id, v] of entries)
+        b.upsert([id], new Float32Array(2).fill(v), [v % 2 ? enc.encode(`{"v":${v}}`) : new Uint8Array(0)]);
       assert.equal(a.digest(), b.digest());
       if (entries.length > 0) {
         const [id, v] = entries[0] as [string, number];
@@ -67,7 +80,11 @@ test('a frozen view stays as it was while writes go on (copy-on-write)', () => {
   const c = new Collection('c', dim, 'l2');
   const n = CHUNK_ROWS + 10;
   const ids = Array.from({ length: n }, (_, i) => `i${i}`);
-  c.upsert(ids, Float32Array.from({ length: n * dim }, (_, i) => i), ids.map(() => new Uint8Array(0)));
+  c.upsert(
+    ids,
+    Float32Array.from({ length: n * dim }, (_, i) => i),
+    ids.map(() => new Uint8Array(0)),
+  );
   const before = c.digest();
   const frozen = c.freeze();
   c.upsert(['i0', 'new'], new Float32Array([9, 9, 9, 9]), [enc.encode('{}'), enc.encode('{}')]);
@@ -75,7 +92,11 @@ test('a frozen view stays as it was while writes go on (copy-on-write)', () => {
   const copy = new Collection('c', dim, 'l2');
   for (let k = 0; k * CHUNK_ROWS < frozen.count; k++) {
     const rows = Math.min(CHUNK_ROWS, frozen.count - k * CHUNK_ROWS);
-    copy.upsert(frozen.ids.slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows), (frozen.chunks[k] as Float32Array).subarray(0, rows * dim), frozen.payloads.slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows).map((p) => p ?? new Uint8Array(0)));
+    copy.upsert(
+      frozen.ids.slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows),
+      (frozen.chunks[k] as Float32Array).subarray(0, rows * dim),
+      frozen.payloads.slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows).map((p) => p ?? new Uint8Array(0)),
+    );
   }
   frozen.release();
   assert.equal(copy.digest(), before);

@@ -32,7 +32,11 @@ export function workOp(seed: number, seq: number): WorkOp {
   const vectors = new Float32Array(ids.length * DIM);
   for (let i = 0; i < vectors.length; i++) vectors[i] = r() * 2 - 1;
   const enc = new TextEncoder();
-  const payloads = ids.map((id, i) => (r() < 0.3 ? new Uint8Array(0) : enc.encode(JSON.stringify({ seq, i, id, tag: 'x'.repeat(Math.floor(r() * 200)) }))));
+  const payloads = ids.map((id, i) =>
+    r() < 0.3
+      ? new Uint8Array(0)
+      : enc.encode(JSON.stringify({ seq, i, id, tag: 'x'.repeat(Math.floor(r() * 200)) })),
+  );
   return { kind: 'upsert', ids, vectors, payloads };
 }
 

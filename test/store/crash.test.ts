@@ -23,7 +23,14 @@ test(`crash: ${kills} SIGKILLs during acknowledged fsync=always writes lose noth
   let acked = 0; // operations [0, acked) are acknowledged
   let snapshotsSeen = 0;
   for (let round = 0; round < kills; round++) {
-    const child = startNode(['--import', 'tsx', path.join(repoRoot, 'test/store/crash-child.ts'), dataDir, String(seed), String(acked)]);
+    const child = startNode([
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'test/store/crash-child.ts'),
+      dataDir,
+      String(seed),
+      String(acked),
+    ]);
     t.after(() => child.kill());
     await child.waitForLine(/^READY/, 30_000);
     await new Promise((r) => setTimeout(r, 50 + Math.random() * 400));
@@ -35,12 +42,17 @@ test(`crash: ${kills} SIGKILLs during acknowledged fsync=always writes lose noth
     try {
       const got = store.digest('c');
       const ok = got === modelDigest(seed, acked) || got === modelDigest(seed, acked + 1);
-      assert.ok(ok, `round ${round} (seed ${seed}): state is neither the ${acked} acknowledged operations nor one more`);
+      assert.ok(
+        ok,
+        `round ${round} (seed ${seed}): state is neither the ${acked} acknowledged operations nor one more`,
+      );
       if (store.recovery.snapshotLsn > 0) snapshotsSeen++;
     } finally {
       await store.close();
     }
   }
   assert.ok(acked > kills, `the child made progress (${acked} operations acknowledged)`);
-  t.diagnostic(`${acked} operations acknowledged over ${kills} kills; recovered from a snapshot ${snapshotsSeen} times`);
+  t.diagnostic(
+    `${acked} operations acknowledged over ${kills} kills; recovered from a snapshot ${snapshotsSeen} times`,
+  );
 });

@@ -12,10 +12,24 @@ import { startNode, repoRoot } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 test('1M x 128 vectors cost at most 1.3x their raw bytes in RSS', async (t) => {
-  const child = startNode(['--expose-gc', '--import', 'tsx', path.join(repoRoot, 'test/store/memory-child.ts'), tempDir(t), '1000000', '128']);
+  const child = startNode([
+    '--expose-gc',
+    '--import',
+    'tsx',
+    path.join(repoRoot, 'test/store/memory-child.ts'),
+    tempDir(t),
+    '1000000',
+    '128',
+  ]);
   t.after(() => child.kill());
   assert.equal(await child.exited(300_000), 0, child.stderr());
-  const result = JSON.parse(child.stdout().trim().split('\n').at(-1) as string) as { ratio: number; addedBytes: number; rawBytes: number };
-  t.diagnostic(`RSS added ${(result.addedBytes / 2 ** 20).toFixed(0)} MiB for ${(result.rawBytes / 2 ** 20).toFixed(0)} MiB of raw vectors: ${result.ratio.toFixed(3)}x`);
+  const result = JSON.parse(child.stdout().trim().split('\n').at(-1) as string) as {
+    ratio: number;
+    addedBytes: number;
+    rawBytes: number;
+  };
+  t.diagnostic(
+    `RSS added ${(result.addedBytes / 2 ** 20).toFixed(0)} MiB for ${(result.rawBytes / 2 ** 20).toFixed(0)} MiB of raw vectors: ${result.ratio.toFixed(3)}x`,
+  );
   assert.ok(result.ratio <= 1.3, `ratio ${result.ratio.toFixed(3)} over 1.3`);
 });

@@ -29,8 +29,15 @@ test('a damaged meta file stops start-up instead of guessing the term', async (t
   await (await Store.open({ dataDir, nodeId: 'a' })).close();
   const file = path.join(dataDir, NODE_META_FILE);
   const good = readFileSync(file, 'utf8');
-  for (const bad of [good.slice(0, 20), good.replace('"currentTerm": 0', '"currentTerm": -1'), good.replace('"nodeId"', '"nodeID"')]) {
+  for (const bad of [
+    good.slice(0, 20),
+    good.replace('"currentTerm": 0', '"currentTerm": -1'),
+    good.replace('"nodeId"', '"nodeID"'),
+  ]) {
     writeFileSync(file, bad);
-    await assert.rejects(Store.open({ dataDir }), (e: unknown) => isVrepError(e, 'ERR_CORRUPT_META') && (e as Error).message.includes(file));
+    await assert.rejects(
+      Store.open({ dataDir }),
+      (e: unknown) => isVrepError(e, 'ERR_CORRUPT_META') && (e as Error).message.includes(file),
+    );
   }
 });

@@ -28,7 +28,12 @@ async function fill(store: Store, from: number, to: number): Promise<void> {
 
 test('a snapshot taken while writes go on equals the state at its LSN; snapshot + WAL replay equals the live state', async (t) => {
   const dataDir = tempDir(t);
-  const store = await Store.open({ dataDir, fsync: 'no', snapshotEveryBytes: 0, walSegmentBytes: 256 * 1024 });
+  const store = await Store.open({
+    dataDir,
+    fsync: 'no',
+    snapshotEveryBytes: 0,
+    walSegmentBytes: 256 * 1024,
+  });
   await store.createCollection('c', { dimension: DIM, metric: 'cosine' });
   await fill(store, 0, 200);
   const digestAtSnapshot = store.digest('c');
@@ -43,7 +48,9 @@ test('a snapshot taken while writes go on equals the state at its LSN; snapshot 
   // The snapshot alone (WAL beyond it ignored) holds the state at its LSN.
   const model = new Collection('c', DIM, 'cosine');
   const { readSnapshot } = await import('../../src/store/snapshot.ts');
-  await readSnapshot(info.dir, info.manifest, (chunk) => model.upsert(chunk.ids, chunk.vectors, chunk.payloads));
+  await readSnapshot(info.dir, info.manifest, (chunk) =>
+    model.upsert(chunk.ids, chunk.vectors, chunk.payloads),
+  );
   assert.equal(model.digest(), digestAtSnapshot);
 
   const live = store.digest('c');
@@ -78,7 +85,10 @@ test('damaged snapshot files stop start-up with a message naming the file; never
   let run = 0;
   await fc.assert(
     fc.asyncProperty(
-      fc.constantFrom(...files), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 7 }), fc.boolean(),
+      fc.constantFrom(...files),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.integer({ min: 0, max: 7 }),
+      fc.boolean(),
       async (file, where, bit, truncate) => {
         const dir = path.join(base, `r${run++}`);
         cpSync(golden, dir, { recursive: true });
@@ -96,7 +106,10 @@ test('damaged snapshot files stop start-up with a message naming the file; never
           s = await Store.open({ dataDir: dir });
         } catch (err) {
           assert.ok(isVrepError(err, 'ERR_SNAPSHOT_CORRUPT'), String(err));
-          assert.ok((err as Error).message.includes(file), `message names ${file}: ${(err as Error).message}`);
+          assert.ok(
+            (err as Error).message.includes(file),
+            `message names ${file}: ${(err as Error).message}`,
+          );
           return;
         }
         // A flip that leaves the content valid (e.g. JSON whitespace) must still give the same data.
