@@ -57,27 +57,22 @@ export class RecordLog {
 
   /**
    * Appends records with consecutive LSNs after lastLsn: in memory at once,
-   * on disk per the fsync policy (the promise).
+   * on disk per the fsync policy (the promise). Throws, changing nothing,
+   * when the records cannot be appended (too large, wrong LSN, WAL failed or
+   * closed).
    */
   append(records: Uint8Array[]): Promise<void> {
-    // Check everything first, so a refused append leaves both logs as they were.
-    let expected = this.wal.lastLsn + 1;
+    // Everything is checked first and a refusal throws, so the caller knows
+    // synchronously that neither log (nor its own state) may change.
     for (const r of records) {
       if (r.length > this.ring.capacityBytes) {
-        return Promise.reject(
-          new VrepError(
-            'ERR_RECORD_TOO_LARGE',
-            `record of ${r.length} bytes exceeds the log's ${this.ring.capacityBytes}`,
-          ),
+        throw new VrepError(
+          'ERR_RECORD_TOO_LARGE',
+          `record of ${r.length} bytes exceeds the log's ${this.ring.capacityBytes}`,
         );
       }
-      if (recordLsn(r) !== expected) {
-        return Promise.reject(
-          new RangeError(`log append: LSN ${recordLsn(r)} where ${expected} was expected`),
-        );
-      }
-      expected++;
     }
+    this.wal.checkAppend(records);
     const durable = this.wal.append(records);
     for (const r of records) {
       const lsn = this.ring.append(r);

@@ -272,27 +272,37 @@ export class Wal {
    * `lastLsn`. Resolves once written, and with `always` once fsynced.
    */
   append(records: Uint8Array[]): Promise<void> {
-    if (this.closed) return Promise.reject(new VrepError('ERR_WAL_CLOSED', 'WAL is closed'));
-    if (this.failed) return Promise.reject(this.failed);
-    let bytes = 0;
-    for (const r of records) {
-      const lsn = recordLsn(r);
-      if (lsn !== this.lastAppendedLsn + 1) {
-        return Promise.reject(
-          new RangeError(`WAL append: LSN ${lsn} does not follow ${this.lastAppendedLsn}`),
-        );
-      }
-      if (r.length > RecordLimits.maxRecordBytes) {
-        return Promise.reject(new RangeError(`WAL append: record of ${r.length} bytes over the limit`));
-      }
-      this.lastAppendedLsn = lsn;
-      bytes += r.length;
+    try {
+      this.checkAppend(records);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
+    let bytes = 0;
+    for (const r of records) bytes += r.length;
+    this.lastAppendedLsn += records.length;
     return new Promise((resolve, reject) => {
       this.queue.push({ records, bytes, resolve, reject });
       this.queuedBytes += bytes;
       if (!this.writing) void this.drain();
     });
+  }
+
+  /**
+   * Throws (and changes nothing) unless `append(records)` would be accepted:
+   * the WAL is open and healthy, LSNs follow lastLsn, sizes within limits.
+   */
+  checkAppend(records: readonly Uint8Array[]): void {
+    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    if (this.failed) throw this.failed;
+    let expected = this.lastAppendedLsn + 1;
+    for (const r of records) {
+      const lsn = recordLsn(r);
+      if (lsn !== expected) throw new RangeError(`WAL append: LSN ${lsn} does not follow ${expected - 1}`);
+      if (r.length > RecordLimits.maxRecordBytes) {
+        throw new RangeError(`WAL append: record of ${r.length} bytes over the limit`);
+      }
+      expected++;
+    }
   }
 
   /** Bytes queued for the writer and not yet written (a back-pressure signal). */

@@ -63,3 +63,20 @@ test('a batch larger than the in-memory log is refused, naming the limit; nothin
   assert.equal(store.lastLsn, 1);
   assert.equal(store.listCollections()[0]?.count, 0);
 });
+
+test('when the WAL refuses a write, neither the ring nor the collection changes', async (t) => {
+  const store = await Store.open({ dataDir: tempDir(t), fsync: 'no' });
+  await store.createCollection('c', { dimension: 2, metric: 'l2' });
+  await store.upsertPacked('c', ['a'], new Float32Array([1, 2]), [new Uint8Array(0)]);
+  const before = { digest: store.digest('c'), lsn: store.lastLsn, ring: store.records.ring.lastLsn() };
+  await store.records.wal.close(); // the disk side goes away underneath the store
+  await assert.rejects(
+    store.upsertPacked('c', ['b'], new Float32Array([3, 4]), [new Uint8Array(0)]),
+    (e: unknown) => isVrepError(e, 'ERR_WAL_CLOSED'),
+  );
+  assert.deepEqual(
+    { digest: store.digest('c'), lsn: store.lastLsn, ring: store.records.ring.lastLsn() },
+    before,
+  );
+  await store.close();
+});
