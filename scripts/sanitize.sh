@@ -20,7 +20,8 @@ echo "sanitize: building the addon with: $flags"
   tail -50 "$work/build.log"; echo "sanitize: build failed (log: $work/build.log)"; exit 1; }
 
 # A run against an uninstrumented addon would prove nothing: check first.
-nm -D "$work/build/Release/vrep.node" | grep -q "__asan_report" && nm -D "$work/build/Release/vrep.node" | grep -q "__ubsan_handle" || {
+symbols="$(nm -D "$work/build/Release/vrep.node")"
+grep -q "__asan_report" <<<"$symbols" && grep -q "__ubsan_handle" <<<"$symbols" || {
   echo "sanitize: the built addon is not instrumented"; exit 1; }
 
 asan="$(gcc -print-file-name=libasan.so)"
