@@ -49,10 +49,8 @@ export interface SearchResult {
   payload: Record<string, unknown> | null;
 }
 
-const decoder = new TextDecoder();
-
-function parsePayload(bytes: Uint8Array | null): Record<string, unknown> | null {
-  return bytes === null ? null : (JSON.parse(decoder.decode(bytes)) as Record<string, unknown>);
+function parsePayload(text: string | null): Record<string, unknown> | null {
+  return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
 }
 
 export class ReplicationNode {

@@ -2,7 +2,8 @@
  * One collection in memory: points stored column-wise. Vectors live in
  * fixed-size Float32Array chunks (no object per point, and growth never
  * over-allocates more than one chunk), ids in an array with an id -> row
- * map, payloads as raw JSON bytes. A delete moves the last row into the hole
+ * map, payloads as JSON text (a string costs far less than a byte array per
+ * point, and search and filters parse it directly). A delete moves the last row into the hole
  * so the rows stay dense and a search scans contiguous memory.
  */
 import { createHash } from 'node:crypto';
@@ -24,8 +25,8 @@ export interface PointView {
   id: string;
   /** A copy: the storage row may move on the next write. */
   vector: Float32Array;
-  /** Raw JSON bytes, or null for no payload. */
-  payload: Uint8Array | null;
+  /** JSON text, or null for no payload. */
+  payload: string | null;
 }
 
 export interface FrozenCollection {
@@ -36,11 +37,12 @@ export interface FrozenCollection {
   /** CHUNK_ROWS x dimension floats each; the last one partly filled. */
   readonly chunks: readonly Float32Array[];
   readonly ids: readonly string[];
-  readonly payloads: readonly (Uint8Array | null)[];
+  readonly payloads: readonly (string | null)[];
   release(): void;
 }
 
 const EMPTY = new Uint8Array(0);
+const textDecoder = new TextDecoder();
 
 export class Collection {
   readonly name: string;
@@ -48,7 +50,7 @@ export class Collection {
   readonly metric: MetricName;
   private readonly chunks: Float32Array[] = [];
   private readonly rowIds: string[] = [];
-  private readonly rowPayloads: (Uint8Array | null)[] = [];
+  private readonly rowPayloads: (string | null)[] = [];
   private readonly idToRow = new Map<string, number>();
   /** Chunks a snapshot in progress still reads: copied before the next write to them. */
   private readonly sharedChunks = new Set<Float32Array>();
@@ -90,7 +92,7 @@ export class Collection {
         this.idToRow.set(id, row);
       }
       const p = payloads[i] ?? EMPTY;
-      this.rowPayloads[row] = p.length === 0 ? null : p.slice();
+      this.rowPayloads[row] = p.length === 0 ? null : textDecoder.decode(p);
       const extends_ = runRow >= 0 && row === runRow + (i - runStart) && (row & CHUNK_MASK) !== 0;
       if (!extends_) {
         if (runRow >= 0) this.copyRun(runRow, vectors, runStart, i);
@@ -152,7 +154,7 @@ export class Collection {
    * A read-only view of the collection as it is now, for a snapshot built
    * while writes go on. Vector chunks are shared copy-on-write (a write to a
    * shared chunk copies it first); ids and payloads are copied as arrays of
-   * references (payload bytes are never mutated in place). Call `release`
+   * references (strings are immutable). Call `release`
    * when the snapshot is written.
    */
   freeze(): FrozenCollection {
@@ -193,7 +195,7 @@ export class Collection {
     return this.rowIds[row] as string;
   }
 
-  payloadAt(row: number): Uint8Array | null {
+  payloadAt(row: number): string | null {
     return this.rowPayloads[row] ?? null;
   }
 
@@ -236,7 +238,7 @@ export class Collection {
       h.update(`${id.length}:${id}`);
       h.update(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, dim * 4));
       const p = this.rowPayloads[row];
-      h.update(p ? `${p.length}:` : 'none:');
+      h.update(p === null || p === undefined ? 'none:' : `${Buffer.byteLength(p)}:`);
       if (p) h.update(p);
       const d = h.digest();
       lo += d.readBigUInt64LE(0);

@@ -17,23 +17,22 @@ export type PayloadFilter = Record<string, unknown>;
 export interface SearchHit {
   id: string;
   score: number;
-  /** Raw JSON bytes of the payload, or null. */
-  payload: Uint8Array | null;
+  /** JSON text of the payload, or null. */
+  payload: string | null;
 }
 
 /** Largest k a search accepts. */
 export const MAX_SEARCH_K = 10_000;
 
 const metricCode: Record<MetricName, Metric> = { l2: Metric.L2, dot: Metric.Dot, cosine: Metric.Cosine };
-const decoder = new TextDecoder();
 
 export function smallerIsBetter(metric: MetricName): boolean {
   return metric === 'l2';
 }
 
-function matches(payload: Uint8Array | null, filter: PayloadFilter): boolean {
+function matches(payload: string | null, filter: PayloadFilter): boolean {
   if (payload === null) return false;
-  const value: unknown = JSON.parse(decoder.decode(payload));
+  const value: unknown = JSON.parse(payload);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   for (const [key, expected] of Object.entries(filter)) {
     if (!Object.hasOwn(value, key) || !isDeepStrictEqual((value as Record<string, unknown>)[key], expected))

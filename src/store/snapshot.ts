@@ -65,24 +65,23 @@ function snapshotError(message: string): VrepError {
   return new VrepError('ERR_SNAPSHOT_CORRUPT', message);
 }
 
-/** Encodes one chunk's ids or payloads as [u32 lengths..., bytes...] parts. */
-function packStrings(items: readonly (Uint8Array | null)[]): [Uint8Array, Uint8Array] {
+/**
+ * Encodes one chunk's ids or payloads as two parts: u32 UTF-8 byte lengths
+ * (0 for null) and all the bytes back to back.
+ */
+function packTexts(items: readonly (string | null)[]): [Uint8Array, Uint8Array] {
   const lengths = new Uint32Array(items.length);
   let total = 0;
   for (let i = 0; i < items.length; i++) {
-    const n = items[i]?.length ?? 0;
+    const item = items[i];
+    const n = item ? Buffer.byteLength(item) : 0;
     lengths[i] = n;
     total += n;
   }
-  const bytes = new Uint8Array(total);
+  const bytes = Buffer.allocUnsafe(total);
   let at = 0;
-  for (const item of items) {
-    if (item) {
-      bytes.set(item, at);
-      at += item.length;
-    }
-  }
-  return [new Uint8Array(lengths.buffer), bytes];
+  for (const item of items) if (item) at += bytes.write(item, at);
+  return [new Uint8Array(lengths.buffer), new Uint8Array(bytes.buffer, bytes.byteOffset, total)];
 }
 
 async function writeFileSynced(file: string, data: Uint8Array): Promise<void> {
@@ -134,9 +133,8 @@ export async function writeSnapshot(
         const first = k * CHUNK_ROWS;
         const rows = Math.min(CHUNK_ROWS, c.count - first);
         const vectors = (c.chunks[k] as Float32Array).subarray(0, rows * c.dimension);
-        const ids = c.ids.slice(first, first + rows).map((id) => encoder.encode(id));
-        const [idLengths, idBytes] = packStrings(ids);
-        const [payloadLengths, payloadBytes] = packStrings(c.payloads.slice(first, first + rows));
+        const [idLengths, idBytes] = packTexts(c.ids.slice(first, first + rows));
+        const [payloadLengths, payloadBytes] = packTexts(c.payloads.slice(first, first + rows));
         const frame = await compressBatchAsync([vectors, idLengths, idBytes, payloadLengths, payloadBytes], {
           level: meta.level ?? 1,
           shuffle: [true, false, false, false, false],

@@ -185,7 +185,9 @@ export class Store {
           applyRecord(collections, record);
           clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
           replayedBytes += bytes.length;
-          recent.push(bytes.slice());
+          // A view for now (it keeps its segment buffer alive); copied below
+          // only if it is still among the newest when replay ends.
+          recent.push(bytes);
           recentBytes += bytes.length;
           while (recentBytes > ringCapacityBytes || recent.length - recentHead > ringCapacityRecords) {
             recentBytes -= (recent[recentHead] as Uint8Array).length;
@@ -197,7 +199,11 @@ export class Store {
           }
         },
       );
-      const log = new RecordLog(wal, { ringCapacityBytes, ringCapacityRecords }, recent.slice(recentHead));
+      const log = new RecordLog(
+        wal,
+        { ringCapacityBytes, ringCapacityRecords },
+        recent.slice(recentHead).map((r) => r.slice()),
+      );
       const store = new Store({
         dataDir,
         meta,
