@@ -16,38 +16,60 @@ const program = new Command('vrep').description('A replication node for vector d
 
 program
   .command('serve')
-  .description('start a node (this build: standalone, health endpoint only)')
+  .description('start a node (this build: standalone store, health endpoint)')
   .option('--node-id <id>', 'this node id', 'n1')
+  .option('--data-dir <dir>', 'where the node keeps its data', './data')
+  .addOption(
+    new Option('--fsync <policy>', 'WAL fsync policy')
+      .choices(['always', 'everysec', 'no'])
+      .default('everysec'),
+  )
   .option('--http <host:port>', 'HTTP listen address', hostPort, { host: '127.0.0.1', port: 15002 })
   .addOption(
     new Option('--role <role>', 'node role')
       .choices(['standalone', 'primary', 'replica', 'auto', 'multi-master'])
       .default('standalone'),
   )
-  .action(async (opts: { nodeId: string; http: { host: string; port: number }; role: string }) => {
-    const logger = pino({ name: 'vrep' });
-    if (opts.role !== 'standalone') {
-      // Refuse rather than pretend: replication is not in this build yet.
-      logger.error(
-        { role: opts.role },
-        `role "${opts.role}" is not available in this build yet; use standalone`,
-      );
-      process.exitCode = 2;
-      return;
-    }
-    const server = await serve({
-      nodeId: opts.nodeId,
-      httpHost: opts.http.host,
-      httpPort: opts.http.port,
-      logger,
-    });
-    const shutdown = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
-      server.stop();
-    };
-    process.once('SIGINT', shutdown);
-    process.once('SIGTERM', shutdown);
-  });
+  .action(
+    async (opts: {
+      nodeId: string;
+      dataDir: string;
+      fsync: 'always' | 'everysec' | 'no';
+      http: { host: string; port: number };
+      role: string;
+    }) => {
+      const logger = pino({ name: 'vrep' });
+      if (opts.role !== 'standalone') {
+        // Refuse rather than pretend: replication is not in this build yet.
+        logger.error(
+          { role: opts.role },
+          `role "${opts.role}" is not available in this build yet; use standalone`,
+        );
+        process.exitCode = 2;
+        return;
+      }
+      const server = await serve({
+        nodeId: opts.nodeId,
+        dataDir: opts.dataDir,
+        fsync: opts.fsync,
+        httpHost: opts.http.host,
+        httpPort: opts.http.port,
+        logger,
+      });
+      const shutdown = (signal: string): void => {
+        logger.info({ signal }, 'shutting down');
+        server.stop().then(
+          () => logger.info('stopped'),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exitCode = 1;
+          },
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    },
+  );
 
 program
   .command('info')

@@ -1,13 +1,18 @@
 /**
- * `vrep serve`. This build serves a standalone node's health endpoint; the
- * data API, storage and replication arrive with their own modules.
+ * `vrep serve`. This build runs a standalone node: the durable store opened
+ * on the data dir, and the health endpoint. The HTTP data API and
+ * replication arrive with their own modules.
  */
 import type { Logger } from 'pino';
 import { startHttpServer, type HttpServer } from '../transport/http-server.ts';
 import { nativeInfo } from '../native/info.ts';
+import { ReplicationNode } from '../node/replication-node.ts';
+import type { FsyncPolicy } from '../log/wal.ts';
 
 export interface ServeOptions {
   nodeId: string;
+  dataDir: string;
+  fsync: FsyncPolicy;
   httpHost: string;
   httpPort: number;
   logger: Logger;
@@ -15,26 +20,55 @@ export interface ServeOptions {
 
 export interface RunningServer {
   readonly httpPort: number;
-  stop(): void;
+  /** Stops accepting requests, then flushes the WAL and releases the data dir. */
+  stop(): Promise<void>;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const startedAtMs = Date.now();
-  const http: HttpServer = await startHttpServer(opts.httpHost, opts.httpPort, {
-    '/health': () => ({
-      status: 200,
-      body: {
-        status: 'ok',
-        node_id: opts.nodeId,
-        role: 'standalone',
-        uptime_ms: Date.now() - startedAtMs,
-        native: nativeInfo(),
-      },
-    }),
+  const node = await ReplicationNode.start({
+    nodeId: opts.nodeId,
+    dataDir: opts.dataDir,
+    storage: { fsync: opts.fsync },
   });
-  opts.logger.info({ nodeId: opts.nodeId, http: `${opts.httpHost}:${http.port}` }, 'vrep node serving');
+  const r = node.recovery;
+  opts.logger.info(
+    {
+      dataDir: opts.dataDir,
+      lastLsn: node.lastLsn,
+      snapshotLsn: r.snapshotLsn,
+      walRecords: r.wal.records,
+      recoveryMs: Math.round(r.durationMs),
+    },
+    'store recovered',
+  );
+  if (r.wal.truncated) opts.logger.warn(r.wal.truncated, 'WAL: a torn tail was cut at the last good record');
+  let http: HttpServer;
+  try {
+    http = await startHttpServer(opts.httpHost, opts.httpPort, {
+      '/health': () => ({
+        status: 200,
+        body: {
+          status: 'ok',
+          node_id: node.nodeId,
+          role: node.role,
+          uptime_ms: Date.now() - startedAtMs,
+          last_lsn: node.lastLsn,
+          collections: node.collections().length,
+          native: nativeInfo(),
+        },
+      }),
+    });
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  opts.logger.info({ nodeId: node.nodeId, http: `${opts.httpHost}:${http.port}` }, 'vrep node serving');
   return {
     httpPort: http.port,
-    stop: () => http.close(),
+    stop: async () => {
+      http.close();
+      await node.stop();
+    },
   };
 }

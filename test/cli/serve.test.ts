@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCli } from '../helpers/process.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 
-test('vrep serve answers /health on loopback and stops cleanly on SIGTERM', async (t) => {
-  const node = startCli(['serve', '--http', '127.0.0.1:0', '--node-id', 'health-1']);
+test('vrep serve opens its data dir, answers /health on loopback and stops cleanly on SIGTERM', async (t) => {
+  const dataDir = tempDir(t);
+  const node = startCli(['serve', '--http', '127.0.0.1:0', '--node-id', 'health-1', '--data-dir', dataDir]);
   t.after(() => node.kill());
   const m = await node.waitForLine(/"http":"127\.0\.0\.1:(\d+)"/, 20_000);
   const port = Number(m[1]);
@@ -21,12 +25,22 @@ test('vrep serve answers /health on loopback and stops cleanly on SIGTERM', asyn
   assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
   assert.equal((await fetch(`http://127.0.0.1:${port}/health`, { method: 'POST' })).status, 405);
 
+  assert.equal(body['last_lsn'], 0);
+
+  // The data dir is locked while the node runs.
+  const second = startCli(['serve', '--http', '127.0.0.1:0', '--data-dir', dataDir]);
+  assert.notEqual(await second.exited(20_000), 0);
+  assert.match(second.stderr(), /in use by process/);
+
   node.kill('SIGTERM');
   assert.equal(await node.exited(10_000), 0);
+  assert.match(node.stdout(), /"msg":"stopped"/);
+  assert.ok(existsSync(path.join(dataDir, 'node-meta.json')));
+  assert.ok(!existsSync(path.join(dataDir, 'LOCK')), 'lock released on shutdown');
 });
 
-test('vrep serve refuses a role this build does not have', async () => {
-  const node = startCli(['serve', '--role', 'primary', '--http', '127.0.0.1:0']);
+test('vrep serve refuses a role this build does not have', async (t) => {
+  const node = startCli(['serve', '--role', 'primary', '--http', '127.0.0.1:0', '--data-dir', tempDir(t)]);
   assert.equal(await node.exited(20_000), 2);
   assert.match(node.stdout(), /not available in this build/);
 });
