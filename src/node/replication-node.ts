@@ -19,14 +19,16 @@ export type Role = 'standalone' | 'primary' | 'replica' | 'auto' | 'multi-master
 export interface ReplicationNodeOptions {
   nodeId?: string;
   dataDir: string;
-  replication?: { role?: Role };
+  replication?: {
+    role?: Role;
+    /** Operations kept in the in-memory circular log (the YAML log_size). */
+    logSize?: number;
+  };
   storage?: {
     fsync?: FsyncPolicy;
     walSegmentBytes?: number;
     /** Bytes of recent records kept in memory (and the largest batch). */
     logBytes?: number;
-    /** Records kept in memory (the log_size setting). */
-    logSize?: number;
     /** Snapshot after this many WAL bytes (0 = only on request). */
     snapshotEveryBytes?: number;
   };
@@ -82,7 +84,7 @@ export class ReplicationNode {
       ...(s.fsync !== undefined ? { fsync: s.fsync } : {}),
       ...(s.walSegmentBytes !== undefined ? { walSegmentBytes: s.walSegmentBytes } : {}),
       ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
-      ...(s.logSize !== undefined ? { ringCapacityRecords: s.logSize } : {}),
+      ...(opts.replication?.logSize !== undefined ? { ringCapacityRecords: opts.replication.logSize } : {}),
       ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
     });
     return new ReplicationNode(role, store);
