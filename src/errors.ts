@@ -40,6 +40,10 @@ export const ErrorCodes = {
   DataDirLocked: 'ERR_DATA_DIR_LOCKED',
   /** The data dir belongs to another node id. */
   NodeIdMismatch: 'ERR_NODE_ID_MISMATCH',
+  /** A write's consistency level was not met in time; the write is indeterminate. */
+  ConsistencyTimeout: 'ERR_CONSISTENCY_TIMEOUT',
+  /** Too much work waiting; retry later. */
+  Overloaded: 'ERR_OVERLOADED',
   /** zstd refused to compress (bad level, out of memory). */
   Compression: 'ERR_COMPRESSION',
   /** The JSON text is not valid JSON. */
