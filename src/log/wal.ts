@@ -62,6 +62,10 @@ function segmentName(firstLsn: number): string {
   return `wal-${String(firstLsn).padStart(20, '0')}.log`;
 }
 
+function emptySegment(file: string, firstLsn: number): Segment {
+  return { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
+}
+
 function segmentHeader(firstLsn: number): Uint8Array {
   const h = new Uint8Array(SEGMENT_HEADER_BYTES);
   const v = new DataView(h.buffer);
@@ -196,13 +200,7 @@ export class Wal {
     if (expectedLsn !== -1 && firstLsn !== expectedLsn) {
       throw walError(`${file}: starts at LSN ${firstLsn}, expected ${expectedLsn} (a segment is missing)`);
     }
-    const seg: Segment = {
-      file,
-      firstLsn,
-      lastLsn: firstLsn - 1,
-      sizeBytes: SEGMENT_HEADER_BYTES,
-      index: [],
-    };
+    const seg = emptySegment(file, firstLsn);
     let offset = SEGMENT_HEADER_BYTES;
     let lsnWanted = firstLsn;
     while (offset < bytes.length) {
@@ -387,13 +385,7 @@ export class Wal {
     await handle.sync();
     await fsyncDir(this.dir);
     this.handle = handle;
-    const seg: Segment = {
-      file,
-      firstLsn,
-      lastLsn: firstLsn - 1,
-      sizeBytes: SEGMENT_HEADER_BYTES,
-      index: [],
-    };
+    const seg = emptySegment(file, firstLsn);
     this.segments.push(seg);
     return seg;
   }

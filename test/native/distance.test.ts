@@ -19,6 +19,7 @@ import {
 } from '../../src/native/distance.ts';
 import { VrepError } from '../../src/errors.ts';
 import { referenceScore, topKFromScores } from './distance-reference.ts';
+import { rng } from '../helpers/rng.ts';
 
 const long = process.env['VREP_TEST_SCALE'] === 'long';
 const METRICS = [Metric.L2, Metric.Dot, Metric.Cosine] as const;
@@ -31,18 +32,6 @@ const DIMS = [
   ...[65, 97, 127, 128, 129, 255, 256, 257, 383, 511, 512, 767, 768, 769, 1023, 1024, 1535, 1536],
   ...(long ? [2047, 2048, 3071, 4096] : []),
 ];
-
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomVectors(next: () => number, count: number, dim: number): Float32Array {
   const v = new Float32Array(count * dim);

@@ -4,6 +4,7 @@
  * the child acknowledged, on a model.
  */
 import { Collection } from '../../src/store/collection.ts';
+import { rng } from '../helpers/rng.ts';
 
 export const DIM = 16;
 const ID_POOL = 400;
@@ -11,18 +12,6 @@ const ID_POOL = 400;
 export type WorkOp =
   | { kind: 'upsert'; ids: string[]; vectors: Float32Array; payloads: Uint8Array[] }
   | { kind: 'delete'; ids: string[] };
-
-/** mulberry32: a small seeded PRNG (tests only). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function workOp(seed: number, seq: number): WorkOp {
   const r = rng((seed * 1_000_003 + seq) >>> 0);
