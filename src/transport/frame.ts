@@ -168,7 +168,8 @@ export function decodeFrame(bytes: Uint8Array, { maxFrameBytes, expectedSeq }: D
   const type = bytes[3]!;
   if (!knownTypes.has(type)) throw new FrameError('unknown-type', `unknown frame type ${type}`);
   const flags = bytes[4]!;
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw new FrameError('bad-flags', `unknown flag bits 0x${flags.toString(16)}`);
+  if ((flags & ~KNOWN_FLAGS) !== 0)
+    throw new FrameError('bad-flags', `unknown flag bits 0x${flags.toString(16)}`);
   if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
     throw new FrameError('bad-reserved', 'reserved header bytes are not zero');
   }

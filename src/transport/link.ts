@@ -158,7 +158,12 @@ export interface SocketOps {
 export function clipCloseReason(reason: string): string {
   const bytes = Buffer.from(reason, 'utf8');
   if (bytes.byteLength <= 123) return reason;
-  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+  return (
+    bytes
+      .subarray(0, 120)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '') + '...'
+  );
 }
 
 let linkCounter = 0;
@@ -290,6 +295,22 @@ export class LinkCore implements PeerLink {
     this.count('framesReceived');
     if (!ownsBytes) frame.payload = frame.payload.slice();
     this.frameHandler(frame);
+  }
+
+  /**
+   * The WebSocket library refused an incoming message over maxFrameBytes
+   * (uWS maxPayloadLength, ws maxPayload) and is closing the connection
+   * itself; record it as our rejection so it is counted and explained.
+   */
+  rejectedByLibrary(detail: string): void {
+    if (this.closed) return;
+    const code = CloseCodes.frame['too-large'];
+    this.count('framesRejected');
+    this.logger.warn(
+      { link: this.id, remote: this.remoteAddress, code, reason: 'too-large', detail },
+      'peer link: frame rejected, closing',
+    );
+    this.localClose = { code, reason: `too-large: ${detail}`, by: 'local' };
   }
 
   private reject(code: number, reason: string, detail: string): void {

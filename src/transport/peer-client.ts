@@ -76,7 +76,12 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
   const limits = resolveLimits(options);
   const logger = options.logger ?? silentLogger;
   const backoff = { ...defaultBackoff, ...options.backoff };
-  if (!(backoff.initialMs >= 0 && backoff.maxMs >= backoff.initialMs && backoff.jitter >= 0 && backoff.jitter <= 1)) {
+  if (!(
+    backoff.initialMs >= 0 &&
+    backoff.maxMs >= backoff.initialMs &&
+    backoff.jitter >= 0 &&
+    backoff.jitter <= 1
+  )) {
     throw new RangeError(`peer client: bad backoff ${JSON.stringify(backoff)}`);
   }
   const env = options.env ?? realEnv;
@@ -138,8 +143,12 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
       });
       options.onLink(created);
     });
-    ws.on('error', (err) => {
+    ws.on('error', (err: Error & { code?: string }) => {
       if (!opened) dialFailures++;
+      // ws refused a message over maxPayload and closes the socket next.
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        current?.rejectedByLibrary('message over maxFrameBytes (ws)');
+      }
       logger.warn({ url: options.url, err: err.message, opened }, 'peer client: socket error');
     });
     ws.on('close', (code: number, reason: Buffer) => {

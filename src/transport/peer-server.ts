@@ -40,12 +40,15 @@ export interface PeerServer {
   close(): void;
 }
 
+/** The close message uWS gives when a message exceeds maxPayloadLength (v20.30). */
+const UWS_TOO_BIG = 'Received too big message';
+
 interface SocketData {
   link?: LinkCore;
 }
 
 /** Starts the uWS peer listener on exactly host:port. */
-export function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
+export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
   const limits = resolveLimits(options);
   const logger = options.logger ?? silentLogger;
   const totals = emptyCounters();
@@ -86,7 +89,12 @@ export function startPeerServer(options: PeerServerOptions): Promise<PeerServer>
     },
     drain: (ws) => ws.getUserData().link?.handleDrain(),
     close: (ws, code, message) => {
-      ws.getUserData().link?.handleClosed(code, Buffer.from(message).toString());
+      const link = ws.getUserData().link;
+      const reason = Buffer.from(message).toString();
+      // uWS's own maxPayloadLength refusal (it closes before any callback sees the bytes).
+      if (code === 1006 && reason === UWS_TOO_BIG)
+        link?.rejectedByLibrary('message over maxFrameBytes (uWS)');
+      link?.handleClosed(code, reason);
     },
   });
   const host = options.host;

@@ -61,9 +61,10 @@ test('any truncation is rejected as truncated', () => {
     fc.property(arbFrame, fc.nat(), ({ type, flags, seq, payload }, cutSeed) => {
       const bytes = encodeFrame(type, flags, seq, payload);
       const keep = cutSeed % bytes.byteLength;
-      rejects(() => decodeFrame(bytes.subarray(0, keep), { maxFrameBytes: MAX, expectedSeq: seq }), [
-        'truncated',
-      ]);
+      rejects(
+        () => decodeFrame(bytes.subarray(0, keep), { maxFrameBytes: MAX, expectedSeq: seq }),
+        ['truncated'],
+      );
     }),
   );
 });
@@ -93,7 +94,10 @@ test('replayed, skipped or reordered frames are rejected as bad-seq', () => {
     fc.property(arbFrame, fc.integer({ min: 1, max: MAX_FRAME_SEQ }), (f, expected) => {
       fc.pre(expected !== f.seq);
       const bytes = encodeFrame(f.type, f.flags, f.seq, f.payload);
-      const err = rejects(() => decodeFrame(bytes, { maxFrameBytes: MAX, expectedSeq: expected }), ['bad-seq']);
+      const err = rejects(
+        () => decodeFrame(bytes, { maxFrameBytes: MAX, expectedSeq: expected }),
+        ['bad-seq'],
+      );
       assert.equal(err.code, ErrorCodes.CorruptFrame);
     }),
   );

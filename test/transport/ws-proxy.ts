@@ -116,10 +116,9 @@ export class WsProxy {
   }
 
   static async start(upstreamPort: number): Promise<WsProxy> {
-    let proxy: WsProxy | undefined;
-    const server = net.createServer((client) => proxy!.accept(client, upstreamPort));
+    const server = net.createServer((client) => proxy.accept(client, upstreamPort));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new WsProxy(server, (server.address() as net.AddressInfo).port);
+    const proxy = new WsProxy(server, (server.address() as net.AddressInfo).port);
     return proxy;
   }
 
