@@ -81,16 +81,21 @@ async function startPair(t: TestContext, opts: { proxy: boolean; limits?: LinkLi
   return { server, client, proxy, srv, cli, logs };
 }
 
-/** Sends every payload over `link`, waiting whenever it reports backpressure. */
-async function sendAll(link: PeerLink, payloads: Uint8Array[]): Promise<void> {
+/** Sends every payload over `link`, waiting whenever it reports backpressure; returns how often it did. */
+async function sendAll(link: PeerLink, payloads: Uint8Array[]): Promise<number> {
+  let waits = 0;
   for (const payload of payloads) {
     let result = link.send({ type: FrameType.Records, payload });
     while (result === 'dropped') {
       assert.ok(await link.whenWritable(), 'link closed while sending');
       result = link.send({ type: FrameType.Records, payload });
     }
-    if (result === 'backpressure') assert.ok(await link.whenWritable(), 'link closed while sending');
+    if (result === 'backpressure') {
+      waits++;
+      assert.ok(await link.whenWritable(), 'link closed while sending');
+    }
   }
+  return waits;
 }
 
 /** Byte equality regardless of Buffer vs Uint8Array. */
@@ -106,7 +111,9 @@ test('many frames both directions arrive intact and in order; counters agree', a
   const { srv, cli, server, client } = await startPair(t, { proxy: false });
   const up = randomPayloads(400, 200 * 1024);
   const down = randomPayloads(400, 200 * 1024);
-  await Promise.all([sendAll(cli.links[0]!, up), sendAll(srv.links[0]!, down)]);
+  const waits = await Promise.all([sendAll(cli.links[0]!, up), sendAll(srv.links[0]!, down)]);
+  // ~40 MB each way through a 1 MiB queue: both sides had to wait, and whenWritable resumed them.
+  assert.ok(waits[0] > 0 && waits[1] > 0, `backpressure waits ${waits.join(',')}`);
   await waitFor(
     'all frames',
     () => srv.frames.length === up.length && cli.frames.length === down.length,
