@@ -73,6 +73,7 @@ export interface PeerLink {
   onFrame(handler: (frame: Frame) => void): void;
   /** Called once, when the link closes for any reason. */
   onClose(handler: (info: CloseInfo) => void): void;
+  /** Numbers, encodes and queues one frame; throws RangeError if it exceeds maxFrameBytes. */
   send(frame: OutgoingFrame): SendResult;
   /** Resolves true when the queue is below half of `maxBufferedBytes`, false if the link closes first. */
   whenWritable(): Promise<boolean>;
@@ -131,6 +132,8 @@ export const CloseCodes = {
   slowPeer: 4020,
   /** The underlying library refused a send it should have taken (queue inconsistent). */
   sendFailed: 4021,
+  /** The dialer heard nothing (not even a pong) for idleTimeoutMs. */
+  idle: 4022,
   /** This node is shutting down. */
   shutdown: 4030,
 } as const;
@@ -364,6 +367,13 @@ export class LinkCore implements PeerLink {
 
   close(code = 1000, reason = ''): void {
     this.fail(code, reason, true);
+  }
+
+  /** Drops the connection without a close handshake (dead or silent peer), logging why. */
+  abort(code: number, reason: string): void {
+    if (this.closed) return;
+    this.logger.warn({ link: this.id, remote: this.remoteAddress, code, reason }, 'peer link: aborting');
+    this.fail(code, reason, false);
   }
 
   /** The library says the connection is gone. Idempotent. */

@@ -6,6 +6,7 @@
  */
 import WebSocket from 'ws';
 import {
+  CloseCodes,
   emptyCounters,
   LinkCore,
   resolveLimits,
@@ -55,6 +56,12 @@ export interface PeerClientOptions extends Partial<LinkLimits> {
   backoff?: Partial<BackoffOptions>;
   /** Give up a dial attempt after this long, ms. Default 5000. */
   handshakeTimeoutMs?: number;
+  /**
+   * The dialer pings every idleTimeoutMs / 2 and drops the link (4022) when
+   * nothing at all arrived for two such periods: a peer that vanished without
+   * a FIN is noticed and redialed. Default 30000.
+   */
+  idleTimeoutMs?: number;
   env?: ClientEnv;
 }
 
@@ -104,6 +111,33 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
     }, delayMs);
   };
 
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 2) {
+    throw new RangeError(`peer client: idleTimeoutMs must be an integer >= 2, got ${idleTimeoutMs}`);
+  }
+  const keepAlive = (ws: WebSocket, current: LinkCore): void => {
+    let heard = false;
+    let silentPeriods = 0;
+    const markHeard = (): void => {
+      heard = true;
+    };
+    ws.on('message', markHeard).on('ping', markHeard).on('pong', markHeard);
+    let timer: unknown;
+    const tick = (): void => {
+      if (current.closed) return;
+      silentPeriods = heard ? 0 : silentPeriods + 1;
+      if (silentPeriods >= 2) {
+        current.abort(CloseCodes.idle, `peer silent for ${idleTimeoutMs} ms`);
+        return;
+      }
+      heard = false;
+      ws.ping();
+      timer = env.setTimeout(tick, idleTimeoutMs / 2);
+    };
+    timer = env.setTimeout(tick, idleTimeoutMs / 2);
+    current.onClose(() => env.clearTimeout(timer));
+  };
+
   const dial = (): void => {
     if (stopped) return;
     const ws = new WebSocket(options.url, {
@@ -142,6 +176,7 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
         if (link === created) link = undefined;
       });
       options.onLink(created);
+      keepAlive(ws, created);
     });
     ws.on('error', (err: Error & { code?: string }) => {
       if (!opened) dialFailures++;

@@ -55,7 +55,10 @@ interface Pair {
   logs: { level: string; obj: object; msg: string }[];
 }
 
-async function startPair(t: TestContext, opts: { proxy: boolean; limits?: LinkLimits }): Promise<Pair> {
+async function startPair(
+  t: TestContext,
+  opts: { proxy: boolean; limits?: LinkLimits; idleTimeoutMs?: number },
+): Promise<Pair> {
   const limits = opts.limits ?? LIMITS;
   const logs: Pair['logs'] = [];
   const logger = {
@@ -74,6 +77,7 @@ async function startPair(t: TestContext, opts: { proxy: boolean; limits?: LinkLi
     ...limits,
     logger,
     backoff: { initialMs: 20, maxMs: 200, jitter: 0.5 },
+    ...(opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.idleTimeoutMs }),
     onLink: cli.attach,
   });
   t.after(() => client.stop());
@@ -271,6 +275,20 @@ for (const direction of ['toClient', 'toServer'] as const) {
     );
   });
 }
+
+test('dialer keep-alive: pongs keep an idle link open; a silent peer is dropped (4022) and redialed', async (t) => {
+  const { srv, cli, proxy, client } = await startPair(t, { proxy: true, idleTimeoutMs: 200 });
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(cli.links.length, 1, 'an idle but answering peer keeps its link');
+  assert.equal(cli.closes.length, 0);
+  proxy!.stopReading('toClient');
+  await waitFor('idle abort', () => cli.closes.length === 1, 3000);
+  assert.equal(cli.closes[0]!.code, CloseCodes.idle);
+  assert.equal(cli.closes[0]!.by, 'local');
+  proxy!.resumeReading('toClient');
+  await waitFor('a new link', () => cli.links.length === 2 && srv.links.length === 2);
+  assert.ok(client.link && !client.link.closed);
+});
 
 test('backoff: exponential from initialMs, capped at maxMs, jitter takes off up to its fraction', () => {
   const b = { initialMs: 100, maxMs: 1000, jitter: 0.5 };
