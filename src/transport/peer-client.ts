@@ -91,6 +91,10 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
   )) {
     throw new RangeError(`peer client: bad backoff ${JSON.stringify(backoff)}`);
   }
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 2) {
+    throw new RangeError(`peer client: idleTimeoutMs must be an integer >= 2, got ${idleTimeoutMs}`);
+  }
   const env = options.env ?? realEnv;
   const totals = emptyCounters();
   let socket: WebSocket | undefined;
@@ -111,10 +115,7 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
     }, delayMs);
   };
 
-  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
-  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 2) {
-    throw new RangeError(`peer client: idleTimeoutMs must be an integer >= 2, got ${idleTimeoutMs}`);
-  }
+  /** Pings the peer; drops the link when nothing arrived for two periods. */
   const keepAlive = (ws: WebSocket, current: LinkCore): void => {
     let heard = false;
     let silentPeriods = 0;
