@@ -9,7 +9,7 @@
  * fsynced, then renamed into place: a crash leaves the old snapshot or the
  * new one, never half of one. Format: docs/storage.md.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
@@ -21,6 +21,8 @@ import { CHUNK_ROWS, type FrozenCollection } from './collection.ts';
 
 export const SNAPSHOT_DIR = 'snapshots';
 const MANIFEST = 'manifest.json';
+/** Chunk files built at once: enough to keep zstd and the disk busy together. */
+const SNAPSHOT_PARALLEL_CHUNKS = 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -84,6 +86,15 @@ function packTexts(items: readonly (string | null)[]): [Uint8Array, Uint8Array] 
   return [new Uint8Array(lengths.buffer), new Uint8Array(bytes.buffer, bytes.byteOffset, total)];
 }
 
+async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function writeFileSynced(file: string, data: Uint8Array): Promise<void> {
   const handle = await open(file, 'w');
   try {
@@ -119,7 +130,10 @@ export async function writeSnapshot(
       createdAtMs: Date.now(),
       collections: [],
     };
-    let bytes = 0;
+    // One task per chunk file. SNAPSHOT_PARALLEL_CHUNKS run at once (zstd
+    // on the thread pool for one while another is written), and the files
+    // are fsynced together at the end, still before the atomic rename.
+    const tasks: { ci: number; k: number; entry: SnapshotManifest['collections'][number] }[] = [];
     for (let ci = 0; ci < frozen.length; ci++) {
       const c = frozen[ci] as FrozenCollection;
       const entry: SnapshotManifest['collections'][number] = {
@@ -129,7 +143,16 @@ export async function writeSnapshot(
         count: c.count,
         chunks: [],
       };
-      for (let k = 0; k * CHUNK_ROWS < c.count; k++) {
+      body.collections.push(entry);
+      for (let k = 0; k * CHUNK_ROWS < c.count; k++) tasks.push({ ci, k, entry });
+    }
+    let bytes = 0;
+    let next = 0;
+    const files: string[] = [];
+    const worker = async (): Promise<void> => {
+      for (let t = next++; t < tasks.length; t = next++) {
+        const { ci, k, entry } = tasks[t] as (typeof tasks)[number];
+        const c = frozen[ci] as FrozenCollection;
         const first = k * CHUNK_ROWS;
         const rows = Math.min(CHUNK_ROWS, c.count - first);
         const vectors = (c.chunks[k] as Float32Array).subarray(0, rows * c.dimension);
@@ -140,12 +163,14 @@ export async function writeSnapshot(
           shuffle: [true, false, false, false, false],
         });
         const file = `c${String(ci).padStart(4, '0')}-${String(k).padStart(6, '0')}.vzb`;
-        await writeFileSynced(path.join(tmp, file), frame);
-        entry.chunks.push({ file, rows, bytes: frame.length, crc32c: crc32c(frame) });
+        await writeFile(path.join(tmp, file), frame);
+        files.push(path.join(tmp, file));
+        entry.chunks[k] = { file, rows, bytes: frame.length, crc32c: crc32c(frame) };
         bytes += frame.length;
       }
-      body.collections.push(entry);
-    }
+    };
+    await Promise.all(Array.from({ length: SNAPSHOT_PARALLEL_CHUNKS }, worker));
+    await Promise.all(files.map((f) => fsyncFile(f)));
     const text = JSON.stringify(body);
     await writeFileSynced(
       path.join(tmp, MANIFEST),
