@@ -315,6 +315,19 @@ test('bad input gets the documented status and a message; nothing changes and th
   assert.match(streamed, /^HTTP\/1\.1 413 /);
   assert.match(streamed, /ERR_BODY_TOO_LARGE/);
 
+  // A client that goes away mid-body: the request is dropped, nothing written, the node goes on.
+  await new Promise<void>((resolve) => {
+    const { hostname, port } = new URL(base);
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        `POST /collections/c/points HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"points":[`,
+        () => setTimeout(() => socket.destroy(), 50),
+      );
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+  });
+
   const after = await call(base, 'GET', '/collections/c');
   assert.deepEqual(after.body, before, 'nothing was written');
   assert.equal((await fetch(`${base}/health`)).status, 200, 'the node stays up');
