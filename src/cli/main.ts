@@ -12,11 +12,19 @@ function hostPort(value: string): { host: string; port: number } {
   return { host: m[1] as string, port };
 }
 
+function byteCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff - 32) {
+    throw new InvalidArgumentError(`expected a byte count from 1 to ${0xffff_ffff - 32}, got "${value}"`);
+  }
+  return n;
+}
+
 const program = new Command('vrep').description('A replication node for vector data.');
 
 program
   .command('serve')
-  .description('start a node (this build: standalone store, health endpoint)')
+  .description('start a node (this build: standalone store, HTTP data API)')
   .option('--node-id <id>', 'this node id', 'n1')
   .option('--data-dir <dir>', 'where the node keeps its data', './data')
   .addOption(
@@ -25,6 +33,8 @@ program
       .default('everysec'),
   )
   .option('--http <host:port>', 'HTTP listen address', hostPort, { host: '127.0.0.1', port: 15002 })
+  .option('--token <token>', 'bearer token required on every HTTP route but /health')
+  .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes', byteCount, 64 * 1024 * 1024)
   .addOption(
     new Option('--role <role>', 'node role')
       .choices(['standalone', 'primary', 'replica', 'auto', 'multi-master'])
@@ -37,6 +47,8 @@ program
       fsync: 'always' | 'everysec' | 'no';
       http: { host: string; port: number };
       role: string;
+      token?: string;
+      maxBodyBytes: number;
     }) => {
       const logger = pino({ name: 'vrep' });
       if (opts.role !== 'standalone') {
@@ -54,6 +66,8 @@ program
         fsync: opts.fsync,
         httpHost: opts.http.host,
         httpPort: opts.http.port,
+        token: opts.token ?? null,
+        maxBodyBytes: opts.maxBodyBytes,
         logger,
       });
       const shutdown = (signal: string): void => {

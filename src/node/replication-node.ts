@@ -132,6 +132,20 @@ export class ReplicationNode {
     return this.store.upsert(collection, points);
   }
 
+  /**
+   * Upserts an already packed batch (the HTTP JSON fast path): ids, a
+   * count x dimension Float32Array and each payload's raw JSON bytes (empty:
+   * none). Same guarantees as write().
+   */
+  async writePacked(
+    collection: string,
+    batch: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] },
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
+    checkConsistency(opts);
+    return this.store.upsertPacked(collection, batch.ids, batch.vectors, batch.payloads);
+  }
+
   async delete(
     collection: string,
     ids: readonly (string | number)[],

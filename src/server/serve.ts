@@ -1,10 +1,12 @@
 /**
  * `vrep serve`. This build runs a standalone node: the durable store opened
- * on the data dir, and the health endpoint. The HTTP data API and
- * replication arrive with their own modules.
+ * on the data dir, served by the HTTP data API (docs/http-api.md).
+ * Replication arrives with its own modules.
  */
 import type { Logger } from 'pino';
 import { startHttpServer, type HttpServer } from '../transport/http-server.ts';
+import { apiRoutes, errorToReply, tokenGuard } from './http-api.ts';
+import { ServerMetrics } from './metrics.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ReplicationNode } from '../node/replication-node.ts';
 import type { FsyncPolicy } from '../log/wal.ts';
@@ -16,7 +18,13 @@ export interface ServeOptions {
   httpHost: string;
   httpPort: number;
   logger: Logger;
+  /** Bearer token required on every route but /health (null: none). */
+  token?: string | null;
+  /** Largest HTTP request body accepted (default 64 MiB). */
+  maxBodyBytes?: number;
 }
+
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 export interface RunningServer {
   readonly httpPort: number;
@@ -45,10 +53,19 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   if (r.wal.truncated) opts.logger.warn(r.wal.truncated, 'WAL: a torn tail was cut at the last good record');
   let http: HttpServer;
   try {
-    http = await startHttpServer(opts.httpHost, opts.httpPort, {
-      '/health': () => ({
-        status: 200,
-        body: {
+    const metrics = new ServerMetrics();
+    const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    http = await startHttpServer({
+      host: opts.httpHost,
+      port: opts.httpPort,
+      maxBodyBytes,
+      routes: apiRoutes({
+        node,
+        metrics,
+        logger: opts.logger,
+        maxBodyBytes,
+        token: opts.token ?? null,
+        health: () => ({
           status: 'ok',
           node_id: node.nodeId,
           role: node.role,
@@ -56,8 +73,11 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
           last_lsn: node.lastLsn,
           collections: node.collections().length,
           native: nativeInfo(),
-        },
+        }),
       }),
+      guard: tokenGuard(opts.token ?? null),
+      onResponse: (route, method, status) => metrics.httpRequests.inc({ route, method, status }),
+      onError: (err) => errorToReply(err, opts.logger),
     });
   } catch (err) {
     await node.stop();
