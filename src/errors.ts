@@ -52,6 +52,14 @@ export const ErrorCodes = {
   JsonPoint: 'ERR_JSON_POINT',
   /** The operation is not available on this CPU or build. */
   Unsupported: 'ERR_UNSUPPORTED',
+  /** A peer broke the replication protocol (bad handshake, gap in LSNs, bad payload); the link closes. */
+  Protocol: 'ERR_PROTOCOL',
+  /** A write reached a replica; the message names the primary. */
+  ReadOnly: 'ERR_READ_ONLY',
+  /** Peer authentication failed (wrong or missing secret, replayed handshake, wrong cluster). */
+  Auth: 'ERR_AUTH',
+  /** A peer's history does not contain this node's position; it is not followed. */
+  Diverged: 'ERR_DIVERGED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,0 +1,161 @@
+/**
+ * Payload of a RECORDS frame: consecutive log records, exactly the bytes of
+ * the sender's log (never re-encoded), optionally zstd-compressed as one
+ * batch whose bytes are shuffled as float32 (records are 4-byte aligned, so
+ * the vector blocks fall into byte planes and compress better).
+ *
+ * Layout (little-endian): u64 firstLsn | u32 count | u32 rawBytes | body.
+ * Body: the records back to back, or (frame flag Compressed) a VRZB batch
+ * frame holding them as one part. Format: docs/wire-protocol.md.
+ */
+import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
+import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
+import { FrameFlags } from '../transport/frame.ts';
+import { VrepError } from '../errors.ts';
+
+export const RECORDS_HEADER_BYTES = 16;
+/** Below this many raw bytes a batch goes uncompressed: zstd's cost is not worth it on a trickle. */
+export const MIN_COMPRESS_BYTES = 16 * 1024;
+/** Compression is kept only when it saves at least this share of the bytes. */
+export const MIN_SAVING = 0.05;
+
+export interface EncodedRecords {
+  payload: Uint8Array;
+  flags: number;
+  firstLsn: number;
+  count: number;
+  rawBytes: number;
+}
+
+export interface RecordsCompression {
+  enabled: boolean;
+  level: number;
+}
+
+function concat(records: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const r of records) total += r.length;
+  const out = new Uint8Array(RECORDS_HEADER_BYTES + total);
+  let at = RECORDS_HEADER_BYTES;
+  for (const r of records) {
+    out.set(r, at);
+    at += r.length;
+  }
+  return out;
+}
+
+function writeHeader(out: Uint8Array, firstLsn: number, count: number, rawBytes: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, RECORDS_HEADER_BYTES);
+  view.setBigUint64(0, BigInt(firstLsn), true);
+  view.setUint32(8, count, true);
+  view.setUint32(12, rawBytes, true);
+}
+
+function checkBatch(records: readonly Uint8Array[]): number {
+  if (records.length === 0) throw new RangeError('encodeRecords: no records');
+  return recordLsn(records[0] as Uint8Array);
+}
+
+function finish(
+  raw: Uint8Array,
+  compressed: Uint8Array | null,
+  firstLsn: number,
+  count: number,
+): EncodedRecords {
+  const rawBytes = raw.length - RECORDS_HEADER_BYTES;
+  if (compressed !== null && compressed.length <= rawBytes * (1 - MIN_SAVING)) {
+    const out = new Uint8Array(RECORDS_HEADER_BYTES + compressed.length);
+    out.set(compressed, RECORDS_HEADER_BYTES);
+    writeHeader(out, firstLsn, count, rawBytes);
+    return { payload: out, flags: FrameFlags.Compressed, firstLsn, count, rawBytes };
+  }
+  writeHeader(raw, firstLsn, count, rawBytes);
+  return { payload: raw, flags: 0, firstLsn, count, rawBytes };
+}
+
+function wantsCompression(rawBytes: number, c: RecordsCompression): boolean {
+  return c.enabled && rawBytes >= MIN_COMPRESS_BYTES;
+}
+
+/** Encodes on the calling thread (small live batches). */
+export function encodeRecords(records: readonly Uint8Array[], c: RecordsCompression): EncodedRecords {
+  const firstLsn = checkBatch(records);
+  const raw = concat(records);
+  const body = raw.subarray(RECORDS_HEADER_BYTES);
+  const compressed = wantsCompression(body.length, c)
+    ? compressBatch([body], { level: c.level, shuffle: true })
+    : null;
+  return finish(raw, compressed, firstLsn, records.length);
+}
+
+/** Same result as encodeRecords, compressing on the libuv pool (off the event loop). */
+export async function encodeRecordsAsync(
+  records: readonly Uint8Array[],
+  c: RecordsCompression,
+): Promise<EncodedRecords> {
+  const firstLsn = checkBatch(records);
+  const raw = concat(records);
+  const body = raw.subarray(RECORDS_HEADER_BYTES);
+  const compressed = wantsCompression(body.length, c)
+    ? await compressBatchAsync([body], { level: c.level, shuffle: true })
+    : null;
+  return finish(raw, compressed, firstLsn, records.length);
+}
+
+function protocolError(message: string): VrepError {
+  return new VrepError('ERR_PROTOCOL', `RECORDS: ${message}`);
+}
+
+/**
+ * Decodes and verifies a RECORDS payload: sizes against `maxRawBytes`, the
+ * LSN run starting at `expectedLsn` with no gap, every record's checksum.
+ * Returns views into one buffer. Throws ERR_PROTOCOL (nothing to apply) on
+ * any failure.
+ */
+export function decodeRecords(
+  payload: Uint8Array,
+  flags: number,
+  expectedLsn: number,
+  maxRawBytes: number,
+): Uint8Array[] {
+  if (payload.length < RECORDS_HEADER_BYTES) throw protocolError(`${payload.length}-byte payload`);
+  const view = new DataView(payload.buffer, payload.byteOffset, RECORDS_HEADER_BYTES);
+  const firstLsn = Number(view.getBigUint64(0, true));
+  const count = view.getUint32(8, true);
+  const rawBytes = view.getUint32(12, true);
+  if (firstLsn !== expectedLsn) throw protocolError(`starts at LSN ${firstLsn}, expected ${expectedLsn}`);
+  if (count === 0) throw protocolError('no records');
+  if (rawBytes > maxRawBytes) throw protocolError(`${rawBytes} raw bytes, limit ${maxRawBytes}`);
+  let body = payload.subarray(RECORDS_HEADER_BYTES);
+  if ((flags & FrameFlags.Compressed) !== 0) {
+    let parts: Uint8Array[];
+    try {
+      parts = decompressBatch(body, { maxBytes: rawBytes });
+    } catch (err) {
+      throw protocolError(`body does not decompress: ${(err as Error).message}`);
+    }
+    if (parts.length !== 1) throw protocolError(`${parts.length} compressed parts, expected 1`);
+    body = parts[0] as Uint8Array;
+  }
+  if (body.length !== rawBytes) throw protocolError(`body is ${body.length} bytes, header says ${rawBytes}`);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < body.length) {
+    let length: number;
+    try {
+      length = recordLengthAt(body, at);
+    } catch (err) {
+      throw protocolError((err as Error).message);
+    }
+    const record = body.subarray(at, at + length);
+    if (!recordChecksumOk(record)) throw protocolError(`record ${out.length}: checksum mismatch`);
+    const lsn = recordLsn(record);
+    if (lsn !== firstLsn + out.length) {
+      throw protocolError(`record ${out.length} has LSN ${lsn}, expected ${firstLsn + out.length}`);
+    }
+    out.push(record);
+    at += length;
+  }
+  if (out.length !== count) throw protocolError(`${out.length} records, header says ${count}`);
+  return out;
+}
