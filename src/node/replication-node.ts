@@ -5,7 +5,6 @@
  * accepted and ignored.
  */
 import { VrepError } from '../errors.ts';
-import type { FsyncPolicy } from '../log/wal.ts';
 import type { MetricName } from '../log/record.ts';
 import { Store, type RecoveryReport, type WriteResult } from '../store/store.ts';
 import type { PointInput } from '../store/points.ts';
@@ -14,25 +13,16 @@ import type { CollectionInfo } from '../store/collection.ts';
 import type { SnapshotInfo } from '../store/snapshot.ts';
 import { ConsistencyLevel } from './consistency.ts';
 
-export type Role = 'standalone' | 'primary' | 'replica' | 'auto' | 'multi-master';
+import type {
+  NodeEvent,
+  ReplicaInfo,
+  ReplicationNodeOptions,
+  ReplicationStats,
+  ReplicationStatus,
+  Role,
+} from './types.ts';
 
-export interface ReplicationNodeOptions {
-  nodeId?: string;
-  dataDir: string;
-  replication?: {
-    role?: Role;
-    /** Operations kept in the in-memory circular log (the YAML log_size). */
-    logSize?: number;
-  };
-  storage?: {
-    fsync?: FsyncPolicy;
-    walSegmentBytes?: number;
-    /** Bytes of recent records kept in memory (and the largest batch). */
-    logBytes?: number;
-    /** Snapshot after this many WAL bytes (0 = only on request). */
-    snapshotEveryBytes?: number;
-  };
-}
+export type * from './types.ts';
 
 export interface WriteOptions {
   consistency?: ConsistencyLevel;
@@ -180,6 +170,96 @@ export class ReplicationNode {
   /** Takes a snapshot now (writes continue meanwhile). */
   async snapshot(): Promise<SnapshotInfo> {
     return this.store.snapshot();
+  }
+
+  /** Port of the peer listener (null: this node does not listen for peers). */
+  get peerPort(): number | null {
+    return null;
+  }
+
+  /** GET /replication/status. */
+  replicationStatus(): ReplicationStatus {
+    return {
+      role: this.role,
+      enabled: false,
+      node_id: this.nodeId,
+      term: this.store.currentTerm,
+      history_id: this.store.historyId,
+      last_lsn: this.lastLsn,
+      stats: this.replicationStats(),
+      replicas: this.replicas(),
+    };
+  }
+
+  /** GET /replication/stats. */
+  replicationStats(): ReplicationStats {
+    return {
+      role: this.role,
+      lag_ms: 0,
+      bytes_sent: 0,
+      bytes_received: 0,
+      last_sync: 0,
+      operations_pending: 0,
+      snapshot_size: 0,
+      connected_replicas: 0,
+      master_offset: this.lastLsn,
+      replica_offset: this.lastLsn,
+      lag_operations: 0,
+      total_replicated: 0,
+      full_syncs: 0,
+      partial_syncs: 0,
+      frames_rejected: 0,
+      slow_peer_disconnects: 0,
+    };
+  }
+
+  /** GET /replication/replicas: the replicas this primary knows, connected or not. */
+  replicas(): ReplicaInfo[] {
+    return [];
+  }
+
+  /** Replica: how far behind its primary it is. Primary: the largest lag among its replicas. */
+  lag(): { lag_ms: number; lag_operations: number } {
+    const s = this.replicationStats();
+    return { lag_ms: s.lag_ms, lag_operations: s.lag_operations };
+  }
+
+  /** Replication events as they happen, from the moment of the call (bounded buffer per reader). */
+  events(): AsyncIterableIterator<NodeEvent> {
+    throw new VrepError('ERR_UNSUPPORTED', 'events() arrives with replication');
+  }
+
+  /** Primary: dial a replica's peer listener and feed it. */
+  async addReplica(address: string): Promise<void> {
+    throw new VrepError('ERR_UNSUPPORTED', `addReplica(${address}): not a primary`);
+  }
+
+  /** Primary: stop feeding a replica and drop it from the cluster's membership. */
+  async removeReplica(id: string): Promise<void> {
+    throw new VrepError('ERR_UNSUPPORTED', `removeReplica(${id}): not a primary`);
+  }
+
+  /** Primary: make a replica start over with a full sync. */
+  async forceSync(id: string): Promise<void> {
+    throw new VrepError('ERR_UNSUPPORTED', `forceSync(${id}): not a primary`);
+  }
+
+  /** Replica: stop following and become a primary (manual failover). */
+  async promote(): Promise<void> {
+    throw new VrepError('ERR_UNSUPPORTED', 'promote(): this node is not a replica');
+  }
+
+  /** Primary: hand the role to a caught-up replica. */
+  async transfer(to: string): Promise<void> {
+    throw new VrepError('ERR_UNSUPPORTED', `transfer(${to}): not available in this build`);
+  }
+
+  /** Changes role / addresses at run time (POST /replication/configure). */
+  async configure(change: { role?: Role; masterAddress?: string | null }): Promise<void> {
+    throw new VrepError(
+      'ERR_UNSUPPORTED',
+      `configure(${JSON.stringify(change)}): not available in this build`,
+    );
   }
 
   /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
