@@ -84,7 +84,8 @@ export function formatLogLine(line: string): string {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     if (typeof o['msg'] !== 'string' || typeof o['level'] !== 'number') return line;
-    const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, ...rest } = o;
+    const { level, msg, ...rest } = o;
+    for (const k of ['time', 'pid', 'hostname', 'name']) delete rest[k];
     const fields = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
     return `${(LEVELS[level as number] ?? String(level)).padEnd(5)} ${msg as string}${fields}`;
   } catch {
@@ -132,10 +133,16 @@ export function clusterUp(
     let phase: 'starting' | 'running' | 'stopping' = 'starting';
     let exitCode = 0;
     let killTimer: NodeJS.Timeout | undefined;
-    let readyTimer: NodeJS.Timeout | undefined;
     const members: Member[] = [];
 
     const live = (): Member[] => members.filter((m) => m.exit === null);
+    // Every node must serve within the limit; stopAll is defined below (called later).
+    const readyTimer = setTimeout(() => {
+      if (phase !== 'starting') return;
+      const waiting = members.filter((m) => !m.ready).map((m) => m.plan.id);
+      err(`vrep cluster: ${waiting.join(', ')} not serving within ${opts.readyTimeoutMs ?? 60_000} ms`);
+      stopAll(1);
+    }, opts.readyTimeoutMs ?? 60_000);
     const finishIfDone = (): void => {
       if (live().length > 0) return;
       clearTimeout(readyTimer);
@@ -164,12 +171,6 @@ export function clusterUp(
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    readyTimer = setTimeout(() => {
-      if (phase !== 'starting') return;
-      const waiting = members.filter((m) => !m.ready).map((m) => m.plan.id);
-      err(`vrep cluster: ${waiting.join(', ')} not serving within ${opts.readyTimeoutMs ?? 60_000} ms`);
-      stopAll(1);
-    }, opts.readyTimeoutMs ?? 60_000);
 
     const reasonOf = (m: Member): string => {
       const lines = m.stderrTail.map((l) => l.replace(/^vrep( serve)?: /, '')).filter((l) => l.trim() !== '');

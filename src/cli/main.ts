@@ -26,9 +26,7 @@ const program = new Command('vrep')
 
 program
   .command('serve')
-  .description(
-    'start a node; settings: defaults < config file < environment < flags (docs/config.md)',
-  )
+  .description('start a node; settings: defaults < config file < environment < flags (docs/config.md)')
   .option('--config <file>', 'YAML config file (or VREP_CONFIG)')
   .option('--node-id <id>', 'this node id (default n1)')
   .option('--data-dir <dir>', 'where the node keeps its data (default ./data)')
@@ -55,7 +53,10 @@ program
   .option('--json', 'print the raw JSON')
   .action(async (opts: { url: string; token?: string; json?: boolean }) => {
     try {
-      const status = await fetchStatus({ url: opts.url, ...(opts.token !== undefined ? { token: opts.token } : {}) });
+      const status = await fetchStatus({
+        url: opts.url,
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+      });
       const text = opts.json === true ? JSON.stringify(status, null, 2) : renderStatus(status).join('\n');
       process.stdout.write(`${text}\n`);
     } catch (err) {
@@ -79,7 +80,9 @@ program
   )
   .option('--data-dir <dir>', 'parent of the nodes data dirs', './cluster-data')
   .addOption(
-    new Option('--fsync <policy>', 'WAL fsync policy').choices(['always', 'everysec', 'no']).default('everysec'),
+    new Option('--fsync <policy>', 'WAL fsync policy')
+      .choices(['always', 'everysec', 'no'])
+      .default('everysec'),
   )
   .action(async (opts: { nodes: number; basePort: number; dataDir: string; fsync: string }) => {
     process.exitCode = await clusterUp(opts);

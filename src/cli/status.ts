@@ -82,7 +82,10 @@ export function renderStatus(s: ReplicationStatus): string[] {
   const stats = s.stats;
   if (s.master) {
     const m = s.master;
-    const who = [m.node_id !== null ? `node ${m.node_id}` : null, m.http_address ? `http ${m.http_address}` : null]
+    const who = [
+      m.node_id !== null ? `node ${m.node_id}` : null,
+      m.http_address ? `http ${m.http_address}` : null,
+    ]
       .filter((x) => x !== null)
       .join(', ');
     out.push(`primary: ${m.address}${who === '' ? '' : ` (${who})`}  link ${m.status}`);

@@ -180,7 +180,8 @@ function fileLayer(file: { text: string; name: string }): Layer {
   if (doc.errors.length > 0) {
     fail(
       doc.errors.map(
-        (e) => `config file ${file.name}: not valid YAML: ${(e.message.split('\n')[0] as string).replace(/:$/, '')}`,
+        (e) =>
+          `config file ${file.name}: not valid YAML: ${(e.message.split('\n')[0] as string).replace(/:$/, '')}`,
       ),
     );
   }

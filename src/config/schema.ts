@@ -138,13 +138,15 @@ export const REPLICATION_SYNONYMS: Readonly<Record<string, string>> = {
 export function keysAt(path: readonly PropertyKey[]): string[] {
   let schema: z.ZodType = fileSchema;
   for (const key of path) {
-    while (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) schema = schema.unwrap() as z.ZodType;
+    while (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable)
+      schema = schema.unwrap() as z.ZodType;
     if (!(schema instanceof z.ZodObject)) return [];
     const next = (schema.shape as Record<string, z.ZodType>)[String(key)];
     if (next === undefined) return [];
     schema = next;
   }
-  while (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) schema = schema.unwrap() as z.ZodType;
+  while (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable)
+    schema = schema.unwrap() as z.ZodType;
   if (!(schema instanceof z.ZodObject)) return [];
   const keys = Object.keys(schema.shape as object);
   if (path.length === 1 && path[0] === 'replication') keys.push(...Object.keys(REPLICATION_SYNONYMS));

@@ -41,7 +41,7 @@ export function configureChange(body: Record<string, unknown>): {
   }
   if (body['master_address'] !== undefined && body['primary_address'] !== undefined)
     throw invalid('master_address, primary_address: synonyms; send one');
-  const address = body['master_address'] ?? body['primary_address'];
+  const address = body['master_address'] !== undefined ? body['master_address'] : body['primary_address'];
   if (address !== undefined) {
     if (address !== null && (typeof address !== 'string' || parseHostPort(address, 1) === undefined))
       throw invalid(`master_address: expected HOST:PORT or null, got ${JSON.stringify(address)}`);

@@ -37,7 +37,10 @@ test('a missing config file and a bad env value each exit 2 with a message', asy
   const dir = tempDir(t);
   const missing = startCli(['serve', '--config', path.join(dir, 'nope.yaml')]);
   assert.equal(await missing.exited(30_000), 2);
-  assert.match(missing.stderr(), /config file: expected a readable YAML file, got ".*nope\.yaml" \(from --config\): ENOENT/);
+  assert.match(
+    missing.stderr(),
+    /config file: expected a readable YAML file, got ".*nope\.yaml" \(from --config\): ENOENT/,
+  );
 
   const badEnv = startCli(['serve', '--data-dir', dir], { REPLICATION_HEARTBEAT_INTERVAL: 'abc' });
   assert.equal(await badEnv.exited(30_000), 2);
@@ -104,7 +107,10 @@ test('vrep status prints a standalone node summary; --json the raw status; a dea
   assert.equal(await node.exited(15_000), 0);
   const dead = startCli(['status', '--url', base]);
   assert.equal(await dead.exited(30_000), 1);
-  assert.match(dead.stderr(), /vrep status: no answer from http:\/\/127\.0\.0\.1:\d+\/replication\/status: ECONNREFUSED/);
+  assert.match(
+    dead.stderr(),
+    /vrep status: no answer from http:\/\/127\.0\.0\.1:\d+\/replication\/status: ECONNREFUSED/,
+  );
 });
 
 test('vrep status with a token: 401 without it is reported, with it the summary', async (t) => {

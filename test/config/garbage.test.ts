@@ -73,7 +73,10 @@ test('random trees of plausible keys and values as YAML', () => {
 test('random env and flag values', () => {
   const env = fc.dictionary(
     fc.constantFrom(...ENV_SOURCES.map((s) => s.name), 'VREP_SOMETHING'),
-    fc.oneof(fc.string(), fc.constantFrom('', 'null', '1', '-1', '1e400', '0x10', 'true', 'a:1,b:2', '::1:80')),
+    fc.oneof(
+      fc.string(),
+      fc.constantFrom('', 'null', '1', '-1', '1e400', '0x10', 'true', 'a:1,b:2', '::1:80'),
+    ),
   );
   const flags = fc.dictionary(
     fc.constantFrom(...FLAG_SOURCES.map((s) => s.name)),

@@ -4,7 +4,7 @@ import { resolveConfig, configFilePath, DEFAULTS, type ConfigInput } from '../..
 import { ENV_SOURCES } from '../../src/config/sources.ts';
 import { isVrepError } from '../../src/errors.ts';
 
-const file = (text: string, name = 'vrep.yaml'): ConfigInput['file'] => ({ text, name });
+const file = (text: string, name = 'vrep.yaml'): { text: string; name: string } => ({ text, name });
 
 /** The ERR_CONFIG message resolving `input` throws. */
 function configError(input: ConfigInput): string {
@@ -91,7 +91,12 @@ http: { host: 0.0.0.0, port: 1111 }
 replication: { role: primary, bind_address: "127.0.0.1:7100", log_size: 10 }
 storage: { fsync: always }
 `);
-  const env = { VREP_DATA_DIR: '/env/dir', VREP_HTTP_PORT: '2222', REPLICATION_LOG_SIZE: '20', VREP_FSYNC: 'no' };
+  const env = {
+    VREP_DATA_DIR: '/env/dir',
+    VREP_HTTP_PORT: '2222',
+    REPLICATION_LOG_SIZE: '20',
+    VREP_FSYNC: 'no',
+  };
   const flags = { '--data-dir': '/flag/dir', '--http': '127.0.0.1:3333' };
 
   const fileOnly = resolveConfig({ file: yaml });
@@ -252,13 +257,19 @@ test('env parsing: empty or "null" clears a nullable key; booleans in several sp
     ['0', false],
     ['False', false],
   ] as const) {
-    assert.equal(resolveConfig({ env: { VREP_COMPRESSION: text } }).node.replication.compression?.enabled, value);
+    assert.equal(
+      resolveConfig({ env: { VREP_COMPRESSION: text } }).node.replication.compression?.enabled,
+      value,
+    );
   }
   assert.match(
     configError({ env: { VREP_COMPRESSION: 'maybe' } }),
     /^config replication\.compression\.enabled: expected true or false, got "maybe" \(from VREP_COMPRESSION\)$/,
   );
-  assert.match(configError({ env: { VREP_DATA_DIR: '' } }), /config data_dir: expected .*, got "" \(from VREP_DATA_DIR\)/);
+  assert.match(
+    configError({ env: { VREP_DATA_DIR: '' } }),
+    /config data_dir: expected .*, got "" \(from VREP_DATA_DIR\)/,
+  );
 });
 
 test('Vectorizer synonyms: master_address / primary_address, heartbeat_interval, role master', () => {
@@ -329,19 +340,34 @@ test('each bad value names the key, the value, the expectation and the source', 
       { env: { VREP_LOG_LEVEL: 'loud' } },
       /^config logging\.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud" \(from VREP_LOG_LEVEL\)$/,
     ],
-    [{ flags: { '--http': 'nonsense' } }, /^config http: expected HOST:PORT .*, got "nonsense" \(from --http\)$/],
-    [{ flags: { '--role': 'boss' } }, /^config replication\.role: expected one of .*, got "boss" \(from --role\)$/],
-    [{ flags: { '--fsync': 'sometimes' } }, /^config storage\.fsync: expected one of always, everysec, no, got "sometimes" \(from --fsync\)$/],
+    [
+      { flags: { '--http': 'nonsense' } },
+      /^config http: expected HOST:PORT .*, got "nonsense" \(from --http\)$/,
+    ],
+    [
+      { flags: { '--role': 'boss' } },
+      /^config replication\.role: expected one of .*, got "boss" \(from --role\)$/,
+    ],
+    [
+      { flags: { '--fsync': 'sometimes' } },
+      /^config storage\.fsync: expected one of always, everysec, no, got "sometimes" \(from --fsync\)$/,
+    ],
     [
       { flags: { '--max-body-bytes': '0' } },
       /^config http\.max_body_bytes: expected a byte count from 1 to \d+, got "0" \(from --max-body-bytes\)$/,
     ],
-    [{ flags: { '--node-id': 'has space' } }, /^config node_id: expected a node id: .*, got "has space" \(from --node-id\)$/],
+    [
+      { flags: { '--node-id': 'has space' } },
+      /^config node_id: expected a node id: .*, got "has space" \(from --node-id\)$/,
+    ],
     [
       { file: file('replication:\n  heartbeat_interval_secs: "5s"\n', 'a.yaml') },
       /^config replication\.heartbeat_interval_secs: expected a positive number of seconds.*, got "5s" \(in a\.yaml\)$/,
     ],
-    [{ file: file('http:\n  port: true\n') }, /^config http\.port: expected a port number.*, got true \(in vrep\.yaml\)$/],
+    [
+      { file: file('http:\n  port: true\n') },
+      /^config http\.port: expected a port number.*, got true \(in vrep\.yaml\)$/,
+    ],
     [
       { file: file('http: 5\n') },
       /^config http: expected a mapping of keys \(host, port, token, max_body_bytes, advertise_address\), got 5 \(in vrep\.yaml\)$/,
@@ -385,9 +411,18 @@ test('every bad value of a run is reported at once, file and env alike', () => {
 });
 
 test('a malformed YAML file or a top level that is not a mapping stops start-up', () => {
-  assert.match(configError({ file: file('node_id: [\n', 'broken.yaml') }), /^config file broken\.yaml: not valid YAML: .*line \d+/);
-  assert.match(configError({ file: file('a: 1\na: 2\n') }), /not valid YAML: Map keys must be unique at line 2/);
-  assert.match(configError({ file: file('- 1\n- 2\n') }), /^config \(top level\): expected a mapping of keys .*got \[1,2\] \(in vrep\.yaml\)$/);
+  assert.match(
+    configError({ file: file('node_id: [\n', 'broken.yaml') }),
+    /^config file broken\.yaml: not valid YAML: .*line \d+/,
+  );
+  assert.match(
+    configError({ file: file('a: 1\na: 2\n') }),
+    /not valid YAML: Map keys must be unique at line 2/,
+  );
+  assert.match(
+    configError({ file: file('- 1\n- 2\n') }),
+    /^config \(top level\): expected a mapping of keys .*got \[1,2\] \(in vrep\.yaml\)$/,
+  );
   // An empty file (or only comments) is an empty config.
   assert.equal(resolveConfig({ file: file('# nothing\n') }).node.nodeId, DEFAULTS.nodeId);
 });
@@ -418,7 +453,10 @@ test('checks across keys: a replica needs its primary; peers; timeouts; tls', ()
     /^config replication\.tls: expected cert, key and ca together \(missing: key, ca\)/,
   );
   // tls keys may come from different layers.
-  const t = resolveConfig({ file: file('replication: { tls: { cert: c.pem, key: k.pem } }'), env: { VREP_TLS_CA: 'ca.pem' } });
+  const t = resolveConfig({
+    file: file('replication: { tls: { cert: c.pem, key: k.pem } }'),
+    env: { VREP_TLS_CA: 'ca.pem' },
+  });
   assert.deepEqual(t.node.replication.tls, { cert: 'c.pem', key: 'k.pem', ca: 'ca.pem' });
 });
 
@@ -439,13 +477,29 @@ test('replication.enabled false runs standalone, with a warning; unknown VREP_ v
 
 test('addresses: names, IPv4, bracketed IPv6; ports in range', () => {
   for (const ok of ['localhost:1', 'a-b.example.com:65535', '10.1.2.3:7001', '[::1]:7001', '[fe80::1]:80']) {
-    assert.equal(resolveConfig({ env: { REPLICATION_MASTER_ADDRESS: ok } }).node.replication.masterAddress, ok);
+    assert.equal(
+      resolveConfig({ env: { REPLICATION_MASTER_ADDRESS: ok } }).node.replication.masterAddress,
+      ok,
+    );
   }
-  for (const bad of ['::1:7001', 'host', 'host:', ':80', 'host:65536', 'ho st:1', '-host:1', 'host:1:2', '[nothex]:1']) {
+  for (const bad of [
+    '::1:7001',
+    'host',
+    'host:',
+    ':80',
+    'host:65536',
+    'ho st:1',
+    '-host:1',
+    'host:1:2',
+    '[nothex]:1',
+  ]) {
     assert.match(configError({ env: { REPLICATION_MASTER_ADDRESS: bad } }), /expected HOST:PORT/, bad);
   }
   // A listener may take port 0 (a free one); a dialed address may not.
-  assert.equal(resolveConfig({ flags: { '--bind': '127.0.0.1:0' } }).node.replication.bindAddress, '127.0.0.1:0');
+  assert.equal(
+    resolveConfig({ flags: { '--bind': '127.0.0.1:0' } }).node.replication.bindAddress,
+    '127.0.0.1:0',
+  );
   assert.equal(resolveConfig({ flags: { '--http': '[::1]:0' } }).http.host, '::1');
 });
 
