@@ -292,14 +292,18 @@ function merge(layers: readonly { data: ConfigLayer; layer: Layer }[]): {
 /** Resolves the configuration; throws VrepError ERR_CONFIG naming every bad key. */
 export function resolveConfig(input: ConfigInput): ServeConfig {
   const env = input.env ?? {};
-  const layers: Layer[] = [];
-  if (input.file) layers.push(fileLayer(input.file));
-  layers.push(textLayer(ENV_SOURCES, env), textLayer(FLAG_SOURCES, input.flags ?? {}));
-  // Validate every layer before failing, so one run reports all bad values.
+  const file = input.file;
+  const layers: (() => Layer)[] = [
+    ...(file ? [() => fileLayer(file)] : []),
+    () => textLayer(ENV_SOURCES, env),
+    () => textLayer(FLAG_SOURCES, input.flags ?? {}),
+  ];
+  // Read and validate every layer before failing, so one run reports all bad values.
   const validated: { data: ConfigLayer; layer: Layer }[] = [];
   const errors: string[] = [];
-  for (const layer of layers) {
+  for (const read of layers) {
     try {
+      const layer = read();
       validated.push({ data: validate(layer), layer });
     } catch (err) {
       if (!(err instanceof VrepError)) throw err;

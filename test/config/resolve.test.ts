@@ -404,6 +404,9 @@ test('every bad value of a run is reported at once, file and env alike', () => {
   });
   const lines = message.split('\n');
   assert.equal(lines.length, 4, message);
+  // A malformed file and a malformed --http are reported together too.
+  const both = configError({ file: file('a: [\n'), flags: { '--http': 'x' } }).split('\n');
+  assert.equal(both.length, 2, both.join('\n'));
   assert.match(message, /config node_id: .* \(in vrep\.yaml\)/);
   assert.match(message, /config storage\.fsync: .*"maybe" \(in vrep\.yaml\)/);
   assert.match(message, /config http\.port: .*"eighty" \(from VREP_HTTP_PORT\)/);
