@@ -90,8 +90,8 @@ function taskModule(): { filename: string; execArgv: string[] } {
   const fromSource = import.meta.url.endsWith('.ts');
   const filename = new URL(fromSource ? './feeder-task.ts' : './feeder-task.js', import.meta.url).href;
   // A .ts worker needs tsx's loader in its own thread; resolved to an
-  // absolute URL so it does not depend on the working directory.
-  return { filename, execArgv: fromSource ? ['--import', 'tsx'] : [] };
+  // absolute URL here so it does not depend on the working directory.
+  return { filename, execArgv: fromSource ? ['--import', import.meta.resolve('tsx')] : [] };
 }
 
 function checkCompression(fn: string, c: unknown): asserts c is RecordsCompression {
@@ -111,6 +111,7 @@ export class FeederPool {
   readonly #pool: Piscina;
   #inFlight = 0;
   #closed = false;
+  #lastWorkerError: Error | null = null;
 
   constructor(handle: RingHandle, options: FeederPoolOptions = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -131,10 +132,22 @@ export class FeederPool {
       maxThreads: threads,
       // Our own count (below) is the limit; Piscina's queue never reaches it.
       maxQueue: maxQueue + threads,
-      // Idle threads stay: catch-up comes in bursts and start-up costs ~50 ms.
-      idleTimeout: Number.MAX_SAFE_INTEGER,
+      // Threads stay (minThreads = maxThreads): catch-up comes in bursts, and a
+      // thread costs tens of ms to start.
+      idleTimeout: Infinity,
       workerData,
     });
+    // Piscina emits 'error' when a thread dies outside a task (e.g. it cannot
+    // load the worker module); unheard, that would crash the process. Tasks
+    // given to such a thread are rejected on their own.
+    this.#pool.on('error', (err: Error) => {
+      this.#lastWorkerError = err;
+    });
+  }
+
+  /** The last failure of a thread outside any task, for status and logs (null if none). */
+  get lastWorkerError(): Error | null {
+    return this.#lastWorkerError;
   }
 
   /** Tasks submitted and not yet settled. */
