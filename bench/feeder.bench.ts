@@ -133,6 +133,8 @@ interface Pass {
   slowestFrameMs: number;
   /** Longest GC pause during the pass, ms. */
   gcMaxMs: number;
+  /** Time the event loop was busy (not waiting in epoll) per frame, ms: its share of the work. */
+  loopBusyPerFrameMs: number;
 }
 
 async function catchUp(
@@ -146,6 +148,7 @@ async function catchUp(
   // GC entries are delivered asynchronously; drop what belongs to earlier work.
   await sleep(1);
   gc.take();
+  const elu = performance.eventLoopUtilization();
   let frames = 0;
   let payloadBytes = 0;
   let slowestFrameMs = 0;
@@ -162,9 +165,11 @@ async function catchUp(
   }
   const elapsedMs = performance.now() - start;
   const delay = monitor.read();
+  const busyMs = performance.eventLoopUtilization(elu).active;
   await sleep(1);
   return {
     gcMaxMs: gc.take(),
+    loopBusyPerFrameMs: busyMs / frames,
     mbPerSec: rawBytes / MB / (elapsedMs / 1000),
     delay,
     frames,
@@ -187,7 +192,15 @@ async function idle(monitor: EventLoopMonitor, gc: GcWatch, ms: number): Promise
   while (performance.now() < end) await sleep(5);
   const delay = monitor.read();
   await sleep(1);
-  return { mbPerSec: 0, delay, frames: 0, payloadBytes: 0, slowestFrameMs: 0, gcMaxMs: gc.take() };
+  return {
+    mbPerSec: 0,
+    delay,
+    frames: 0,
+    payloadBytes: 0,
+    slowestFrameMs: 0,
+    gcMaxMs: gc.take(),
+    loopBusyPerFrameMs: 0,
+  };
 }
 
 /**
@@ -299,6 +312,7 @@ async function main(): Promise<void> {
         rows: [
           ...group('delay max (worst round)', 'ms', (p) => p.delay.maxMs, worst),
           ...group('delay p99', 'ms', (p) => p.delay.p99Ms, median),
+          ...group('event loop busy per frame', 'ms', (p) => p.loopBusyPerFrameMs, median),
           ...group('longest GC pause (worst round)', 'ms', (p) => p.gcMaxMs, worst),
           ...group('slowest frame, wall (worst round)', 'ms', (p) => p.slowestFrameMs, worst),
           {
