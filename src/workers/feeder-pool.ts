@@ -6,10 +6,11 @@
  *
  * Workers read the native circular log themselves: the ring's handle (a
  * SharedArrayBuffer) is given to each thread once, so the records are never
- * copied through postMessage; only the finished payload comes back, and its
- * buffer is transferred, not cloned. Records that are no longer in the ring
- * (read from the WAL by the caller) go the other way in one transferred
- * buffer.
+ * copied through postMessage; only the finished payload comes back, in a
+ * SharedArrayBuffer the worker lets go of (shared, so neither copied nor
+ * transferred: see feeder-task.ts for why not a transferred ArrayBuffer).
+ * Records that are no longer in the ring (read from the WAL by the caller)
+ * go the other way in one transferred buffer.
  *
  * Every task is counted: more than `threads + maxQueue` in flight is refused
  * with ERR_OVERLOADED at once, so a burst of catch-ups queues in the caller,
@@ -162,6 +163,11 @@ export class FeederPool {
    * null when the ring no longer holds fromLsn: read those from the WAL
    * (RecordLog.read) and use encodeRecords. Rejects with ERR_LSN_NOT_YET_WRITTEN
    * when fromLsn is past the newest record.
+   *
+   * The payload is a Uint8Array over a SharedArrayBuffer that only this
+   * thread still holds: use it as any Uint8Array (encodeFrame copies it),
+   * but do not put its buffer in a transfer list (shared memory cannot be
+   * transferred).
    */
   encodeFromRing(
     fromLsn: number,

@@ -6,12 +6,12 @@
  * Each thread attaches one RingReader to the ring whose handle came in
  * `workerData` (the SharedArrayBuffer is shared, never copied), reads the
  * records itself and encodes them with the RECORDS codec on this thread, so
- * the event loop only receives the finished payload, transferred.
+ * the event loop only receives the finished payload, in shared memory.
  *
  * Every outcome is a typed reply: structured clone keeps an Error's message
  * but drops its `code`, so errors travel as data and the pool rebuilds them.
  */
-import { move, Piscina, transferableSymbol, valueSymbol } from 'piscina';
+import { Piscina } from 'piscina';
 import { RingReader, type RingHandle } from '../native/ring-log.ts';
 import { encodeRecords, type RecordsCompression } from '../replication/records-payload.ts';
 import { ErrorCodes, isVrepError, VrepError } from '../errors.ts';
@@ -43,8 +43,8 @@ export type FeederTask = EncodeFromRingTask | EncodeRecordsTask;
 export type FeederReply =
   | {
       kind: 'encoded';
-      /** The RECORDS payload, exactly (transferred). */
-      payload: ArrayBuffer;
+      /** The RECORDS payload, exactly (shared with the main thread; this thread drops it). */
+      payload: SharedArrayBuffer;
       flags: number;
       firstLsn: number;
       count: number;
@@ -149,36 +149,26 @@ function views(buffer: Uint8Array, lens: Uint32Array, n: number): Uint8Array[] {
   return out;
 }
 
-/** Piscina transfers the payload's buffer instead of cloning it. */
-class EncodedReply {
-  readonly #reply: FeederReply & { kind: 'encoded' };
-  constructor(reply: FeederReply & { kind: 'encoded' }) {
-    this.#reply = reply;
-  }
-  get [transferableSymbol](): ArrayBuffer[] {
-    return [this.#reply.payload];
-  }
-  get [valueSymbol](): FeederReply {
-    return this.#reply;
-  }
-}
-
+/**
+ * The payload goes back in a SharedArrayBuffer: posting it shares the
+ * memory, nothing is copied or transferred. Measured with --trace-gc over 100
+ * frames of 3.5 MB: a transferred ArrayBuffer lands on the main thread as
+ * external memory and brought 5 full mark-compact GCs of the main heap (4 to
+ * 70 ms each on the shared 2-core machine); a SharedArrayBuffer brought none
+ * (one scavenge). The price is one copy here, off the event loop.
+ */
 function encode(records: Uint8Array[], compression: RecordsCompression): FeederReply {
   const encoded = encodeRecords(records, compression);
-  let { payload } = encoded;
-  // The codec returns a payload owning its whole buffer; if that ever
-  // changes, copy rather than transfer bytes that are not ours to give.
-  if (payload.byteOffset !== 0 || payload.byteLength !== payload.buffer.byteLength) payload = payload.slice();
-  return move(
-    new EncodedReply({
-      kind: 'encoded',
-      payload: payload.buffer as ArrayBuffer,
-      flags: encoded.flags,
-      firstLsn: encoded.firstLsn,
-      count: encoded.count,
-      rawBytes: encoded.rawBytes,
-    }),
-  ) as unknown as FeederReply;
+  const payload = new SharedArrayBuffer(encoded.payload.byteLength);
+  new Uint8Array(payload).set(encoded.payload);
+  return {
+    kind: 'encoded',
+    payload,
+    flags: encoded.flags,
+    firstLsn: encoded.firstLsn,
+    count: encoded.count,
+    rawBytes: encoded.rawBytes,
+  };
 }
 
 function errorReply(err: unknown): FeederReply {

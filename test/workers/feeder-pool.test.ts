@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { FeederPool, FeederPoolLimits } from '../../src/workers/feeder-pool.ts';
 import { decodeRecords, RECORDS_HEADER_BYTES } from '../../src/replication/records-payload.ts';
-import { FrameFlags } from '../../src/transport/frame.ts';
+import { decodeFrame, encodeFrame, FrameFlags, FrameType } from '../../src/transport/frame.ts';
 import { batchCodecLimits } from '../../src/native/batch-codec.ts';
 import { ErrorCodes, isVrepError } from '../../src/errors.ts';
 import { repoRoot, startNode } from '../helpers/process.ts';
@@ -31,6 +31,9 @@ test('a payload from the pool decodes to exactly the ring records, compressed or
   assert.equal(compressed.firstLsn, 1);
   assert.equal(compressed.count, 40);
   assert.ok(compressed.payload.length < compressed.rawBytes, 'compression saved nothing');
+  // Shared by the worker, not transferred (see feeder-task.ts); the view covers it exactly.
+  assert.ok(compressed.payload.buffer instanceof SharedArrayBuffer);
+  assert.equal(compressed.payload.byteLength, compressed.payload.buffer.byteLength);
   assert.deepEqual(decode(compressed, 1), readOnMainThread(ring, 1, 40));
 
   const plain = await pool.encodeFromRing(11, 30, MAX, OFF);
@@ -39,6 +42,17 @@ test('a payload from the pool decodes to exactly the ring records, compressed or
   assert.equal(plain.count, 20);
   assert.equal(plain.rawBytes, plain.payload.length - RECORDS_HEADER_BYTES);
   assert.deepEqual(decode(plain, 11), records.slice(10, 30));
+});
+
+test('a shared-memory payload goes through the frame codec like any other', async () => {
+  const encoded = await pool.encodeFromRing(3, 9, MAX, ON);
+  assert.ok(encoded !== null);
+  const frame = decodeFrame(encodeFrame(FrameType.Records, encoded.flags, 7, encoded.payload), {
+    maxFrameBytes: MAX * 2,
+    expectedSeq: 7,
+  });
+  assert.equal(frame.flags, encoded.flags);
+  assert.deepEqual(decode(frame, 3), records.slice(2, 9));
 });
 
 test('maxBytes bounds a batch; a first record larger than maxBytes goes alone', async () => {
