@@ -27,7 +27,13 @@ import {
   type Hello,
   type Psync,
 } from './messages.ts';
-import { encodeRecords, encodeRecordsAsync, type RecordsCompression } from './records-payload.ts';
+import {
+  encodeRecords,
+  encodeRecordsAsync,
+  type EncodedRecords,
+  type RecordsCompression,
+} from './records-payload.ts';
+import type { FeederPool } from '../workers/feeder-pool.ts';
 import { parseManifestText, totalBytes } from './snapshot-receiver.ts';
 import {
   PeerSession,
@@ -48,6 +54,8 @@ export interface FeedHooks {
   store(): Store;
   compression: RecordsCompression;
   throttle: TokenBucket | null;
+  /** Worker threads for catch-up encoding (null: encode on the libuv pool). */
+  pool: FeederPool | null;
   /** Resolves at the next commit (or soon after, so the feeder re-checks). */
   nextCommit(): Promise<void>;
   acked(session: FeedSession, lsn: number): void;
@@ -318,6 +326,31 @@ export class FeedSession extends PeerSession {
     return true;
   }
 
+  /**
+   * The next RECORDS payload from `from`. Catch-up is read and compressed
+   * by the worker pool straight from the circular log (the WAL is read
+   * here and only compressed there); the live tail is small and encoded
+   * here. Null when nothing is readable yet.
+   */
+  private async encodeNext(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
+    const { pool, compression } = this.hooks;
+    const store = this.hooks.store();
+    if (behind && pool) {
+      try {
+        const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
+        if (fromRing !== null) return fromRing;
+        const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+        return records.length === 0 ? null : await pool.encodeRecords(records, compression);
+      } catch (err) {
+        if (!isVrepError(err, 'ERR_OVERLOADED')) throw err;
+        // Every feeder shares the pool; this one encodes here instead of waiting.
+      }
+    }
+    const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+    if (records.length === 0) return null;
+    return behind ? encodeRecordsAsync(records, compression) : encodeRecords(records, compression);
+  }
+
   /** Sends the log from `from` on, forever (until the link closes). */
   private async feed(from: number): Promise<void> {
     const store = this.hooks.store();
@@ -329,16 +362,13 @@ export class FeedSession extends PeerSession {
         await this.hooks.nextCommit();
         continue;
       }
-      const records = await store.records.read(this.nextLsn, last, MAX_RECORDS_FRAME_BYTES);
-      if (records.length === 0) {
+      const behind = last - this.nextLsn >= LIVE_WINDOW_RECORDS;
+      const encoded = await this.encodeNext(this.nextLsn, last, behind);
+      if (encoded === null) {
         // In the log but not yet readable from disk (queued for the WAL): try again shortly.
         await this.hooks.nextCommit();
         continue;
       }
-      const behind = last - this.nextLsn >= LIVE_WINDOW_RECORDS;
-      const encoded = behind
-        ? await encodeRecordsAsync(records, this.hooks.compression)
-        : encodeRecords(records, this.hooks.compression);
       if (this.link.closed) return;
       if (
         !(await this.sendPaced(FrameType.Records, encoded.payload, encoded.flags, behind ? 'bulk' : 'live'))

@@ -17,6 +17,7 @@ import type { EventHub } from './events.ts';
 import { FeedSession } from './feed-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
 import { TokenBucket } from './throttle.ts';
+import { FeederPool } from '../workers/feeder-pool.ts';
 import type { ResolvedReplication } from './settings.ts';
 import type { Hello } from './messages.ts';
 
@@ -52,6 +53,8 @@ export class Primary {
   private readonly unsubscribe: () => void;
   private server: PeerServer | null = null;
   private stopped = false;
+  /** Catch-up frames are read from the ring and compressed here, off the event loop. */
+  private readonly pool: FeederPool;
 
   private constructor(
     private readonly store: Store,
@@ -61,6 +64,7 @@ export class Primary {
     private readonly events: EventHub,
   ) {
     this.tracker.primaryDurable(store.lastLsn);
+    this.pool = new FeederPool(store.records.ring.handle, { threads: 1 });
     this.unsubscribe = store.onCommit((lastLsn) => {
       this.commitTimes.record(lastLsn, Date.now());
       this.wakeFeeders();
@@ -101,6 +105,7 @@ export class Primary {
     const session = new FeedSession(link, this.local, this.logger, this.settings.timing, {
       store: () => this.store,
       compression: this.settings.compression,
+      pool: this.pool,
       throttle: this.settings.bandwidthBytesPerSec
         ? new TokenBucket({ bytesPerSec: this.settings.bandwidthBytesPerSec }, Date.now())
         : null,
@@ -332,6 +337,7 @@ export class Primary {
     await Promise.all([...this.dialers.values()].map((d) => d.stop()));
     for (const s of this.sessions) s.link.close(4030, 'node stopping');
     this.wakeFeeders();
+    await this.pool.close();
   }
 }
 

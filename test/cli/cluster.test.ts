@@ -72,24 +72,6 @@ test('a node that cannot start: the cluster names it and why, stops the others, 
   assert.doesNotMatch(cluster.stdout(), /node\(s\) up/);
 });
 
-test('roles this build cannot run yet: cluster up reports the node and the reason, exits 1', async (t) => {
-  const base = await freeBasePort(3);
-  const cluster = clusterUp(t, ['--nodes', '3', '--base-port', String(base), '--data-dir', tempDir(t)]);
-  const outcome = await Promise.race([
-    cluster.exited(90_000),
-    cluster.waitForLine(/node\(s\) up/, 90_000).then(() => 'up'),
-  ]);
-  if (outcome === 'up') {
-    t.skip('primary and replica roles are available in this build');
-    return;
-  }
-  assert.equal(outcome, 1);
-  assert.match(
-    cluster.stderr(),
-    /vrep cluster: node n\d failed to start \(exit code 2\): role "(primary|replica)" is not available in this build yet/,
-  );
-});
-
 test('3 nodes come up Connected, then SIGTERM stops them all and exits 0', async (t) => {
   const base = await freeBasePort(3);
   const cluster = clusterUp(t, ['--nodes', '3', '--base-port', String(base), '--data-dir', tempDir(t)]);
@@ -97,11 +79,7 @@ test('3 nodes come up Connected, then SIGTERM stops them all and exits 0', async
     cluster.exited(90_000),
     cluster.waitForLine(/node\(s\) up/, 90_000).then(() => 'up'),
   ]);
-  if (outcome !== 'up') {
-    assert.match(cluster.stderr(), /ERR_UNSUPPORTED|is not available in this build/, cluster.stderr());
-    t.skip('the replication roles are not available in this build yet (ERR_UNSUPPORTED)');
-    return;
-  }
+  assert.equal(outcome, 'up', cluster.stderr());
   assert.match(cluster.stdout(), /try this:\n {2}curl .*\n {2}curl .*\n {2}curl .*read back from n2/);
   const n1 = `http://127.0.0.1:${base}`;
   let last: unknown;
