@@ -233,7 +233,11 @@ test('why the front exists: uWS SSLApp with ca_file_name alone accepts a client 
     key_file_name: pki.serverA.key,
     ca_file_name: pki.caA,
   });
-  app.ws('/peer', { open: () => opened++ });
+  app.ws('/peer', {
+    open: () => {
+      opened++;
+    },
+  });
   const listenSocket = await new Promise<uWS.us_listen_socket | false>((r) => app.listen('127.0.0.1', 0, r));
   assert.ok(listenSocket);
   t.after(() => uWS.us_listen_socket_close(listenSocket));
