@@ -153,8 +153,14 @@ export async function startTlsFront(options: TlsFrontOptions): Promise<TlsFront>
 
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
     refusals++;
+    // A certificate that fails verification is cut by node after the handshake, so the
+    // error is a bare ECONNRESET: authorizationError holds the real reason then.
     logger.warn(
-      { remote: socket.remoteAddress, code: err.code, err: err.message },
+      {
+        remote: socket.remoteAddress ?? 'unknown',
+        reason: socket.authorizationError ?? err.code ?? err.message,
+        err: err.message,
+      },
       'peer TLS: handshake refused',
     );
   });

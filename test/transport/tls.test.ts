@@ -153,11 +153,13 @@ test('a client without a certificate is refused in the TLS handshake, and the re
   assert.equal(links.length, 0);
   const warn = logs.find((l) => l.level === 'warn' && l.msg === 'peer TLS: handshake refused');
   assert.ok(warn, 'refusal logged');
-  assert.equal(warn.obj['code'], 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE');
+  assert.equal(warn.obj['reason'], 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE');
+  assert.equal(warn.obj['remote'], '127.0.0.1');
 });
 
-test('a client certificate from another CA is refused', async (t) => {
-  const { server, links } = await tlsServer(t);
+test('a client certificate from another CA is refused, and the refusal is logged', async (t) => {
+  const logs: Log[] = [];
+  const { server, links } = await tlsServer(t, logs);
   const result = await rawDial(`wss://127.0.0.1:${server.port}/peer`, {
     ca: readFileSync(pki.caA),
     cert: readFileSync(pki.clientB.cert),
@@ -166,6 +168,8 @@ test('a client certificate from another CA is refused', async (t) => {
   assert.equal(result.opened, false);
   await waitFor('the refusal count', () => server.tlsRefusals === 1);
   assert.equal(links.length, 0);
+  const warn = logs.find((l) => l.level === 'warn' && l.msg === 'peer TLS: handshake refused');
+  assert.equal(warn?.obj['reason'], 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
 
   // The same through startPeerClient: it keeps redialing and never gets a link.
   const client = startPeerClient({
@@ -217,11 +221,14 @@ test('the dialer checks the server name: a certificate for IP 127.0.0.1 does not
 });
 
 test('plain ws:// to a TLS listener fails and opens no link', async (t) => {
-  const { server, links } = await tlsServer(t);
+  const logs: Log[] = [];
+  const { server, links } = await tlsServer(t, logs);
   const result = await rawDial(`ws://127.0.0.1:${server.port}/peer`, {});
   assert.equal(result.opened, false);
   await waitFor('the refusal count', () => server.tlsRefusals === 1);
   assert.equal(links.length, 0);
+  const warn = logs.find((l) => l.level === 'warn' && l.msg === 'peer TLS: handshake refused');
+  assert.equal(warn?.obj['reason'], 'ERR_SSL_HTTP_REQUEST');
 });
 
 test('why the front exists: uWS SSLApp with ca_file_name alone accepts a client without a certificate', async (t) => {
