@@ -10,7 +10,9 @@ import {
   encodeAuthFields,
   newNonce,
   NonceRegistry,
+  PeerAuthenticator,
   verifyProof,
+  type HelloAuthFields,
   type AuthFailure,
   type AuthProofInput,
 } from '../../src/transport/peer-auth.ts';
@@ -312,4 +314,102 @@ test('NonceRegistry checks its limits and its input', () => {
   const registry = new NonceRegistry({ capacity: 1, maxAgeMs: 1 });
   assert.throws(() => registry.remember(new Uint8Array(8), 0), /nonce must be 32 bytes/);
   assert.equal(registry.size, 0);
+});
+
+/**
+ * Runs the whole exchange between a dialer and a listener as the replication
+ * layer will: HELLOs, checks, AUTHs both ways. Returns each side's outcome.
+ */
+function handshake(
+  dialer: PeerAuthenticator,
+  listener: PeerAuthenticator,
+  tamper: { dialerHello?: Partial<HelloAuthFields>; dialerProof?: Uint8Array } = {},
+): { dialer: AuthFailure | 'ok' | 'closed by the listener'; listener: AuthFailure | 'ok' } {
+  const dHello = { ...dialer.hello(4), ...tamper.dialerHello };
+  const lHello = listener.hello(4);
+  const outcome = (fn: () => void): AuthFailure | 'ok' => {
+    try {
+      fn();
+      return 'ok';
+    } catch (err) {
+      assert.ok(err instanceof AuthError && isVrepError(err, 'ERR_AUTH'), String(err));
+      return err.failure;
+    }
+  };
+  const listenerHello = outcome(() => listener.checkHello(dHello));
+  // A listener that refuses the HELLO never sends its AUTH: it closes with 4040.
+  if (listenerHello !== 'ok') return { listener: listenerHello, dialer: 'closed by the listener' };
+  return {
+    listener: outcome(() => {
+      const proof = tamper.dialerProof ?? dialer.proof(dHello, lHello, 'dialer-to-listener');
+      listener.checkProof(lHello, dHello, 'dialer-to-listener', proof);
+    }),
+    dialer: outcome(() => {
+      dialer.checkHello(lHello);
+      const proof = listener.proof(lHello, dHello, 'listener-to-dialer');
+      dialer.checkProof(dHello, lHello, 'listener-to-dialer', proof);
+    }),
+  };
+}
+
+const node = (nodeId: string, secret: string | null, clusterId = 'prod'): PeerAuthenticator =>
+  new PeerAuthenticator({ nodeId, clusterId, secret });
+
+test('PeerAuthenticator: the same secret on both sides passes both ways, link after link', () => {
+  const a = node('node-a', SECRET);
+  const b = node('node-b', SECRET);
+  assert.equal(a.required, true);
+  for (let i = 0; i < 3; i++) assert.deepEqual(handshake(a, b), { dialer: 'ok', listener: 'ok' });
+});
+
+test('PeerAuthenticator: wrong secret, no secret on one side, wrong cluster are refused', () => {
+  assert.deepEqual(handshake(node('a', SECRET), node('b', 'another secret of the cluster')), {
+    dialer: 'wrong proof',
+    listener: 'wrong proof',
+  });
+  // The dialer has no secret: the listener misses its proof, the dialer sees a proof it cannot check.
+  assert.deepEqual(handshake(node('a', null), node('b', SECRET)), {
+    dialer: 'auth not configured',
+    listener: 'missing proof',
+  });
+  assert.deepEqual(handshake(node('a', SECRET, 'staging'), node('b', SECRET, 'prod')), {
+    dialer: 'closed by the listener',
+    listener: 'wrong cluster',
+  });
+  // And the dialer refuses a listener of another cluster by itself.
+  const dialer = node('a', SECRET, 'staging');
+  assert.throws(() => dialer.checkHello(node('b', SECRET, 'prod').hello(1)), refusedWith('wrong cluster'));
+  // Both without a secret: nothing to check, the link is allowed (authentication is off).
+  assert.deepEqual(handshake(node('a', null), node('b', null)), { dialer: 'ok', listener: 'ok' });
+});
+
+test('PeerAuthenticator: a replayed handshake is refused', () => {
+  const a = node('node-a', SECRET);
+  const b = node('node-b', SECRET);
+  // Record one good exchange as an eavesdropper would.
+  const dHello = a.hello(4);
+  const lHello = b.hello(4);
+  b.checkHello(dHello);
+  const recordedProof = a.proof(dHello, lHello, 'dialer-to-listener');
+  b.checkProof(lHello, dHello, 'dialer-to-listener', recordedProof);
+  // Replay HELLO and AUTH on a new link to the same listener: the nonce was seen.
+  assert.equal(
+    handshake(a, b, { dialerHello: dHello, dialerProof: recordedProof }).listener,
+    'replayed nonce',
+  );
+  // Replay to a listener that never saw the nonce (restarted): the proof answers an old challenge.
+  const restarted = node('node-b', SECRET);
+  assert.equal(
+    handshake(a, restarted, { dialerHello: dHello, dialerProof: recordedProof }).listener,
+    'wrong proof',
+  );
+});
+
+test('PeerAuthenticator: a HELLO without a proper nonce and a bad secret are refused', () => {
+  assert.equal(
+    handshake(node('a', SECRET), node('b', SECRET), { dialerHello: { nonce: new Uint8Array(4) } }).listener,
+    'bad nonce',
+  );
+  assert.throws(() => node('a', 'short'), /at least 16 bytes/);
+  assert.throws(() => new PeerAuthenticator({ nodeId: '', clusterId: 'c', secret: SECRET }), /nodeId/);
 });
