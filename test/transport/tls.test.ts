@@ -143,6 +143,35 @@ test('a mutual-TLS link carries frames both ways; the server sees the real peer 
   );
 });
 
+test('a dialer that stops closes the link with 1000 through the front', async (t) => {
+  const { server, links } = await tlsServer(t);
+  const closes: CloseInfo[] = [];
+  const client = startPeerClient({
+    url: `wss://127.0.0.1:${server.port}/peer`,
+    tls: { cert: pki.clientA.cert, key: pki.clientA.key, ca: pki.caA },
+    onLink: () => {},
+  });
+  await waitFor('the server link', () => links.length === 1);
+  links[0]!.onClose((c) => closes.push(c));
+  await client.stop();
+  await waitFor('the server link to close', () => closes.length === 1);
+  assert.deepEqual({ code: closes[0]!.code, by: closes[0]!.by }, { code: 1000, by: 'remote' });
+  assert.equal(server.links.size, 0);
+});
+
+test('a TLS listener on a port in use fails with the address in the message', async (t) => {
+  const { server } = await tlsServer(t);
+  await assert.rejects(
+    startPeerServer({
+      host: '127.0.0.1',
+      port: server.port,
+      tls: { cert: pki.serverA.cert, key: pki.serverA.key, ca: pki.caA },
+      onLink: () => {},
+    }),
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${server.port}`),
+  );
+});
+
 test('a client without a certificate is refused in the TLS handshake, and the refusal is logged', async (t) => {
   const logs: Log[] = [];
   const { server, links } = await tlsServer(t, logs);
