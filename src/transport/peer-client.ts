@@ -55,7 +55,7 @@ export interface PeerClientOptions extends Partial<LinkLimits> {
    * Mutual TLS (PEM file paths, read once here): present `cert`, and accept
    * only a listener whose certificate is signed by `ca` and names the URL's host.
    */
-  tls?: PeerTlsFiles;
+  tls?: PeerTlsFiles | undefined;
   logger?: LinkLogger;
   /** Called for every link, the first and each one after a redial. */
   onLink(link: PeerLink): void;

@@ -39,7 +39,7 @@ export interface PeerServerOptions extends Partial<LinkLimits> {
    * Mutual TLS: only clients with a certificate signed by `ca` are accepted
    * (PEM file paths, read once here). Without it the listener is plain ws://.
    */
-  tls?: PeerTlsFiles;
+  tls?: PeerTlsFiles | undefined;
   /** With `tls`: a TLS handshake not finished in this long is dropped, ms. Default 10000. */
   tlsHandshakeTimeoutMs?: number;
 }
@@ -65,7 +65,7 @@ interface SocketData {
   remoteAddress?: string;
 }
 
-/** Starts the uWS peer listener on exactly host:port. */
+/** Starts the uWS peer listener on exactly host:port (with `tls`, the TLS front takes that address). */
 export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
   const limits = resolveLimits(options);
   const logger = options.logger ?? silentLogger;
