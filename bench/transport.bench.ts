@@ -10,8 +10,9 @@
  *   node --import tsx bench/transport.bench.ts child ... # the child role (spawned)
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -38,12 +39,19 @@ type Case =
   | 'tls-ws-to-uws'
   | 'tls-uws-to-ws'
   | 'tcp-child-to-parent'
-  | 'tcp-parent-to-child';
+  | 'tcp-parent-to-child'
+  | 'tls-tcp-child-to-parent';
 
-const isLinkCase = (kind: Case): boolean => !kind.startsWith('tcp-');
+const isLinkCase = (kind: Case): boolean => kind.endsWith('ws-to-uws') || kind.endsWith('uws-to-ws');
 const isTls = (kind: Case): boolean => kind.startsWith('tls-');
 /** The direction of a link case, TLS or not. */
 const dialerSends = (kind: Case): boolean => kind.endsWith('ws-to-uws');
+
+/** The same files, read, for node tls directly. */
+function tlsBuffers(pkiDir: string, role: 'server' | 'client'): { cert: Buffer; key: Buffer; ca: Buffer } {
+  const files = tlsFiles(pkiDir, role);
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) };
+}
 
 /** The bench's PKI: server and client certificates from one CA, PEM files in pkiDir. */
 function tlsFiles(pkiDir: string, role: 'server' | 'client'): PeerTlsFiles {
@@ -98,9 +106,11 @@ async function child(kind: Case, port: number, frames: number, pkiDir: string): 
     });
     return;
   }
-  const socket = net.connect(port, '127.0.0.1');
+  const socket = isTls(kind)
+    ? tls.connect({ host: '127.0.0.1', port, ...tlsBuffers(pkiDir, 'client') })
+    : net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
-  if (kind === 'tcp-child-to-parent') {
+  if (kind.endsWith('child-to-parent')) {
     socket.once('data', () => void pumpTcp(socket, payload, total));
   } else {
     let received = 0;
@@ -157,10 +167,10 @@ async function runCase(kind: Case, frames: number, pkiDir: string): Promise<numb
     port = server.port;
     closeServer = () => server.close();
   } else {
-    const server = net.createServer((socket) => {
+    const onSocket = (socket: net.Socket): void => {
       socket.setNoDelay(true);
       start = performance.now();
-      if (kind === 'tcp-child-to-parent') {
+      if (kind.endsWith('child-to-parent')) {
         let received = 0;
         socket.on('data', (d: Buffer) => {
           received += d.length;
@@ -171,16 +181,21 @@ async function runCase(kind: Case, frames: number, pkiDir: string): Promise<numb
         socket.once('data', () => done(performance.now()));
         void pumpTcp(socket, payload, total);
       }
-    });
+      void finished.then(() => socket.destroy());
+    };
+    // TLS: the clock starts after the handshake, as it does for the links.
+    const server = isTls(kind)
+      ? tls.createServer(
+          { ...tlsBuffers(pkiDir, 'server'), requestCert: true, rejectUnauthorized: true },
+          onSocket,
+        )
+      : net.createServer(onSocket);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     closeServer = () => {
       server.close();
       server.unref();
     };
-    server.on('connection', (s) => {
-      void finished.then(() => s.destroy());
-    });
   }
   spawnChild(kind, port, frames, pkiDir);
   const timeout = setTimeout(() => {
@@ -196,6 +211,7 @@ async function runCase(kind: Case, frames: number, pkiDir: string): Promise<numb
 const names: Record<Case, string> = {
   'tcp-child-to-parent': 'raw TCP (net), dialer -> listener',
   'tcp-parent-to-child': 'raw TCP (net), listener -> dialer',
+  'tls-tcp-child-to-parent': 'raw mutual TLS (node tls), dialer -> listener',
   'ws-to-uws': 'PeerLink ws dialer -> uWS listener',
   'uws-to-ws': 'PeerLink uWS listener -> ws dialer',
   'tls-ws-to-uws': 'PeerLink mTLS, wss dialer -> TLS front + uWS listener',
@@ -209,6 +225,7 @@ async function parent(): Promise<void> {
   const cases: Case[] = [
     'tcp-child-to-parent',
     'tcp-parent-to-child',
+    'tls-tcp-child-to-parent',
     'ws-to-uws',
     'uws-to-ws',
     'tls-ws-to-uws',
@@ -252,8 +269,11 @@ async function parent(): Promise<void> {
       rows: withRatios([row('ws-to-uws'), row('uws-to-ws')], names['ws-to-uws']),
     },
     {
-      title: 'Mutual TLS vs plain, dialer -> listener (bulk direction)',
-      rows: withRatios([row('ws-to-uws'), row('tls-ws-to-uws')], names['ws-to-uws']),
+      title: 'Mutual TLS vs plain, dialer -> listener (bulk direction), and raw node TLS',
+      rows: withRatios(
+        [row('ws-to-uws'), row('tls-ws-to-uws'), row('tls-tcp-child-to-parent')],
+        names['ws-to-uws'],
+      ),
     },
     {
       title: 'Mutual TLS vs plain, listener -> dialer',
