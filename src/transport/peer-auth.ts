@@ -6,8 +6,9 @@
  * node ids, the cluster id, the sender's term and the direction. A proof is
  * therefore good for one connection, one ordered pair of nodes and one
  * direction: replayed, reflected or cross-cluster proofs do not verify.
- * Pure apart from node:crypto; the handshake itself lives in the replication
- * layer.
+ * `PeerAuthenticator` applies the whole policy for one node. Pure apart from
+ * node:crypto and a default clock; the replication layer encodes and sends
+ * the HELLO and AUTH frames.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
