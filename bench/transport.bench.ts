@@ -2,14 +2,19 @@
  * Peer transport throughput: 1 MiB binary frames over loopback between two
  * processes (this one and a child it spawns), both directions through the
  * PeerLink layer (frame codec + CRC32C + backpressure), next to a raw TCP
- * (net) copy of the same bytes measured in the same run. The question it
- * answers: which side should dial for bulk data (docs/wire-protocol.md).
+ * (net) copy of the same bytes measured in the same run. The questions it
+ * answers: which side should dial for bulk data, and what mutual TLS (the
+ * node TLS front + wss dialer) costs against plain links (docs/wire-protocol.md).
  *
  *   node --import tsx bench/transport.bench.ts           # parent (the bench)
  *   node --import tsx bench/transport.bench.ts child ... # the child role (spawned)
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
+import os from 'node:os';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +23,8 @@ import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameType } from '../src/
 import type { LinkLimits, PeerLink } from '../src/transport/link.ts';
 import { startPeerServer } from '../src/transport/peer-server.ts';
 import { startPeerClient } from '../src/transport/peer-client.ts';
+import type { PeerTlsFiles } from '../src/transport/tls-config.ts';
+import { makeTestPki } from '../test/helpers/certs.ts';
 
 const FRAME_BYTES = 1024 * 1024;
 const LIMITS: LinkLimits = {
@@ -26,7 +33,34 @@ const LIMITS: LinkLimits = {
   slowPeerTimeoutMs: 60_000,
 };
 
-type Case = 'ws-to-uws' | 'uws-to-ws' | 'tcp-child-to-parent' | 'tcp-parent-to-child';
+type Case =
+  | 'ws-to-uws'
+  | 'uws-to-ws'
+  | 'tls-ws-to-uws'
+  | 'tls-uws-to-ws'
+  | 'tcp-child-to-parent'
+  | 'tcp-parent-to-child'
+  | 'tls-tcp-child-to-parent';
+
+const isLinkCase = (kind: Case): boolean => kind.endsWith('ws-to-uws') || kind.endsWith('uws-to-ws');
+const isTls = (kind: Case): boolean => kind.startsWith('tls-');
+/** The direction of a link case, TLS or not. */
+const dialerSends = (kind: Case): boolean => kind.endsWith('ws-to-uws');
+
+/** The same files, read, for node tls directly. */
+function tlsBuffers(pkiDir: string, role: 'server' | 'client'): { cert: Buffer; key: Buffer; ca: Buffer } {
+  const files = tlsFiles(pkiDir, role);
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) };
+}
+
+/** The bench's PKI: server and client certificates from one CA, PEM files in pkiDir. */
+function tlsFiles(pkiDir: string, role: 'server' | 'client'): PeerTlsFiles {
+  return {
+    cert: path.join(pkiDir, `${role}-a.crt`),
+    key: path.join(pkiDir, `${role}-a.key`),
+    ca: path.join(pkiDir, 'ca-a.crt'),
+  };
+}
 
 /** Sends `count` frames of `payload`, waiting on backpressure. */
 async function pump(link: PeerLink, payload: Uint8Array, count: number): Promise<void> {
@@ -50,19 +84,20 @@ async function pumpTcp(socket: net.Socket, chunk: Buffer, totalBytes: number): P
 
 // ---- child role ----------------------------------------------------------
 
-async function child(kind: Case, port: number, frames: number): Promise<void> {
+async function child(kind: Case, port: number, frames: number, pkiDir: string): Promise<void> {
   const payload = randomBytes(FRAME_BYTES);
   const total = frames * FRAME_BYTES;
-  if (kind === 'ws-to-uws' || kind === 'uws-to-ws') {
+  if (isLinkCase(kind)) {
     let received = 0;
     const client = startPeerClient({
-      url: `ws://127.0.0.1:${port}/peer`,
+      url: `${isTls(kind) ? 'wss' : 'ws'}://127.0.0.1:${port}/peer`,
+      ...(isTls(kind) && { tls: tlsFiles(pkiDir, 'client') }),
       ...LIMITS,
       onLink: (link) => {
         link.onFrame((frame) => {
-          if (kind === 'ws-to-uws' && frame.type === FrameType.Hello) {
+          if (dialerSends(kind) && frame.type === FrameType.Hello) {
             void pump(link, payload, frames);
-          } else if (kind === 'uws-to-ws' && ++received === frames) {
+          } else if (!dialerSends(kind) && ++received === frames) {
             link.send({ type: FrameType.Ack, payload: new Uint8Array(0) });
           }
         });
@@ -71,9 +106,11 @@ async function child(kind: Case, port: number, frames: number): Promise<void> {
     });
     return;
   }
-  const socket = net.connect(port, '127.0.0.1');
+  const socket = isTls(kind)
+    ? tls.connect({ host: '127.0.0.1', port, ...tlsBuffers(pkiDir, 'client') })
+    : net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
-  if (kind === 'tcp-child-to-parent') {
+  if (kind.endsWith('child-to-parent')) {
     socket.once('data', () => void pumpTcp(socket, payload, total));
   } else {
     let received = 0;
@@ -87,11 +124,11 @@ async function child(kind: Case, port: number, frames: number): Promise<void> {
 
 // ---- parent role ---------------------------------------------------------
 
-function spawnChild(kind: Case, port: number, frames: number): void {
+function spawnChild(kind: Case, port: number, frames: number, pkiDir: string): void {
   const self = fileURLToPath(import.meta.url);
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', self, 'child', kind, String(port), String(frames)],
+    ['--import', 'tsx', self, 'child', kind, String(port), String(frames), pkiDir],
     {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
@@ -102,7 +139,7 @@ function spawnChild(kind: Case, port: number, frames: number): void {
 }
 
 /** One timed transfer of `frames` x 1 MiB in the given direction; returns MB/s. */
-async function runCase(kind: Case, frames: number): Promise<number> {
+async function runCase(kind: Case, frames: number, pkiDir: string): Promise<number> {
   const payload = randomBytes(FRAME_BYTES);
   const total = frames * FRAME_BYTES;
   let start = 0;
@@ -110,29 +147,30 @@ async function runCase(kind: Case, frames: number): Promise<number> {
   const finished = new Promise<number>((resolve) => (done = resolve));
   let port: number;
   let closeServer: () => void;
-  if (kind === 'ws-to-uws' || kind === 'uws-to-ws') {
+  if (isLinkCase(kind)) {
     let received = 0;
     const server = await startPeerServer({
       host: '127.0.0.1',
       port: 0,
       ...LIMITS,
+      ...(isTls(kind) && { tls: tlsFiles(pkiDir, 'server') }),
       onLink: (link) => {
         link.onFrame((frame) => {
-          if (kind === 'ws-to-uws' && ++received === frames) done(performance.now());
-          if (kind === 'uws-to-ws' && frame.type === FrameType.Ack) done(performance.now());
+          if (dialerSends(kind) && ++received === frames) done(performance.now());
+          if (!dialerSends(kind) && frame.type === FrameType.Ack) done(performance.now());
         });
         start = performance.now();
-        if (kind === 'ws-to-uws') link.send({ type: FrameType.Hello, payload: new Uint8Array(0) });
+        if (dialerSends(kind)) link.send({ type: FrameType.Hello, payload: new Uint8Array(0) });
         else void pump(link, payload, frames);
       },
     });
     port = server.port;
     closeServer = () => server.close();
   } else {
-    const server = net.createServer((socket) => {
+    const onSocket = (socket: net.Socket): void => {
       socket.setNoDelay(true);
       start = performance.now();
-      if (kind === 'tcp-child-to-parent') {
+      if (kind.endsWith('child-to-parent')) {
         let received = 0;
         socket.on('data', (d: Buffer) => {
           received += d.length;
@@ -143,18 +181,23 @@ async function runCase(kind: Case, frames: number): Promise<number> {
         socket.once('data', () => done(performance.now()));
         void pumpTcp(socket, payload, total);
       }
-    });
+      void finished.then(() => socket.destroy());
+    };
+    // TLS: the clock starts after the handshake, as it does for the links.
+    const server = isTls(kind)
+      ? tls.createServer(
+          { ...tlsBuffers(pkiDir, 'server'), requestCert: true, rejectUnauthorized: true },
+          onSocket,
+        )
+      : net.createServer(onSocket);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     closeServer = () => {
       server.close();
       server.unref();
     };
-    server.on('connection', (s) => {
-      void finished.then(() => s.destroy());
-    });
   }
-  spawnChild(kind, port, frames);
+  spawnChild(kind, port, frames, pkiDir);
   const timeout = setTimeout(() => {
     process.stderr.write(`transport bench: ${kind} timed out\n`);
     process.exit(1);
@@ -168,23 +211,37 @@ async function runCase(kind: Case, frames: number): Promise<number> {
 const names: Record<Case, string> = {
   'tcp-child-to-parent': 'raw TCP (net), dialer -> listener',
   'tcp-parent-to-child': 'raw TCP (net), listener -> dialer',
+  'tls-tcp-child-to-parent': 'raw mutual TLS (node tls), dialer -> listener',
   'ws-to-uws': 'PeerLink ws dialer -> uWS listener',
   'uws-to-ws': 'PeerLink uWS listener -> ws dialer',
+  'tls-ws-to-uws': 'PeerLink mTLS, wss dialer -> TLS front + uWS listener',
+  'tls-uws-to-ws': 'PeerLink mTLS, TLS front + uWS listener -> wss dialer',
 };
 
 async function parent(): Promise<void> {
   const quick = isQuick();
   const frames = quick ? 32 : 512;
   const rounds = quick ? 1 : 5;
-  const cases: Case[] = ['tcp-child-to-parent', 'tcp-parent-to-child', 'ws-to-uws', 'uws-to-ws'];
+  const cases: Case[] = [
+    'tcp-child-to-parent',
+    'tcp-parent-to-child',
+    'tls-tcp-child-to-parent',
+    'ws-to-uws',
+    'uws-to-ws',
+    'tls-ws-to-uws',
+    'tls-uws-to-ws',
+  ];
+  const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-pki-'));
+  makeTestPki(pkiDir);
   const best = new Map<Case, number>();
   // Interleaved rounds, best of each: the machine is shared and noisy.
   for (let round = 0; round < rounds; round++) {
     for (const kind of cases) {
-      const mbPerSec = await runCase(kind, frames);
+      const mbPerSec = await runCase(kind, frames, pkiDir);
       best.set(kind, Math.max(best.get(kind) ?? 0, mbPerSec));
     }
   }
+  rmSync(pkiDir, { recursive: true, force: true });
   const row = (kind: Case): Row => ({
     name: names[kind],
     value: Math.round(best.get(kind)!),
@@ -212,6 +269,17 @@ async function parent(): Promise<void> {
       rows: withRatios([row('ws-to-uws'), row('uws-to-ws')], names['ws-to-uws']),
     },
     {
+      title: 'Mutual TLS vs plain, dialer -> listener (bulk direction), and raw node TLS',
+      rows: withRatios(
+        [row('ws-to-uws'), row('tls-ws-to-uws'), row('tls-tcp-child-to-parent')],
+        names['ws-to-uws'],
+      ),
+    },
+    {
+      title: 'Mutual TLS vs plain, listener -> dialer',
+      rows: withRatios([row('uws-to-ws'), row('tls-uws-to-ws')], names['uws-to-ws']),
+    },
+    {
       title: 'Frame codec on one core, 1 MiB payload (in process)',
       rows: withRatios(
         [
@@ -230,7 +298,7 @@ async function parent(): Promise<void> {
 }
 
 if (process.argv[2] === 'child') {
-  await child(process.argv[3] as Case, Number(process.argv[4]), Number(process.argv[5]));
+  await child(process.argv[3] as Case, Number(process.argv[4]), Number(process.argv[5]), process.argv[6]!);
 } else {
   await parent();
 }

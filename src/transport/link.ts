@@ -136,6 +136,8 @@ export const CloseCodes = {
   idle: 4022,
   /** This node is shutting down. */
   shutdown: 4030,
+  /** Peer authentication failed (wrong or missing proof, replayed nonce, wrong cluster): "auth failed". */
+  authFailed: 4040,
 } as const;
 
 /** pino-compatible subset; pass a pino logger or anything with these two methods. */

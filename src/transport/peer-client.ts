@@ -16,6 +16,7 @@ import {
   type LinkLogger,
   type PeerLink,
 } from './link.ts';
+import { loadPeerTls, PEER_TLS_MIN_VERSION, type PeerTlsFiles } from './tls-config.ts';
 
 export interface BackoffOptions {
   /** Delay before the first redial, ms. */
@@ -48,8 +49,13 @@ const realEnv: ClientEnv = {
 };
 
 export interface PeerClientOptions extends Partial<LinkLimits> {
-  /** ws://host:port/peer of the peer's listener. */
+  /** ws://host:port/peer of the peer's listener; wss:// exactly when `tls` is given. */
   url: string;
+  /**
+   * Mutual TLS (PEM file paths, read once here): present `cert`, and accept
+   * only a listener whose certificate is signed by `ca` and names the URL's host.
+   */
+  tls?: PeerTlsFiles | undefined;
   logger?: LinkLogger;
   /** Called for every link, the first and each one after a redial. */
   onLink(link: PeerLink): void;
@@ -95,6 +101,20 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 2) {
     throw new RangeError(`peer client: idleTimeoutMs must be an integer >= 2, got ${idleTimeoutMs}`);
   }
+  const secure = options.url.startsWith('wss://');
+  if (secure !== (options.tls !== undefined)) {
+    throw new RangeError(
+      `peer client: ${options.url} ${secure ? 'needs the tls option' : 'must be wss:// when tls is given'}`,
+    );
+  }
+  const tlsMaterial = options.tls ? loadPeerTls(options.tls) : undefined;
+  const tlsOptions = tlsMaterial && {
+    ca: tlsMaterial.ca,
+    cert: tlsMaterial.cert,
+    key: tlsMaterial.key,
+    rejectUnauthorized: true,
+    minVersion: PEER_TLS_MIN_VERSION,
+  };
   const env = options.env ?? realEnv;
   const totals = emptyCounters();
   let socket: WebSocket | undefined;
@@ -145,6 +165,7 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
       maxPayload: limits.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: options.handshakeTimeoutMs ?? 5000,
+      ...tlsOptions,
     });
     socket = ws;
     let opened = false;

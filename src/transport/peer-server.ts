@@ -3,7 +3,12 @@
  * node's peer address (bind_address). Every accepted WebSocket becomes a
  * `PeerLink` (link.ts). uWS enforces the frame limit before buffering a
  * message (maxPayloadLength) and the link checks the declared length again.
+ * With `tls`, a mutual-TLS front (tls-front.ts) owns the public address and
+ * uWS listens on a private Unix socket behind it.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import uWS from 'uWebSockets.js';
 import {
   CloseCodes,
@@ -16,6 +21,8 @@ import {
   type LinkLogger,
   type PeerLink,
 } from './link.ts';
+import { loadPeerTls, type PeerTlsFiles } from './tls-config.ts';
+import { startTlsFront, type TlsFront } from './tls-front.ts';
 
 export interface PeerServerOptions extends Partial<LinkLimits> {
   host: string;
@@ -28,6 +35,13 @@ export interface PeerServerOptions extends Partial<LinkLimits> {
   onLink(link: PeerLink): void;
   /** Seconds without traffic before uWS closes the link (pings keep it alive); 0 disables. Default 60. */
   idleTimeoutSec?: number;
+  /**
+   * Mutual TLS: only clients with a certificate signed by `ca` are accepted
+   * (PEM file paths, read once here). Without it the listener is plain ws://.
+   */
+  tls?: PeerTlsFiles | undefined;
+  /** With `tls`: a TLS handshake not finished in this long is dropped, ms. Default 10000. */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 export interface PeerServer {
@@ -36,6 +50,8 @@ export interface PeerServer {
   readonly links: ReadonlySet<PeerLink>;
   /** Sums over every link this server ever had. */
   readonly counters: Readonly<LinkCounters>;
+  /** With `tls`: connections refused in the TLS handshake (no or untrusted certificate, not TLS). */
+  readonly tlsRefusals: number;
   /** Stops listening and closes every open link with code 4030. */
   close(): void;
 }
@@ -45,14 +61,17 @@ const UWS_TOO_BIG = 'Received too big message';
 
 interface SocketData {
   link?: LinkCore;
+  /** Behind the TLS front: the peer's address from the front's PROXY header. */
+  remoteAddress?: string;
 }
 
-/** Starts the uWS peer listener on exactly host:port. */
+/** Starts the uWS peer listener on exactly host:port (with `tls`, the TLS front takes that address). */
 export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
   const limits = resolveLimits(options);
   const logger = options.logger ?? silentLogger;
   const totals = emptyCounters();
   const links = new Set<LinkCore>();
+  const tlsMaterial = options.tls ? loadPeerTls(options.tls) : undefined;
   const app = uWS.App();
   app.ws<SocketData>(options.path ?? '/peer', {
     maxPayloadLength: limits.maxFrameBytes,
@@ -62,8 +81,22 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     compression: uWS.DISABLED,
     idleTimeout: options.idleTimeoutSec ?? 60,
     sendPingsAutomatically: true,
+    // Behind the front only: there the PROXY header comes from the front, not from the peer.
+    ...(tlsMaterial && {
+      upgrade: (res, req, context) => {
+        const proxied = Buffer.from(res.getProxiedRemoteAddressAsText()).toString();
+        res.upgrade<SocketData>(
+          { remoteAddress: proxied || 'unknown (via TLS front)' },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+    }),
     open: (ws) => {
-      const remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
+      const remoteAddress =
+        ws.getUserData().remoteAddress ?? Buffer.from(ws.getRemoteAddressAsText()).toString();
       const link = new LinkCore({
         side: 'server',
         remoteAddress,
@@ -98,23 +131,82 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     },
   });
   const host = options.host;
-  return new Promise((resolve, reject) => {
-    app.listen(host, options.port, (listenSocket) => {
-      if (!listenSocket) {
-        reject(new Error(`peer server: cannot listen on ${host}:${options.port} (in use or not available)`));
-        return;
-      }
-      let listening = true;
-      resolve({
-        port: uWS.us_socket_local_port(listenSocket),
-        links,
-        counters: totals,
-        close: () => {
-          if (listening) uWS.us_listen_socket_close(listenSocket);
-          listening = false;
-          for (const link of [...links]) link.close(CloseCodes.shutdown, 'server shutting down');
-        },
-      });
+  if (!tlsMaterial) {
+    const listenSocket = await listen((cb) => app.listen(host, options.port, cb));
+    if (!listenSocket) {
+      throw new Error(`peer server: cannot listen on ${host}:${options.port} (in use or not available)`);
+    }
+    return serverHandle({ port: uWS.us_socket_local_port(listenSocket), listenSocket, links, totals });
+  }
+  // mkdtemp makes the directory 0700: only this user can reach the socket behind the TLS check.
+  const socketDir = mkdtempSync(path.join(os.tmpdir(), 'vrep-peer-'));
+  const removeSocketDir = (): void => rmSync(socketDir, { recursive: true, force: true });
+  const upstreamPath = path.join(socketDir, 'uws.sock');
+  const listenSocket = await listen((cb) => app.listen_unix(cb, upstreamPath));
+  if (!listenSocket) {
+    removeSocketDir();
+    throw new Error(`peer server: uWS cannot listen on the Unix socket ${upstreamPath}`);
+  }
+  let front: TlsFront;
+  try {
+    front = await startTlsFront({
+      host,
+      port: options.port,
+      tls: tlsMaterial,
+      upstreamPath,
+      logger,
+      handshakeTimeoutMs: options.tlsHandshakeTimeoutMs ?? 10_000,
     });
+  } catch (err) {
+    uWS.us_listen_socket_close(listenSocket);
+    removeSocketDir();
+    throw err;
+  }
+  return serverHandle({
+    port: front.port,
+    listenSocket,
+    links,
+    totals,
+    tlsRefusals: () => front.refusals,
+    closeFront: () => {
+      // Links close through the front (below, 4030); the grace lets their close frames out.
+      front.close(2000);
+      removeSocketDir();
+    },
   });
+}
+
+type ListenSocket = uWS.us_listen_socket | false;
+
+/** uWS reports listening through a callback, synchronously or later. */
+function listen(start: (cb: (listenSocket: ListenSocket) => void) => void): Promise<ListenSocket> {
+  return new Promise((resolve) => start(resolve));
+}
+
+function serverHandle(parts: {
+  port: number;
+  listenSocket: uWS.us_listen_socket;
+  links: Set<LinkCore>;
+  totals: LinkCounters;
+  tlsRefusals?: () => number;
+  closeFront?: () => void;
+}): PeerServer {
+  const { port, listenSocket, links, totals, tlsRefusals = () => 0, closeFront = () => {} } = parts;
+  let listening = true;
+  return {
+    port,
+    links,
+    counters: totals,
+    get tlsRefusals() {
+      return tlsRefusals();
+    },
+    close: () => {
+      if (listening) {
+        uWS.us_listen_socket_close(listenSocket);
+        closeFront();
+      }
+      listening = false;
+      for (const link of [...links]) link.close(CloseCodes.shutdown, 'server shutting down');
+    },
+  };
 }
