@@ -9,6 +9,7 @@ import type { MetricName } from '../log/record.ts';
 import { pino } from 'pino';
 import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
 import { EventHub } from '../replication/events.ts';
+import { NonceRegistry } from '../transport/peer-auth.ts';
 import { Primary } from '../replication/primary.ts';
 import { Replica } from '../replication/replica.ts';
 import { resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
@@ -62,6 +63,7 @@ export class ReplicationNode {
   private primary: Primary | null = null;
   private replica: Replica | null = null;
   private reopening: Promise<Store> | null = null;
+  private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
 
   private constructor(role: Role, store: Store, storeOptions: StoreOptions, settings: ResolvedReplication) {
     this.role = role;
@@ -123,6 +125,7 @@ export class ReplicationNode {
       nodeId: this.store.nodeId,
       role,
       secret: this.settings.secret,
+      nonces: this.nonces,
       httpAddress: this.settings.httpAddress,
       term: () => this.store.currentTerm,
       historyId: () => this.store.historyId,

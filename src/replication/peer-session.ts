@@ -6,7 +6,6 @@
  * is looked at, with a bound on what may wait), heartbeats, the silence
  * timeout, and closing with a logged reason on any protocol error.
  */
-import { randomBytes } from 'node:crypto';
 import { isVrepError, VrepError } from '../errors.ts';
 import { FrameType, type Frame } from '../transport/frame.ts';
 import type { PeerLink } from '../transport/link.ts';
@@ -21,7 +20,13 @@ import {
   protocolError,
   type Hello,
 } from './messages.ts';
-import { authProof, verifyProof } from './peer-proof.ts';
+import {
+  authProof,
+  verifyProof,
+  type AuthDirection,
+  type NonceRegistry,
+  newNonce,
+} from '../transport/peer-auth.ts';
 
 /** Close codes of the replication layer (the transport's are in link.ts). */
 export const ReplicationCloseCodes = {
@@ -44,6 +49,8 @@ export interface LocalIdentity {
   nodeId: string;
   role: 'primary' | 'replica';
   secret: string | null;
+  /** Peer HELLO nonces seen recently (one registry per node): a replayed HELLO is refused. */
+  nonces: NonceRegistry;
   httpAddress: string | null;
   term(): number;
   historyId(): string;
@@ -67,7 +74,11 @@ export abstract class PeerSession {
   protected readonly logger: SessionLogger;
   /** The peer's HELLO, once received. */
   peer: Hello | null = null;
-  private readonly nonce = randomBytes(32).toString('hex');
+  private readonly nonce = Buffer.from(newNonce()).toString('hex');
+  /** The term announced in our HELLO (the proof binds it). */
+  private readonly sentTerm: number;
+  /** This side dialed the link (the proof binds the direction, so a proof cannot be reflected). */
+  private readonly dialer: boolean;
   private authed = false;
   private sentAuth = false;
   private established = false;
@@ -87,6 +98,8 @@ export abstract class PeerSession {
     this.link = link;
     this.local = local;
     this.logger = logger;
+    this.dialer = link.id.startsWith('client');
+    this.sentTerm = local.term();
     link.onFrame((frame) => this.enqueue(frame));
     link.onClose((info) => {
       clearInterval(this.heartbeatTimer);
@@ -102,7 +115,7 @@ export abstract class PeerSession {
       clusterId: local.clusterId,
       nodeId: local.nodeId,
       role: local.role,
-      term: local.term(),
+      term: this.sentTerm,
       historyId: local.historyId(),
       lastLsn: local.lastLsn(),
       nonce: this.nonce,
@@ -208,6 +221,9 @@ export abstract class PeerSession {
       if (hello.role === this.local.role) {
         throw protocolError(`both sides are ${hello.role}s (${hello.nodeId} and ${this.local.nodeId})`);
       }
+      if (!this.local.nonces.remember(Buffer.from(hello.nonce, 'hex'), performance.now())) {
+        throw authError(`${hello.nodeId}: HELLO nonce seen before (a replayed handshake)`);
+      }
       this.peer = hello;
       if (this.local.secret === null) {
         if (hello.auth)
@@ -226,13 +242,14 @@ export abstract class PeerSession {
       {
         secret: this.local.secret as string,
         clusterId: this.local.clusterId,
-        fromNodeId: peer.nodeId,
-        toNodeId: this.local.nodeId,
-        fromNonce: peer.nonce,
-        toNonce: this.nonce,
-        term: peer.term,
+        senderNodeId: peer.nodeId,
+        receiverNodeId: this.local.nodeId,
+        senderNonce: Buffer.from(peer.nonce, 'hex'),
+        receiverNonce: Buffer.from(this.nonce, 'hex'),
+        senderTerm: peer.term,
+        direction: this.dialer ? 'listener-to-dialer' : 'dialer-to-listener',
       },
-      proof,
+      Buffer.from(proof, 'hex'),
     );
     if (!ok)
       throw authError(`${peer.nodeId}: authentication proof does not match (wrong secret or replayed)`);
@@ -243,16 +260,18 @@ export abstract class PeerSession {
   private sendAuth(): void {
     if (this.sentAuth || this.peer === null || this.local.secret === null) return;
     this.sentAuth = true;
+    const direction: AuthDirection = this.dialer ? 'dialer-to-listener' : 'listener-to-dialer';
     const proof = authProof({
       secret: this.local.secret,
       clusterId: this.local.clusterId,
-      fromNodeId: this.local.nodeId,
-      toNodeId: this.peer.nodeId,
-      fromNonce: this.nonce,
-      toNonce: this.peer.nonce,
-      term: this.local.term(),
+      senderNodeId: this.local.nodeId,
+      receiverNodeId: this.peer.nodeId,
+      senderNonce: Buffer.from(this.nonce, 'hex'),
+      receiverNonce: Buffer.from(this.peer.nonce, 'hex'),
+      senderTerm: this.sentTerm,
+      direction,
     });
-    this.sendControl(FrameType.Auth, { proof });
+    this.sendControl(FrameType.Auth, { proof: Buffer.from(proof).toString('hex') });
   }
 
   private establish(): void {

@@ -6,7 +6,8 @@
  */
 import { VrepError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
-import { startPeerServer, type PeerServer } from '../transport/peer-server.ts';
+import type { PeerServer } from '../transport/peer-server.ts';
+import { listenForPeers } from './listen.ts';
 import { startPeerClient, type PeerClient } from '../transport/peer-client.ts';
 import type { PeerLink } from '../transport/link.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
@@ -18,7 +19,7 @@ import { FeedSession } from './feed-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
 import { TokenBucket } from './throttle.ts';
 import { FeederPool } from '../workers/feeder-pool.ts';
-import type { ResolvedReplication } from './settings.ts';
+import { peerUrl, type ResolvedReplication } from './settings.ts';
 import type { Hello } from './messages.ts';
 
 /** Replicas a primary keeps track of at most (connected or not). */
@@ -82,13 +83,17 @@ export class Primary {
     events: EventHub,
   ): Promise<Primary> {
     const primary = new Primary(store, local, settings, logger, events);
-    primary.server = await startPeerServer({
-      host: settings.bind.host,
-      port: settings.bind.port,
+    primary.server = await listenForPeers(
+      {
+        host: settings.bind.host,
+        port: settings.bind.port,
+        logger,
+        tls: settings.tls ?? undefined,
+        ...settings.linkLimits,
+        onLink: (link) => primary.accept(link),
+      },
       logger,
-      ...settings.linkLimits,
-      onLink: (link) => primary.accept(link),
-    });
+    );
     for (const address of settings.peers) primary.dial(address);
     return primary;
   }
@@ -245,7 +250,8 @@ export class Primary {
     this.dialers.set(
       address,
       startPeerClient({
-        url: `ws://${address}/peer`,
+        url: peerUrl(address, this.settings.tls !== null),
+        ...(this.settings.tls ? { tls: this.settings.tls } : {}),
         logger: this.logger,
         backoff: { maxMs: this.settings.timing.reconnectIntervalMs },
         ...this.settings.linkLimits,

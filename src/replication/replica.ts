@@ -5,14 +5,15 @@
  * close. The node is read-only meanwhile (ReplicationNode refuses writes).
  */
 import type { Store } from '../store/store.ts';
-import { startPeerServer, type PeerServer } from '../transport/peer-server.ts';
+import type { PeerServer } from '../transport/peer-server.ts';
+import { listenForPeers } from './listen.ts';
 import { startPeerClient, type PeerClient } from '../transport/peer-client.ts';
 import type { PeerLink } from '../transport/link.ts';
 import type { ReplicaState, ReplicationStatus, SyncProgress } from '../node/types.ts';
 import type { EventHub } from './events.ts';
 import { FollowSession } from './follow-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
-import type { ResolvedReplication } from './settings.ts';
+import { peerUrl, type ResolvedReplication } from './settings.ts';
 
 export interface ReplicaCounters {
   fullSyncs: number;
@@ -49,13 +50,17 @@ export class Replica {
     events: EventHub,
   ): Promise<Replica> {
     const replica = new Replica(store, reopen, local, settings, logger, events);
-    replica.server = await startPeerServer({
-      host: settings.bind.host,
-      port: settings.bind.port,
+    replica.server = await listenForPeers(
+      {
+        host: settings.bind.host,
+        port: settings.bind.port,
+        logger,
+        tls: settings.tls ?? undefined,
+        ...settings.linkLimits,
+        onLink: (link) => replica.accept(link),
+      },
       logger,
-      ...settings.linkLimits,
-      onLink: (link) => replica.accept(link),
-    });
+    );
     if (settings.masterAddress !== null) replica.follow(settings.masterAddress);
     return replica;
   }
@@ -75,7 +80,8 @@ export class Replica {
 
   private follow(address: string): void {
     this.client = startPeerClient({
-      url: `ws://${address}/peer`,
+      url: peerUrl(address, this.settings.tls !== null),
+      ...(this.settings.tls ? { tls: this.settings.tls } : {}),
       logger: this.logger,
       backoff: { maxMs: this.settings.timing.reconnectIntervalMs },
       ...this.settings.linkLimits,

@@ -7,6 +7,7 @@ import { VrepError } from '../errors.ts';
 import type { ReplicationOptions, TlsOptions } from '../node/types.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
 import type { LinkLimits } from '../transport/link.ts';
+import { checkSecret } from '../transport/peer-auth.ts';
 
 export interface ResolvedReplication {
   clusterId: string;
@@ -63,6 +64,7 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
   if (secret !== null && (typeof secret !== 'string' || Buffer.byteLength(secret) < 16)) {
     throw bad('secret', 'null or a string of at least 16 bytes', secret === null ? null : '<hidden>');
   }
+  if (secret !== null) checkSecret(secret);
   const heartbeatIntervalMs = int('heartbeatIntervalMs', o.heartbeatIntervalMs, 5000, 10, 3_600_000);
   return {
     clusterId: o.clusterId ?? 'vrep',
@@ -86,4 +88,9 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
     httpAddress: o.httpAddress ?? null,
     linkLimits: {},
   };
+}
+
+/** The peer WebSocket URL of a HOST:PORT address. */
+export function peerUrl(address: string, tls: boolean): string {
+  return `${tls ? 'wss' : 'ws'}://${address}/peer`;
 }

@@ -11,20 +11,17 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { NodeProc, until, CallError } from '../helpers/node-proc.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { WsProxy } from '../transport/ws-proxy.ts';
 import type { NodeEvent, ReplicationNodeOptions, ReplicationStatus } from '../../src/node/types.ts';
 
 const FAST = { heartbeatIntervalMs: 200, replicaTimeoutMs: 20_000, reconnectIntervalMs: 300 };
 
-function primaryOptions(
-  dir: string,
-  extra: Partial<ReplicationNodeOptions> = {},
-  port = 0,
-): ReplicationNodeOptions {
+function primaryOptions(dir: string, extra: Partial<ReplicationNodeOptions> = {}): ReplicationNodeOptions {
   return {
     nodeId: 'p',
     dataDir: path.join(dir, 'p'),
     ...extra,
-    replication: { role: 'primary', bindAddress: `127.0.0.1:${port}`, ...FAST, ...extra.replication },
+    replication: { role: 'primary', bindAddress: '127.0.0.1:0', ...FAST, ...extra.replication },
   };
 }
 
@@ -146,7 +143,12 @@ test(
     });
     const primary = await NodeProc.start(primaryOptions(dir, { storage }));
     procs.push(primary);
-    const { peerPort } = await primary.call<{ peerPort: number }>('info');
+    // The replicas reach the primary through a TCP proxy, so the wiped primary
+    // below can come back on another port at the same address: uWS does not
+    // set SO_REUSEADDR, and its old port may sit in TIME_WAIT for a minute.
+    const proxy = await WsProxy.start((await primary.call<{ peerPort: number }>('info')).peerPort);
+    t.after(() => proxy.close());
+    const peerPort = proxy.port;
     const start = async (id: string): Promise<NodeProc> => {
       const r = await NodeProc.start(replicaOptions(dir, id, peerPort, { storage: { fsync: 'everysec' } }));
       procs.push(r);
@@ -219,8 +221,10 @@ test(
     const kept = await digestOf(r1, 'docs');
     await primary.stop();
     rmSync(path.join(dir, 'p'), { recursive: true, force: true });
-    const wiped = await NodeProc.start(primaryOptions(dir, { storage }, peerPort));
+    const wiped = await NodeProc.start(primaryOptions(dir, { storage }));
     procs.push(wiped);
+    proxy.upstreamPort = (await wiped.call<{ peerPort: number }>('info')).peerPort;
+    proxy.dropAll();
     for (const r of [r1, r2]) {
       const status = await until(
         async () => {

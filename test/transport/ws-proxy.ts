@@ -115,10 +115,14 @@ export class WsProxy {
     this.port = port;
   }
 
+  /** Where new connections go; change it to move the proxy to a restarted upstream. */
+  upstreamPort = 0;
+
   static async start(upstreamPort: number): Promise<WsProxy> {
-    const server = net.createServer((client) => proxy.accept(client, upstreamPort));
+    const server = net.createServer((client) => proxy.accept(client, proxy.upstreamPort));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const proxy = new WsProxy(server, (server.address() as net.AddressInfo).port);
+    proxy.upstreamPort = upstreamPort;
     return proxy;
   }
 
@@ -171,6 +175,11 @@ export class WsProxy {
         else s.pause();
       }
     }
+  }
+
+  /** Drops every open connection (both sides see the TCP connection end). */
+  dropAll(): void {
+    for (const s of this.sockets) s.destroy();
   }
 
   async close(): Promise<void> {
