@@ -62,6 +62,9 @@ export function clusterPlan(opts: ClusterOptions): ClusterNodePlan[] {
       dataDir,
       '--fsync',
       opts.fsync,
+      // Readiness is read from the "serving" info line: keep it whatever VREP_LOG_LEVEL says.
+      '--log-level',
+      'info',
       ...(role === 'replica' ? ['--primary', primaryBind] : []),
     ];
     plan.push({ id, role, httpAddress, bindAddress, dataDir, args });

@@ -160,6 +160,11 @@ export class ReplicationNode {
     return this.store.lastLsn;
   }
 
+  /** Recent WAL fsync durations (bounded), for metrics. */
+  get walFsyncLatenciesMs(): readonly number[] {
+    return this.store.records.wal.fsyncLatenciesMs;
+  }
+
   get historyId(): string {
     return this.store.historyId;
   }

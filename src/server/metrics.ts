@@ -2,7 +2,8 @@
  * Prometheus metrics of one server. Each server has its own Registry (tests
  * run several in one process; the global registry would mix them).
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplicationStatus } from '../node/types.ts';
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -33,6 +34,102 @@ export class ServerMetrics {
   constructor() {
     // Includes nodejs_eventloop_lag_seconds (and the perf_hooks lag histogram).
     collectDefaultMetrics({ register: this.registry, prefix: 'vrep_' });
+  }
+
+  /**
+   * Replication figures, read from the node at each scrape (nothing to keep
+   * in sync between scrapes). `status` returns null while the node starts.
+   */
+  observeNode(status: () => ReplicationStatus | null, walFsyncMs: () => readonly number[]): void {
+    const registers = [this.registry];
+    const nodeGauge = (name: string, help: string, pick: (s: ReplicationStatus) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = status();
+          if (s) this.set(pick(s));
+        },
+      });
+    };
+    nodeGauge('vrep_last_lsn', "Last LSN in this node's log", (s) => s.last_lsn);
+    nodeGauge('vrep_term', 'Current term', (s) => s.term);
+    nodeGauge(
+      'vrep_replication_full_syncs',
+      'Full syncs since start (served or received)',
+      (s) => s.stats.full_syncs,
+    );
+    nodeGauge('vrep_replication_partial_syncs', 'Partial resyncs since start', (s) => s.stats.partial_syncs);
+    nodeGauge(
+      'vrep_replication_bytes_sent',
+      'Bytes sent on peer links since start',
+      (s) => s.stats.bytes_sent,
+    );
+    nodeGauge(
+      'vrep_replication_bytes_received',
+      'Bytes received on peer links since start',
+      (s) => s.stats.bytes_received,
+    );
+    nodeGauge(
+      'vrep_replication_frames_rejected',
+      'Peer frames refused (bad checksum, size, sequence)',
+      (s) => s.stats.frames_rejected,
+    );
+    nodeGauge(
+      'vrep_replication_slow_peer_disconnects',
+      'Peers disconnected for not draining',
+      (s) => s.stats.slow_peer_disconnects,
+    );
+    nodeGauge(
+      'vrep_replication_lag_operations',
+      'Replica: operations behind its primary; primary: the largest among replicas',
+      (s) => s.stats.lag_operations,
+    );
+    nodeGauge(
+      'vrep_replication_lag_seconds',
+      'Replica: age of the oldest write it lacks; primary: the largest among replicas',
+      (s) => s.stats.lag_ms / 1000,
+    );
+    const perReplica = (
+      name: string,
+      help: string,
+      pick: (r: ReplicationStatus['replicas'][number]) => number,
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['replica'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const r of status()?.replicas ?? []) this.set({ replica: r.id }, pick(r));
+        },
+      });
+    };
+    perReplica(
+      'vrep_replica_lag_operations',
+      'Operations a replica has not acknowledged',
+      (r) => r.lag_operations,
+    );
+    perReplica(
+      'vrep_replica_lag_seconds',
+      'Age of the oldest write a replica has not acknowledged',
+      (r) => r.lag_ms / 1000,
+    );
+    perReplica('vrep_replica_acked_lsn', 'Last LSN a replica acknowledged', (r) => r.offset);
+    perReplica('vrep_replica_connected', '1 when the replica is Connected, Syncing or Lagging', (r) =>
+      r.status === 'Disconnected' ? 0 : 1,
+    );
+    new Gauge({
+      name: 'vrep_wal_fsync_seconds_max',
+      help: 'Slowest of the recent WAL fsyncs',
+      registers,
+      collect() {
+        const recent = walFsyncMs();
+        if (recent.length > 0) this.set(Math.max(...recent) / 1000);
+      },
+    });
   }
 
   /** Prometheus text exposition. */

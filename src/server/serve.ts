@@ -99,9 +99,15 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   try {
     started = await ReplicationNode.start({
+      logger,
       ...opts.node,
       replication: { ...opts.node.replication, httpAddress },
     });
+    const running = started;
+    metrics.observeNode(
+      () => running.replicationStatus(),
+      () => running.walFsyncLatenciesMs,
+    );
   } catch (err) {
     http.close();
     throw err;
