@@ -1,0 +1,678 @@
+/**
+ * Replication against Redis 7, both as a primary + 2 replicas, each node in
+ * its own process, on this machine, in the same run:
+ *  a. vrep ingest + replication throughput at consistency One / Quorum / All
+ *     (dim 768 and 128, batches of 1000), driven through the TS API inside
+ *     the primary's process (bench/lib/node-child.ts);
+ *  b. Redis 7 with 2 replicas: pipelined SET of the same vector bytes, with
+ *     WAIT 1 (Quorum) / WAIT 2 (All) per batch; ratios vrep / Redis;
+ *  c. replication lag p50/p99 at half the One rate of (a);
+ *  d. full-sync MB/s of a fresh replica joining a primary with 1M x 128
+ *     (quick: 100k), against a raw TCP copy of the snapshot's files;
+ *  e. event-loop delay on the primary during (a).
+ * Needs redis-server (`npm run bench:deps`); starts and kills its own.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { emit, isQuick, type Row, type Section } from './lib/harness.ts';
+import { ConsistencyLevel } from '../src/node/consistency.ts';
+import type { ReplicationNodeOptions } from '../src/node/types.ts';
+import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
+import { freePort, waitUntil, wallMs, withTimeout } from './lib/processes.ts';
+import {
+  encodeCommand,
+  encodeSetBatch,
+  RedisReplyError,
+  redisServerVersion,
+  replicationInfo,
+  RespClient,
+  startRedis,
+  type RedisServer,
+} from './lib/redis.ts';
+import { batchIds, POOL_BATCHES, vectorPool } from './lib/seeded.ts';
+
+const quick = isQuick();
+const DIMS = [768, 128] as const;
+const LEVELS = [ConsistencyLevel.One, ConsistencyLevel.Quorum, ConsistencyLevel.All] as const;
+const BATCH = 1000;
+const SEED = 42;
+/** Each throughput case runs this long or this many batches, whichever first. */
+const CASE_MS = quick ? 1500 : 5000;
+const CASE_MAX_BATCHES = quick ? 30 : 150;
+const FULL_SYNC_VECTORS = quick ? 100_000 : 1_000_000;
+/** Limits: every wait in the bench has one. */
+const START_TIMEOUT_MS = 30_000;
+const CATCH_UP_TIMEOUT_MS = 120_000;
+const CASE_TIMEOUT_MS = CASE_MS + 120_000;
+const FULL_SYNC_TIMEOUT_MS = quick ? 120_000 : 600_000;
+const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
+
+const LEVEL_NAME: Record<ConsistencyLevel, string> = { one: 'One', quorum: 'Quorum', all: 'All' };
+const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-repl-'));
+const watchdog = setTimeout(() => {
+  process.stderr.write(
+    `replication bench: over its ${WHOLE_BENCH_TIMEOUT_MS} ms limit, killing everything\n`,
+  );
+  process.exit(1); // the exit hook in lib/processes.ts SIGKILLs every child
+}, WHOLE_BENCH_TIMEOUT_MS);
+watchdog.unref();
+const problems: string[] = [];
+
+// ---- vrep cluster -----------------------------------------------------------
+
+interface VrepCluster {
+  primary: NodeChild;
+  replicas: NodeChild[];
+}
+
+const nodeDir = (name: string): string => path.join(tmpRoot, name);
+
+/** Primary + 2 replicas, each in its own process; resolves once both replicas are Connected. */
+async function startVrepCluster(): Promise<VrepCluster> {
+  const port = await freePort();
+  const primaryOpts: ReplicationNodeOptions = {
+    nodeId: 'p',
+    dataDir: nodeDir('p'),
+    replication: { role: 'primary', bindAddress: `127.0.0.1:${port}` },
+  };
+  const { child: primary } = await NodeChild.fork('vrep primary', primaryOpts, START_TIMEOUT_MS);
+  const replicas: NodeChild[] = [];
+  try {
+    for (const id of ['r1', 'r2']) {
+      const { child } = await NodeChild.fork(
+        `vrep replica ${id}`,
+        {
+          nodeId: id,
+          dataDir: nodeDir(id),
+          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+        },
+        START_TIMEOUT_MS,
+      );
+      replicas.push(child);
+    }
+    await waitUntil(
+      async () => {
+        const { status } = await primary.status();
+        return status.replicas.filter((r) => r.status === 'Connected').length >= 2 ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      'the vrep primary to list 2 Connected replicas',
+      20,
+    );
+    return { primary, replicas };
+  } catch (err) {
+    await Promise.allSettled([primary, ...replicas].map((c) => c.stop(5000)));
+    throw err;
+  }
+}
+
+/** Wall ms at which every replica had applied `lsn` (polled every 2 ms). */
+async function replicasReach(replicas: NodeChild[], lsn: number, what: string): Promise<number> {
+  return waitUntil(
+    async () => {
+      const statuses = await Promise.all(replicas.map((r) => r.status()));
+      return statuses.every((s) => s.lastLsn >= lsn) ? wallMs() : undefined;
+    },
+    CATCH_UP_TIMEOUT_MS,
+    what,
+    2,
+  );
+}
+
+async function digestsEqual(nodes: NodeChild[], collection: string): Promise<boolean> {
+  const digests = await Promise.all(nodes.map((n) => n.call<string>({ cmd: 'digest', collection }, 60_000)));
+  return digests.every((d) => d === digests[0]);
+}
+
+interface VrepCase {
+  ingest: IngestResult;
+  /** Vectors / (time from the first write until both replicas applied the last). */
+  replicatedPerSec: number;
+  digestsEqual: boolean;
+}
+
+async function ingestArgs(
+  collection: string,
+  dim: number,
+  consistency: ConsistencyLevel,
+  extra: Partial<IngestArgs> = {},
+): Promise<IngestArgs> {
+  return {
+    collection,
+    dim,
+    batchSize: BATCH,
+    seed: SEED + dim,
+    idPrefix: 'v',
+    consistency,
+    durationMs: CASE_MS,
+    maxBatches: CASE_MAX_BATCHES,
+    ...extra,
+  };
+}
+
+async function vrepCase(cluster: VrepCluster, dim: number, level: ConsistencyLevel): Promise<VrepCase> {
+  const { primary, replicas } = cluster;
+  const collection = `t${dim}_${level}`;
+  const created = await primary.call<{ lsn: number }>(
+    { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
+    10_000,
+  );
+  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
+  const ingest = await primary.call<IngestResult>(
+    { cmd: 'ingest', args: await ingestArgs(collection, dim, level) },
+    CASE_TIMEOUT_MS,
+  );
+  const caughtUpMs = await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  const equal = await digestsEqual([primary, ...replicas], collection);
+  if (!equal) problems.push(`vrep digests differ after ${collection}`);
+  // Free the memory before the next case (the drop replicates too).
+  await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
+  return {
+    ingest,
+    replicatedPerSec: (ingest.vectors * 1000) / (caughtUpMs - ingest.startWallMs),
+    digestsEqual: equal,
+  };
+}
+
+interface LagCase {
+  ratePerSec: number;
+  achievedPerSec: number;
+  samples: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  perReplicaP99Ms: number[];
+  /** Apply seen before the primary's acknowledgement returned (counted as 0). */
+  early: number;
+}
+
+/**
+ * Lag = wall time a replica's lastLsn first showed an LSN (polled every 1 ms
+ * in the replica's process) - wall time the primary's write of that LSN was
+ * acknowledged (consistency One). Same machine clock in both processes.
+ */
+async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): Promise<LagCase> {
+  const { primary, replicas } = cluster;
+  const collection = `lag${dim}`;
+  const created = await primary.call<{ lsn: number }>(
+    { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
+    10_000,
+  );
+  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
+  await Promise.all(replicas.map((r) => r.call({ cmd: 'watch' }, 10_000)));
+  const ingest = await primary.call<IngestResult>(
+    {
+      cmd: 'ingest',
+      args: await ingestArgs(collection, dim, ConsistencyLevel.One, {
+        ratePerSec,
+        recordCommits: true,
+        durationMs: quick ? 2000 : 10_000,
+        maxBatches: 1_000_000,
+      }),
+    },
+    CASE_TIMEOUT_MS + 10_000,
+  );
+  await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  const applied = await Promise.all(
+    replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
+  );
+  await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
+
+  const all = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  let early = 0;
+  const perReplicaP99Ms: number[] = [];
+  for (const seen of applied) {
+    const one = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    let j = 0;
+    for (const [lsn, ackedMs] of ingest.commits) {
+      while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
+      const hit = seen[j];
+      if (!hit) throw new Error(`lag: a replica never showed LSN ${lsn}`);
+      let lagUs = Math.round((hit[1] - ackedMs) * 1000);
+      if (lagUs < 0) {
+        early++;
+        lagUs = 0;
+      }
+      all.recordValue(lagUs);
+      one.recordValue(lagUs);
+    }
+    perReplicaP99Ms.push(one.getValueAtPercentile(99) / 1000);
+    one.destroy();
+  }
+  const result: LagCase = {
+    ratePerSec,
+    achievedPerSec: ingest.vectorsPerSec,
+    samples: all.totalCount,
+    p50Ms: all.getValueAtPercentile(50) / 1000,
+    p99Ms: all.getValueAtPercentile(99) / 1000,
+    maxMs: all.maxValue / 1000,
+    perReplicaP99Ms,
+    early,
+  };
+  all.destroy();
+  return result;
+}
+
+// ---- Redis cluster ----------------------------------------------------------
+
+interface RedisCluster {
+  servers: RedisServer[];
+  client: RespClient;
+  replicaClients: RespClient[];
+}
+
+async function startRedisCluster(): Promise<RedisCluster> {
+  const dir = path.join(tmpRoot, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const servers: RedisServer[] = [];
+  try {
+    const primary = await startRedis({ dir, timeoutMs: START_TIMEOUT_MS });
+    servers.push(primary);
+    for (let i = 0; i < 2; i++) {
+      servers.push(await startRedis({ dir, replicaOfPort: primary.port, timeoutMs: START_TIMEOUT_MS }));
+    }
+    const client = await RespClient.connect(primary.port);
+    const replicaClients = await Promise.all(servers.slice(1).map((s) => RespClient.connect(s.port)));
+    await waitUntil(
+      async () => {
+        const info = await replicationInfo(client);
+        const online = [0, 1].filter((i) => info.get(`slave${i}`)?.includes('state=online')).length;
+        return online === 2 ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      'the Redis primary to list 2 online replicas',
+      20,
+    );
+    return { servers, client, replicaClients };
+  } catch (err) {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    throw err;
+  }
+}
+
+interface RedisCase {
+  vectorsPerSec: number;
+  replicatedPerSec: number;
+  keysEqual: boolean;
+}
+
+/** Pipelined SET of one batch (+ WAIT n per batch for Quorum / All), one batch in flight, like vrep. */
+async function redisCase(cluster: RedisCluster, dim: number, level: ConsistencyLevel): Promise<RedisCase> {
+  const { client, replicaClients } = cluster;
+  await client.call('FLUSHALL');
+  const pool = vectorPool(SEED + dim, dim, BATCH);
+  const waitFor = level === 'one' ? 0 : level === 'quorum' ? 1 : 2;
+  const waitCmd = encodeCommand(['WAIT', String(waitFor), String(60_000)]);
+  const t0 = performance.now();
+  let batches = 0;
+  while (batches < CASE_MAX_BATCHES && performance.now() - t0 < CASE_MS) {
+    const sets = encodeSetBatch(
+      batchIds('v', batches, BATCH),
+      pool[batches % POOL_BATCHES] as Float32Array,
+      dim,
+    );
+    const replies = await withTimeout(
+      waitFor === 0 ? client.send(sets, BATCH) : client.send(Buffer.concat([sets, waitCmd]), BATCH + 1),
+      CASE_TIMEOUT_MS,
+      'a Redis batch',
+    );
+    const bad = replies.find((r) => r instanceof RedisReplyError);
+    if (bad) throw new Error(`redis: ${String(bad)}`);
+    if (waitFor > 0 && (replies[BATCH] as number) < waitFor) {
+      throw new Error(`redis WAIT ${waitFor} returned ${String(replies[BATCH])}`);
+    }
+    batches++;
+  }
+  const ackedMs = performance.now() - t0;
+  // Until both replicas have everything: WAIT 2 returns when they acknowledged the offset.
+  const reached = await client.call('WAIT', '2', String(CATCH_UP_TIMEOUT_MS));
+  const replicatedMs = performance.now() - t0;
+  if (reached !== 2) throw new Error(`redis replicas did not catch up (WAIT 2 -> ${String(reached)})`);
+  const sizes = await Promise.all([client, ...replicaClients].map((c) => c.call('DBSIZE')));
+  const keysEqual = sizes.every((s) => s === batches * BATCH);
+  if (!keysEqual) problems.push(`redis key counts differ: ${sizes.join(', ')}`);
+  await client.call('FLUSHALL');
+  const vectors = batches * BATCH;
+  return {
+    vectorsPerSec: (vectors * 1000) / ackedMs,
+    replicatedPerSec: (vectors * 1000) / replicatedMs,
+    keysEqual,
+  };
+}
+
+// ---- full sync --------------------------------------------------------------
+
+function filesOf(dir: string): { name: string; bytes: number }[] {
+  return readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, bytes: statSync(path.join(dir, name)).size }))
+    .filter((f) => statSync(path.join(dir, f.name)).isFile());
+}
+
+/** Sends every file of `dir` to the receiver child's port; resolves once all bytes are written out. */
+async function sendFiles(dir: string, port: number): Promise<void> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const header = (h: object): Buffer => {
+    const json = Buffer.from(JSON.stringify(h));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(json.length);
+    return Buffer.concat([len, json]);
+  };
+  for (const f of filesOf(dir)) {
+    socket.write(header({ name: f.name, bytes: f.bytes }));
+    for await (const chunk of createReadStream(path.join(dir, f.name), { highWaterMark: 1 << 20 })) {
+      if (!socket.write(chunk as Buffer)) await once(socket, 'drain');
+    }
+  }
+  socket.end(header({ end: true }));
+}
+
+interface FullSyncCase {
+  snapshotBytes: number;
+  vectors: number;
+  rawMBps: number;
+  /** Null when the replica role is not available in this build. */
+  vrep: { mbPerSec: number; seconds: number; digestsEqual: boolean; fullSyncs: number } | null;
+  unavailable: string | null;
+}
+
+async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
+  const dim = 128;
+  const port = await freePort();
+  const { child: primary } = await NodeChild.fork(
+    'full-sync primary',
+    {
+      nodeId: 'fp',
+      dataDir: nodeDir('fp'),
+      storage: { fsync: 'no' },
+      replication: rolesAvailable
+        ? { role: 'primary', bindAddress: `127.0.0.1:${port}` }
+        : { role: 'standalone' },
+    },
+    START_TIMEOUT_MS,
+  );
+  const others: NodeChild[] = [];
+  try {
+    await primary.call({ cmd: 'createCollection', name: 'full', dimension: dim, metric: 'l2' }, 10_000);
+    const loaded = await primary.call<IngestResult>(
+      {
+        cmd: 'ingest',
+        args: await ingestArgs('full', dim, ConsistencyLevel.One, {
+          durationMs: FULL_SYNC_TIMEOUT_MS,
+          maxBatches: FULL_SYNC_VECTORS / BATCH,
+        }),
+      },
+      FULL_SYNC_TIMEOUT_MS,
+    );
+    const snap = await primary.call<{ dir: string; bytes: number; lsn: number }>(
+      { cmd: 'snapshot' },
+      FULL_SYNC_TIMEOUT_MS,
+    );
+    const snapshotBytes = filesOf(snap.dir).reduce((sum, f) => sum + f.bytes, 0);
+
+    // Bound: the same files over one TCP connection into another process that writes and fsyncs them.
+    const { child: receiver } = await NodeChild.fork('raw TCP receiver', null, START_TIMEOUT_MS);
+    others.push(receiver);
+    const { port: rxPort } = await receiver.call<{ port: number }>(
+      { cmd: 'tcpReceive', dir: path.join(tmpRoot, 'rawcopy') },
+      10_000,
+    );
+    const rawStart = performance.now();
+    await withTimeout(sendFiles(snap.dir, rxPort), FULL_SYNC_TIMEOUT_MS, 'the raw TCP copy to send');
+    const rx = await receiver.call<{ bytes: number }>({ cmd: 'tcpReceived' }, FULL_SYNC_TIMEOUT_MS);
+    const rawMs = performance.now() - rawStart;
+    if (rx.bytes !== snapshotBytes) throw new Error(`raw copy moved ${rx.bytes} of ${snapshotBytes} bytes`);
+    const rawMBps = snapshotBytes / 1e6 / (rawMs / 1000);
+
+    if (!rolesAvailable) {
+      return {
+        snapshotBytes,
+        vectors: loaded.vectors,
+        rawMBps,
+        vrep: null,
+        unavailable: 'replica role not in this build',
+      };
+    }
+    // The joiner's process is up before the clock starts: only the sync is timed.
+    const { child: joiner } = await NodeChild.fork('full-sync replica', null, START_TIMEOUT_MS);
+    others.push(joiner);
+    const syncStart = performance.now();
+    await joiner.call(
+      {
+        cmd: 'start',
+        options: {
+          nodeId: 'fr',
+          dataDir: nodeDir('fr'),
+          storage: { fsync: 'no' },
+          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+        },
+      },
+      START_TIMEOUT_MS,
+    );
+    const primaryLsn = (await primary.status()).lastLsn;
+    const joined = await waitUntil(
+      async () => {
+        const s = await joiner.status();
+        return s.lastLsn >= primaryLsn && s.status.master?.status === 'Connected' ? s : undefined;
+      },
+      FULL_SYNC_TIMEOUT_MS,
+      'the new replica to be Connected at the primary LSN',
+      5,
+    );
+    const syncMs = performance.now() - syncStart;
+    const equal = await digestsEqual([primary, joiner], 'full');
+    if (!equal) problems.push('vrep digests differ after the full sync');
+    return {
+      snapshotBytes,
+      vectors: loaded.vectors,
+      rawMBps,
+      vrep: {
+        mbPerSec: snapshotBytes / 1e6 / (syncMs / 1000),
+        seconds: syncMs / 1000,
+        digestsEqual: equal,
+        fullSyncs: joined.status.stats.full_syncs,
+      },
+      unavailable: null,
+    };
+  } finally {
+    await Promise.allSettled([primary, ...others].map((c) => c.stop(30_000)));
+  }
+}
+
+// ---- report -----------------------------------------------------------------
+
+const fmtRate = (n: number): string => (n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
+
+function vs(row: Row, base: Row): Row {
+  return base.value > 0 ? { ...row, ratio: row.value / base.value, vs: base.name } : row;
+}
+
+async function main(): Promise<Section[]> {
+  const redisVersion = redisServerVersion();
+  const sections: Section[] = [];
+  const redis = await startRedisCluster();
+  let cluster: VrepCluster | null = null;
+  let unavailable: string | null = null;
+  try {
+    cluster = await startVrepCluster();
+  } catch (err) {
+    if (!(err instanceof ChildCommandError && err.code === 'ERR_UNSUPPORTED')) throw err;
+    unavailable = err.message;
+  }
+  const vrepOne = new Map<number, number>();
+  const summary: Row[] = [];
+  const loopRows: Row[] = [];
+  try {
+    for (const dim of DIMS) {
+      const rows: Row[] = [];
+      for (const level of LEVELS) {
+        const name = LEVEL_NAME[level];
+        // vrep then Redis for each level, so drift in the machine's load hits both alike.
+        const v = cluster ? await vrepCase(cluster, dim, level) : null;
+        const r = await redisCase(redis, dim, level);
+        const waitNote = level === 'one' ? 'no WAIT' : `WAIT ${level === 'quorum' ? 1 : 2} per batch`;
+        const rAcked: Row = {
+          name: `Redis ${name}: acked`,
+          value: r.vectorsPerSec,
+          unit: 'vectors/s',
+          note: `pipelined SET, ${waitNote}`,
+        };
+        const rRepl: Row = {
+          name: `Redis ${name}: on both replicas`,
+          value: r.replicatedPerSec,
+          unit: 'vectors/s',
+          note: `until WAIT 2 returns; key counts ${r.keysEqual ? 'equal' : 'DIFFER'}`,
+        };
+        rows.push(rAcked);
+        if (v) {
+          vrepOne.set(dim, vrepOne.get(dim) ?? v.ingest.vectorsPerSec);
+          const vAcked = vs(
+            {
+              name: `vrep ${name}: acked`,
+              value: v.ingest.vectorsPerSec,
+              unit: 'vectors/s',
+              note: `${v.ingest.vectors} vectors in ${(v.ingest.elapsedMs / 1000).toFixed(1)} s`,
+            },
+            rAcked,
+          );
+          const vRepl = vs(
+            {
+              name: `vrep ${name}: on both replicas`,
+              value: v.replicatedPerSec,
+              unit: 'vectors/s',
+              note: `until both replicas' lastLsn = primary's; digests ${v.digestsEqual ? 'equal' : 'DIFFER'}`,
+            },
+            rRepl,
+          );
+          rows.push(vAcked, rRepl, vRepl);
+          summary.push({
+            name: `dim ${dim}, ${name}`,
+            value: vAcked.ratio ?? 0,
+            unit: 'x',
+            note:
+              `acked ${fmtRate(v.ingest.vectorsPerSec)} vs ${fmtRate(r.vectorsPerSec)} vectors/s; ` +
+              `on both replicas ${(vRepl.ratio ?? 0).toFixed(2)}x`,
+          });
+          loopRows.push(
+            { name: `dim ${dim}, ${name}: max`, value: v.ingest.loopDelay.maxMs, unit: 'ms' },
+            { name: `dim ${dim}, ${name}: p99`, value: v.ingest.loopDelay.p99Ms, unit: 'ms' },
+          );
+        } else {
+          rows.push(rRepl);
+        }
+      }
+      sections.push({
+        title:
+          `ingest + replication, dim ${dim}, batches of ${BATCH}, primary + 2 replicas (own processes), ` +
+          `vrep vs Redis ${redisVersion} (AOF everysec / WAL fsync everysec)`,
+        rows,
+      });
+    }
+    if (cluster) {
+      sections.push({
+        title: 'vrep / Redis throughput ratio, acked vectors/s (>1: vrep faster)',
+        rows: summary,
+      });
+      sections.push({
+        title:
+          'Event-loop delay on the vrep primary during the ingest (monitorEventLoopDelay, 1 ms resolution)',
+        rows: loopRows,
+      });
+      const lagRows: Row[] = [];
+      for (const dim of DIMS) {
+        const rate = (vrepOne.get(dim) ?? 0) / 2;
+        const lag = await lagCase(cluster, dim, rate);
+        const common = `${lag.samples} LSN x replica samples at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`;
+        lagRows.push(
+          { name: `dim ${dim}: p50`, value: lag.p50Ms, unit: 'ms', note: common },
+          {
+            name: `dim ${dim}: p99`,
+            value: lag.p99Ms,
+            unit: 'ms',
+            note: `per replica p99 ${lag.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ')} ms`,
+          },
+          {
+            name: `dim ${dim}: max`,
+            value: lag.maxMs,
+            unit: 'ms',
+            note: lag.early > 0 ? `${lag.early} applied before the primary's ack returned (counted 0)` : '',
+          },
+        );
+      }
+      sections.push({
+        title:
+          'Replication lag at 50% of the One rate (replica lastLsn polled every 1 ms - primary ack time, ' +
+          'consistency One, batches of 1000)',
+        rows: lagRows,
+      });
+    } else {
+      sections.push({ title: `vrep replication cases skipped: ${unavailable ?? 'unavailable'}`, rows: [] });
+    }
+  } finally {
+    redis.client.close();
+    for (const c of redis.replicaClients) c.close();
+    await Promise.allSettled([
+      ...redis.servers.map((s) => s.stop()),
+      ...(cluster ? [cluster.primary, ...cluster.replicas].map((c) => c.stop()) : []),
+    ]);
+  }
+
+  const full = await fullSyncCase(cluster !== null);
+  const rawRow: Row = {
+    name: 'raw TCP copy of the snapshot files (net, 2 processes, write + fsync)',
+    value: full.rawMBps,
+    unit: 'MB/s',
+  };
+  const fullRows: Row[] = [rawRow];
+  if (full.vrep) {
+    fullRows.push(
+      vs(
+        {
+          name: 'vrep full sync: new replica to Connected at the primary LSN',
+          value: full.vrep.mbPerSec,
+          unit: 'MB/s',
+          note:
+            `${full.vrep.seconds.toFixed(2)} s; digests ${full.vrep.digestsEqual ? 'equal' : 'DIFFER'}; ` +
+            `full_syncs on the replica: ${full.vrep.fullSyncs}`,
+        },
+        rawRow,
+      ),
+    );
+  }
+  sections.push({
+    title:
+      `Full sync of ${full.vectors / 1000}k x 128 (snapshot ${(full.snapshotBytes / 1e6).toFixed(0)} MB)` +
+      (full.unavailable ? ` — vrep side skipped: ${full.unavailable}` : ''),
+    rows: fullRows,
+  });
+  return sections;
+}
+
+try {
+  const sections = await main();
+  emit('replication', sections);
+  if (problems.length > 0) {
+    process.stderr.write(`replication bench: ${problems.join('; ')}\n`);
+    process.exitCode = 1;
+  }
+} catch (err) {
+  process.stderr.write(`replication bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  rmSync(tmpRoot, { recursive: true, force: true });
+  clearTimeout(watchdog);
+}
+process.exit(); // children are SIGKILLed by the exit hook if any is left
