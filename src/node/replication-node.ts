@@ -6,7 +6,13 @@
  */
 import { VrepError } from '../errors.ts';
 import type { MetricName } from '../log/record.ts';
-import { Store, type RecoveryReport, type WriteResult } from '../store/store.ts';
+import { pino } from 'pino';
+import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
+import { EventHub } from '../replication/events.ts';
+import { Primary } from '../replication/primary.ts';
+import { Replica } from '../replication/replica.ts';
+import { resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
+import type { LocalIdentity } from '../replication/peer-session.ts';
 import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
 import type { CollectionInfo } from '../store/collection.ts';
@@ -45,13 +51,23 @@ function parsePayload(text: string | null): Record<string, unknown> | null {
   return text === null ? null : (JSON.parse(text) as Record<string, unknown>);
 }
 
+const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
+
 export class ReplicationNode {
   readonly role: Role;
-  private readonly store: Store;
+  private store: Store;
+  private readonly storeOptions: StoreOptions;
+  private readonly settings: ResolvedReplication;
+  private readonly events_ = new EventHub();
+  private primary: Primary | null = null;
+  private replica: Replica | null = null;
+  private reopening: Promise<Store> | null = null;
 
-  private constructor(role: Role, store: Store) {
+  private constructor(role: Role, store: Store, storeOptions: StoreOptions, settings: ResolvedReplication) {
     this.role = role;
     this.store = store;
+    this.storeOptions = storeOptions;
+    this.settings = settings;
   }
 
   static async start(opts: ReplicationNodeOptions): Promise<ReplicationNode> {
@@ -61,14 +77,15 @@ export class ReplicationNode {
       throw new TypeError('ReplicationNode.start(opts.dataDir): expected a non-empty path');
     }
     const role = opts.replication?.role ?? 'standalone';
-    if (role !== 'standalone') {
+    if (role !== 'standalone' && role !== 'primary' && role !== 'replica') {
       throw new VrepError(
         'ERR_UNSUPPORTED',
-        `role "${role}" is not available in this build yet; use "standalone"`,
+        `role "${role}" is not available in this build yet; use "standalone", "primary" or "replica"`,
       );
     }
+    const settings = resolveReplication(opts.replication);
     const s = opts.storage ?? {};
-    const store = await Store.open({
+    const storeOptions: StoreOptions = {
       dataDir: opts.dataDir,
       ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
       ...(s.fsync !== undefined ? { fsync: s.fsync } : {}),
@@ -76,8 +93,55 @@ export class ReplicationNode {
       ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
       ...(opts.replication?.logSize !== undefined ? { ringCapacityRecords: opts.replication.logSize } : {}),
       ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
-    });
-    return new ReplicationNode(role, store);
+    };
+    const store = await Store.open(storeOptions);
+    const node = new ReplicationNode(role, store, storeOptions, settings);
+    const logger = opts.logger ?? pino({ name: 'vrep', level: process.env['VREP_LOG_LEVEL'] ?? 'warn' });
+    try {
+      if (role === 'primary') {
+        node.primary = await Primary.start(store, node.identity('primary'), settings, logger, node.events_);
+      } else if (role === 'replica') {
+        node.replica = await Replica.start(
+          () => node.store,
+          () => node.reopenStore(),
+          node.identity('replica'),
+          settings,
+          logger,
+          node.events_,
+        );
+      }
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return node;
+  }
+
+  private identity(role: 'primary' | 'replica'): LocalIdentity {
+    return {
+      clusterId: this.settings.clusterId,
+      nodeId: this.store.nodeId,
+      role,
+      secret: this.settings.secret,
+      httpAddress: this.settings.httpAddress,
+      term: () => this.store.currentTerm,
+      historyId: () => this.store.historyId,
+      lastLsn: () => this.store.lastLsn,
+    };
+  }
+
+  /** Replica after a full sync: the store reopens and adopts the installed snapshot. */
+  private reopenStore(): Promise<Store> {
+    this.reopening ??= (async () => {
+      try {
+        await this.store.close();
+        this.store = await Store.open(this.storeOptions);
+        return this.store;
+      } finally {
+        this.reopening = null;
+      }
+    })();
+    return this.reopening;
   }
 
   get nodeId(): string {
@@ -93,15 +157,54 @@ export class ReplicationNode {
     return this.store.lastLsn;
   }
 
+  get historyId(): string {
+    return this.store.historyId;
+  }
+
+  get term(): number {
+    return this.store.currentTerm;
+  }
+
+  /** Refuses writes on a replica, naming its primary. */
+  private assertWritable(): void {
+    if (this.role !== 'replica') return;
+    const http = this.replica?.primaryHttpAddress ?? null;
+    const peer = this.replica?.masterAddress ?? null;
+    throw Object.assign(
+      new VrepError(
+        'ERR_READ_ONLY',
+        `this node is a read-only replica; write to the primary${http ? ` at http://${http}` : peer ? ` (peer address ${peer})` : ''}`,
+      ),
+      { primary: http },
+    );
+  }
+
+  /** Waits for the write's consistency level (the store already resolved: this node's WAL has it). */
+  private async settle(result: WriteResult, opts: WriteOptions): Promise<WriteResult> {
+    const primary = this.primary;
+    if (!primary) return result;
+    primary.durable(result.lsn);
+    const level = opts.consistency ?? this.settings.consistency;
+    if (level !== ConsistencyLevel.One) {
+      await primary.waitFor(result.lsn, level, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
+    }
+    return result;
+  }
+
   async createCollection(
     name: string,
     spec: { dimension: number; metric: MetricName },
+    opts: WriteOptions = {},
   ): Promise<WriteResult> {
-    return this.store.createCollection(name, spec);
+    this.assertWritable();
+    checkConsistency(opts);
+    return this.settle(await this.store.createCollection(name, spec), opts);
   }
 
-  async dropCollection(name: string): Promise<WriteResult> {
-    return this.store.dropCollection(name);
+  async dropCollection(name: string, opts: WriteOptions = {}): Promise<WriteResult> {
+    this.assertWritable();
+    checkConsistency(opts);
+    return this.settle(await this.store.dropCollection(name), opts);
   }
 
   collections(): CollectionInfo[] {
@@ -110,16 +213,19 @@ export class ReplicationNode {
 
   /**
    * Upserts a batch, all or nothing. Resolves once the consistency level is
-   * met: on a standalone node every level means this node's WAL (per the
-   * fsync policy), since it is the whole cluster.
+   * met (One: this node's WAL per its fsync policy; Quorum: a majority of
+   * the cluster's WALs, this node included; All: every node's). Rejects with
+   * ERR_CONSISTENCY_TIMEOUT when the level is not met within timeoutMs: the
+   * write is then indeterminate (in this node's log, maybe not elsewhere).
    */
   async write(
     collection: string,
     points: readonly PointInput[],
     opts: WriteOptions = {},
   ): Promise<WriteResult> {
+    this.assertWritable();
     checkConsistency(opts);
-    return this.store.upsert(collection, points);
+    return this.settle(await this.store.upsert(collection, points), opts);
   }
 
   /**
@@ -132,8 +238,12 @@ export class ReplicationNode {
     batch: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] },
     opts: WriteOptions = {},
   ): Promise<WriteResult> {
+    this.assertWritable();
     checkConsistency(opts);
-    return this.store.upsertPacked(collection, batch.ids, batch.vectors, batch.payloads);
+    return this.settle(
+      await this.store.upsertPacked(collection, batch.ids, batch.vectors, batch.payloads),
+      opts,
+    );
   }
 
   async delete(
@@ -141,8 +251,9 @@ export class ReplicationNode {
     ids: readonly (string | number)[],
     opts: WriteOptions = {},
   ): Promise<WriteResult> {
+    this.assertWritable();
     checkConsistency(opts);
-    return this.store.delete(collection, ids);
+    return this.settle(await this.store.delete(collection, ids), opts);
   }
 
   async get(collection: string, id: string): Promise<Point | null> {
@@ -172,16 +283,16 @@ export class ReplicationNode {
     return this.store.snapshot();
   }
 
-  /** Port of the peer listener (null: this node does not listen for peers). */
+  /** Port of the peer listener (null: standalone, which does not listen for peers). */
   get peerPort(): number | null {
-    return null;
+    return this.primary?.peerPort ?? this.replica?.peerPort ?? null;
   }
 
   /** GET /replication/status. */
   replicationStatus(): ReplicationStatus {
-    return {
+    const status: ReplicationStatus = {
       role: this.role,
-      enabled: false,
+      enabled: this.role !== 'standalone',
       node_id: this.nodeId,
       term: this.store.currentTerm,
       history_id: this.store.historyId,
@@ -189,81 +300,113 @@ export class ReplicationNode {
       stats: this.replicationStats(),
       replicas: this.replicas(),
     };
+    if (this.replica) status.master = this.replica.masterStatus();
+    return status;
   }
 
   /** GET /replication/stats. */
   replicationStats(): ReplicationStats {
+    const last = this.lastLsn;
+    const link = this.primary?.linkCounters ??
+      this.replica?.linkCounters ?? {
+        bytesSent: 0,
+        bytesReceived: 0,
+        framesRejected: 0,
+        slowPeerDisconnects: 0,
+      };
+    const counters = this.primary?.counters ??
+      this.replica?.counters ?? { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
+    const replicas = this.replicas();
+    const lag = this.lag();
     return {
       role: this.role,
-      lag_ms: 0,
-      bytes_sent: 0,
-      bytes_received: 0,
-      last_sync: 0,
-      operations_pending: 0,
+      lag_ms: lag.lag_ms,
+      bytes_sent: link.bytesSent,
+      bytes_received: link.bytesReceived,
+      last_sync: counters.lastSyncMs,
+      operations_pending: lag.lag_operations,
       snapshot_size: 0,
-      connected_replicas: 0,
-      master_offset: this.lastLsn,
-      replica_offset: this.lastLsn,
-      lag_operations: 0,
-      total_replicated: 0,
-      full_syncs: 0,
-      partial_syncs: 0,
-      frames_rejected: 0,
-      slow_peer_disconnects: 0,
+      connected_replicas: replicas.filter((r) => r.status !== 'Disconnected').length,
+      master_offset: this.replica ? this.replica.masterLastLsn : last,
+      replica_offset: this.primary
+        ? replicas.reduce((min, r) => Math.min(min, r.offset), replicas.length > 0 ? Infinity : last)
+        : last,
+      lag_operations: lag.lag_operations,
+      total_replicated: replicas.reduce((sum, r) => sum + r.operations_synced, 0),
+      full_syncs: counters.fullSyncs,
+      partial_syncs: counters.partialSyncs,
+      frames_rejected: link.framesRejected,
+      slow_peer_disconnects: link.slowPeerDisconnects,
     };
   }
 
   /** GET /replication/replicas: the replicas this primary knows, connected or not. */
   replicas(): ReplicaInfo[] {
-    return [];
+    return this.primary?.replicaInfos() ?? [];
   }
 
   /** Replica: how far behind its primary it is. Primary: the largest lag among its replicas. */
   lag(): { lag_ms: number; lag_operations: number } {
-    const s = this.replicationStats();
-    return { lag_ms: s.lag_ms, lag_operations: s.lag_operations };
+    if (this.replica) return this.replica.lag();
+    let lagMs = 0;
+    let lagOps = 0;
+    for (const r of this.replicas()) {
+      lagMs = Math.max(lagMs, r.lag_ms);
+      lagOps = Math.max(lagOps, r.lag_operations);
+    }
+    return { lag_ms: lagMs, lag_operations: lagOps };
   }
 
   /** Replication events as they happen, from the moment of the call (bounded buffer per reader). */
   events(): AsyncIterableIterator<NodeEvent> {
-    throw new VrepError('ERR_UNSUPPORTED', 'events() arrives with replication');
+    return this.events_.subscribe();
+  }
+
+  private requirePrimary(what: string): Primary {
+    if (!this.primary)
+      throw new VrepError('ERR_UNSUPPORTED', `${what}: this node is ${this.role}, not a primary`);
+    return this.primary;
   }
 
   /** Primary: dial a replica's peer listener and feed it. */
   async addReplica(address: string): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', `addReplica(${address}): not a primary`);
+    return this.requirePrimary('addReplica').addReplica(address);
   }
 
   /** Primary: stop feeding a replica and drop it from the cluster's membership. */
   async removeReplica(id: string): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', `removeReplica(${id}): not a primary`);
+    return this.requirePrimary('removeReplica').removeReplica(id);
   }
 
-  /** Primary: make a replica start over with a full sync. */
+  /** Primary: make a replica start over with a full sync (even one that refuses our history). */
   async forceSync(id: string): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', `forceSync(${id}): not a primary`);
+    return this.requirePrimary('forceSync').forceSync(id);
   }
 
   /** Replica: stop following and become a primary (manual failover). */
   async promote(): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', 'promote(): this node is not a replica');
+    throw new VrepError('ERR_UNSUPPORTED', 'promote(): arrives with leader election');
   }
 
   /** Primary: hand the role to a caught-up replica. */
   async transfer(to: string): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', `transfer(${to}): not available in this build`);
+    throw new VrepError('ERR_UNSUPPORTED', `transfer(${to}): arrives with leader election`);
   }
 
   /** Changes role / addresses at run time (POST /replication/configure). */
   async configure(change: { role?: Role; masterAddress?: string | null }): Promise<void> {
     throw new VrepError(
       'ERR_UNSUPPORTED',
-      `configure(${JSON.stringify(change)}): not available in this build`,
+      `configure(${JSON.stringify(change)}): restart the node with the new configuration`,
     );
   }
 
   /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
   async stop(): Promise<void> {
+    await this.primary?.stop();
+    await this.replica?.stop();
+    this.events_.close();
+    if (this.reopening) await this.reopening.catch(() => undefined);
     return this.store.close();
   }
 }

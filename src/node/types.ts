@@ -59,8 +59,17 @@ export interface StorageOptions {
   snapshotEveryBytes?: number;
 }
 
+/** pino-compatible; a pino logger fits. */
+export interface NodeLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 export interface ReplicationNodeOptions {
   nodeId?: string;
+  /** Where replication logs go; default pino at VREP_LOG_LEVEL (warn) on stdout. */
+  logger?: NodeLogger;
   dataDir: string;
   replication?: ReplicationOptions;
   storage?: StorageOptions;

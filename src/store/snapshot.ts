@@ -20,6 +20,8 @@ import { RecordLimits } from '../log/limits.ts';
 import { CHUNK_ROWS, type FrozenCollection } from './collection.ts';
 
 export const SNAPSHOT_DIR = 'snapshots';
+/** In a snapshot installed by full sync, until the node has taken its history (store.ts adoptFullSync). */
+export const FULLSYNC_MARKER = 'fullsync.json';
 const MANIFEST = 'manifest.json';
 /** Chunk files built at once: enough to keep zstd and the disk busy together. */
 const SNAPSHOT_PARALLEL_CHUNKS = 2;
@@ -59,7 +61,7 @@ export interface SnapshotInfo {
   bytes: number;
 }
 
-function snapshotName(lsn: number): string {
+export function snapshotName(lsn: number): string {
   return `snap-${String(lsn).padStart(20, '0')}`;
 }
 
@@ -114,6 +116,8 @@ export async function writeSnapshot(
   dataDir: string,
   frozen: readonly FrozenCollection[],
   meta: { lsn: number; term: number; historyId: string; level?: number },
+  /** Older snapshots still in use (a full sync reading them): kept. */
+  keep: ReadonlySet<string> = new Set(),
 ): Promise<SnapshotInfo> {
   const root = path.join(dataDir, SNAPSHOT_DIR);
   const tmp = path.join(root, `tmp-${snapshotName(meta.lsn)}-${process.pid}`);
@@ -182,7 +186,7 @@ export async function writeSnapshot(
     await fsyncDir(root);
     // Older snapshots are superseded (the WAL before this one is removed next).
     for (const name of await readdir(root)) {
-      if (name.startsWith('snap-') && name < snapshotName(meta.lsn))
+      if (name.startsWith('snap-') && name < snapshotName(meta.lsn) && !keep.has(name))
         await rm(path.join(root, name), { recursive: true });
     }
     return { dir: finalDir, manifest: body, bytes };

@@ -10,7 +10,7 @@
  *
  * Start-up: node meta -> newest snapshot (verified) -> WAL replay after it.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VrepError } from '../errors.ts';
 import { HybridClock } from '../clock/hlc.ts';
@@ -27,7 +27,17 @@ import { Wal, type FsyncPolicy, type WalRecoveryReport } from '../log/wal.ts';
 import { RecordLimits } from '../log/limits.ts';
 import { Collection, type CollectionInfo, type PointView } from './collection.ts';
 import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
-import { listSnapshots, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
+import {
+  FULLSYNC_MARKER,
+  listSnapshots,
+  readManifest,
+  readSnapshot,
+  SNAPSHOT_DIR,
+  snapshotName,
+  writeSnapshot,
+  type SnapshotInfo,
+  type SnapshotManifest,
+} from './snapshot.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
 import {
   checkBatchSize,
@@ -38,6 +48,7 @@ import {
   type PointInput,
 } from './points.ts';
 import { acquireDirLock, type DirLock } from './dir-lock.ts';
+import { fsyncDir } from '../log/atomic-file.ts';
 
 export interface StoreOptions {
   dataDir: string;
@@ -67,6 +78,22 @@ export interface WriteResult {
   count: number;
 }
 
+/** Keeps the WAL from `lsn` on (and a snapshot, for a full sync) while a peer needs it. */
+export interface LogPin {
+  /** The oldest LSN still needed; raise it as the peer acknowledges. */
+  lsn: number;
+  release(): void;
+}
+
+/** A snapshot held for a full sync: its files stay until released. */
+export interface SnapshotPin {
+  dir: string;
+  manifest: SnapshotManifest;
+  /** The manifest file exactly as stored (the receiver verifies and keeps it verbatim). */
+  manifestText: string;
+  release(): void;
+}
+
 const EMPTY = new Uint8Array(0);
 const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const DEFAULTS = {
@@ -90,6 +117,9 @@ export class Store {
   private snapshotting: Promise<SnapshotInfo> | null = null;
   private lastSnapshotLsn: number;
   private closed = false;
+  private readonly logPins = new Set<LogPin>();
+  private readonly pinnedSnapshots = new Map<string, number>();
+  private readonly commitListeners = new Set<(lastLsn: number) => void>();
   readonly recovery: RecoveryReport;
 
   private constructor(init: {
@@ -118,6 +148,7 @@ export class Store {
     await mkdir(dataDir, { recursive: true });
     const lock = await acquireDirLock(dataDir);
     try {
+      await adoptFullSync(dataDir);
       let meta = await loadNodeMeta(dataDir);
       if (meta === null) {
         const nodeId = opts.nodeId ?? 'n1';
@@ -274,7 +305,141 @@ export class Store {
     applyRecord(this.collections, record);
     this.bytesSinceSnapshot += bytes.length;
     this.maybeSnapshot();
+    this.notifyCommit();
     return durable.then(() => ({ lsn: record.lsn, count }));
+  }
+
+  private notifyCommit(): void {
+    const last = this.log.lastLsn;
+    for (const listener of this.commitListeners) listener(last);
+  }
+
+  /** Called after every append (local write or replicated), with the new last LSN. */
+  onCommit(listener: (lastLsn: number) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /**
+   * Appends records received from the primary, verbatim (same LSNs, same
+   * bytes), and applies them. All or nothing: every record is decoded and
+   * checked against the state first; a refusal throws and changes nothing.
+   * Resolves when the WAL holds them (per the fsync policy).
+   */
+  applyReplicated(records: readonly Uint8Array[]): Promise<void> {
+    this.assertOpen();
+    const decoded = records.map((r) => decodeRecord(r));
+    checkApplicable(this.collections, decoded);
+    const durable = this.log.append(records as Uint8Array[]);
+    for (let i = 0; i < decoded.length; i++) {
+      const record = decoded[i] as LogRecord;
+      applyRecord(this.collections, record);
+      this.clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
+      this.bytesSinceSnapshot += (records[i] as Uint8Array).length;
+    }
+    this.maybeSnapshot();
+    this.notifyCommit();
+    return durable;
+  }
+
+  /** Keeps WAL records from `lsn` on until released (a feeder's position). */
+  pinLog(lsn: number): LogPin {
+    const pins = this.logPins;
+    const pin: LogPin = {
+      lsn,
+      release: () => {
+        pins.delete(pin);
+      },
+    };
+    pins.add(pin);
+    return pin;
+  }
+
+  /** Oldest LSN a pin still needs (Infinity: none). */
+  private pinnedFloor(): number {
+    let floor = Infinity;
+    for (const p of this.logPins) floor = Math.min(floor, p.lsn);
+    return floor;
+  }
+
+  /**
+   * The newest snapshot, held for a full sync (taken now if there is none
+   * or if `fresh`), with a log pin at its LSN so the records after it stay
+   * readable until released.
+   */
+  async pinSnapshot(opts: { fresh?: boolean } = {}): Promise<SnapshotPin> {
+    this.assertOpen();
+    let [dir] = await listSnapshots(this.dataDir);
+    if (dir === undefined || opts.fresh) dir = (await this.snapshot()).dir;
+    // Pin before any await can let a newer snapshot delete it.
+    const name = path.basename(dir);
+    this.pinnedSnapshots.set(name, (this.pinnedSnapshots.get(name) ?? 0) + 1);
+    let manifest: SnapshotManifest;
+    let manifestText: string;
+    try {
+      manifestText = await readFile(path.join(dir, 'manifest.json'), 'utf8');
+      manifest = await readManifest(dir);
+    } catch (err) {
+      this.unpinSnapshot(name);
+      throw err;
+    }
+    const logPin = this.pinLog(manifest.lsn + 1);
+    let released = false;
+    return {
+      dir,
+      manifest,
+      manifestText,
+      release: () => {
+        if (released) return;
+        released = true;
+        logPin.release();
+        this.unpinSnapshot(name);
+      },
+    };
+  }
+
+  private unpinSnapshot(name: string): void {
+    const n = (this.pinnedSnapshots.get(name) ?? 1) - 1;
+    if (n > 0) {
+      this.pinnedSnapshots.set(name, n);
+      return;
+    }
+    this.pinnedSnapshots.delete(name);
+    // Superseded while pinned: remove it now, unless it is still the newest.
+    const dir = path.join(this.dataDir, SNAPSHOT_DIR, name);
+    if (name !== snapshotName(this.lastSnapshotLsn)) {
+      rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Starts a new history continuing this one (promotion): PSYNC2's replid/replid2. */
+  async startNewHistory(): Promise<void> {
+    const next: NodeMeta = {
+      ...this.meta,
+      historyId: newHistoryId(),
+      previousHistoryId: this.meta.historyId,
+      previousHistoryEndLsn: this.log.lastLsn,
+    };
+    await saveNodeMeta(this.dataDir, next);
+    this.meta = next;
+  }
+
+  /** Replica: follows the primary onto its newer history (same log, continued). */
+  async adoptHistory(
+    historyId: string,
+    previousHistoryId: string | null,
+    previousHistoryEndLsn: number | null,
+  ): Promise<void> {
+    const next: NodeMeta = { ...this.meta, historyId, previousHistoryId, previousHistoryEndLsn };
+    await saveNodeMeta(this.dataDir, next);
+    this.meta = next;
+  }
+
+  get previousHistory(): { historyId: string; endLsn: number } | null {
+    const { previousHistoryId, previousHistoryEndLsn } = this.meta;
+    return previousHistoryId !== null && previousHistoryEndLsn !== null
+      ? { historyId: previousHistoryId, endLsn: previousHistoryEndLsn }
+      : null;
   }
 
   async createCollection(
@@ -411,13 +576,15 @@ export class Store {
     const run = (async () => {
       // The WAL must hold everything up to the snapshot's LSN before older
       // segments can go; the snapshot itself is fsynced by writeSnapshot.
-      const info = await writeSnapshot(this.dataDir, frozen, {
-        lsn,
-        term: this.meta.currentTerm,
-        historyId: this.meta.historyId,
-      });
+      const info = await writeSnapshot(
+        this.dataDir,
+        frozen,
+        { lsn, term: this.meta.currentTerm, historyId: this.meta.historyId },
+        new Set(this.pinnedSnapshots.keys()),
+      );
       this.lastSnapshotLsn = lsn;
-      await this.log.wal.removeBefore(lsn + 1);
+      // Records a connected peer still needs stay (its feeder's pin).
+      await this.log.wal.removeBefore(Math.min(lsn + 1, this.pinnedFloor()));
       return info;
     })();
     this.snapshotting = run.finally(() => {
@@ -444,6 +611,90 @@ export class Store {
     if (this.snapshotting) await this.snapshotting.catch(() => undefined);
     await this.log.close();
     await this.lock.release();
+  }
+}
+
+/**
+ * Throws ERR_CORRUPT_RECORD unless every record applies in order to the
+ * current collections (checked on a shadow of names and dimensions, so a
+ * refused batch changes nothing).
+ */
+function checkApplicable(collections: Map<string, Collection>, records: readonly LogRecord[]): void {
+  const dims = new Map<string, number>();
+  for (const [name, c] of collections) dims.set(name, c.dimension);
+  for (const record of records) {
+    const dim = dims.get(record.collection);
+    const fail = (why: string): never => {
+      throw new VrepError('ERR_CORRUPT_RECORD', `record ${record.lsn}: ${why}`);
+    };
+    switch (record.op) {
+      case Op.CreateCollection:
+        if (dim !== undefined) fail(`collection ${record.collection} already exists`);
+        dims.set(record.collection, record.dimension);
+        break;
+      case Op.DropCollection:
+        if (dim === undefined) fail(`drop of missing collection ${record.collection}`);
+        dims.delete(record.collection);
+        break;
+      case Op.Upsert:
+        if (dim === undefined) fail(`upsert into missing collection ${record.collection}`);
+        if (dim !== record.dimension) fail(`dimension ${record.dimension}, collection has ${dim}`);
+        break;
+      case Op.Delete:
+        if (dim === undefined) fail(`delete in missing collection ${record.collection}`);
+        break;
+    }
+  }
+}
+
+/**
+ * Finishes installing a snapshot received by full sync (see
+ * replication/snapshot-receiver.ts). Its directory carries FULLSYNC_MARKER
+ * with the primary's history: the node takes that history, and everything
+ * of its own older history (other snapshots, every WAL segment) goes.
+ * Idempotent, so a crash at any step is finished by the next start.
+ */
+async function adoptFullSync(dataDir: string): Promise<void> {
+  const root = path.join(dataDir, SNAPSHOT_DIR);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of names.filter((n) => /^snap-\d{20}$/.test(n))) {
+    const markerFile = path.join(root, name, FULLSYNC_MARKER);
+    let text: string;
+    try {
+      text = await readFile(markerFile, 'utf8');
+    } catch {
+      continue;
+    }
+    const marker = JSON.parse(text) as {
+      historyId: string;
+      previousHistoryId: string | null;
+      previousHistoryEndLsn: number | null;
+      term: number;
+    };
+    for (const other of names) {
+      if (other !== name && (other.startsWith('snap-') || other.startsWith('tmp-'))) {
+        await rm(path.join(root, other), { recursive: true, force: true });
+      }
+    }
+    await rm(path.join(dataDir, 'wal'), { recursive: true, force: true });
+    const meta = await loadNodeMeta(dataDir);
+    if (meta === null)
+      throw new VrepError('ERR_CORRUPT_META', `${dataDir}: a received snapshot but no node meta`);
+    await saveNodeMeta(dataDir, {
+      ...meta,
+      historyId: marker.historyId,
+      previousHistoryId: marker.previousHistoryId,
+      previousHistoryEndLsn: marker.previousHistoryEndLsn,
+      currentTerm: Math.max(meta.currentTerm, marker.term),
+    });
+    await rm(markerFile);
+    await fsyncDir(path.join(root, name));
+    return;
   }
 }
 
