@@ -61,6 +61,13 @@ const watchdog = setTimeout(() => {
 }, WHOLE_BENCH_TIMEOUT_MS);
 watchdog.unref();
 const problems: string[] = [];
+const benchStart = performance.now();
+/** Progress on stderr (run.ts passes it through; results go to stdout). */
+function progress(message: string): void {
+  process.stderr.write(
+    `replication bench [${((performance.now() - benchStart) / 1000).toFixed(1)} s] ${message}\n`,
+  );
+}
 
 // ---- vrep cluster -----------------------------------------------------------
 
@@ -178,6 +185,17 @@ async function vrepCase(cluster: VrepCluster, dim: number, level: ConsistencyLev
   };
 }
 
+async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResult> {
+  const collection = `s${dim}`;
+  await node.call({ cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' }, 10_000);
+  const ingest = await node.call<IngestResult>(
+    { cmd: 'ingest', args: await ingestArgs(collection, dim, ConsistencyLevel.One) },
+    CASE_TIMEOUT_MS,
+  );
+  await node.call({ cmd: 'dropCollection', name: collection }, 30_000);
+  return ingest;
+}
+
 interface LagCase {
   ratePerSec: number;
   achievedPerSec: number;
@@ -210,7 +228,7 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
       args: await ingestArgs(collection, dim, ConsistencyLevel.One, {
         ratePerSec,
         recordCommits: true,
-        durationMs: quick ? 2000 : 10_000,
+        durationMs: quick ? 2000 : 15_000,
         maxBatches: 1_000_000,
       }),
     },
@@ -417,6 +435,7 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
       },
       FULL_SYNC_TIMEOUT_MS,
     );
+    progress(`full sync: ${loaded.vectors} vectors loaded, taking a snapshot`);
     const snap = await primary.call<{ dir: string; bytes: number; lsn: number }>(
       { cmd: 'snapshot' },
       FULL_SYNC_TIMEOUT_MS,
@@ -430,6 +449,7 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
       { cmd: 'tcpReceive', dir: path.join(tmpRoot, 'rawcopy') },
       10_000,
     );
+    progress('full sync: raw TCP copy');
     const rawStart = performance.now();
     await withTimeout(sendFiles(snap.dir, rxPort), FULL_SYNC_TIMEOUT_MS, 'the raw TCP copy to send');
     const rx = await receiver.call<{ bytes: number }>({ cmd: 'tcpReceived' }, FULL_SYNC_TIMEOUT_MS);
@@ -449,6 +469,7 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
     // The joiner's process is up before the clock starts: only the sync is timed.
     const { child: joiner } = await NodeChild.fork('full-sync replica', null, START_TIMEOUT_MS);
     others.push(joiner);
+    progress('full sync: a new replica joins');
     const syncStart = performance.now();
     await joiner.call(
       {
@@ -503,6 +524,7 @@ function vs(row: Row, base: Row): Row {
 async function main(): Promise<Section[]> {
   const redisVersion = redisServerVersion();
   const sections: Section[] = [];
+  progress('starting Redis and vrep clusters');
   const redis = await startRedisCluster();
   let cluster: VrepCluster | null = null;
   let unavailable: string | null = null;
@@ -512,16 +534,35 @@ async function main(): Promise<Section[]> {
     if (!(err instanceof ChildCommandError && err.code === 'ERR_UNSUPPORTED')) throw err;
     unavailable = err.message;
   }
+  // The same ingest on a node without replicas: what replication costs the primary.
+  const { child: standalone } = await NodeChild.fork(
+    'vrep standalone',
+    { nodeId: 's', dataDir: nodeDir('s') },
+    START_TIMEOUT_MS,
+  );
   const vrepOne = new Map<number, number>();
   const summary: Row[] = [];
   const loopRows: Row[] = [];
   try {
     for (const dim of DIMS) {
       const rows: Row[] = [];
+      progress(`dim ${dim}: vrep standalone`);
+      const alone = await standaloneCase(standalone, dim);
+      rows.push({
+        name: 'vrep standalone (no replicas): acked',
+        value: alone.vectorsPerSec,
+        unit: 'vectors/s',
+        note: 'reference: the same ingest without replication',
+      });
+      const aloneMax: Row = { name: `dim ${dim}, standalone: max`, value: alone.loopDelay.maxMs, unit: 'ms' };
+      const aloneP99: Row = { name: `dim ${dim}, standalone: p99`, value: alone.loopDelay.p99Ms, unit: 'ms' };
+      loopRows.push(aloneMax, aloneP99);
       for (const level of LEVELS) {
         const name = LEVEL_NAME[level];
         // vrep then Redis for each level, so drift in the machine's load hits both alike.
+        progress(`dim ${dim}, ${name}: vrep`);
         const v = cluster ? await vrepCase(cluster, dim, level) : null;
+        progress(`dim ${dim}, ${name}: Redis`);
         const r = await redisCase(redis, dim, level);
         const waitNote = level === 'one' ? 'no WAIT' : `WAIT ${level === 'quorum' ? 1 : 2} per batch`;
         const rAcked: Row = {
@@ -567,8 +608,8 @@ async function main(): Promise<Section[]> {
               `on both replicas ${(vRepl.ratio ?? 0).toFixed(2)}x`,
           });
           loopRows.push(
-            { name: `dim ${dim}, ${name}: max`, value: v.ingest.loopDelay.maxMs, unit: 'ms' },
-            { name: `dim ${dim}, ${name}: p99`, value: v.ingest.loopDelay.p99Ms, unit: 'ms' },
+            vs({ name: `dim ${dim}, ${name}: max`, value: v.ingest.loopDelay.maxMs, unit: 'ms' }, aloneMax),
+            vs({ name: `dim ${dim}, ${name}: p99`, value: v.ingest.loopDelay.p99Ms, unit: 'ms' }, aloneP99),
           );
         } else {
           rows.push(rRepl);
@@ -588,12 +629,14 @@ async function main(): Promise<Section[]> {
       });
       sections.push({
         title:
-          'Event-loop delay on the vrep primary during the ingest (monitorEventLoopDelay, 1 ms resolution)',
+          'Event-loop delay on the vrep primary during the ingest (monitorEventLoopDelay, 1 ms resolution), ' +
+          'vs the same ingest on a standalone node',
         rows: loopRows,
       });
       const lagRows: Row[] = [];
       for (const dim of DIMS) {
         const rate = (vrepOne.get(dim) ?? 0) / 2;
+        progress(`lag, dim ${dim}, at ${fmtRate(rate)} vectors/s`);
         const lag = await lagCase(cluster, dim, rate);
         const common = `${lag.samples} LSN x replica samples at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`;
         lagRows.push(
@@ -626,6 +669,7 @@ async function main(): Promise<Section[]> {
     for (const c of redis.replicaClients) c.close();
     await Promise.allSettled([
       ...redis.servers.map((s) => s.stop()),
+      standalone.stop(),
       ...(cluster ? [cluster.primary, ...cluster.replicas].map((c) => c.stop()) : []),
     ]);
   }

@@ -179,9 +179,17 @@ async function tcpReceive(dir: string): Promise<{ port: number }> {
           const take = Math.min(current.left, buf.length);
           if (take > 0) {
             // Disk slower than the socket: stop reading until the file catches up.
-            if (!current.out.write(buf.subarray(0, take))) {
+            // (A stream being ended emits no 'drain': 'finish' resumes then.)
+            const out = current.out;
+            if (!out.write(buf.subarray(0, take))) {
               socket.pause();
-              current.out.once('drain', () => socket.resume());
+              const resume = (): void => {
+                out.off('drain', resume);
+                out.off('finish', resume);
+                socket.resume();
+              };
+              out.on('drain', resume);
+              out.on('finish', resume);
             }
             buf = buf.subarray(take);
             current.left -= take;
