@@ -44,6 +44,9 @@ const SEED = 42;
 const CASE_MS = quick ? 1500 : 5000;
 const CASE_MAX_BATCHES = quick ? 30 : 150;
 const FULL_SYNC_VECTORS = quick ? 100_000 : 1_000_000;
+const WARMUP_MS = quick ? 500 : 2000;
+/** The paced lag run (one sample per batch and replica). */
+const LAG_MS = quick ? 2000 : 20_000;
 /** Limits: every wait in the bench has one. */
 const START_TIMEOUT_MS = 30_000;
 const CATCH_UP_TIMEOUT_MS = 120_000;
@@ -161,7 +164,12 @@ async function ingestArgs(
   };
 }
 
-async function vrepCase(cluster: VrepCluster, dim: number, level: ConsistencyLevel): Promise<VrepCase> {
+async function vrepCase(
+  cluster: VrepCluster,
+  dim: number,
+  level: ConsistencyLevel,
+  durationMs = CASE_MS,
+): Promise<VrepCase> {
   const { primary, replicas } = cluster;
   const collection = `t${dim}_${level}`;
   const created = await primary.call<{ lsn: number }>(
@@ -170,7 +178,7 @@ async function vrepCase(cluster: VrepCluster, dim: number, level: ConsistencyLev
   );
   await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
   const ingest = await primary.call<IngestResult>(
-    { cmd: 'ingest', args: await ingestArgs(collection, dim, level) },
+    { cmd: 'ingest', args: await ingestArgs(collection, dim, level, { durationMs }) },
     CASE_TIMEOUT_MS,
   );
   const caughtUpMs = await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
@@ -188,6 +196,13 @@ async function vrepCase(cluster: VrepCluster, dim: number, level: ConsistencyLev
 async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResult> {
   const collection = `s${dim}`;
   await node.call({ cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' }, 10_000);
+  await node.call<IngestResult>(
+    {
+      cmd: 'ingest',
+      args: await ingestArgs(collection, dim, ConsistencyLevel.One, { durationMs: WARMUP_MS, idPrefix: 'w' }),
+    },
+    CASE_TIMEOUT_MS,
+  ); // warm-up
   const ingest = await node.call<IngestResult>(
     { cmd: 'ingest', args: await ingestArgs(collection, dim, ConsistencyLevel.One) },
     CASE_TIMEOUT_MS,
@@ -196,23 +211,95 @@ async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResul
   return ingest;
 }
 
-interface LagCase {
-  ratePerSec: number;
-  achievedPerSec: number;
-  samples: number;
+interface LagStats {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
   perReplicaP99Ms: number[];
-  /** Apply seen before the primary's acknowledgement returned (counted as 0). */
-  early: number;
 }
 
+interface LagCase {
+  ratePerSec: number;
+  achievedPerSec: number;
+  samples: number;
+  /** Replica apply - the primary's write() call: what a writer waits to see its batch on a replica. */
+  fromCall: LagStats;
+  /** Replica apply - the primary's write() acknowledgement (One: its own WAL). */
+  fromAck: LagStats;
+  /** Applies seen before the primary's acknowledgement returned (counted as 0 in fromAck). */
+  early: number;
+  /** The primary's write() call to acknowledgement. */
+  writeLatency: { p50Ms: number; p99Ms: number; maxMs: number };
+}
+
+const newHistogram = (): hdr.Histogram =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+
 /**
- * Lag = wall time a replica's lastLsn first showed an LSN (polled every 1 ms
- * in the replica's process) - wall time the primary's write of that LSN was
- * acknowledged (consistency One). Same machine clock in both processes.
+ * Lag per batch (one LSN each) and replica: wall time the replica's lastLsn
+ * first showed it (polled every 1 ms in the replica's process, so up to
+ * ~1 ms late) minus wall time on the primary, one machine clock. Two
+ * origins, since the primary's commit lies between the write call and its
+ * acknowledgement and a replica often applies before the ack returns.
  */
+function lagStats(
+  commits: [number, number, number][],
+  applied: [number, number][][],
+): {
+  fromCall: LagStats;
+  fromAck: LagStats;
+  samples: number;
+  early: number;
+} {
+  const allCall = newHistogram();
+  const allAck = newHistogram();
+  const callP99: number[] = [];
+  const ackP99: number[] = [];
+  let early = 0;
+  for (const seen of applied) {
+    const oneCall = newHistogram();
+    const oneAck = newHistogram();
+    let j = 0;
+    for (const [lsn, calledMs, ackedMs] of commits) {
+      while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
+      const hit = seen[j];
+      if (!hit) throw new Error(`lag: a replica never showed LSN ${lsn}`);
+      const callUs = Math.max(0, Math.round((hit[1] - calledMs) * 1000));
+      let ackUs = Math.round((hit[1] - ackedMs) * 1000);
+      if (ackUs < 0) {
+        early++;
+        ackUs = 0;
+      }
+      for (const h of [allCall, oneCall]) h.recordValue(callUs);
+      for (const h of [allAck, oneAck]) h.recordValue(ackUs);
+    }
+    callP99.push(oneCall.getValueAtPercentile(99) / 1000);
+    ackP99.push(oneAck.getValueAtPercentile(99) / 1000);
+    oneCall.destroy();
+    oneAck.destroy();
+  }
+  const stats = (h: hdr.Histogram, perReplicaP99Ms: number[]): LagStats => ({
+    p50Ms: h.getValueAtPercentile(50) / 1000,
+    p99Ms: h.getValueAtPercentile(99) / 1000,
+    maxMs: h.maxValue / 1000,
+    perReplicaP99Ms,
+  });
+  const out = {
+    fromCall: stats(allCall, callP99),
+    fromAck: stats(allAck, ackP99),
+    samples: allCall.totalCount,
+    early,
+  };
+  allCall.destroy();
+  allAck.destroy();
+  return out;
+}
+
+/** Paced ingest at consistency One while both replicas timestamp every LSN they apply. */
 async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): Promise<LagCase> {
   const { primary, replicas } = cluster;
   const collection = `lag${dim}`;
@@ -228,59 +315,32 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
       args: await ingestArgs(collection, dim, ConsistencyLevel.One, {
         ratePerSec,
         recordCommits: true,
-        durationMs: quick ? 2000 : 15_000,
+        durationMs: LAG_MS,
         maxBatches: 1_000_000,
       }),
     },
-    CASE_TIMEOUT_MS + 10_000,
+    LAG_MS + CASE_TIMEOUT_MS,
   );
   await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
   const applied = await Promise.all(
     replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
   );
   await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
-
-  const all = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 600_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  let early = 0;
-  const perReplicaP99Ms: number[] = [];
-  for (const seen of applied) {
-    const one = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: 600_000_000,
-      numberOfSignificantValueDigits: 3,
-    });
-    let j = 0;
-    for (const [lsn, ackedMs] of ingest.commits) {
-      while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
-      const hit = seen[j];
-      if (!hit) throw new Error(`lag: a replica never showed LSN ${lsn}`);
-      let lagUs = Math.round((hit[1] - ackedMs) * 1000);
-      if (lagUs < 0) {
-        early++;
-        lagUs = 0;
-      }
-      all.recordValue(lagUs);
-      one.recordValue(lagUs);
-    }
-    perReplicaP99Ms.push(one.getValueAtPercentile(99) / 1000);
-    one.destroy();
-  }
-  const result: LagCase = {
+  const write = newHistogram();
+  for (const [, calledMs, ackedMs] of ingest.commits)
+    write.recordValue(Math.max(0, Math.round((ackedMs - calledMs) * 1000)));
+  const writeLatency = {
+    p50Ms: write.getValueAtPercentile(50) / 1000,
+    p99Ms: write.getValueAtPercentile(99) / 1000,
+    maxMs: write.maxValue / 1000,
+  };
+  write.destroy();
+  return {
     ratePerSec,
     achievedPerSec: ingest.vectorsPerSec,
-    samples: all.totalCount,
-    p50Ms: all.getValueAtPercentile(50) / 1000,
-    p99Ms: all.getValueAtPercentile(99) / 1000,
-    maxMs: all.maxValue / 1000,
-    perReplicaP99Ms,
-    early,
+    writeLatency,
+    ...lagStats(ingest.commits, applied),
   };
-  all.destroy();
-  return result;
 }
 
 // ---- Redis cluster ----------------------------------------------------------
@@ -327,7 +387,12 @@ interface RedisCase {
 }
 
 /** Pipelined SET of one batch (+ WAIT n per batch for Quorum / All), one batch in flight, like vrep. */
-async function redisCase(cluster: RedisCluster, dim: number, level: ConsistencyLevel): Promise<RedisCase> {
+async function redisCase(
+  cluster: RedisCluster,
+  dim: number,
+  level: ConsistencyLevel,
+  durationMs = CASE_MS,
+): Promise<RedisCase> {
   const { client, replicaClients } = cluster;
   await client.call('FLUSHALL');
   const pool = vectorPool(SEED + dim, dim, BATCH);
@@ -335,7 +400,7 @@ async function redisCase(cluster: RedisCluster, dim: number, level: ConsistencyL
   const waitCmd = encodeCommand(['WAIT', String(waitFor), String(60_000)]);
   const t0 = performance.now();
   let batches = 0;
-  while (batches < CASE_MAX_BATCHES && performance.now() - t0 < CASE_MS) {
+  while (batches < CASE_MAX_BATCHES && performance.now() - t0 < durationMs) {
     const sets = encodeSetBatch(
       batchIds('v', batches, BATCH),
       pool[batches % POOL_BATCHES] as Float32Array,
@@ -546,6 +611,10 @@ async function main(): Promise<Section[]> {
   try {
     for (const dim of DIMS) {
       const rows: Row[] = [];
+      // Warm-up (JIT, buffers, connections), not reported.
+      progress(`dim ${dim}: warm-up`);
+      if (cluster) await vrepCase(cluster, dim, ConsistencyLevel.One, WARMUP_MS);
+      await redisCase(redis, dim, ConsistencyLevel.One, WARMUP_MS);
       progress(`dim ${dim}: vrep standalone`);
       const alone = await standaloneCase(standalone, dim);
       rows.push({
@@ -638,27 +707,56 @@ async function main(): Promise<Section[]> {
         const rate = (vrepOne.get(dim) ?? 0) / 2;
         progress(`lag, dim ${dim}, at ${fmtRate(rate)} vectors/s`);
         const lag = await lagCase(cluster, dim, rate);
-        const common = `${lag.samples} LSN x replica samples at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`;
+        const w = lag.writeLatency;
+        const writeP50: Row = {
+          name: `dim ${dim}: primary write() latency p50`,
+          value: w.p50Ms,
+          unit: 'ms',
+          note: `${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`,
+        };
+        const writeP99: Row = { name: `dim ${dim}: primary write() latency p99`, value: w.p99Ms, unit: 'ms' };
+        const fromAck = (k: 'p50Ms' | 'p99Ms' | 'maxMs'): string =>
+          `${lag.fromAck[k].toFixed(2)} ms after the ack`;
         lagRows.push(
-          { name: `dim ${dim}: p50`, value: lag.p50Ms, unit: 'ms', note: common },
+          writeP50,
+          writeP99,
+          vs(
+            {
+              name: `dim ${dim}: replica lag p50`,
+              value: lag.fromCall.p50Ms,
+              unit: 'ms',
+              note: fromAck('p50Ms'),
+            },
+            writeP50,
+          ),
+          vs(
+            {
+              name: `dim ${dim}: replica lag p99`,
+              value: lag.fromCall.p99Ms,
+              unit: 'ms',
+              note:
+                `${fromAck('p99Ms')}; per replica ` +
+                lag.fromCall.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ') +
+                ' ms',
+            },
+            writeP99,
+          ),
           {
-            name: `dim ${dim}: p99`,
-            value: lag.p99Ms,
+            name: `dim ${dim}: replica lag max`,
+            value: lag.fromCall.maxMs,
             unit: 'ms',
-            note: `per replica p99 ${lag.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ')} ms`,
-          },
-          {
-            name: `dim ${dim}: max`,
-            value: lag.maxMs,
-            unit: 'ms',
-            note: lag.early > 0 ? `${lag.early} applied before the primary's ack returned (counted 0)` : '',
+            note:
+              fromAck('maxMs') +
+              (lag.early > 0
+                ? `; ${lag.early} samples applied before the ack returned (0 after the ack)`
+                : ''),
           },
         );
       }
       sections.push({
         title:
-          'Replication lag at 50% of the One rate (replica lastLsn polled every 1 ms - primary ack time, ' +
-          'consistency One, batches of 1000)',
+          'Replication lag at 50% of the One rate, consistency One, batches of 1000: replica apply time ' +
+          "(lastLsn polled every 1 ms in the replica) - the primary's write() call, next to that write's own latency",
         rows: lagRows,
       });
     } else {

@@ -53,7 +53,7 @@ export interface IngestArgs {
   maxBatches: number;
   /** Vectors/s to pace at; omitted = as fast as the acknowledgements come. */
   ratePerSec?: number;
-  /** Return [lsn, wall ms] of every acknowledged batch. */
+  /** Return [lsn, wall ms of the write call, wall ms of its acknowledgement] of every batch. */
   recordCommits?: boolean;
 }
 
@@ -61,7 +61,7 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
   const n = need();
   const pool = vectorPool(a.seed, a.dim, a.batchSize);
   const payloads = Array.from({ length: a.batchSize }, () => new Uint8Array(0));
-  const commits: [number, number][] = [];
+  const commits: [number, number, number][] = [];
   const loop = monitorEventLoopDelay({ resolution: 1 });
   const opts = { consistency: a.consistency, timeoutMs: 60_000 };
   loop.enable();
@@ -77,9 +77,10 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
     }
     const vectors = pool[batches % POOL_BATCHES] as Float32Array;
     const ids = batchIds(a.idPrefix, batches, a.batchSize);
+    const calledMs = a.recordCommits ? wallMs() : 0;
     const result = await n.writePacked(a.collection, { ids, vectors, payloads }, opts);
     lastLsn = result.lsn;
-    if (a.recordCommits) commits.push([result.lsn, wallMs()]);
+    if (a.recordCommits) commits.push([result.lsn, calledMs, wallMs()]);
     batches++;
   }
   const elapsedMs = performance.now() - t0;

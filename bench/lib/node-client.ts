@@ -41,8 +41,8 @@ export interface IngestResult {
   lastLsn: number;
   /** Event-loop delay on this node while it ingested. */
   loopDelay: { maxMs: number; p99Ms: number; meanMs: number };
-  /** [lsn, wall ms when the write was acknowledged], when asked for. */
-  commits: [number, number][];
+  /** [lsn, wall ms of the write call, wall ms of its acknowledgement], when asked for. */
+  commits: [number, number, number][];
 }
 
 /** Header of one file in the raw TCP copy; `end` closes the transfer. */
