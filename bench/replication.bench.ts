@@ -56,6 +56,8 @@ const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
 
 const LEVEL_NAME: Record<ConsistencyLevel, string> = { one: 'One', quorum: 'Quorum', all: 'All' };
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-repl-'));
+// Also on the watchdog's exit; the children are SIGKILLed by the hook in lib/processes.ts.
+process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
 const watchdog = setTimeout(() => {
   process.stderr.write(
     `replication bench: over its ${WHOLE_BENCH_TIMEOUT_MS} ms limit, killing everything\n`,
@@ -814,7 +816,6 @@ try {
   process.stderr.write(`replication bench failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exitCode = 1;
 } finally {
-  rmSync(tmpRoot, { recursive: true, force: true });
   clearTimeout(watchdog);
 }
 process.exit(); // children are SIGKILLed by the exit hook if any is left
