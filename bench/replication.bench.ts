@@ -470,7 +470,14 @@ interface FullSyncCase {
   vectors: number;
   rawMBps: number;
   /** Null when the replica role is not available in this build. */
-  vrep: { mbPerSec: number; seconds: number; digestsEqual: boolean; fullSyncs: number } | null;
+  vrep: {
+    mbPerSec: number;
+    seconds: number;
+    /** Until the replica reported every snapshot byte received (null: never seen while polling). */
+    transferSeconds: number | null;
+    digestsEqual: boolean;
+    fullSyncs: number;
+  } | null;
   unavailable: string | null;
 }
 
@@ -551,9 +558,15 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
       START_TIMEOUT_MS,
     );
     const primaryLsn = (await primary.status()).lastLsn;
+    // When the last snapshot byte arrived (the rest is the replica loading it).
+    let transferredMs: number | null = null;
     const joined = await waitUntil(
       async () => {
         const s = await joiner.status();
+        const sync = s.status.master?.sync;
+        if (transferredMs === null && sync && sync.bytes_total > 0 && sync.bytes_done >= sync.bytes_total) {
+          transferredMs = performance.now() - syncStart;
+        }
         return s.lastLsn >= primaryLsn && s.status.master?.status === 'Connected' ? s : undefined;
       },
       FULL_SYNC_TIMEOUT_MS,
@@ -570,6 +583,7 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
       vrep: {
         mbPerSec: snapshotBytes / 1e6 / (syncMs / 1000),
         seconds: syncMs / 1000,
+        transferSeconds: transferredMs === null ? null : (transferredMs as number) / 1000,
         digestsEqual: equal,
         fullSyncs: joined.status.stats.full_syncs,
       },
@@ -789,7 +803,12 @@ async function main(): Promise<Section[]> {
           value: full.vrep.mbPerSec,
           unit: 'MB/s',
           note:
-            `${full.vrep.seconds.toFixed(2)} s; digests ${full.vrep.digestsEqual ? 'equal' : 'DIFFER'}; ` +
+            `${full.vrep.seconds.toFixed(2)} s` +
+            (full.vrep.transferSeconds === null
+              ? ''
+              : ` (bytes received after ${full.vrep.transferSeconds.toFixed(2)} s, ` +
+                `${(full.snapshotBytes / 1e6 / full.vrep.transferSeconds).toFixed(0)} MB/s; then loading)`) +
+            `; digests ${full.vrep.digestsEqual ? 'equal' : 'DIFFER'}; ` +
             `full_syncs on the replica: ${full.vrep.fullSyncs}`,
         },
         rawRow,

@@ -175,7 +175,9 @@ export interface RedisServer {
  * Starts one redis-server in the foreground on a free port. Persistence is
  * AOF with appendfsync everysec and no RDB saves: the same durability as the
  * vrep nodes in the bench (WAL, fsync everysec), so neither side is timed
- * without the disk writes the other does.
+ * without the disk writes the other does. AOF rewrites are off: the vrep
+ * nodes never reach their snapshot threshold (1 GB of WAL) in these runs, so
+ * both sides only append to their log.
  */
 export async function startRedis(opts: {
   dir: string;
@@ -200,6 +202,8 @@ export async function startRedis(opts: {
       'yes',
       '--appendfsync',
       'everysec',
+      '--auto-aof-rewrite-percentage',
+      '0',
       '--appendfilename',
       `appendonly-${port}.aof`,
       '--appenddirname',
