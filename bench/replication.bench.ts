@@ -9,8 +9,15 @@
  *  c. replication lag p50/p99 at half the One rate of (a);
  *  d. full-sync MB/s of a fresh replica joining a primary with 1M x 128
  *     (quick: 100k), against a raw TCP copy of the snapshot's files;
- *  e. event-loop delay on the primary during (a).
- * Needs redis-server (`npm run bench:deps`); starts and kills its own.
+ *  e. event-loop delay on the primary during (a), next to a standalone node.
+ * Method: one batch in flight on both sides; "acked" = the writer's rate,
+ * "on both replicas" = vectors / time until both replicas hold the last
+ * batch (vrep: their lastLsn; Redis: WAIT 2). Durability alike: vrep WAL
+ * fsync everysec, Redis AOF appendfsync everysec. The vrep driver runs inside
+ * the primary's process (vectors generated there from a seed); the Redis
+ * client (RESP over net, bench/lib/redis.ts) runs in this process. Every
+ * case is bounded in time; every process started here is killed on exit.
+ * Needs redis-server (`npm run bench:deps`); starts its own, no service.
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, createReadStream } from 'node:fs';
 import { once } from 'node:events';
@@ -40,9 +47,11 @@ const DIMS = [768, 128] as const;
 const LEVELS = [ConsistencyLevel.One, ConsistencyLevel.Quorum, ConsistencyLevel.All] as const;
 const BATCH = 1000;
 const SEED = 42;
-/** Each throughput case runs this long or this many batches, whichever first. */
+/** Each throughput case runs this long or until CASE_MAX_BYTES, whichever first. */
 const CASE_MS = quick ? 1500 : 5000;
-const CASE_MAX_BATCHES = quick ? 30 : 150;
+/** Vector bytes one case may write (each node holds them until the case drops its collection). */
+const CASE_MAX_BYTES = (quick ? 96 : 512) * 1024 * 1024;
+const caseMaxBatches = (dim: number): number => Math.max(1, Math.floor(CASE_MAX_BYTES / (BATCH * dim * 4)));
 const FULL_SYNC_VECTORS = quick ? 100_000 : 1_000_000;
 const WARMUP_MS = quick ? 500 : 2000;
 /** The paced lag run (one sample per batch and replica). */
@@ -161,7 +170,7 @@ async function ingestArgs(
     idPrefix: 'v',
     consistency,
     durationMs: CASE_MS,
-    maxBatches: CASE_MAX_BATCHES,
+    maxBatches: caseMaxBatches(dim),
     ...extra,
   };
 }
@@ -402,7 +411,7 @@ async function redisCase(
   const waitCmd = encodeCommand(['WAIT', String(waitFor), String(60_000)]);
   const t0 = performance.now();
   let batches = 0;
-  while (batches < CASE_MAX_BATCHES && performance.now() - t0 < durationMs) {
+  while (batches < caseMaxBatches(dim) && performance.now() - t0 < durationMs) {
     const sets = encodeSetBatch(
       batchIds('v', batches, BATCH),
       pool[batches % POOL_BATCHES] as Float32Array,
