@@ -30,11 +30,8 @@ const direct = await ReplicationNode.start({
 });
 await direct.createCollection('b', { dimension: dim, metric: 'cosine' });
 const server = await serve({
-  nodeId: 'bench',
-  dataDir: path.join(tmpRoot, 'http'),
-  fsync: 'no',
-  httpHost: '127.0.0.1',
-  httpPort: 0,
+  node: { nodeId: 'bench', dataDir: path.join(tmpRoot, 'http'), storage: { fsync: 'no' } },
+  http: { host: '127.0.0.1', port: 0 },
   logger: pino({ level: 'silent' }),
 });
 const base = `http://127.0.0.1:${server.httpPort}`;

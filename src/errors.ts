@@ -60,6 +60,8 @@ export const ErrorCodes = {
   Auth: 'ERR_AUTH',
   /** A peer's history does not contain this node's position; it is not followed. */
   Diverged: 'ERR_DIVERGED',
+  /** A config file, env variable or flag has a bad value or an unknown key; the message names it. */
+  Config: 'ERR_CONFIG',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

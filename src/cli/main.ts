@@ -1,89 +1,92 @@
 #!/usr/bin/env node
-/** The `vrep` command line. */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
-import { serve } from '../server/serve.ts';
+/**
+ * The `vrep` command line: serve, status, cluster up, info.
+ * Usage errors (unknown flag, bad value) exit 2, like a bad configuration.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runServe } from './serve-command.ts';
+import { fetchStatus, renderStatus, StatusUnavailable } from './status.ts';
+import { clusterUp, MAX_CLUSTER_NODES, PEER_PORT_OFFSET } from './cluster.ts';
 import { nativeInfo } from '../native/info.ts';
+import { ENV_SOURCES } from '../config/sources.ts';
 
-function hostPort(value: string): { host: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new InvalidArgumentError(`expected HOST:PORT (port 0-65535), got "${value}"`);
-  return { host: m[1] as string, port };
+function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max)
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
 }
 
-function byteCount(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff - 32) {
-    throw new InvalidArgumentError(`expected a byte count from 1 to ${0xffff_ffff - 32}, got "${value}"`);
-  }
-  return n;
-}
-
-const program = new Command('vrep').description('A replication node for vector data.');
+const program = new Command('vrep')
+  .description('A replication node for vector data.')
+  .exitOverride()
+  .showSuggestionAfterError();
 
 program
   .command('serve')
-  .description('start a node (this build: standalone store, HTTP data API)')
-  .option('--node-id <id>', 'this node id', 'n1')
-  .option('--data-dir <dir>', 'where the node keeps its data', './data')
+  .description('start a node; settings: defaults < config file < environment < flags (docs/config.md)')
+  .option('--config <file>', 'YAML config file (or VREP_CONFIG)')
+  .option('--node-id <id>', 'this node id (default n1)')
+  .option('--data-dir <dir>', 'where the node keeps its data (default ./data)')
+  .option('--http <host:port>', 'HTTP listen address (default 127.0.0.1:15002)')
+  .option('--bind <host:port>', 'peer listener address (default 127.0.0.1:7001; not used standalone)')
+  .option('--role <role>', 'standalone | primary | replica | auto | multi-master (default standalone)')
+  .option('--primary <host:port>', "replica: the primary's peer address (its --bind)")
+  .option('--peers <list>', 'comma-separated peer addresses (auto / multi-master: every other node)')
+  .option('--fsync <policy>', 'WAL fsync policy: always | everysec | no (default everysec)')
+  .option('--token <token>', 'bearer token required on every HTTP route but /health')
+  .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes (default 67108864)')
+  .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
+  .addHelpText(
+    'after',
+    `\nEnvironment variables (overridden by flags): VREP_CONFIG, ${ENV_SOURCES.map((s) => s.name).join(', ')}.`,
+  )
+  .action(async (opts: Record<string, unknown>) => runServe(opts));
+
+program
+  .command('status')
+  .description("print a node's replication status (GET /replication/status)")
+  .option('--url <url>', 'the node', 'http://127.0.0.1:15002')
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .option('--json', 'print the raw JSON')
+  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
+    try {
+      const status = await fetchStatus({
+        url: opts.url,
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+      });
+      const text = opts.json === true ? JSON.stringify(status, null, 2) : renderStatus(status).join('\n');
+      process.stdout.write(`${text}\n`);
+    } catch (err) {
+      if (!(err instanceof StatusUnavailable)) throw err;
+      process.stderr.write(`vrep status: ${err.message}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+program
+  .command('cluster')
+  .description('a local demo cluster')
+  .command('up')
+  .description('start N nodes on loopback (n1 primary, the rest replicas); Ctrl-C stops them')
+  .option('--nodes <n>', 'how many nodes', integer(1, MAX_CLUSTER_NODES), 3)
+  .option(
+    '--base-port <port>',
+    `HTTP port of n1 (the others follow; peer ports start ${PEER_PORT_OFFSET} higher)`,
+    integer(1, 65535 - PEER_PORT_OFFSET - MAX_CLUSTER_NODES),
+    15002,
+  )
+  .option('--data-dir <dir>', 'parent of the nodes data dirs', './cluster-data')
   .addOption(
     new Option('--fsync <policy>', 'WAL fsync policy')
       .choices(['always', 'everysec', 'no'])
       .default('everysec'),
   )
-  .option('--http <host:port>', 'HTTP listen address', hostPort, { host: '127.0.0.1', port: 15002 })
-  .option('--token <token>', 'bearer token required on every HTTP route but /health')
-  .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes', byteCount, 64 * 1024 * 1024)
-  .addOption(
-    new Option('--role <role>', 'node role')
-      .choices(['standalone', 'primary', 'replica', 'auto', 'multi-master'])
-      .default('standalone'),
-  )
-  .action(
-    async (opts: {
-      nodeId: string;
-      dataDir: string;
-      fsync: 'always' | 'everysec' | 'no';
-      http: { host: string; port: number };
-      role: string;
-      token?: string;
-      maxBodyBytes: number;
-    }) => {
-      const logger = pino({ name: 'vrep' });
-      if (opts.role !== 'standalone') {
-        // Refuse rather than pretend: replication is not in this build yet.
-        logger.error(
-          { role: opts.role },
-          `role "${opts.role}" is not available in this build yet; use standalone`,
-        );
-        process.exitCode = 2;
-        return;
-      }
-      const server = await serve({
-        nodeId: opts.nodeId,
-        dataDir: opts.dataDir,
-        fsync: opts.fsync,
-        httpHost: opts.http.host,
-        httpPort: opts.http.port,
-        token: opts.token ?? null,
-        maxBodyBytes: opts.maxBodyBytes,
-        logger,
-      });
-      const shutdown = (signal: string): void => {
-        logger.info({ signal }, 'shutting down');
-        server.stop().then(
-          () => logger.info('stopped'),
-          (err: unknown) => {
-            logger.error({ err }, 'shutdown failed');
-            process.exitCode = 1;
-          },
-        );
-      };
-      process.once('SIGINT', shutdown);
-      process.once('SIGTERM', shutdown);
-    },
-  );
+  .action(async (opts: { nodes: number; basePort: number; dataDir: string; fsync: string }) => {
+    process.exitCode = await clusterUp(opts);
+  });
 
 program
   .command('info')
@@ -93,6 +96,10 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    // Commander already printed the message (or the help).
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
   process.stderr.write(`vrep: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

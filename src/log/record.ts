@@ -290,6 +290,12 @@ export function recordLsn(record: Uint8Array): number {
  * checksum, version, op, every length against the limits and the buffer.
  * The vectors are a view into `record` when aligned, else a copy.
  */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 export function decodeRecord(record: Uint8Array): LogRecord {
   const length = recordLengthAt(record, 0);
   if (length !== record.length)
@@ -376,7 +382,8 @@ export function decodeRecord(record: Uint8Array): LogRecord {
       const vectors =
         absolute % 4 === 0
           ? new Float32Array(record.buffer, absolute, count * dimension)
-          : new Float32Array(record.slice(at, at + vectorBytes).buffer);
+          : // A copy (Uint8Array, not record.slice: on a Buffer that is a view of a shared pool).
+            new Float32Array(copyBytes(record.subarray(at, at + vectorBytes)).buffer);
       at += vectorBytes;
       const idLengths = readLengths('ids', RecordLimits.maxIdBytes);
       const payloadLengths = readLengths('payloads', RecordLimits.maxPayloadBytes);

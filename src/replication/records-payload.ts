@@ -138,6 +138,12 @@ export function decodeRecords(
     body = parts[0] as Uint8Array;
   }
   if (body.length !== rawBytes) throw protocolError(`body is ${body.length} bytes, header says ${rawBytes}`);
+  if (body.byteOffset % 4 !== 0) {
+    // Records keep their float blocks 4-aligned; one copy here spares one per record later.
+    const aligned = new Uint8Array(body.length);
+    aligned.set(body);
+    body = aligned;
+  }
   const out: Uint8Array[] = [];
   let at = 0;
   while (at < body.length) {

@@ -41,6 +41,8 @@ const statusOfCode: Record<string, number> = {
   ERR_JSON_POINT: 400,
   ERR_COLLECTION_NOT_FOUND: 404,
   ERR_COLLECTION_EXISTS: 409,
+  ERR_READ_ONLY: 409,
+  ERR_UNSUPPORTED: 501,
   ERR_RECORD_TOO_LARGE: 413,
   ERR_CONSISTENCY_TIMEOUT: 503,
   ERR_OVERLOADED: 503,
@@ -52,7 +54,7 @@ function invalid(message: string): VrepError {
 }
 
 /** Parses a small JSON control body into an object with only the allowed keys. */
-function jsonObject(req: HttpRequest, allowed: readonly string[]): Record<string, unknown> {
+export function jsonObject(req: HttpRequest, allowed: readonly string[]): Record<string, unknown> {
   requireJson(req);
   let value: unknown;
   try {
@@ -178,7 +180,12 @@ export function errorToReply(err: unknown, logger: Logger): HttpReply {
   if (err instanceof MediaTypeError) return errorReply(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', err.message);
   if (err instanceof VrepError) {
     const status = statusOfCode[err.code];
-    if (status !== undefined) return errorReply(status, err.code, err.message);
+    if (status !== undefined) {
+      const reply = errorReply(status, err.code, err.message);
+      // A replica's read-only error names the primary's HTTP address (null: not known yet).
+      if ('primary' in err) (reply.body as { error: Record<string, unknown> }).error['primary'] = err.primary;
+      return reply;
+    }
     logger.error({ err }, 'request failed');
     return errorReply(500, err.code, err.message);
   }

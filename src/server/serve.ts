@@ -1,70 +1,80 @@
 /**
- * `vrep serve`. This build runs a standalone node: the durable store opened
- * on the data dir, served by the HTTP data API (docs/http-api.md).
- * Replication arrives with its own modules.
+ * `vrep serve`: a ReplicationNode with its HTTP API (docs/http-api.md).
+ *
+ * The HTTP listener is bound first so the node can be told its real HTTP
+ * address (port 0 picks one), which replicas name in read-only errors. Until
+ * the node has recovered its data, every request but an unauthenticated one
+ * gets 503 ERR_STARTING.
  */
 import type { Logger } from 'pino';
-import { startHttpServer, type HttpServer } from '../transport/http-server.ts';
+import { errorReply, startHttpServer, type HttpServer } from '../transport/http-server.ts';
 import { apiRoutes, errorToReply, tokenGuard } from './http-api.ts';
+import { replicationRoutes } from './replication-api.ts';
 import { ServerMetrics } from './metrics.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ReplicationNode } from '../node/replication-node.ts';
-import type { FsyncPolicy } from '../log/wal.ts';
+import type { ReplicationNodeOptions } from '../node/types.ts';
+import { formatHostPort } from '../config/address.ts';
 
-export interface ServeOptions {
-  nodeId: string;
-  dataDir: string;
-  fsync: FsyncPolicy;
-  httpHost: string;
-  httpPort: number;
-  logger: Logger;
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface ServeHttpOptions {
+  host: string;
+  port: number;
   /** Bearer token required on every route but /health (null: none). */
   token?: string | null;
   /** Largest HTTP request body accepted (default 64 MiB). */
   maxBodyBytes?: number;
+  /** The HTTP address told to peers; default host:port as bound. */
+  advertiseAddress?: string | null;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** The resolved configuration (src/config/resolve.ts) and a logger. */
+export interface ServeOptions {
+  node: ReplicationNodeOptions;
+  http: ServeHttpOptions;
+  logger: Logger;
+}
 
 export interface RunningServer {
   readonly httpPort: number;
-  /** Stops accepting requests, then flushes the WAL and releases the data dir. */
+  readonly node: ReplicationNode;
+  /** Stops accepting requests, then stops the node (in-flight writes finish, WAL flushed, links closed). */
   stop(): Promise<void>;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  const { logger } = opts;
   const startedAtMs = Date.now();
-  const node = await ReplicationNode.start({
-    nodeId: opts.nodeId,
-    dataDir: opts.dataDir,
-    storage: { fsync: opts.fsync },
-  });
-  const r = node.recovery;
-  opts.logger.info(
-    {
-      dataDir: opts.dataDir,
-      lastLsn: node.lastLsn,
-      snapshotLsn: r.snapshotLsn,
-      walRecords: r.wal.records,
-      recoveryMs: Math.round(r.durationMs),
+  const maxBodyBytes = opts.http.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const token = opts.http.token ?? null;
+  const metrics = new ServerMetrics();
+  let started: ReplicationNode | undefined;
+  const current = (): ReplicationNode => {
+    // The guard answers 503 before any handler runs while the node starts.
+    if (started === undefined) throw new Error('node not started');
+    return started;
+  };
+  // The routes are built before the node exists; this forwards to it once started.
+  const node = new Proxy({} as ReplicationNode, {
+    get(_target, prop) {
+      const n = current();
+      const value: unknown = Reflect.get(n, prop, n);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(n) : value;
     },
-    'store recovered',
-  );
-  if (r.wal.truncated) opts.logger.warn(r.wal.truncated, 'WAL: a torn tail was cut at the last good record');
-  let http: HttpServer;
-  try {
-    const metrics = new ServerMetrics();
-    const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    http = await startHttpServer({
-      host: opts.httpHost,
-      port: opts.httpPort,
-      maxBodyBytes,
-      routes: apiRoutes({
+  });
+  const checkToken = tokenGuard(token);
+  const http: HttpServer = await startHttpServer({
+    host: opts.http.host,
+    port: opts.http.port,
+    maxBodyBytes,
+    routes: [
+      ...apiRoutes({
         node,
         metrics,
-        logger: opts.logger,
+        logger,
         maxBodyBytes,
-        token: opts.token ?? null,
+        token,
         health: () => ({
           status: 'ok',
           node_id: node.nodeId,
@@ -75,20 +85,58 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
           native: nativeInfo(),
         }),
       }),
-      guard: tokenGuard(opts.token ?? null),
-      onResponse: (route, method, status) => metrics.httpRequests.inc({ route, method, status }),
-      onError: (err) => errorToReply(err, opts.logger),
+      ...replicationRoutes({ node }),
+    ],
+    guard: (head) =>
+      checkToken(head) ??
+      (started === undefined
+        ? errorReply(503, 'ERR_STARTING', 'the node is starting (recovering its data); retry shortly')
+        : undefined),
+    onResponse: (route, method, status) => metrics.httpRequests.inc({ route, method, status }),
+    onError: (err) => errorToReply(err, logger),
+  });
+  const httpAddress = opts.http.advertiseAddress ?? formatHostPort(opts.http.host, http.port);
+
+  try {
+    started = await ReplicationNode.start({
+      ...opts.node,
+      replication: { ...opts.node.replication, httpAddress },
     });
   } catch (err) {
-    await node.stop();
+    http.close();
     throw err;
   }
-  opts.logger.info({ nodeId: node.nodeId, http: `${opts.httpHost}:${http.port}` }, 'vrep node serving');
+  const r = started.recovery;
+  logger.info(
+    {
+      dataDir: opts.node.dataDir,
+      lastLsn: started.lastLsn,
+      snapshotLsn: r.snapshotLsn,
+      walRecords: r.wal.records,
+      recoveryMs: Math.round(r.durationMs),
+    },
+    'store recovered',
+  );
+  if (r.wal.truncated) logger.warn(r.wal.truncated, 'WAL: a torn tail was cut at the last good record');
+  logger.info(
+    {
+      nodeId: started.nodeId,
+      role: started.role,
+      http: `${opts.http.host}:${http.port}`,
+      httpAddress,
+      ...(started.role !== 'standalone'
+        ? { bind: opts.node.replication?.bindAddress, peerPort: started.peerPort }
+        : {}),
+    },
+    'vrep node serving',
+  );
+  const running = started;
   return {
     httpPort: http.port,
+    node: running,
     stop: async () => {
       http.close();
-      await node.stop();
+      await running.stop();
     },
   };
 }

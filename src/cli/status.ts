@@ -1,0 +1,108 @@
+/**
+ * `vrep status`: fetches GET /replication/status and prints a readable
+ * summary (role, term, LSN; a replica's link and lag; a primary's replicas),
+ * with a progress bar for every full sync under way.
+ */
+import type { ReplicaInfo, ReplicationStatus, SyncProgress } from '../node/types.ts';
+import { bytes, duration, progressBar, table } from './format.ts';
+
+export interface StatusOptions {
+  url: string;
+  token?: string;
+  timeoutMs?: number;
+}
+
+/** Thrown when the node does not answer, or answers something other than a status. */
+export class StatusUnavailable extends Error {}
+
+export async function fetchStatus(opts: StatusOptions): Promise<ReplicationStatus> {
+  const url = `${opts.url.replace(/\/+$/, '')}/replication/status`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {},
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new StatusUnavailable(`no answer from ${url}: ${why} (is the node running?)`);
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new StatusUnavailable(`${url} answered ${res.status} with something that is not JSON`);
+  }
+  if (res.status !== 200) {
+    const error = (body as { error?: { code?: string; message?: string } }).error;
+    throw new StatusUnavailable(
+      `${url} answered ${res.status}${error ? ` ${error.code ?? ''}: ${error.message ?? ''}` : ''}`,
+    );
+  }
+  if (typeof body !== 'object' || body === null || typeof (body as { role?: unknown }).role !== 'string')
+    throw new StatusUnavailable(`${url} did not answer a replication status`);
+  return body as ReplicationStatus;
+}
+
+function syncLine(sync: SyncProgress): string {
+  const eta = sync.eta_ms === null ? '' : `, ${duration(sync.eta_ms)} left`;
+  const resumed = sync.resumed_from_chunk > 0 ? `, resumed at chunk ${sync.resumed_from_chunk}` : '';
+  return `full sync ${progressBar(sync.percent)} ${bytes(sync.bytes_done)} of ${bytes(sync.bytes_total)}${eta}${resumed}`;
+}
+
+function replicaRows(replicas: readonly ReplicaInfo[]): string[] {
+  const lines = table(
+    ['ID', 'ADDRESS', 'STATUS', 'OFFSET', 'LAG OPS', 'LAG MS'],
+    replicas.map((r) => [
+      r.id,
+      r.address,
+      r.status,
+      String(r.offset),
+      String(r.lag_operations),
+      String(r.lag_ms),
+    ]),
+  );
+  const out = [`  ${lines[0] ?? ''}`];
+  replicas.forEach((r, i) => {
+    out.push(`  ${lines[i + 1] ?? ''}`);
+    if (r.sync) out.push(`    ${syncLine(r.sync)}`);
+  });
+  return out;
+}
+
+/** The summary as lines of text. */
+export function renderStatus(s: ReplicationStatus): string[] {
+  const out = [`node ${s.node_id}  role ${s.role}  term ${s.term}  last LSN ${s.last_lsn}`];
+  if (s.role === 'standalone') {
+    out.push('replication: off (standalone node)');
+    return out;
+  }
+  const stats = s.stats;
+  if (s.master) {
+    const m = s.master;
+    const who = [
+      m.node_id !== null ? `node ${m.node_id}` : null,
+      m.http_address ? `http ${m.http_address}` : null,
+    ]
+      .filter((x) => x !== null)
+      .join(', ');
+    out.push(`primary: ${m.address}${who === '' ? '' : ` (${who})`}  link ${m.status}`);
+    if (m.refused !== null) out.push(`refused: ${m.refused}`);
+    out.push(
+      `lag: ${stats.lag_operations} operations, ${stats.lag_ms} ms  (primary at LSN ${stats.master_offset})`,
+    );
+    if (m.sync) out.push(syncLine(m.sync));
+  }
+  const replicas = s.replicas ?? [];
+  if (replicas.length > 0 || (s.role === 'primary' && !s.master)) {
+    const connected = replicas.filter((r) => r.status !== 'Disconnected').length;
+    out.push(`replicas: ${replicas.length} (${connected} connected)`);
+    if (replicas.length > 0) out.push(...replicaRows(replicas));
+  }
+  out.push(
+    `synced: ${stats.full_syncs} full, ${stats.partial_syncs} partial; ${stats.total_replicated} operations replicated`,
+  );
+  return out;
+}

@@ -1,0 +1,105 @@
+/**
+ * The replication routes of the HTTP API (docs/http-api.md), Vectorizer's
+ * shapes: status, stats and replicas read the node; configure, promote and
+ * transfer change its role. Errors go through the same mapping as the data
+ * routes (http-api.ts errorToReply): a capability the node does not have yet
+ * is 501 ERR_UNSUPPORTED with the node's message.
+ */
+import { VrepError } from '../errors.ts';
+import type { HttpRequest, Route } from '../transport/http-server.ts';
+import type { ReplicationNode } from '../node/replication-node.ts';
+import type { Role } from '../node/types.ts';
+import { jsonObject } from './http-api.ts';
+import { parseHostPort } from '../config/address.ts';
+import { ROLES } from '../config/schema.ts';
+
+export interface ReplicationApiOptions {
+  node: ReplicationNode;
+}
+
+function invalid(message: string): VrepError {
+  return new VrepError('ERR_INVALID_INPUT', message);
+}
+
+/** An optional JSON body: none (or an empty one) is `{}`. */
+function optionalBody(req: HttpRequest, allowed: readonly string[]): Record<string, unknown> {
+  return req.body.length === 0 ? {} : jsonObject(req, allowed);
+}
+
+/** `{role?, master_address?}` (`primary_address` is a synonym) → node.configure's argument. */
+export function configureChange(body: Record<string, unknown>): {
+  role?: Role;
+  masterAddress?: string | null;
+} {
+  const change: { role?: Role; masterAddress?: string | null } = {};
+  const role = body['role'];
+  if (role !== undefined) {
+    const name = role === 'master' ? 'primary' : role;
+    if (typeof name !== 'string' || !(ROLES as readonly string[]).includes(name))
+      throw invalid(`role: expected one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+    change.role = name as Role;
+  }
+  if (body['master_address'] !== undefined && body['primary_address'] !== undefined)
+    throw invalid('master_address, primary_address: synonyms; send one');
+  const address = body['master_address'] !== undefined ? body['master_address'] : body['primary_address'];
+  if (address !== undefined) {
+    if (address !== null && (typeof address !== 'string' || parseHostPort(address, 1) === undefined))
+      throw invalid(`master_address: expected HOST:PORT or null, got ${JSON.stringify(address)}`);
+    change.masterAddress = address;
+  }
+  if (change.role === undefined && change.masterAddress === undefined)
+    throw invalid('body: expected at least one of role, master_address');
+  return change;
+}
+
+export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
+  const { node } = opts;
+  return [
+    {
+      method: 'GET',
+      pattern: '/replication/status',
+      handler: () => ({ status: 200, body: node.replicationStatus() }),
+    },
+    {
+      method: 'GET',
+      pattern: '/replication/stats',
+      handler: () => ({ status: 200, body: node.replicationStats() }),
+    },
+    {
+      method: 'GET',
+      pattern: '/replication/replicas',
+      handler: () => {
+        const replicas = node.replicas();
+        return { status: 200, body: { replicas, count: replicas.length } };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/configure',
+      handler: async (req) => {
+        await node.configure(configureChange(jsonObject(req, ['role', 'master_address', 'primary_address'])));
+        return { status: 200, body: node.replicationStatus() };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/promote',
+      handler: async (req) => {
+        optionalBody(req, []);
+        await node.promote();
+        return { status: 200, body: node.replicationStatus() };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/transfer',
+      handler: async (req) => {
+        const to = jsonObject(req, ['to'])['to'];
+        if (typeof to !== 'string' || to.length === 0 || to.length > 255)
+          throw invalid(`to: expected the node id or address of a replica, got ${JSON.stringify(to)}`);
+        await node.transfer(to);
+        return { status: 200, body: node.replicationStatus() };
+      },
+    },
+  ];
+}

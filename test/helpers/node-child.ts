@@ -1,0 +1,98 @@
+/**
+ * A ReplicationNode in a child process, driven over the IPC channel (see
+ * node-proc.ts). Options come as JSON in VREP_CHILD_OPTIONS. Vectors are
+ * generated here from a seed, so IPC never carries them.
+ */
+import {
+  ReplicationNode,
+  type NodeEvent,
+  type ReplicationNodeOptions,
+} from '../../src/node/replication-node.ts';
+import type { ConsistencyLevel } from '../../src/node/consistency.ts';
+
+interface Request {
+  id: number;
+  cmd: string;
+  args: Record<string, unknown>;
+}
+
+function vectors(count: number, dim: number, seed: number): Float32Array {
+  const out = new Float32Array(count * dim);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < out.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = (x >>> 0) / 4294967296 - 0.5;
+  }
+  return out;
+}
+
+const options = JSON.parse(process.env['VREP_CHILD_OPTIONS'] ?? '{}') as ReplicationNodeOptions;
+const node = await ReplicationNode.start(options);
+const events: NodeEvent[] = [];
+void (async () => {
+  for await (const e of node.events()) {
+    events.push(e);
+    if (events.length > 10_000) events.shift();
+  }
+})();
+
+async function run(cmd: string, a: Record<string, unknown>): Promise<unknown> {
+  switch (cmd) {
+    case 'info':
+      return { peerPort: node.peerPort, lastLsn: node.lastLsn, historyId: node.historyId, pid: process.pid };
+    case 'create':
+      return node.createCollection(a['name'] as string, {
+        dimension: a['dimension'] as number,
+        metric: (a['metric'] as 'l2') ?? 'l2',
+      });
+    case 'write': {
+      const count = a['count'] as number;
+      const dim = a['dimension'] as number;
+      const first = a['first'] as number;
+      const ids = Array.from({ length: count }, (_, i) => `p${first + i}`);
+      const v = vectors(count, dim, (a['seed'] as number) ?? first + 1);
+      const payloads = ids.map((id) => new TextEncoder().encode(JSON.stringify({ id })));
+      const opts = {
+        ...(a['consistency'] ? { consistency: a['consistency'] as ConsistencyLevel } : {}),
+        ...(a['timeoutMs'] ? { timeoutMs: a['timeoutMs'] as number } : {}),
+      };
+      return node.writePacked(a['collection'] as string, { ids, vectors: v, payloads }, opts);
+    }
+    case 'digest':
+      return {
+        digest: node.collections().some((c) => c.name === a['collection'])
+          ? node.digest(a['collection'] as string)
+          : null,
+        lastLsn: node.lastLsn,
+      };
+    case 'status':
+      return node.replicationStatus();
+    case 'events':
+      return events;
+    case 'snapshot':
+      return (await node.snapshot()).manifest.lsn;
+    case 'forceSync':
+      return node.forceSync(a['id'] as string);
+    case 'stop':
+      await node.stop();
+      setImmediate(() => process.exit(0));
+      return null;
+    default:
+      throw new Error(`unknown command ${cmd}`);
+  }
+}
+
+process.on('message', (msg: Request) => {
+  run(msg.cmd, msg.args).then(
+    (result) => process.send?.({ id: msg.id, ok: true, result: result ?? null }),
+    (err: unknown) =>
+      process.send?.({
+        id: msg.id,
+        ok: false,
+        error: { code: (err as { code?: string }).code, message: (err as Error).message },
+      }),
+  );
+});
+process.send?.({ id: 0, ok: true, result: 'ready' });
