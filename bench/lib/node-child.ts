@@ -1,0 +1,281 @@
+/**
+ * One vrep node in its own process, driven over the IPC channel by
+ * bench/replication.bench.ts (through bench/lib/node-client.ts). Vectors are
+ * generated here from a seed, so IPC carries commands and figures only.
+ *
+ *   fork('bench/lib/node-child.ts', [optionsJson?], { execArgv: ['--import', 'tsx'] })
+ *
+ * With an options argument the node starts at once; without one the child
+ * waits for a `start` command (so a start can be timed without process boot).
+ * Exits when the parent goes away.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { fsync as fsyncCb, open as openCb, close as closeCb } from 'node:fs';
+import { promisify } from 'node:util';
+import net from 'node:net';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { ReplicationNode } from '../../src/node/replication-node.ts';
+import type { ReplicationNodeOptions } from '../../src/node/types.ts';
+import type { ConsistencyLevel } from '../../src/node/consistency.ts';
+import { batchIds, POOL_BATCHES, vectorPool } from './seeded.ts';
+import { wallMs } from './processes.ts';
+import type { ChildCommand, ChildReply, IngestResult, TcpCopyHeader } from './node-client.ts';
+
+const fsync = promisify(fsyncCb);
+const openFile = promisify(openCb);
+const closeFile = promisify(closeCb);
+
+let node: ReplicationNode | null = null;
+
+function need(): ReplicationNode {
+  if (!node) throw new Error('node not started');
+  return node;
+}
+
+async function start(options: ReplicationNodeOptions): Promise<unknown> {
+  if (node) throw new Error('node already started');
+  node = await ReplicationNode.start(options);
+  return { nodeId: node.nodeId, peerPort: node.peerPort, lastLsn: node.lastLsn };
+}
+
+// ---- ingest -----------------------------------------------------------------
+
+export interface IngestArgs {
+  collection: string;
+  dim: number;
+  batchSize: number;
+  seed: number;
+  idPrefix: string;
+  consistency: ConsistencyLevel;
+  /** Stop after this long or after maxBatches, whichever first. */
+  durationMs: number;
+  maxBatches: number;
+  /** Vectors/s to pace at; omitted = as fast as the acknowledgements come. */
+  ratePerSec?: number;
+  /** Return [lsn, wall ms of the write call, wall ms of its acknowledgement] of every batch. */
+  recordCommits?: boolean;
+}
+
+async function ingest(a: IngestArgs): Promise<IngestResult> {
+  const n = need();
+  const pool = vectorPool(a.seed, a.dim, a.batchSize);
+  const payloads = Array.from({ length: a.batchSize }, () => new Uint8Array(0));
+  const commits: [number, number, number][] = [];
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const opts = { consistency: a.consistency, timeoutMs: 60_000 };
+  loop.enable();
+  const startWallMs = wallMs();
+  const t0 = performance.now();
+  let batches = 0;
+  let lastLsn = 0;
+  while (batches < a.maxBatches && performance.now() - t0 < a.durationMs) {
+    if (a.ratePerSec !== undefined) {
+      const dueMs = t0 + (batches * a.batchSize * 1000) / a.ratePerSec;
+      const waitMs = dueMs - performance.now();
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+    }
+    const vectors = pool[batches % POOL_BATCHES] as Float32Array;
+    const ids = batchIds(a.idPrefix, batches, a.batchSize);
+    const calledMs = a.recordCommits ? wallMs() : 0;
+    const result = await n.writePacked(a.collection, { ids, vectors, payloads }, opts);
+    lastLsn = result.lsn;
+    if (a.recordCommits) commits.push([result.lsn, calledMs, wallMs()]);
+    batches++;
+  }
+  const elapsedMs = performance.now() - t0;
+  loop.disable();
+  return {
+    vectors: batches * a.batchSize,
+    batches,
+    elapsedMs,
+    vectorsPerSec: (batches * a.batchSize * 1000) / elapsedMs,
+    startWallMs,
+    endWallMs: startWallMs + elapsedMs,
+    lastLsn,
+    loopDelay: {
+      maxMs: loop.max / 1e6,
+      p99Ms: loop.percentile(99) / 1e6,
+      meanMs: loop.mean / 1e6,
+    },
+    commits,
+  };
+}
+
+// ---- replica apply times ----------------------------------------------------
+
+/** Polled every 1 ms: [lastLsn, wall ms] each time it changed. */
+let watched: [number, number][] = [];
+let watchTimer: NodeJS.Timeout | null = null;
+const MAX_WATCH_ENTRIES = 1_000_000;
+
+function watch(): void {
+  const n = need();
+  watched = [];
+  let last = n.lastLsn;
+  watchTimer = setInterval(() => {
+    const lsn = n.lastLsn;
+    if (lsn !== last && watched.length < MAX_WATCH_ENTRIES) {
+      watched.push([lsn, wallMs()]);
+      last = lsn;
+    }
+  }, 1);
+}
+
+function unwatch(): [number, number][] {
+  if (watchTimer) clearInterval(watchTimer);
+  watchTimer = null;
+  const out = watched;
+  watched = [];
+  return out;
+}
+
+// ---- raw TCP receiver (the full-sync bound) -----------------------------------
+
+/**
+ * Receives files sent as [u32 header length][header JSON][bytes] and writes
+ * each into `dir`, fsyncing it, like a replica storing a snapshot.
+ */
+let received: Promise<{ bytes: number; files: number }> | null = null;
+
+async function tcpReceive(dir: string): Promise<{ port: number }> {
+  mkdirSync(dir, { recursive: true });
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  received = new Promise((resolve, reject) => {
+    server.once('connection', (socket) => {
+      server.close();
+      let buf: Buffer = Buffer.alloc(0);
+      let current: { out: WriteStream; left: number; name: string } | null = null;
+      let bytes = 0;
+      let files = 0;
+      const finishFile = async (name: string, out: WriteStream): Promise<void> => {
+        await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
+        const fd = await openFile(path.join(dir, name), 'r');
+        await fsync(fd);
+        await closeFile(fd);
+      };
+      const flushes: Promise<void>[] = [];
+      socket.on('data', (chunk: Buffer) => {
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        for (;;) {
+          if (!current) {
+            if (buf.length < 4) break;
+            const headerLen = buf.readUInt32LE(0);
+            if (buf.length < 4 + headerLen) break;
+            const header = JSON.parse(buf.toString('utf8', 4, 4 + headerLen)) as TcpCopyHeader;
+            buf = buf.subarray(4 + headerLen);
+            if (header.end) {
+              socket.end();
+              Promise.all(flushes).then(() => resolve({ bytes, files }), reject);
+              return;
+            }
+            current = {
+              out: createWriteStream(path.join(dir, header.name)),
+              left: header.bytes,
+              name: header.name,
+            };
+          }
+          const take = Math.min(current.left, buf.length);
+          if (take > 0) {
+            // Disk slower than the socket: stop reading until the file catches up.
+            // (A stream being ended emits no 'drain': 'finish' resumes then.)
+            const out = current.out;
+            if (!out.write(buf.subarray(0, take))) {
+              socket.pause();
+              const resume = (): void => {
+                out.off('drain', resume);
+                out.off('finish', resume);
+                socket.resume();
+              };
+              out.on('drain', resume);
+              out.on('finish', resume);
+            }
+            buf = buf.subarray(take);
+            current.left -= take;
+            bytes += take;
+          }
+          if (current.left > 0) break;
+          flushes.push(finishFile(current.name, current.out));
+          files++;
+          current = null;
+        }
+      });
+      socket.on('error', reject);
+    });
+  });
+  return { port };
+}
+
+// ---- command loop -------------------------------------------------------------
+
+async function run(cmd: ChildCommand): Promise<unknown> {
+  switch (cmd.cmd) {
+    case 'start':
+      return start(cmd.options);
+    case 'createCollection':
+      return need().createCollection(cmd.name, { dimension: cmd.dimension, metric: cmd.metric });
+    case 'dropCollection':
+      return need().dropCollection(cmd.name);
+    case 'ingest':
+      return ingest(cmd.args);
+    case 'status': {
+      const n = need();
+      return { lastLsn: n.lastLsn, status: n.replicationStatus() };
+    }
+    case 'digest':
+      return need().digest(cmd.collection);
+    case 'snapshot': {
+      const info = await need().snapshot();
+      return { dir: info.dir, bytes: info.bytes, lsn: info.manifest.lsn };
+    }
+    case 'watch':
+      watch();
+      return null;
+    case 'unwatch':
+      return unwatch();
+    case 'tcpReceive':
+      return tcpReceive(cmd.dir);
+    case 'tcpReceived':
+      if (!received) throw new Error('tcpReceive first');
+      return received;
+    case 'stop':
+      if (node) await node.stop();
+      node = null;
+      return null;
+  }
+}
+
+process.on('message', (msg: { id: number; command: ChildCommand }) => {
+  run(msg.command).then(
+    (result) => process.send?.({ id: msg.id, ok: true, result } satisfies ChildReply),
+    (err: unknown) => {
+      const e = err as { message?: string; code?: string };
+      process.send?.({
+        id: msg.id,
+        ok: false,
+        error: { message: e.message ?? String(err), code: e.code ?? null },
+      } satisfies ChildReply);
+    },
+  );
+});
+// The parent is gone (or done with us): nothing left to do.
+process.on('disconnect', () => process.exit(0));
+
+const optionsArg = process.argv[2];
+if (optionsArg) {
+  start(JSON.parse(optionsArg) as ReplicationNodeOptions).then(
+    (result) => process.send?.({ id: 0, ok: true, result } satisfies ChildReply),
+    (err: unknown) => {
+      const e = err as { message?: string; code?: string };
+      process.send?.({
+        id: 0,
+        ok: false,
+        error: { message: e.message ?? String(err), code: e.code ?? null },
+      } satisfies ChildReply);
+    },
+  );
+} else {
+  process.send?.({ id: 0, ok: true, result: null } satisfies ChildReply);
+}

@@ -1,0 +1,849 @@
+/**
+ * Replication against Redis 7, both as a primary + 2 replicas, each node in
+ * its own process, on this machine, in the same run:
+ *  a. vrep ingest + replication throughput at consistency One / Quorum / All
+ *     (dim 768 and 128, batches of 1000), driven through the TS API inside
+ *     the primary's process (bench/lib/node-child.ts);
+ *  b. Redis 7 with 2 replicas: pipelined SET of the same vector bytes, with
+ *     WAIT 1 (Quorum) / WAIT 2 (All) per batch; ratios vrep / Redis;
+ *  c. replication lag p50/p99 at half the One rate of (a);
+ *  d. full-sync MB/s of a fresh replica joining a primary with 1M x 128
+ *     (quick: 100k), against a raw TCP copy of the snapshot's files;
+ *  e. event-loop delay on the primary during (a), next to a standalone node.
+ * Method: one batch in flight on both sides; "acked" = the writer's rate,
+ * "on both replicas" = vectors / time until both replicas hold the last
+ * batch (vrep: their lastLsn; Redis: WAIT 2). Durability alike: vrep WAL
+ * fsync everysec, Redis AOF appendfsync everysec. The vrep driver runs inside
+ * the primary's process (vectors generated there from a seed); the Redis
+ * client (RESP over net, bench/lib/redis.ts) runs in this process. Every
+ * case is bounded in time; every process started here is killed on exit.
+ * Needs redis-server (`npm run bench:deps`); starts its own, no service.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { emit, isQuick, type Row, type Section } from './lib/harness.ts';
+import { ConsistencyLevel } from '../src/node/consistency.ts';
+import type { ReplicationNodeOptions } from '../src/node/types.ts';
+import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
+import { freePort, waitUntil, wallMs, withTimeout } from './lib/processes.ts';
+import {
+  encodeCommand,
+  encodeSetBatch,
+  RedisReplyError,
+  redisServerVersion,
+  replicationInfo,
+  RespClient,
+  startRedis,
+  type RedisServer,
+} from './lib/redis.ts';
+import { batchIds, POOL_BATCHES, vectorPool } from './lib/seeded.ts';
+
+const quick = isQuick();
+const DIMS = [768, 128] as const;
+const LEVELS = [ConsistencyLevel.One, ConsistencyLevel.Quorum, ConsistencyLevel.All] as const;
+const BATCH = 1000;
+const SEED = 42;
+/** Each throughput case runs this long or until CASE_MAX_BYTES, whichever first. */
+const CASE_MS = quick ? 1500 : 5000;
+/** Vector bytes one case may write (each node holds them until the case drops its collection). */
+const CASE_MAX_BYTES = (quick ? 96 : 512) * 1024 * 1024;
+const caseMaxBatches = (dim: number): number => Math.max(1, Math.floor(CASE_MAX_BYTES / (BATCH * dim * 4)));
+const FULL_SYNC_VECTORS = quick ? 100_000 : 1_000_000;
+const WARMUP_MS = quick ? 500 : 2000;
+/** The paced lag run (one sample per batch and replica). */
+const LAG_MS = quick ? 2000 : 20_000;
+/** Limits: every wait in the bench has one. */
+const START_TIMEOUT_MS = 30_000;
+const CATCH_UP_TIMEOUT_MS = 120_000;
+const CASE_TIMEOUT_MS = CASE_MS + 120_000;
+const FULL_SYNC_TIMEOUT_MS = quick ? 120_000 : 600_000;
+const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
+
+const LEVEL_NAME: Record<ConsistencyLevel, string> = { one: 'One', quorum: 'Quorum', all: 'All' };
+const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-repl-'));
+// Also on the watchdog's exit; the children are SIGKILLed by the hook in lib/processes.ts.
+process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
+const watchdog = setTimeout(() => {
+  process.stderr.write(
+    `replication bench: over its ${WHOLE_BENCH_TIMEOUT_MS} ms limit, killing everything\n`,
+  );
+  process.exit(1); // the exit hook in lib/processes.ts SIGKILLs every child
+}, WHOLE_BENCH_TIMEOUT_MS);
+watchdog.unref();
+const problems: string[] = [];
+const benchStart = performance.now();
+/** Progress on stderr (run.ts passes it through; results go to stdout). */
+function progress(message: string): void {
+  process.stderr.write(
+    `replication bench [${((performance.now() - benchStart) / 1000).toFixed(1)} s] ${message}\n`,
+  );
+}
+
+// ---- vrep cluster -----------------------------------------------------------
+
+interface VrepCluster {
+  primary: NodeChild;
+  replicas: NodeChild[];
+}
+
+const nodeDir = (name: string): string => path.join(tmpRoot, name);
+
+/** Primary + 2 replicas, each in its own process; resolves once both replicas are Connected. */
+async function startVrepCluster(): Promise<VrepCluster> {
+  const port = await freePort();
+  const primaryOpts: ReplicationNodeOptions = {
+    nodeId: 'p',
+    dataDir: nodeDir('p'),
+    replication: { role: 'primary', bindAddress: `127.0.0.1:${port}` },
+  };
+  const { child: primary } = await NodeChild.fork('vrep primary', primaryOpts, START_TIMEOUT_MS);
+  const replicas: NodeChild[] = [];
+  try {
+    for (const id of ['r1', 'r2']) {
+      const { child } = await NodeChild.fork(
+        `vrep replica ${id}`,
+        {
+          nodeId: id,
+          dataDir: nodeDir(id),
+          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+        },
+        START_TIMEOUT_MS,
+      );
+      replicas.push(child);
+    }
+    await waitUntil(
+      async () => {
+        const { status } = await primary.status();
+        return status.replicas.filter((r) => r.status === 'Connected').length >= 2 ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      'the vrep primary to list 2 Connected replicas',
+      20,
+    );
+    return { primary, replicas };
+  } catch (err) {
+    await Promise.allSettled([primary, ...replicas].map((c) => c.stop(5000)));
+    throw err;
+  }
+}
+
+/** Wall ms at which every replica had applied `lsn` (polled every 2 ms). */
+async function replicasReach(replicas: NodeChild[], lsn: number, what: string): Promise<number> {
+  return waitUntil(
+    async () => {
+      const statuses = await Promise.all(replicas.map((r) => r.status()));
+      return statuses.every((s) => s.lastLsn >= lsn) ? wallMs() : undefined;
+    },
+    CATCH_UP_TIMEOUT_MS,
+    what,
+    2,
+  );
+}
+
+async function digestsEqual(nodes: NodeChild[], collection: string): Promise<boolean> {
+  const digests = await Promise.all(nodes.map((n) => n.call<string>({ cmd: 'digest', collection }, 60_000)));
+  return digests.every((d) => d === digests[0]);
+}
+
+interface VrepCase {
+  ingest: IngestResult;
+  /** Vectors / (time from the first write until both replicas applied the last). */
+  replicatedPerSec: number;
+  digestsEqual: boolean;
+}
+
+async function ingestArgs(
+  collection: string,
+  dim: number,
+  consistency: ConsistencyLevel,
+  extra: Partial<IngestArgs> = {},
+): Promise<IngestArgs> {
+  return {
+    collection,
+    dim,
+    batchSize: BATCH,
+    seed: SEED + dim,
+    idPrefix: 'v',
+    consistency,
+    durationMs: CASE_MS,
+    maxBatches: caseMaxBatches(dim),
+    ...extra,
+  };
+}
+
+async function vrepCase(
+  cluster: VrepCluster,
+  dim: number,
+  level: ConsistencyLevel,
+  durationMs = CASE_MS,
+): Promise<VrepCase> {
+  const { primary, replicas } = cluster;
+  const collection = `t${dim}_${level}`;
+  const created = await primary.call<{ lsn: number }>(
+    { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
+    10_000,
+  );
+  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
+  const ingest = await primary.call<IngestResult>(
+    { cmd: 'ingest', args: await ingestArgs(collection, dim, level, { durationMs }) },
+    CASE_TIMEOUT_MS,
+  );
+  const caughtUpMs = await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  const equal = await digestsEqual([primary, ...replicas], collection);
+  if (!equal) problems.push(`vrep digests differ after ${collection}`);
+  // Free the memory before the next case (the drop replicates too).
+  await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
+  return {
+    ingest,
+    replicatedPerSec: (ingest.vectors * 1000) / (caughtUpMs - ingest.startWallMs),
+    digestsEqual: equal,
+  };
+}
+
+async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResult> {
+  const collection = `s${dim}`;
+  await node.call({ cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' }, 10_000);
+  await node.call<IngestResult>(
+    {
+      cmd: 'ingest',
+      args: await ingestArgs(collection, dim, ConsistencyLevel.One, { durationMs: WARMUP_MS, idPrefix: 'w' }),
+    },
+    CASE_TIMEOUT_MS,
+  ); // warm-up
+  const ingest = await node.call<IngestResult>(
+    { cmd: 'ingest', args: await ingestArgs(collection, dim, ConsistencyLevel.One) },
+    CASE_TIMEOUT_MS,
+  );
+  await node.call({ cmd: 'dropCollection', name: collection }, 30_000);
+  return ingest;
+}
+
+interface LagStats {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  perReplicaP99Ms: number[];
+}
+
+interface LagCase {
+  ratePerSec: number;
+  achievedPerSec: number;
+  samples: number;
+  /** Replica apply - the primary's write() call: what a writer waits to see its batch on a replica. */
+  fromCall: LagStats;
+  /** Replica apply - the primary's write() acknowledgement (One: its own WAL). */
+  fromAck: LagStats;
+  /** Applies seen before the primary's acknowledgement returned (counted as 0 in fromAck). */
+  early: number;
+  /** The primary's write() call to acknowledgement. */
+  writeLatency: { p50Ms: number; p99Ms: number; maxMs: number };
+}
+
+const newHistogram = (): hdr.Histogram =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+
+/**
+ * Lag per batch (one LSN each) and replica: wall time the replica's lastLsn
+ * first showed it (polled every 1 ms in the replica's process, so up to
+ * ~1 ms late) minus wall time on the primary, one machine clock. Two
+ * origins, since the primary's commit lies between the write call and its
+ * acknowledgement and a replica often applies before the ack returns.
+ */
+function lagStats(
+  commits: [number, number, number][],
+  applied: [number, number][][],
+): {
+  fromCall: LagStats;
+  fromAck: LagStats;
+  samples: number;
+  early: number;
+} {
+  const allCall = newHistogram();
+  const allAck = newHistogram();
+  const callP99: number[] = [];
+  const ackP99: number[] = [];
+  let early = 0;
+  for (const seen of applied) {
+    const oneCall = newHistogram();
+    const oneAck = newHistogram();
+    let j = 0;
+    for (const [lsn, calledMs, ackedMs] of commits) {
+      while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
+      const hit = seen[j];
+      if (!hit) throw new Error(`lag: a replica never showed LSN ${lsn}`);
+      const callUs = Math.max(0, Math.round((hit[1] - calledMs) * 1000));
+      let ackUs = Math.round((hit[1] - ackedMs) * 1000);
+      if (ackUs < 0) {
+        early++;
+        ackUs = 0;
+      }
+      for (const h of [allCall, oneCall]) h.recordValue(callUs);
+      for (const h of [allAck, oneAck]) h.recordValue(ackUs);
+    }
+    callP99.push(oneCall.getValueAtPercentile(99) / 1000);
+    ackP99.push(oneAck.getValueAtPercentile(99) / 1000);
+    oneCall.destroy();
+    oneAck.destroy();
+  }
+  const stats = (h: hdr.Histogram, perReplicaP99Ms: number[]): LagStats => ({
+    p50Ms: h.getValueAtPercentile(50) / 1000,
+    p99Ms: h.getValueAtPercentile(99) / 1000,
+    maxMs: h.maxValue / 1000,
+    perReplicaP99Ms,
+  });
+  const out = {
+    fromCall: stats(allCall, callP99),
+    fromAck: stats(allAck, ackP99),
+    samples: allCall.totalCount,
+    early,
+  };
+  allCall.destroy();
+  allAck.destroy();
+  return out;
+}
+
+/** Paced ingest at consistency One while both replicas timestamp every LSN they apply. */
+async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): Promise<LagCase> {
+  const { primary, replicas } = cluster;
+  const collection = `lag${dim}`;
+  const created = await primary.call<{ lsn: number }>(
+    { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
+    10_000,
+  );
+  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
+  await Promise.all(replicas.map((r) => r.call({ cmd: 'watch' }, 10_000)));
+  const ingest = await primary.call<IngestResult>(
+    {
+      cmd: 'ingest',
+      args: await ingestArgs(collection, dim, ConsistencyLevel.One, {
+        ratePerSec,
+        recordCommits: true,
+        durationMs: LAG_MS,
+        maxBatches: 1_000_000,
+      }),
+    },
+    LAG_MS + CASE_TIMEOUT_MS,
+  );
+  await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  const applied = await Promise.all(
+    replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
+  );
+  await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
+  const write = newHistogram();
+  for (const [, calledMs, ackedMs] of ingest.commits)
+    write.recordValue(Math.max(0, Math.round((ackedMs - calledMs) * 1000)));
+  const writeLatency = {
+    p50Ms: write.getValueAtPercentile(50) / 1000,
+    p99Ms: write.getValueAtPercentile(99) / 1000,
+    maxMs: write.maxValue / 1000,
+  };
+  write.destroy();
+  return {
+    ratePerSec,
+    achievedPerSec: ingest.vectorsPerSec,
+    writeLatency,
+    ...lagStats(ingest.commits, applied),
+  };
+}
+
+// ---- Redis cluster ----------------------------------------------------------
+
+interface RedisCluster {
+  servers: RedisServer[];
+  client: RespClient;
+  replicaClients: RespClient[];
+}
+
+async function startRedisCluster(): Promise<RedisCluster> {
+  const dir = path.join(tmpRoot, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const servers: RedisServer[] = [];
+  try {
+    const primary = await startRedis({ dir, timeoutMs: START_TIMEOUT_MS });
+    servers.push(primary);
+    for (let i = 0; i < 2; i++) {
+      servers.push(await startRedis({ dir, replicaOfPort: primary.port, timeoutMs: START_TIMEOUT_MS }));
+    }
+    const client = await RespClient.connect(primary.port);
+    const replicaClients = await Promise.all(servers.slice(1).map((s) => RespClient.connect(s.port)));
+    await waitUntil(
+      async () => {
+        const info = await replicationInfo(client);
+        const online = [0, 1].filter((i) => info.get(`slave${i}`)?.includes('state=online')).length;
+        return online === 2 ? true : undefined;
+      },
+      START_TIMEOUT_MS,
+      'the Redis primary to list 2 online replicas',
+      20,
+    );
+    return { servers, client, replicaClients };
+  } catch (err) {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    throw err;
+  }
+}
+
+interface RedisCase {
+  vectorsPerSec: number;
+  replicatedPerSec: number;
+  keysEqual: boolean;
+}
+
+/** Pipelined SET of one batch (+ WAIT n per batch for Quorum / All), one batch in flight, like vrep. */
+async function redisCase(
+  cluster: RedisCluster,
+  dim: number,
+  level: ConsistencyLevel,
+  durationMs = CASE_MS,
+): Promise<RedisCase> {
+  const { client, replicaClients } = cluster;
+  await client.call('FLUSHALL');
+  const pool = vectorPool(SEED + dim, dim, BATCH);
+  const waitFor = level === 'one' ? 0 : level === 'quorum' ? 1 : 2;
+  const waitCmd = encodeCommand(['WAIT', String(waitFor), String(60_000)]);
+  const t0 = performance.now();
+  let batches = 0;
+  while (batches < caseMaxBatches(dim) && performance.now() - t0 < durationMs) {
+    const sets = encodeSetBatch(
+      batchIds('v', batches, BATCH),
+      pool[batches % POOL_BATCHES] as Float32Array,
+      dim,
+    );
+    const replies = await withTimeout(
+      waitFor === 0 ? client.send(sets, BATCH) : client.send(Buffer.concat([sets, waitCmd]), BATCH + 1),
+      CASE_TIMEOUT_MS,
+      'a Redis batch',
+    );
+    const bad = replies.find((r) => r instanceof RedisReplyError);
+    if (bad) throw new Error(`redis: ${String(bad)}`);
+    if (waitFor > 0 && (replies[BATCH] as number) < waitFor) {
+      throw new Error(`redis WAIT ${waitFor} returned ${String(replies[BATCH])}`);
+    }
+    batches++;
+  }
+  const ackedMs = performance.now() - t0;
+  // Until both replicas have everything: WAIT 2 returns when they acknowledged the offset.
+  const reached = await client.call('WAIT', '2', String(CATCH_UP_TIMEOUT_MS));
+  const replicatedMs = performance.now() - t0;
+  if (reached !== 2) throw new Error(`redis replicas did not catch up (WAIT 2 -> ${String(reached)})`);
+  const sizes = await Promise.all([client, ...replicaClients].map((c) => c.call('DBSIZE')));
+  const keysEqual = sizes.every((s) => s === batches * BATCH);
+  if (!keysEqual) problems.push(`redis key counts differ: ${sizes.join(', ')}`);
+  await client.call('FLUSHALL');
+  const vectors = batches * BATCH;
+  return {
+    vectorsPerSec: (vectors * 1000) / ackedMs,
+    replicatedPerSec: (vectors * 1000) / replicatedMs,
+    keysEqual,
+  };
+}
+
+// ---- full sync --------------------------------------------------------------
+
+function filesOf(dir: string): { name: string; bytes: number }[] {
+  return readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, bytes: statSync(path.join(dir, name)).size }))
+    .filter((f) => statSync(path.join(dir, f.name)).isFile());
+}
+
+/** Sends every file of `dir` to the receiver child's port; resolves once all bytes are written out. */
+async function sendFiles(dir: string, port: number): Promise<void> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const header = (h: object): Buffer => {
+    const json = Buffer.from(JSON.stringify(h));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(json.length);
+    return Buffer.concat([len, json]);
+  };
+  for (const f of filesOf(dir)) {
+    socket.write(header({ name: f.name, bytes: f.bytes }));
+    for await (const chunk of createReadStream(path.join(dir, f.name), { highWaterMark: 1 << 20 })) {
+      if (!socket.write(chunk as Buffer)) await once(socket, 'drain');
+    }
+  }
+  socket.end(header({ end: true }));
+}
+
+interface FullSyncCase {
+  snapshotBytes: number;
+  vectors: number;
+  rawMBps: number;
+  /** Null when the replica role is not available in this build. */
+  vrep: {
+    mbPerSec: number;
+    seconds: number;
+    /** Until the replica reported every snapshot byte received (null: never seen while polling). */
+    transferSeconds: number | null;
+    digestsEqual: boolean;
+    fullSyncs: number;
+  } | null;
+  unavailable: string | null;
+}
+
+async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
+  const dim = 128;
+  const port = await freePort();
+  const { child: primary } = await NodeChild.fork(
+    'full-sync primary',
+    {
+      nodeId: 'fp',
+      dataDir: nodeDir('fp'),
+      storage: { fsync: 'no' },
+      replication: rolesAvailable
+        ? { role: 'primary', bindAddress: `127.0.0.1:${port}` }
+        : { role: 'standalone' },
+    },
+    START_TIMEOUT_MS,
+  );
+  const others: NodeChild[] = [];
+  try {
+    await primary.call({ cmd: 'createCollection', name: 'full', dimension: dim, metric: 'l2' }, 10_000);
+    const loaded = await primary.call<IngestResult>(
+      {
+        cmd: 'ingest',
+        args: await ingestArgs('full', dim, ConsistencyLevel.One, {
+          durationMs: FULL_SYNC_TIMEOUT_MS,
+          maxBatches: FULL_SYNC_VECTORS / BATCH,
+        }),
+      },
+      FULL_SYNC_TIMEOUT_MS,
+    );
+    progress(`full sync: ${loaded.vectors} vectors loaded, taking a snapshot`);
+    const snap = await primary.call<{ dir: string; bytes: number; lsn: number }>(
+      { cmd: 'snapshot' },
+      FULL_SYNC_TIMEOUT_MS,
+    );
+    const snapshotBytes = filesOf(snap.dir).reduce((sum, f) => sum + f.bytes, 0);
+
+    // Bound: the same files over one TCP connection into another process that writes and fsyncs them.
+    const { child: receiver } = await NodeChild.fork('raw TCP receiver', null, START_TIMEOUT_MS);
+    others.push(receiver);
+    const { port: rxPort } = await receiver.call<{ port: number }>(
+      { cmd: 'tcpReceive', dir: path.join(tmpRoot, 'rawcopy') },
+      10_000,
+    );
+    progress('full sync: raw TCP copy');
+    const rawStart = performance.now();
+    await withTimeout(sendFiles(snap.dir, rxPort), FULL_SYNC_TIMEOUT_MS, 'the raw TCP copy to send');
+    const rx = await receiver.call<{ bytes: number }>({ cmd: 'tcpReceived' }, FULL_SYNC_TIMEOUT_MS);
+    const rawMs = performance.now() - rawStart;
+    if (rx.bytes !== snapshotBytes) throw new Error(`raw copy moved ${rx.bytes} of ${snapshotBytes} bytes`);
+    const rawMBps = snapshotBytes / 1e6 / (rawMs / 1000);
+
+    if (!rolesAvailable) {
+      return {
+        snapshotBytes,
+        vectors: loaded.vectors,
+        rawMBps,
+        vrep: null,
+        unavailable: 'replica role not in this build',
+      };
+    }
+    // The joiner's process is up before the clock starts: only the sync is timed.
+    const { child: joiner } = await NodeChild.fork('full-sync replica', null, START_TIMEOUT_MS);
+    others.push(joiner);
+    progress('full sync: a new replica joins');
+    const syncStart = performance.now();
+    await joiner.call(
+      {
+        cmd: 'start',
+        options: {
+          nodeId: 'fr',
+          dataDir: nodeDir('fr'),
+          storage: { fsync: 'no' },
+          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+        },
+      },
+      START_TIMEOUT_MS,
+    );
+    const primaryLsn = (await primary.status()).lastLsn;
+    // When the last snapshot byte arrived (the rest is the replica loading it).
+    let transferredMs: number | null = null;
+    const joined = await waitUntil(
+      async () => {
+        const s = await joiner.status();
+        const sync = s.status.master?.sync;
+        if (transferredMs === null && sync && sync.bytes_total > 0 && sync.bytes_done >= sync.bytes_total) {
+          transferredMs = performance.now() - syncStart;
+        }
+        return s.lastLsn >= primaryLsn && s.status.master?.status === 'Connected' ? s : undefined;
+      },
+      FULL_SYNC_TIMEOUT_MS,
+      'the new replica to be Connected at the primary LSN',
+      5,
+    );
+    const syncMs = performance.now() - syncStart;
+    const equal = await digestsEqual([primary, joiner], 'full');
+    if (!equal) problems.push('vrep digests differ after the full sync');
+    return {
+      snapshotBytes,
+      vectors: loaded.vectors,
+      rawMBps,
+      vrep: {
+        mbPerSec: snapshotBytes / 1e6 / (syncMs / 1000),
+        seconds: syncMs / 1000,
+        transferSeconds: transferredMs === null ? null : (transferredMs as number) / 1000,
+        digestsEqual: equal,
+        fullSyncs: joined.status.stats.full_syncs,
+      },
+      unavailable: null,
+    };
+  } finally {
+    await Promise.allSettled([primary, ...others].map((c) => c.stop(30_000)));
+  }
+}
+
+// ---- report -----------------------------------------------------------------
+
+const fmtRate = (n: number): string => (n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0));
+
+function vs(row: Row, base: Row): Row {
+  return base.value > 0 ? { ...row, ratio: row.value / base.value, vs: base.name } : row;
+}
+
+async function main(): Promise<Section[]> {
+  const redisVersion = redisServerVersion();
+  const sections: Section[] = [];
+  progress('starting Redis and vrep clusters');
+  const redis = await startRedisCluster();
+  let cluster: VrepCluster | null = null;
+  let unavailable: string | null = null;
+  try {
+    cluster = await startVrepCluster();
+  } catch (err) {
+    if (!(err instanceof ChildCommandError && err.code === 'ERR_UNSUPPORTED')) throw err;
+    unavailable = err.message;
+  }
+  // The same ingest on a node without replicas: what replication costs the primary.
+  const { child: standalone } = await NodeChild.fork(
+    'vrep standalone',
+    { nodeId: 's', dataDir: nodeDir('s') },
+    START_TIMEOUT_MS,
+  );
+  const vrepOne = new Map<number, number>();
+  const summary: Row[] = [];
+  const loopRows: Row[] = [];
+  try {
+    for (const dim of DIMS) {
+      const rows: Row[] = [];
+      // Warm-up (JIT, buffers, connections), not reported.
+      progress(`dim ${dim}: warm-up`);
+      if (cluster) await vrepCase(cluster, dim, ConsistencyLevel.One, WARMUP_MS);
+      await redisCase(redis, dim, ConsistencyLevel.One, WARMUP_MS);
+      progress(`dim ${dim}: vrep standalone`);
+      const alone = await standaloneCase(standalone, dim);
+      rows.push({
+        name: 'vrep standalone (no replicas): acked',
+        value: alone.vectorsPerSec,
+        unit: 'vectors/s',
+        note: 'reference: the same ingest without replication',
+      });
+      const aloneMax: Row = { name: `dim ${dim}, standalone: max`, value: alone.loopDelay.maxMs, unit: 'ms' };
+      const aloneP99: Row = { name: `dim ${dim}, standalone: p99`, value: alone.loopDelay.p99Ms, unit: 'ms' };
+      loopRows.push(aloneMax, aloneP99);
+      for (const level of LEVELS) {
+        const name = LEVEL_NAME[level];
+        // vrep then Redis for each level, so drift in the machine's load hits both alike.
+        progress(`dim ${dim}, ${name}: vrep`);
+        const v = cluster ? await vrepCase(cluster, dim, level) : null;
+        progress(`dim ${dim}, ${name}: Redis`);
+        const r = await redisCase(redis, dim, level);
+        const waitNote = level === 'one' ? 'no WAIT' : `WAIT ${level === 'quorum' ? 1 : 2} per batch`;
+        const rAcked: Row = {
+          name: `Redis ${name}: acked`,
+          value: r.vectorsPerSec,
+          unit: 'vectors/s',
+          note: `pipelined SET, ${waitNote}`,
+        };
+        const rRepl: Row = {
+          name: `Redis ${name}: on both replicas`,
+          value: r.replicatedPerSec,
+          unit: 'vectors/s',
+          note: `until WAIT 2 returns; key counts ${r.keysEqual ? 'equal' : 'DIFFER'}`,
+        };
+        rows.push(rAcked);
+        if (v) {
+          vrepOne.set(dim, vrepOne.get(dim) ?? v.ingest.vectorsPerSec);
+          const vAcked = vs(
+            {
+              name: `vrep ${name}: acked`,
+              value: v.ingest.vectorsPerSec,
+              unit: 'vectors/s',
+              note: `${v.ingest.vectors} vectors in ${(v.ingest.elapsedMs / 1000).toFixed(1)} s`,
+            },
+            rAcked,
+          );
+          const vRepl = vs(
+            {
+              name: `vrep ${name}: on both replicas`,
+              value: v.replicatedPerSec,
+              unit: 'vectors/s',
+              note: `until both replicas' lastLsn = primary's; digests ${v.digestsEqual ? 'equal' : 'DIFFER'}`,
+            },
+            rRepl,
+          );
+          rows.push(vAcked, rRepl, vRepl);
+          summary.push({
+            name: `dim ${dim}, ${name}`,
+            value: vAcked.ratio ?? 0,
+            unit: 'x',
+            note:
+              `acked ${fmtRate(v.ingest.vectorsPerSec)} vs ${fmtRate(r.vectorsPerSec)} vectors/s; ` +
+              `on both replicas ${(vRepl.ratio ?? 0).toFixed(2)}x`,
+          });
+          loopRows.push(
+            vs({ name: `dim ${dim}, ${name}: max`, value: v.ingest.loopDelay.maxMs, unit: 'ms' }, aloneMax),
+            vs({ name: `dim ${dim}, ${name}: p99`, value: v.ingest.loopDelay.p99Ms, unit: 'ms' }, aloneP99),
+          );
+        } else {
+          rows.push(rRepl);
+        }
+      }
+      sections.push({
+        title:
+          `ingest + replication, dim ${dim}, batches of ${BATCH}, primary + 2 replicas (own processes), ` +
+          `vrep vs Redis ${redisVersion} (AOF everysec / WAL fsync everysec)`,
+        rows,
+      });
+    }
+    if (cluster) {
+      sections.push({
+        title: 'vrep / Redis throughput ratio, acked vectors/s (>1: vrep faster)',
+        rows: summary,
+      });
+      sections.push({
+        title:
+          'Event-loop delay on the vrep primary during the ingest (monitorEventLoopDelay, 1 ms resolution), ' +
+          'vs the same ingest on a standalone node',
+        rows: loopRows,
+      });
+      const lagRows: Row[] = [];
+      for (const dim of DIMS) {
+        const rate = (vrepOne.get(dim) ?? 0) / 2;
+        progress(`lag, dim ${dim}, at ${fmtRate(rate)} vectors/s`);
+        const lag = await lagCase(cluster, dim, rate);
+        const w = lag.writeLatency;
+        const writeP50: Row = {
+          name: `dim ${dim}: primary write() latency p50`,
+          value: w.p50Ms,
+          unit: 'ms',
+          note: `${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`,
+        };
+        const writeP99: Row = { name: `dim ${dim}: primary write() latency p99`, value: w.p99Ms, unit: 'ms' };
+        const fromAck = (k: 'p50Ms' | 'p99Ms' | 'maxMs'): string =>
+          `${lag.fromAck[k].toFixed(2)} ms after the ack`;
+        lagRows.push(
+          writeP50,
+          writeP99,
+          vs(
+            {
+              name: `dim ${dim}: replica lag p50`,
+              value: lag.fromCall.p50Ms,
+              unit: 'ms',
+              note: fromAck('p50Ms'),
+            },
+            writeP50,
+          ),
+          vs(
+            {
+              name: `dim ${dim}: replica lag p99`,
+              value: lag.fromCall.p99Ms,
+              unit: 'ms',
+              note:
+                `${fromAck('p99Ms')}; per replica ` +
+                lag.fromCall.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ') +
+                ' ms',
+            },
+            writeP99,
+          ),
+          {
+            name: `dim ${dim}: replica lag max`,
+            value: lag.fromCall.maxMs,
+            unit: 'ms',
+            note:
+              fromAck('maxMs') +
+              (lag.early > 0
+                ? `; ${lag.early} samples applied before the ack returned (0 after the ack)`
+                : ''),
+          },
+        );
+      }
+      sections.push({
+        title:
+          'Replication lag at 50% of the One rate, consistency One, batches of 1000: replica apply time ' +
+          "(lastLsn polled every 1 ms in the replica) - the primary's write() call, next to that write's own latency",
+        rows: lagRows,
+      });
+    } else {
+      sections.push({ title: `vrep replication cases skipped: ${unavailable ?? 'unavailable'}`, rows: [] });
+    }
+  } finally {
+    redis.client.close();
+    for (const c of redis.replicaClients) c.close();
+    await Promise.allSettled([
+      ...redis.servers.map((s) => s.stop()),
+      standalone.stop(),
+      ...(cluster ? [cluster.primary, ...cluster.replicas].map((c) => c.stop()) : []),
+    ]);
+  }
+
+  const full = await fullSyncCase(cluster !== null);
+  const rawRow: Row = {
+    name: 'raw TCP copy of the snapshot files (net, 2 processes, write + fsync)',
+    value: full.rawMBps,
+    unit: 'MB/s',
+  };
+  const fullRows: Row[] = [rawRow];
+  if (full.vrep) {
+    fullRows.push(
+      vs(
+        {
+          name: 'vrep full sync: new replica to Connected at the primary LSN',
+          value: full.vrep.mbPerSec,
+          unit: 'MB/s',
+          note:
+            `${full.vrep.seconds.toFixed(2)} s` +
+            (full.vrep.transferSeconds === null
+              ? ''
+              : ` (bytes received after ${full.vrep.transferSeconds.toFixed(2)} s, ` +
+                `${(full.snapshotBytes / 1e6 / full.vrep.transferSeconds).toFixed(0)} MB/s; then loading)`) +
+            `; digests ${full.vrep.digestsEqual ? 'equal' : 'DIFFER'}; ` +
+            `full_syncs on the replica: ${full.vrep.fullSyncs}`,
+        },
+        rawRow,
+      ),
+    );
+  }
+  sections.push({
+    title:
+      `Full sync of ${full.vectors / 1000}k x 128 (snapshot ${(full.snapshotBytes / 1e6).toFixed(0)} MB)` +
+      (full.unavailable ? ` — vrep side skipped: ${full.unavailable}` : ''),
+    rows: fullRows,
+  });
+  return sections;
+}
+
+try {
+  const sections = await main();
+  emit('replication', sections);
+  if (problems.length > 0) {
+    process.stderr.write(`replication bench: ${problems.join('; ')}\n`);
+    process.exitCode = 1;
+  }
+} catch (err) {
+  process.stderr.write(`replication bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(watchdog);
+}
+process.exit(); // children are SIGKILLed by the exit hook if any is left
