@@ -116,7 +116,8 @@ test('a data dir is used by one process at a time and keeps its node id', async 
   await assert.rejects(ReplicationNode.start({ nodeId: 'other', dataDir }), (e: unknown) =>
     isVrepError(e, 'ERR_NODE_ID_MISMATCH'),
   );
-  await assert.rejects(ReplicationNode.start({ dataDir, replication: { role: 'primary' } }), (e: unknown) =>
-    isVrepError(e, 'ERR_UNSUPPORTED'),
+  await assert.rejects(
+    ReplicationNode.start({ dataDir, replication: { role: 'multi-master' } }),
+    (e: unknown) => isVrepError(e, 'ERR_UNSUPPORTED'),
   );
 });
