@@ -279,8 +279,14 @@ export abstract class PeerSession {
     this.established = true;
     clearTimeout(this.handshakeTimer);
     const { heartbeatIntervalMs, replicaTimeoutMs } = this.timing;
+    let lastTickMs = Date.now();
     this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastHeardMs > replicaTimeoutMs) {
+      const nowMs = Date.now();
+      // A late tick means this process was busy (or starved): frames may be
+      // waiting in the socket unread, so silence cannot be blamed on the peer yet.
+      const late = nowMs - lastTickMs > 2 * heartbeatIntervalMs;
+      lastTickMs = nowMs;
+      if (!late && nowMs - this.lastHeardMs > replicaTimeoutMs) {
         this.fail(ReplicationCloseCodes.timeout, `peer silent for more than ${replicaTimeoutMs} ms`);
         return;
       }
