@@ -1,5 +1,5 @@
 /**
- * HTTP ingest: JSON batches POSTed to a running server (client and server in
+ * HTTP ingest: JSON and binary batches POSTed to a running server (client and server in
  * this process, fsync=no) vs the same points written through the TypeScript
  * API (ReplicationNode.write with objects) in the same run. Also a search
  * round trip over HTTP vs node.search directly.
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { emit, isQuick, measureAsync, withRatios, type Row } from './lib/harness.ts';
 import { serve } from '../src/server/serve.ts';
 import { ReplicationNode } from '../src/node/replication-node.ts';
+import { encodeBinaryBatch } from '../src/server/binary-batch.ts';
 
 const quick = isQuick();
 const dim = 128;
@@ -23,6 +24,12 @@ const points = Array.from({ length: batchSize }, (_, i) => ({
   payload: { group: i % 7, title: `point ${i}` },
 }));
 const body = JSON.stringify({ points });
+const binaryBody = encodeBinaryBatch({
+  ids: points.map((p) => p.id),
+  vectors: Float32Array.from(points.flatMap((p) => p.vector)),
+  dimension: dim,
+  payloads: points.map((p) => p.payload),
+});
 
 const direct = await ReplicationNode.start({
   dataDir: path.join(tmpRoot, 'direct'),
@@ -47,8 +54,18 @@ const postBatch = async (): Promise<void> => {
   if (res.status !== 200) throw new Error(`POST points: ${res.status} ${await res.text()}`);
   await res.arrayBuffer();
 };
+const postBinary = async (): Promise<void> => {
+  const res = await fetch(`${base}/collections/b/points`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.vrep.batch' },
+    body: binaryBody,
+  });
+  if (res.status !== 200) throw new Error(`POST binary points: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+};
 const viaApi = await measureAsync(() => direct.write('b', points));
 const viaHttp = await measureAsync(postBatch);
+const viaBinary = await measureAsync(postBinary);
 
 const query = points[0]?.vector as number[];
 const searchBody = JSON.stringify({ vector: query, k: 10 });
@@ -73,6 +90,12 @@ const ingest: Row[] = [
     value: viaHttp.opsPerSec * batchSize,
     unit: 'vectors/s',
     note: `${((viaHttp.opsPerSec * body.length) / 1e6).toFixed(0)} MB/s of JSON`,
+  },
+  {
+    name: 'HTTP POST binary batch (fetch client in-process)',
+    value: viaBinary.opsPerSec * batchSize,
+    unit: 'vectors/s',
+    note: `${((viaBinary.opsPerSec * binaryBody.length) / 1e6).toFixed(0)} MB/s of body`,
   },
 ];
 const search: Row[] = [

@@ -15,6 +15,7 @@ import {
   type Route,
 } from '../transport/http-server.ts';
 import { parseJsonPoints } from '../native/json-points.ts';
+import { decodeBinaryBatch } from './binary-batch.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import { ConsistencyLevel } from '../node/consistency.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -74,11 +75,6 @@ export function jsonObject(req: HttpRequest, allowed: readonly string[]): Record
 class MediaTypeError extends Error {}
 
 function requireJson(req: HttpRequest): void {
-  if (req.contentType === BATCH_CONTENT_TYPE && req.method === 'POST' && req.path.endsWith('/points')) {
-    throw new MediaTypeError(
-      `${BATCH_CONTENT_TYPE}: the binary batch format is not supported yet; send application/json`,
-    );
-  }
   if (req.contentType !== 'application/json') {
     throw new MediaTypeError(
       `content-type: expected application/json, got ${req.contentType === '' ? 'none' : JSON.stringify(req.contentType)}`,
@@ -248,20 +244,23 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
       method: 'POST',
       pattern: '/collections/:name/points',
       handler: async (req) => {
-        requireJson(req);
+        const binary = req.contentType === BATCH_CONTENT_TYPE;
+        if (!binary) requireJson(req);
         const consistency = consistencyOf(req);
         const name = param(req, 'name');
         const { dimension } = infoOf(name);
-        const batch = parseJsonPoints(req.body, { dimension, maxInputBytes: opts.maxBodyBytes });
-        const payloads: Uint8Array[] = new Array(batch.count);
-        for (let i = 0; i < batch.count; i++) {
-          payloads[i] = batch.payloadBytes.subarray(batch.payloadOffsets[i], batch.payloadOffsets[i + 1]);
+        let packed: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] };
+        if (binary) {
+          packed = decodeBinaryBatch(req.body, dimension);
+        } else {
+          const batch = parseJsonPoints(req.body, { dimension, maxInputBytes: opts.maxBodyBytes });
+          const payloads: Uint8Array[] = new Array(batch.count);
+          for (let i = 0; i < batch.count; i++) {
+            payloads[i] = batch.payloadBytes.subarray(batch.payloadOffsets[i], batch.payloadOffsets[i + 1]);
+          }
+          packed = { ids: batch.ids, vectors: batch.vectors, payloads };
         }
-        const r = await node.writePacked(
-          name,
-          { ids: batch.ids, vectors: batch.vectors, payloads },
-          consistency !== undefined ? { consistency } : {},
-        );
+        const r = await node.writePacked(name, packed, consistency !== undefined ? { consistency } : {});
         metrics.pointsWritten.inc(r.count);
         metrics.writeBatches.inc({ op: 'upsert' });
         return { status: 200, body: { lsn: r.lsn, count: r.count } };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startCli } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { encodeBinaryBatch } from '../../src/server/binary-batch.ts';
 
 async function startServe(t: TestContext, extra: string[] = []): Promise<string> {
   const node = startCli(['serve', '--http', '127.0.0.1:0', '--data-dir', tempDir(t), ...extra]);
@@ -36,6 +37,25 @@ async function call(
   const text = await res.text();
   assert.match(res.headers.get('content-type') ?? '', /application\/json/, `${method} ${path}: ${text}`);
   return { status: res.status, body: JSON.parse(text) as Record<string, unknown> };
+}
+
+/** A binary batch body, optionally damaged (`mutate`) or cut short by `cut` bytes. */
+function binaryBody(
+  ids: string[],
+  values: number[],
+  dimension: number,
+  mutate?: (bytes: Uint8Array) => void,
+  cut = 0,
+  payloads?: unknown[],
+): Blob {
+  const bytes = encodeBinaryBatch({
+    ids,
+    vectors: Float32Array.from(values),
+    dimension,
+    ...(payloads ? { payloads: payloads as object[] } : {}),
+  });
+  mutate?.(bytes);
+  return new Blob([bytes.subarray(0, bytes.length - cut)]);
 }
 
 function errorOf(a: Answer): { code: string; message: string } {
@@ -76,6 +96,22 @@ test('CRUD and search round trip, every route answering its documented shape', a
 
   const got = await call(base, 'GET', '/collections/docs/points/a');
   assert.deepEqual(got.body, { id: 'a', vector: [1, 0, 0], payload: { tag: 'x', n: 1 } });
+
+  // The binary batch format writes the same points as JSON would.
+  const binary = await fetch(`${base}/collections/docs/points`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.vrep.batch' },
+    body: binaryBody(['bin-1', 'bin-2'], [0.5, 0.25, 2, -1, 0, 1], 3, undefined, 0, [
+      { via: 'binary' },
+      null,
+    ]),
+  });
+  assert.equal(binary.status, 200, await binary.clone().text());
+  assert.equal(((await binary.json()) as { count: number }).count, 2);
+  const gotBinary = await call(base, 'GET', '/collections/docs/points/bin-1');
+  assert.deepEqual(gotBinary.body, { id: 'bin-1', vector: [0.5, 0.25, 2], payload: { via: 'binary' } });
+  assert.deepEqual((await call(base, 'GET', '/collections/docs/points/bin-2')).body['payload'], null);
+  await call(base, 'DELETE', '/collections/docs/points', { ids: ['bin-1', 'bin-2'] });
   const numeric = await call(base, 'GET', '/collections/docs/points/7');
   assert.deepEqual(numeric.body['payload'], null);
 
@@ -156,6 +192,7 @@ test('bad input gets the documented status and a message; nothing changes and th
   );
   const before = (await call(base, 'GET', '/collections/c')).body;
   const json = { 'content-type': 'application/json' };
+  const bin = { 'content-type': 'application/vnd.vrep.batch' };
 
   const cases: [string, string, string, unknown, Record<string, string>, number, RegExp][] = [
     ['malformed JSON', 'POST', '/collections/c/points', '{"points":[{"id":"x",', json, 400, /JSON/],
@@ -232,13 +269,58 @@ test('bad input gets the documented status and a message; nothing changes and th
       /application\/json/,
     ],
     [
-      'binary batch',
+      'binary batch: too short',
       'POST',
       '/collections/c/points',
-      'xx',
-      { 'content-type': 'application/vnd.vrep.batch' },
-      415,
-      /not supported yet/,
+      new Blob(['xx']),
+      bin,
+      400,
+      /binary batch: 2 bytes/,
+    ],
+    [
+      'binary batch: wrong dimension',
+      'POST',
+      '/collections/c/points',
+      binaryBody(['q'], [1, 2, 3], 3),
+      bin,
+      400,
+      /dimension: the collection has 2/,
+    ],
+    [
+      'binary batch: bad magic',
+      'POST',
+      '/collections/c/points',
+      binaryBody(['q'], [1, 2], 2, (b) => (b[0] = 0)),
+      bin,
+      400,
+      /bad magic/,
+    ],
+    [
+      'binary batch: truncated',
+      'POST',
+      '/collections/c/points',
+      binaryBody(['q'], [1, 2], 2, undefined, 1),
+      bin,
+      400,
+      /describes \d+ bytes, the body has/,
+    ],
+    [
+      'binary batch: NaN',
+      'POST',
+      '/collections/c/points',
+      binaryBody(['q'], [1, NaN], 2),
+      bin,
+      400,
+      /points\[0\]\.vector\[1\]/,
+    ],
+    [
+      'binary batch: payload not an object',
+      'POST',
+      '/collections/c/points',
+      binaryBody(['q'], [1, 2], 2, undefined, 0, [[1, 2]]),
+      bin,
+      400,
+      /points\[0\]\.payload: expected a JSON object/,
     ],
     ['no content type on search', 'POST', '/collections/c/search', new Blob(['{}']), {}, 415, /content-type/],
     ['k = 0', 'POST', '/collections/c/search', { vector: [1, 2], k: 0 }, json, 400, /k: /],
