@@ -58,6 +58,8 @@ export const ErrorCodes = {
   ReadOnly: 'ERR_READ_ONLY',
   /** Peer authentication failed (wrong or missing secret, replayed handshake, wrong cluster). */
   Auth: 'ERR_AUTH',
+  /** The operation does not apply to this node's role (promote on a primary). */
+  Role: 'ERR_ROLE',
   /** A peer's history does not contain this node's position; it is not followed. */
   Diverged: 'ERR_DIVERGED',
   /** A config file, env variable or flag has a bad value or an unknown key; the message names it. */

@@ -12,7 +12,7 @@ import { EventHub } from '../replication/events.ts';
 import { NonceRegistry } from '../transport/peer-auth.ts';
 import { Primary } from '../replication/primary.ts';
 import { Replica } from '../replication/replica.ts';
-import { resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
+import { parseAddress, resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
 import type { LocalIdentity } from '../replication/peer-session.ts';
 import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
@@ -21,6 +21,7 @@ import type { SnapshotInfo } from '../store/snapshot.ts';
 import { ConsistencyLevel } from './consistency.ts';
 
 import type {
+  NodeLogger,
   NodeEvent,
   ReplicaInfo,
   ReplicationNodeOptions,
@@ -53,12 +54,16 @@ function parsePayload(text: string | null): Record<string, unknown> | null {
 }
 
 const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
+const silentNodeLogger: NodeLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
 export class ReplicationNode {
-  readonly role: Role;
+  private currentRole: Role;
   private store: Store;
   private readonly storeOptions: StoreOptions;
-  private readonly settings: ResolvedReplication;
+  private settings: ResolvedReplication;
+  private logger: NodeLogger = silentNodeLogger;
+  /** Role switches (promote, configure) run one at a time. */
+  private switching: Promise<void> = Promise.resolve();
   private readonly events_ = new EventHub();
   private primary: Primary | null = null;
   private replica: Replica | null = null;
@@ -66,7 +71,7 @@ export class ReplicationNode {
   private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
 
   private constructor(role: Role, store: Store, storeOptions: StoreOptions, settings: ResolvedReplication) {
-    this.role = role;
+    this.currentRole = role;
     this.store = store;
     this.storeOptions = storeOptions;
     this.settings = settings;
@@ -98,25 +103,54 @@ export class ReplicationNode {
     };
     const store = await Store.open(storeOptions);
     const node = new ReplicationNode(role, store, storeOptions, settings);
-    const logger = opts.logger ?? pino({ name: 'vrep', level: process.env['VREP_LOG_LEVEL'] ?? 'warn' });
+    node.logger = opts.logger ?? pino({ name: 'vrep', level: process.env['VREP_LOG_LEVEL'] ?? 'warn' });
     try {
-      if (role === 'primary') {
-        node.primary = await Primary.start(store, node.identity('primary'), settings, logger, node.events_);
-      } else if (role === 'replica') {
-        node.replica = await Replica.start(
-          () => node.store,
-          () => node.reopenStore(),
-          node.identity('replica'),
-          settings,
-          logger,
-          node.events_,
-        );
-      }
+      await node.startRole();
     } catch (err) {
       await store.close();
       throw err;
     }
     return node;
+  }
+
+  /** This node's role now (promote and configure change it). */
+  get role(): Role {
+    return this.currentRole;
+  }
+
+  private async startRole(): Promise<void> {
+    if (this.currentRole === 'primary') {
+      this.primary = await Primary.start(
+        this.store,
+        this.identity('primary'),
+        this.settings,
+        this.logger,
+        this.events_,
+      );
+    } else if (this.currentRole === 'replica') {
+      this.replica = await Replica.start(
+        () => this.store,
+        () => this.reopenStore(),
+        this.identity('replica'),
+        this.settings,
+        this.logger,
+        this.events_,
+      );
+    }
+  }
+
+  private async stopRole(): Promise<void> {
+    await this.primary?.stop();
+    this.primary = null;
+    await this.replica?.stop();
+    this.replica = null;
+  }
+
+  /** Runs role switches one after another. */
+  private exclusive(fn: () => Promise<void>): Promise<void> {
+    const run = this.switching.then(fn, fn);
+    this.switching = run.catch(() => undefined);
+    return run;
   }
 
   private identity(role: 'primary' | 'replica'): LocalIdentity {
@@ -391,28 +425,72 @@ export class ReplicationNode {
     return this.requirePrimary('forceSync').forceSync(id);
   }
 
-  /** Replica: stop following and become a primary (manual failover). */
+  /**
+   * Replica: stop following and become a primary (manual failover). The
+   * node takes a new term (persisted first), so replicas that have seen it
+   * refuse the old primary, and a new history that continues its log, so
+   * the other replicas, pointed here with configure(), resync partially.
+   */
   async promote(): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', 'promote(): arrives with leader election');
+    return this.exclusive(async () => {
+      if (this.currentRole !== 'replica') {
+        throw new VrepError('ERR_ROLE', `promote(): this node is ${this.currentRole}, not a replica`);
+      }
+      await this.stopRole();
+      await this.store.setTerm(this.store.currentTerm + 1, this.store.nodeId);
+      await this.store.startNewHistory();
+      this.currentRole = 'primary';
+      await this.startRole();
+      this.logger.warn(
+        { term: this.store.currentTerm, historyId: this.store.historyId },
+        'replication: promoted to primary',
+      );
+      this.events_.emit({
+        type: 'RoleChanged',
+        role: 'primary',
+        term: this.store.currentTerm,
+        atMs: Date.now(),
+      });
+    });
   }
 
   /** Primary: hand the role to a caught-up replica. */
   async transfer(to: string): Promise<void> {
-    throw new VrepError('ERR_UNSUPPORTED', `transfer(${to}): arrives with leader election`);
-  }
-
-  /** Changes role / addresses at run time (POST /replication/configure). */
-  async configure(change: { role?: Role; masterAddress?: string | null }): Promise<void> {
     throw new VrepError(
       'ERR_UNSUPPORTED',
-      `configure(${JSON.stringify(change)}): restart the node with the new configuration`,
+      `transfer(${to}): arrives with leader election; meanwhile stop writes, promote ${to} and configure this node as its replica`,
     );
+  }
+
+  /**
+   * Changes role and/or the primary followed, at run time
+   * (POST /replication/configure): `{role: 'primary'}` on a replica is
+   * promote(); `{role: 'replica', masterAddress}` demotes a primary or
+   * points a replica elsewhere. Peer links restart; the data stays.
+   */
+  async configure(change: { role?: Role; masterAddress?: string | null }): Promise<void> {
+    const role = change.role ?? this.currentRole;
+    if (role !== 'standalone' && role !== 'primary' && role !== 'replica') {
+      throw new VrepError('ERR_UNSUPPORTED', `configure(): role "${role}" is not available in this build`);
+    }
+    const masterAddress =
+      change.masterAddress !== undefined ? change.masterAddress : this.settings.masterAddress;
+    if (masterAddress !== null) parseAddress('masterAddress', masterAddress);
+    if (role === 'primary' && this.currentRole === 'replica') return this.promote();
+    return this.exclusive(async () => {
+      await this.stopRole();
+      this.settings = { ...this.settings, masterAddress };
+      this.currentRole = role;
+      await this.startRole();
+      this.logger.warn({ role, masterAddress }, 'replication: reconfigured');
+      this.events_.emit({ type: 'RoleChanged', role, term: this.store.currentTerm, atMs: Date.now() });
+    });
   }
 
   /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
   async stop(): Promise<void> {
-    await this.primary?.stop();
-    await this.replica?.stop();
+    await this.switching;
+    await this.stopRole();
     this.events_.close();
     if (this.reopening) await this.reopening.catch(() => undefined);
     return this.store.close();

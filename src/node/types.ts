@@ -157,4 +157,5 @@ export type NodeEvent =
   | { type: 'FullSyncFinished'; peer: string; snapshotLsn: number; bytes: number; atMs: number }
   | { type: 'Synced'; peer: string; lsn: number; mode: 'partial' | 'full'; atMs: number }
   | { type: 'Lagging'; peer: string; lagOperations: number; lagMs: number; atMs: number }
-  | { type: 'Refused'; peer: string; reason: string; atMs: number };
+  | { type: 'Refused'; peer: string; reason: string; atMs: number }
+  | { type: 'RoleChanged'; role: Role; term: number; atMs: number };

@@ -78,13 +78,13 @@ test('replication routes: documented shapes, 400/415 for bad bodies, 501 for wha
   assert.deepEqual((await call(base, 'GET', '/replication/replicas')).body, { replicas: [], count: 0 });
 
   const promote = await call(base, 'POST', '/replication/promote');
-  assert.equal(promote.status, 501);
-  assert.equal(codeOf(promote), 'ERR_UNSUPPORTED');
+  assert.equal(promote.status, 409, 'a standalone node has nothing to be promoted from');
+  assert.equal(codeOf(promote), 'ERR_ROLE');
   assert.match((promote.body['error'] as { message: string }).message, /promote/);
 
   const transfer = await call(base, 'POST', '/replication/transfer', '{"to":"n2"}');
   assert.equal(transfer.status, 501);
-  const configure = await call(base, 'POST', '/replication/configure', '{"role":"primary"}');
+  const configure = await call(base, 'POST', '/replication/configure', '{"role":"multi-master"}');
   assert.equal(configure.status, 501);
   assert.equal(codeOf(configure), 'ERR_UNSUPPORTED');
 
