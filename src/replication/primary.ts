@@ -7,8 +7,8 @@
 import { VrepError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import type { PeerServer } from '../transport/peer-server.ts';
-import { listenForPeers } from './listen.ts';
-import { startPeerClient, type PeerClient } from '../transport/peer-client.ts';
+import { peerDialer, peerListener, sumLinkCounters, type LinkTotals } from './peer-links.ts';
+import type { PeerClient } from '../transport/peer-client.ts';
 import type { PeerLink } from '../transport/link.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
 import type { ReplicaInfo, ReplicaState } from '../node/types.ts';
@@ -19,7 +19,7 @@ import { FeedSession } from './feed-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
 import { TokenBucket } from './throttle.ts';
 import { FeederPool } from '../workers/feeder-pool.ts';
-import { peerUrl, type ResolvedReplication } from './settings.ts';
+import type { ResolvedReplication } from './settings.ts';
 import type { Hello } from './messages.ts';
 
 /** Replicas a primary keeps track of at most (connected or not). */
@@ -83,17 +83,7 @@ export class Primary {
     events: EventHub,
   ): Promise<Primary> {
     const primary = new Primary(store, local, settings, logger, events);
-    primary.server = await listenForPeers(
-      {
-        host: settings.bind.host,
-        port: settings.bind.port,
-        logger,
-        tls: settings.tls ?? undefined,
-        ...settings.linkLimits,
-        onLink: (link) => primary.accept(link),
-      },
-      logger,
-    );
+    primary.server = await peerListener(settings, logger, (link) => primary.accept(link));
     for (const address of settings.peers) primary.dial(address);
     return primary;
   }
@@ -249,14 +239,7 @@ export class Primary {
     if (this.dialers.has(address)) return;
     this.dialers.set(
       address,
-      startPeerClient({
-        url: peerUrl(address, this.settings.tls !== null),
-        ...(this.settings.tls ? { tls: this.settings.tls } : {}),
-        logger: this.logger,
-        backoff: { maxMs: this.settings.timing.reconnectIntervalMs },
-        ...this.settings.linkLimits,
-        onLink: (link) => this.accept(link),
-      }),
+      peerDialer(address, this.settings, this.logger, (link) => this.accept(link)),
     );
   }
 
@@ -314,22 +297,8 @@ export class Primary {
     });
   }
 
-  get linkCounters(): {
-    bytesSent: number;
-    bytesReceived: number;
-    framesRejected: number;
-    slowPeerDisconnects: number;
-  } {
-    const sum = { bytesSent: 0, bytesReceived: 0, framesRejected: 0, slowPeerDisconnects: 0 };
-    const add = (c: typeof sum): void => {
-      sum.bytesSent += c.bytesSent;
-      sum.bytesReceived += c.bytesReceived;
-      sum.framesRejected += c.framesRejected;
-      sum.slowPeerDisconnects += c.slowPeerDisconnects;
-    };
-    if (this.server) add(this.server.counters);
-    for (const d of this.dialers.values()) add(d.counters);
-    return sum;
+  get linkCounters(): LinkTotals {
+    return sumLinkCounters([this.server?.counters, ...[...this.dialers.values()].map((d) => d.counters)]);
   }
 
   async stop(): Promise<void> {

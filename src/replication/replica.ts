@@ -6,14 +6,14 @@
  */
 import type { Store } from '../store/store.ts';
 import type { PeerServer } from '../transport/peer-server.ts';
-import { listenForPeers } from './listen.ts';
-import { startPeerClient, type PeerClient } from '../transport/peer-client.ts';
+import { peerDialer, peerListener, sumLinkCounters, type LinkTotals } from './peer-links.ts';
+import type { PeerClient } from '../transport/peer-client.ts';
 import type { PeerLink } from '../transport/link.ts';
 import type { ReplicaState, ReplicationStatus, SyncProgress } from '../node/types.ts';
 import type { EventHub } from './events.ts';
 import { FollowSession } from './follow-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
-import { peerUrl, type ResolvedReplication } from './settings.ts';
+import type { ResolvedReplication } from './settings.ts';
 
 export interface ReplicaCounters {
   fullSyncs: number;
@@ -50,17 +50,7 @@ export class Replica {
     events: EventHub,
   ): Promise<Replica> {
     const replica = new Replica(store, reopen, local, settings, logger, events);
-    replica.server = await listenForPeers(
-      {
-        host: settings.bind.host,
-        port: settings.bind.port,
-        logger,
-        tls: settings.tls ?? undefined,
-        ...settings.linkLimits,
-        onLink: (link) => replica.accept(link),
-      },
-      logger,
-    );
+    replica.server = await peerListener(settings, logger, (link) => replica.accept(link));
     if (settings.masterAddress !== null) replica.follow(settings.masterAddress);
     return replica;
   }
@@ -79,14 +69,7 @@ export class Replica {
   }
 
   private follow(address: string): void {
-    this.client = startPeerClient({
-      url: peerUrl(address, this.settings.tls !== null),
-      ...(this.settings.tls ? { tls: this.settings.tls } : {}),
-      logger: this.logger,
-      backoff: { maxMs: this.settings.timing.reconnectIntervalMs },
-      ...this.settings.linkLimits,
-      onLink: (link) => this.accept(link),
-    });
+    this.client = peerDialer(address, this.settings, this.logger, (link) => this.accept(link));
   }
 
   private accept(link: PeerLink): void {
@@ -190,21 +173,8 @@ export class Replica {
     return out;
   }
 
-  get linkCounters(): {
-    bytesSent: number;
-    bytesReceived: number;
-    framesRejected: number;
-    slowPeerDisconnects: number;
-  } {
-    const sum = { bytesSent: 0, bytesReceived: 0, framesRejected: 0, slowPeerDisconnects: 0 };
-    for (const c of [this.server?.counters, this.client?.counters]) {
-      if (!c) continue;
-      sum.bytesSent += c.bytesSent;
-      sum.bytesReceived += c.bytesReceived;
-      sum.framesRejected += c.framesRejected;
-      sum.slowPeerDisconnects += c.slowPeerDisconnects;
-    }
-    return sum;
+  get linkCounters(): LinkTotals {
+    return sumLinkCounters([this.server?.counters, this.client?.counters]);
   }
 
   async stop(): Promise<void> {
