@@ -30,6 +30,7 @@ import {
 import {
   encodeRecords,
   encodeRecordsAsync,
+  MIN_COMPRESS_BYTES,
   type EncodedRecords,
   type RecordsCompression,
 } from './records-payload.ts';
@@ -329,26 +330,33 @@ export class FeedSession extends PeerSession {
   /**
    * The next RECORDS payload from `from`. Catch-up is read and compressed
    * by the worker pool straight from the circular log (the WAL is read
-   * here and only compressed there); the live tail is small and encoded
-   * here. Null when nothing is readable yet.
+   * here and only compressed there). Near the head the records are read
+   * here (a copy) and compressed in the pool too when they are big enough
+   * to be compressed at all; only small ones are encoded on the event loop.
+   * Null when nothing is readable yet.
    */
   private async encodeNext(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
     const { pool, compression } = this.hooks;
     const store = this.hooks.store();
-    if (behind && pool) {
-      try {
+    try {
+      if (behind && pool) {
         const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
         if (fromRing !== null) return fromRing;
-        const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
-        return records.length === 0 ? null : await pool.encodeRecords(records, compression);
-      } catch (err) {
-        if (!isVrepError(err, 'ERR_OVERLOADED')) throw err;
-        // Every feeder shares the pool; this one encodes here instead of waiting.
       }
+      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+      if (records.length === 0) return null;
+      let bytes = 0;
+      for (const r of records) bytes += r.length;
+      if (!compression.enabled || bytes < MIN_COMPRESS_BYTES) return encodeRecords(records, compression);
+      return pool
+        ? await pool.encodeRecords(records, compression)
+        : await encodeRecordsAsync(records, compression);
+    } catch (err) {
+      if (!isVrepError(err, 'ERR_OVERLOADED')) throw err;
+      // Every feeder shares the pool: this one compresses on the libuv pool instead of waiting.
+      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+      return records.length === 0 ? null : encodeRecordsAsync(records, compression);
     }
-    const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
-    if (records.length === 0) return null;
-    return behind ? encodeRecordsAsync(records, compression) : encodeRecords(records, compression);
   }
 
   /** Sends the log from `from` on, forever (until the link closes). */
