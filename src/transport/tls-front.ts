@@ -139,10 +139,16 @@ export async function startTlsFront(options: TlsFrontOptions): Promise<TlsFront>
     upstream.on('error', (err) => {
       logger.warn({ remote: socket.remoteAddress, err: err.message }, 'peer TLS: upstream (uWS) error');
     });
-    socket.on('close', () => {
+    socket.on('close', (hadError) => {
       open.delete(socket);
       if (lingerTimer) clearTimeout(lingerTimer);
-      upstream.destroy();
+      // A clean close may leave the peer's last bytes (its close frame) queued
+      // for uWS: end the upstream so they are flushed, then cut it.
+      if (hadError) upstream.destroy();
+      else {
+        upstream.end();
+        setTimeout(() => upstream.destroy(), 5000).unref();
+      }
     });
     upstream.on('close', (hadError) => {
       // After a clean end, pipe() has ended the TLS side: let it flush the close frame, then cut.
