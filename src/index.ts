@@ -9,5 +9,16 @@ export type {
   Point,
   SearchResult,
   Role,
+  NodeEvent,
+  NodeLogger,
+  ReplicaInfo,
+  ReplicaState,
+  ReplicationOptions,
+  ReplicationStats,
+  ReplicationStatus,
+  StorageOptions,
+  SyncProgress,
+  TlsOptions,
 } from './node/replication-node.ts';
+export { encodeBinaryBatch, decodeBinaryBatch } from './server/binary-batch.ts';
 export { ConsistencyLevel } from './node/consistency.ts';
