@@ -77,7 +77,8 @@ test('3 nodes come up Connected, then SIGTERM stops them all and exits 0', async
   const cluster = clusterUp(t, ['--nodes', '3', '--base-port', String(base), '--data-dir', tempDir(t)]);
   const outcome = await Promise.race([
     cluster.exited(90_000),
-    cluster.waitForLine(/node\(s\) up/, 90_000).then(() => 'up'),
+    // The "try this" lines follow the "up" line: wait for the last of them.
+    cluster.waitForLine(/read back from n2/, 90_000).then(() => 'up'),
   ]);
   assert.equal(outcome, 'up', cluster.stderr());
   assert.match(cluster.stdout(), /try this:\n {2}curl .*\n {2}curl .*\n {2}curl .*read back from n2/);
