@@ -9,6 +9,7 @@
  * connection instead of buffering more.
  */
 import uWS from 'uWebSockets.js';
+import { listenUws } from './uws-listen.ts';
 
 export interface HttpRequest {
   /** Upper case: GET, PUT, POST, DELETE ... */
@@ -66,6 +67,9 @@ export interface HttpServerOptions {
   onResponse?: (route: string, method: string, status: number) => void;
   /** Maps an exception thrown by a handler to a reply (default: 500, no details). */
   onError?: (err: unknown) => HttpReply;
+  /** How long to wait out a busy port (see uws-listen.ts); default 0: fail at once. */
+  bindRetryMs?: number;
+  onBindBusy?: (waitedMs: number) => void;
 }
 
 export interface HttpServer {
@@ -139,7 +143,7 @@ function match(
 const textDecoder = new TextDecoder();
 
 /** Starts an HTTP server; unknown paths get 404, known paths with another method 405. */
-export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const routes = compile(opts.routes);
   const onError = opts.onError ?? ((): HttpReply => errorReply(500, 'ERR_INTERNAL', 'internal error'));
 
@@ -265,16 +269,15 @@ export function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
     });
   });
 
-  return new Promise((resolve, reject) => {
-    app.listen(opts.host, opts.port, (listenSocket) => {
-      if (!listenSocket) {
-        reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
-        return;
-      }
-      resolve({
-        port: uWS.us_socket_local_port(listenSocket),
-        close: () => uWS.us_listen_socket_close(listenSocket),
-      });
-    });
+  const listenSocket = await listenUws(app, {
+    host: opts.host,
+    port: opts.port,
+    what: 'HTTP',
+    ...(opts.bindRetryMs !== undefined ? { bindRetryMs: opts.bindRetryMs } : {}),
+    ...(opts.onBindBusy ? { onBusy: opts.onBindBusy } : {}),
   });
+  return {
+    port: uWS.us_socket_local_port(listenSocket),
+    close: () => uWS.us_listen_socket_close(listenSocket),
+  };
 }

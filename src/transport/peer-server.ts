@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import uWS from 'uWebSockets.js';
+import { listenUws, TIME_WAIT_RETRY_MS } from './uws-listen.ts';
 import {
   CloseCodes,
   emptyCounters,
@@ -28,6 +29,8 @@ export interface PeerServerOptions extends Partial<LinkLimits> {
   host: string;
   /** 0 picks a free port; `PeerServer.port` reports it. */
   port: number;
+  /** How long to wait out a busy port (see uws-listen.ts); default 65 s, TIME_WAIT's length. */
+  bindRetryMs?: number;
   /** URL path of the peer route; '/peer' by default. */
   path?: string;
   logger?: LinkLogger;
@@ -132,10 +135,18 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
   });
   const host = options.host;
   if (!tlsMaterial) {
-    const listenSocket = await listen((cb) => app.listen(host, options.port, cb));
-    if (!listenSocket) {
-      throw new Error(`peer server: cannot listen on ${host}:${options.port} (in use or not available)`);
-    }
+    const listenSocket = await listenUws(app, {
+      host,
+      port: options.port,
+      what: 'peer server',
+      // Peers reconnect on their own: better to come up late than not at all.
+      bindRetryMs: options.bindRetryMs ?? TIME_WAIT_RETRY_MS,
+      onBusy: (waitedMs) =>
+        logger.warn(
+          { host, port: options.port, waitedMs },
+          'peer server: port busy (TIME_WAIT after a restart, or another process); retrying',
+        ),
+    });
     return serverHandle({ port: uWS.us_socket_local_port(listenSocket), listenSocket, links, totals });
   }
   // mkdtemp makes the directory 0700: only this user can reach the socket behind the TLS check.

@@ -339,9 +339,23 @@ test('the server binds the asked host and port; a taken port is an error', async
   const a = await startPeerServer({ host: '127.0.0.1', port: 0, onLink: () => {} });
   t.after(() => a.close());
   await assert.rejects(
-    startPeerServer({ host: '127.0.0.1', port: a.port, onLink: () => {} }),
+    startPeerServer({ host: '127.0.0.1', port: a.port, bindRetryMs: 0, onLink: () => {} }),
     /cannot listen/,
   );
+  // With a retry window, the bind waits for the port instead of failing.
+  const b = await startPeerServer({ host: '127.0.0.1', port: 0, onLink: () => {} });
+  const busy: number[] = [];
+  setTimeout(() => b.close(), 700);
+  const c = await startPeerServer({
+    host: '127.0.0.1',
+    port: b.port,
+    bindRetryMs: 10_000,
+    logger: { info: () => {}, warn: (o) => busy.push((o as { waitedMs: number }).waitedMs) },
+    onLink: () => {},
+  });
+  t.after(() => c.close());
+  assert.equal(c.port, b.port);
+  assert.ok(busy.length >= 1, 'the wait for a busy port is logged');
   await assert.rejects(
     startPeerServer({ host: '127.0.0.1', port: 0, maxFrameBytes: 3, onLink: () => {} }),
     /maxFrameBytes/,
