@@ -9,6 +9,7 @@ import type { MetricName } from '../log/record.ts';
 import { pino } from 'pino';
 import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
 import { EventHub } from '../replication/events.ts';
+import { sumLinkCounters } from '../replication/peer-links.ts';
 import { NonceRegistry } from '../transport/peer-auth.ts';
 import { Primary } from '../replication/primary.ts';
 import { Replica } from '../replication/replica.ts';
@@ -332,6 +333,8 @@ export class ReplicationNode {
 
   /** GET /replication/status. */
   replicationStatus(): ReplicationStatus {
+    // One look at the replicas serves the stats and the list alike.
+    const replicas = this.replicas();
     const status: ReplicationStatus = {
       role: this.role,
       enabled: this.role !== 'standalone',
@@ -339,8 +342,8 @@ export class ReplicationNode {
       term: this.store.currentTerm,
       history_id: this.store.historyId,
       last_lsn: this.lastLsn,
-      stats: this.replicationStats(),
-      replicas: this.replicas(),
+      stats: this.statsOf(replicas),
+      replicas,
     };
     if (this.replica) status.master = this.replica.masterStatus();
     return status;
@@ -348,18 +351,15 @@ export class ReplicationNode {
 
   /** GET /replication/stats. */
   replicationStats(): ReplicationStats {
+    return this.statsOf(this.replicas());
+  }
+
+  private statsOf(replicas: readonly ReplicaInfo[]): ReplicationStats {
     const last = this.lastLsn;
-    const link = this.primary?.linkCounters ??
-      this.replica?.linkCounters ?? {
-        bytesSent: 0,
-        bytesReceived: 0,
-        framesRejected: 0,
-        slowPeerDisconnects: 0,
-      };
+    const link = this.primary?.linkCounters ?? this.replica?.linkCounters ?? sumLinkCounters([]);
     const counters = this.primary?.counters ??
       this.replica?.counters ?? { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
-    const replicas = this.replicas();
-    const lag = this.lag();
+    const lag = this.lagOf(replicas);
     return {
       role: this.role,
       lag_ms: lag.lag_ms,
@@ -389,10 +389,14 @@ export class ReplicationNode {
 
   /** Replica: how far behind its primary it is. Primary: the largest lag among its replicas. */
   lag(): { lag_ms: number; lag_operations: number } {
+    return this.lagOf(this.replicas());
+  }
+
+  private lagOf(replicas: readonly ReplicaInfo[]): { lag_ms: number; lag_operations: number } {
     if (this.replica) return this.replica.lag();
     let lagMs = 0;
     let lagOps = 0;
-    for (const r of this.replicas()) {
+    for (const r of replicas) {
       lagMs = Math.max(lagMs, r.lag_ms);
       lagOps = Math.max(lagOps, r.lag_operations);
     }

@@ -9,7 +9,7 @@
  * frame holding them as one part. Format: docs/wire-protocol.md.
  */
 import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
-import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
+import { recordLengthAt, recordLsn } from '../log/record.ts';
 import { FrameFlags } from '../transport/frame.ts';
 import { VrepError } from '../errors.ts';
 
@@ -107,10 +107,12 @@ function protocolError(message: string): VrepError {
 }
 
 /**
- * Decodes and verifies a RECORDS payload: sizes against `maxRawBytes`, the
- * LSN run starting at `expectedLsn` with no gap, every record's checksum.
+ * Decodes and checks a RECORDS payload: sizes against `maxRawBytes`, each
+ * record's length, the LSN run starting at `expectedLsn` with no gap.
  * Returns views into one buffer. Throws ERR_PROTOCOL (nothing to apply) on
- * any failure.
+ * any failure. Each record's checksum is verified once, when it is decoded
+ * for applying (Store.applyReplicated decodes the whole batch before it
+ * applies any of it); the frame's own CRC32C already covered these bytes.
  */
 export function decodeRecords(
   payload: Uint8Array,
@@ -154,7 +156,6 @@ export function decodeRecords(
       throw protocolError((err as Error).message);
     }
     const record = body.subarray(at, at + length);
-    if (!recordChecksumOk(record)) throw protocolError(`record ${out.length}: checksum mismatch`);
     const lsn = recordLsn(record);
     if (lsn !== firstLsn + out.length) {
       throw protocolError(`record ${out.length} has LSN ${lsn}, expected ${firstLsn + out.length}`);
