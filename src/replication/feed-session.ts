@@ -36,6 +36,7 @@ import {
 } from './records-payload.ts';
 import type { FeederPool } from '../workers/feeder-pool.ts';
 import { parseManifestText, totalBytes } from './snapshot-receiver.ts';
+import { syncProgress } from './sync-progress.ts';
 import {
   PeerSession,
   ReplicationCloseCodes,
@@ -217,13 +218,7 @@ export class FeedSession extends PeerSession {
       this.syncing = true;
       this.fullSyncStartMs = Date.now();
       const skipped = totalBytes(manifest.chunks.slice(0, fromChunk));
-      this.progress = {
-        bytes_done: skipped,
-        bytes_total: total,
-        percent: total === 0 ? 100 : (100 * skipped) / total,
-        eta_ms: null,
-        resumed_from_chunk: fromChunk,
-      };
+      this.progress = syncProgress(skipped, total, 0, 0, fromChunk);
       this.sendControl(FrameType.FullsyncBegin, begin);
       this.hooks.fullSyncStarted(this, manifest.lsn, fromChunk);
       this.logger.info(
@@ -262,7 +257,13 @@ export class FeedSession extends PeerSession {
             }
             offset += n;
             sent += n;
-            this.updateProgress(skipped + sent, total, sent);
+            this.progress = syncProgress(
+              skipped + sent,
+              total,
+              sent,
+              Date.now() - this.fullSyncStartMs,
+              fromChunk,
+            );
           }
         } finally {
           await handle.close();
@@ -290,18 +291,6 @@ export class FeedSession extends PeerSession {
     } finally {
       snap.release();
     }
-  }
-
-  private updateProgress(done: number, total: number, sentThisRun: number): void {
-    const elapsedMs = Date.now() - this.fullSyncStartMs;
-    const rate = elapsedMs > 0 ? sentThisRun / elapsedMs : 0;
-    this.progress = {
-      bytes_done: done,
-      bytes_total: total,
-      percent: total === 0 ? 100 : Math.min(100, (100 * done) / total),
-      eta_ms: rate > 0 && elapsedMs > 500 ? Math.round((total - done) / rate) : null,
-      resumed_from_chunk: this.progress?.resumed_from_chunk ?? 0,
-    };
   }
 
   /** Throttle, send, honour backpressure. False when the link is gone. */

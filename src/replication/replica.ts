@@ -9,7 +9,8 @@ import type { PeerServer } from '../transport/peer-server.ts';
 import { peerDialer, peerListener, sumLinkCounters, type LinkTotals } from './peer-links.ts';
 import type { PeerClient } from '../transport/peer-client.ts';
 import type { PeerLink } from '../transport/link.ts';
-import type { ReplicaState, ReplicationStatus, SyncProgress } from '../node/types.ts';
+import type { ReplicaState, ReplicationStatus } from '../node/types.ts';
+import { syncProgress } from './sync-progress.ts';
 import type { EventHub } from './events.ts';
 import { FollowSession } from './follow-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
@@ -161,14 +162,13 @@ export class Replica {
     const receiver = s?.receiver;
     if (receiver) {
       const { bytesDone, bytesTotal } = receiver.progress;
-      const sync: SyncProgress = {
-        bytes_done: bytesDone,
-        bytes_total: bytesTotal,
-        percent: bytesTotal === 0 ? 100 : (100 * bytesDone) / bytesTotal,
-        eta_ms: null,
-        resumed_from_chunk: 0,
-      };
-      out.sync = sync;
+      out.sync = syncProgress(
+        bytesDone,
+        bytesTotal,
+        receiver.bytesReceived,
+        Date.now() - receiver.startedAtMs,
+        receiver.fromChunk,
+      );
     }
     return out;
   }

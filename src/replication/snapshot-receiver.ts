@@ -112,6 +112,9 @@ export class SnapshotReceiver {
   readonly snapshotLsn: number;
   readonly chunks: readonly ChunkEntry[];
   readonly totalBytes: number;
+  /** First chunk of this run (> 0: a resumed sync). */
+  readonly fromChunk: number;
+  readonly startedAtMs = Date.now();
   private readonly dir: string;
   private readonly dataDir: string;
   private readonly begin: FullsyncBegin;
@@ -130,6 +133,7 @@ export class SnapshotReceiver {
     this.chunks = manifest.chunks;
     this.totalBytes = totalBytes(manifest.chunks);
     this.chunk = begin.fromChunk;
+    this.fromChunk = begin.fromChunk;
     this.doneBytes = totalBytes(manifest.chunks.slice(0, begin.fromChunk));
   }
 
