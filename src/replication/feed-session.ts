@@ -27,14 +27,7 @@ import {
   type Hello,
   type Psync,
 } from './messages.ts';
-import {
-  encodeRecords,
-  encodeRecordsAsync,
-  MIN_COMPRESS_BYTES,
-  type EncodedRecords,
-  type RecordsCompression,
-} from './records-payload.ts';
-import type { FeederPool } from '../workers/feeder-pool.ts';
+import type { RecordsSource } from './records-source.ts';
 import { parseManifestText, totalBytes } from './snapshot-receiver.ts';
 import { syncProgress } from './sync-progress.ts';
 import {
@@ -45,8 +38,6 @@ import {
 } from './peer-session.ts';
 import type { TokenBucket, TrafficClass } from './throttle.ts';
 
-/** Raw record bytes per RECORDS frame at most (one bigger record still goes alone). */
-export const MAX_RECORDS_FRAME_BYTES = 4 * 1024 * 1024;
 /** A feeder this many records behind the head sends catch-up (bulk) traffic. */
 export const LIVE_WINDOW_RECORDS = 64;
 /** Snapshot bytes sent ahead of the replica's progress ACKs at most. */
@@ -54,10 +45,9 @@ export const FULLSYNC_WINDOW_BYTES = 32 * 1024 * 1024;
 
 export interface FeedHooks {
   store(): Store;
-  compression: RecordsCompression;
+  /** RECORDS payloads, shared by the primary's feeders. */
+  records: RecordsSource;
   throttle: TokenBucket | null;
-  /** Worker threads for catch-up encoding (null: encode on the libuv pool). */
-  pool: FeederPool | null;
   /** Resolves at the next commit (or soon after, so the feeder re-checks). */
   nextCommit(): Promise<void>;
   acked(session: FeedSession, lsn: number): void;
@@ -316,38 +306,6 @@ export class FeedSession extends PeerSession {
     return true;
   }
 
-  /**
-   * The next RECORDS payload from `from`. Catch-up is read and compressed
-   * by the worker pool straight from the circular log (the WAL is read
-   * here and only compressed there). Near the head the records are read
-   * here (a copy) and compressed in the pool too when they are big enough
-   * to be compressed at all; only small ones are encoded on the event loop.
-   * Null when nothing is readable yet.
-   */
-  private async encodeNext(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
-    const { pool, compression } = this.hooks;
-    const store = this.hooks.store();
-    try {
-      if (behind && pool) {
-        const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
-        if (fromRing !== null) return fromRing;
-      }
-      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
-      if (records.length === 0) return null;
-      let bytes = 0;
-      for (const r of records) bytes += r.length;
-      if (!compression.enabled || bytes < MIN_COMPRESS_BYTES) return encodeRecords(records, compression);
-      return pool
-        ? await pool.encodeRecords(records, compression)
-        : await encodeRecordsAsync(records, compression);
-    } catch (err) {
-      if (!isVrepError(err, 'ERR_OVERLOADED')) throw err;
-      // Every feeder shares the pool: this one compresses on the libuv pool instead of waiting.
-      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
-      return records.length === 0 ? null : encodeRecordsAsync(records, compression);
-    }
-  }
-
   /** Sends the log from `from` on, forever (until the link closes). */
   private async feed(from: number): Promise<void> {
     const store = this.hooks.store();
@@ -360,7 +318,7 @@ export class FeedSession extends PeerSession {
         continue;
       }
       const behind = last - this.nextLsn >= LIVE_WINDOW_RECORDS;
-      const encoded = await this.encodeNext(this.nextLsn, last, behind);
+      const encoded = await this.hooks.records.next(this.nextLsn, last, behind);
       if (encoded === null) {
         // In the log but not yet readable from disk (queued for the WAL): try again shortly.
         await this.hooks.nextCommit();

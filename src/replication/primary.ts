@@ -19,6 +19,7 @@ import { FeedSession } from './feed-session.ts';
 import { ReplicationCloseCodes, type LocalIdentity, type SessionLogger } from './peer-session.ts';
 import { TokenBucket } from './throttle.ts';
 import { FeederPool } from '../workers/feeder-pool.ts';
+import { RecordsSource } from './records-source.ts';
 import type { ResolvedReplication } from './settings.ts';
 import type { Hello } from './messages.ts';
 
@@ -56,6 +57,7 @@ export class Primary {
   private stopped = false;
   /** Catch-up frames are read from the ring and compressed here, off the event loop. */
   private readonly pool: FeederPool;
+  private readonly records: RecordsSource;
 
   private constructor(
     private readonly store: Store,
@@ -66,6 +68,7 @@ export class Primary {
   ) {
     this.tracker.primaryDurable(store.lastLsn);
     this.pool = new FeederPool(store.records.ring.handle, { threads: 1 });
+    this.records = new RecordsSource(() => store, this.pool, settings.compression);
     this.unsubscribe = store.onCommit((lastLsn) => {
       this.commitTimes.record(lastLsn, Date.now());
       this.wakeFeeders();
@@ -99,8 +102,7 @@ export class Primary {
     }
     const session = new FeedSession(link, this.local, this.logger, this.settings.timing, {
       store: () => this.store,
-      compression: this.settings.compression,
-      pool: this.pool,
+      records: this.records,
       throttle: this.settings.bandwidthBytesPerSec
         ? new TokenBucket({ bytesPerSec: this.settings.bandwidthBytesPerSec }, Date.now())
         : null,
