@@ -129,6 +129,7 @@ struct Geometry {
   uint8_t* Slot(uint64_t lsn) const { return base + kHeaderBytes + (lsn % capacityRecords) * kSlotBytes; }
   uint64_t* TailLsn() const { return U64(base, kOffTailLsn); }
   uint64_t* HeadLsn() const { return U64(base, kOffHeadLsn); }
+  uint64_t* Truncations() const { return U64(base, kOffTruncations); }
 };
 
 // ---------------------------------------------------------------- writer
@@ -138,7 +139,8 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "RingWriter",
                        {InstanceMethod<&RingWriter::Append>("append"),
-                        InstanceMethod<&RingWriter::AppendBatch>("appendBatch")});
+                        InstanceMethod<&RingWriter::AppendBatch>("appendBatch"),
+                        InstanceMethod<&RingWriter::TruncateAfter>("truncateAfter")});
   }
 
   // new RingWriter(view, capacityBytes, capacityRecords, startLsn): formats a
@@ -176,6 +178,7 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     __atomic_store_n(U64(base, kOffDataOffset), DataOffset(capacityRecords), __ATOMIC_RELAXED);
     __atomic_store_n(U64(base, kOffTailLsn), startLsn, __ATOMIC_RELAXED);
     __atomic_store_n(U64(base, kOffHeadLsn), startLsn, __ATOMIC_RELAXED);
+    __atomic_store_n(U64(base, kOffTruncations), uint64_t{0}, __ATOMIC_RELAXED);
     // RELEASE: publishes every header word above to a reader that acquires
     // the magic.
     __atomic_store_n(U32(base, kOffMagic), kMagic, __ATOMIC_RELEASE);
@@ -250,6 +253,46 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     return Napi::Number::New(env, static_cast<double>(first));
   }
 
+
+  // truncateAfter(lsn) -> number of records dropped. Drops every record
+  // above `lsn` (a deposed leader's tail, a follower's divergent one); the
+  // next append gets lsn + 1. `lsn` may be below the oldest record held:
+  // the ring is then empty and continues at lsn + 1.
+  //
+  // Order (see the reader's side in DoRead): tail and head are stored first,
+  // then the truncation count with RELEASE and a RELEASE fence, and only
+  // then may later appends overwrite the dropped records' bytes and slots.
+  // A reader that loads the count (ACQUIRE) before the head and sees the new
+  // count therefore sees the lowered head; a reader that saw the old count
+  // and copies bytes written after the fence sees the new count when it
+  // re-loads it after its ACQUIRE fence, and reports kReadTruncated. The
+  // dropped records' space is reused by later appends, but only after that
+  // fence, so a copy that saw neither change holds records that were valid
+  // before the truncation, and one that saw a rewrite sees the new count.
+  Napi::Value TruncateAfter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t lsn = ArgInt(info, 0, "truncateAfter", "lsn", 0, kMaxLsn);
+    if (lsn + 1 >= head_) return Napi::Number::New(env, 0);
+    uint64_t dropped = head_ - (lsn + 1);
+    if (lsn >= tail_) {
+      // Space of the dropped records is reused: the next record goes right
+      // after record `lsn` (relaxed: the writer reads back its own slot).
+      const uint8_t* slot = g_.Slot(lsn);
+      dataHead_ = __atomic_load_n(reinterpret_cast<const uint64_t*>(slot + kSlotPos), __ATOMIC_RELAXED) +
+                  __atomic_load_n(reinterpret_cast<const uint32_t*>(slot + kSlotLength), __ATOMIC_RELAXED);
+    }
+    head_ = lsn + 1;
+    if (tail_ > head_) tail_ = head_;
+    // Tail first, so firstLsn <= lastLsn + 1 holds for a reader loading tail
+    // then head (bounds()) at every moment.
+    __atomic_store_n(g_.TailLsn(), tail_, __ATOMIC_RELEASE);
+    __atomic_store_n(g_.HeadLsn(), head_, __ATOMIC_RELEASE);
+    truncations_++;
+    __atomic_store_n(g_.Truncations(), truncations_, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    return Napi::Number::New(env, static_cast<double>(dropped));
+  }
+
   // Appends one record of `length` <= capacityBytes bytes.
   void Put(const uint8_t* src, uint64_t length) {
     const uint64_t lsn = head_;
@@ -300,6 +343,7 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
   uint64_t head_ = 0;      // next LSN (the published headLsn)
   uint64_t tail_ = 0;      // oldest live LSN (the published tailLsn)
   uint64_t dataHead_ = 0;  // monotonic byte position of the next record
+  uint64_t truncations_ = 0;  // the published truncation count
   Napi::Reference<Napi::Uint8Array> viewRef_;
 };
 
@@ -308,7 +352,8 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
 class RingReader : public Napi::ObjectWrap<RingReader> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "RingReader", {InstanceMethod<&RingReader::Read>("read")});
+    return DefineClass(env, "RingReader",
+                       {InstanceMethod<&RingReader::Read>("read"), InstanceMethod<&RingReader::Peek>("peek")});
   }
 
   // new RingReader(view): attaches to a ring a writer has formatted,
@@ -371,7 +416,52 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     return Napi::Number::New(env, DoRead(from, to, dst, room, lens, maxRecords));
   }
 
+
+  // peek(lsn, offset, out) -> bytes copied (out.length, or fewer when the
+  // record ends first), or one of kRead* (< 0). Copies part of one record
+  // (a header field, say) without copying the whole record; the same checks
+  // as read() decide whether the copy can be trusted.
+  Napi::Value Peek(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t lsn = ArgInt(info, 0, "peek", "lsn", 1, kMaxLsn);
+    uint64_t offset = ArgInt(info, 1, "peek", "offset", 0, kMaxCapacityBytes);
+    Napi::Uint8Array out = ArgBytes(info, 2, "peek", "out");
+    uint8_t* dst = out.Data();
+    size_t room = out.ByteLength();
+    if (Overlaps(dst, room, g_.base, g_.totalBytes)) {
+      Invalid(env, "peek(out): output buffer must not be a view of the ring itself");
+    }
+    uint64_t truncationsBefore = __atomic_load_n(g_.Truncations(), __ATOMIC_ACQUIRE);
+    uint64_t head = __atomic_load_n(g_.HeadLsn(), __ATOMIC_ACQUIRE);
+    uint64_t tail = __atomic_load_n(g_.TailLsn(), __ATOMIC_RELAXED);
+    if (lsn < tail) return Napi::Number::New(env, kReadEvicted);
+    if (lsn >= head) return Napi::Number::New(env, kReadNotYetWritten);
+    const uint8_t* slot = g_.Slot(lsn);
+    uint64_t slotLsn = __atomic_load_n(reinterpret_cast<const uint64_t*>(slot + kSlotLsn), __ATOMIC_RELAXED);
+    uint64_t pos = __atomic_load_n(reinterpret_cast<const uint64_t*>(slot + kSlotPos), __ATOMIC_RELAXED);
+    uint64_t length = __atomic_load_n(reinterpret_cast<const uint32_t*>(slot + kSlotLength), __ATOMIC_RELAXED);
+    bool inconsistent = slotLsn != lsn || length > g_.capacityBytes;
+    uint64_t n = 0;
+    if (!inconsistent && offset < length) {
+      n = std::min<uint64_t>(room, length - offset);
+      uint64_t at = (pos + offset) % g_.capacityBytes;
+      uint64_t first = std::min<uint64_t>(n, g_.capacityBytes - at);
+      if (first > 0) std::memcpy(dst, g_.data + at, first);
+      if (n > first) std::memcpy(dst + first, g_.data, n - first);
+    }
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    uint64_t tailAfter = __atomic_load_n(g_.TailLsn(), __ATOMIC_RELAXED);
+    uint64_t truncationsAfter = __atomic_load_n(g_.Truncations(), __ATOMIC_RELAXED);
+    if (truncationsAfter != truncationsBefore) return Napi::Number::New(env, kReadTruncated);
+    if (tailAfter > lsn) return Napi::Number::New(env, kReadEvicted);
+    if (inconsistent) return Napi::Number::New(env, kReadCorrupt);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
   int32_t DoRead(uint64_t from, uint64_t to, uint8_t* dst, size_t room, uint32_t* lens, size_t maxRecords) const {
+    // ACQUIRE, before the head: a reader that sees a truncation's count sees
+    // the head it lowered (the writer stores the head first; TruncateAfter).
+    uint64_t truncationsBefore = __atomic_load_n(g_.Truncations(), __ATOMIC_ACQUIRE);
     // ACQUIRE: every record below this head is completely written and
     // visible (pairs with the writer's release store of headLsn).
     uint64_t head = __atomic_load_n(g_.HeadLsn(), __ATOMIC_ACQUIRE);
@@ -414,6 +504,10 @@ class RingReader : public Napi::ObjectWrap<RingReader> {
     // from therefore proves nothing copied was overwritten.
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint64_t tailAfter = __atomic_load_n(g_.TailLsn(), __ATOMIC_RELAXED);
+    // The same fence covers the truncation count: bytes written by an
+    // append after a truncation are only written after its release fence.
+    uint64_t truncationsAfter = __atomic_load_n(g_.Truncations(), __ATOMIC_RELAXED);
+    if (truncationsAfter != truncationsBefore) return kReadTruncated;
     if (tailAfter > from) return kReadEvicted;
     // A slot that disagrees while the tail says it is live: the memory was
     // written by someone other than the writer.

@@ -22,7 +22,7 @@ namespace ring {
 // Byte offsets in the shared buffer. Everything multi-byte is host-endian
 // (the buffer never leaves the process) and naturally aligned.
 inline constexpr uint32_t kMagic = 0x474E5256;  // "VRNG" little-endian
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;
 inline constexpr size_t kOffMagic = 0;            // u32, published last by the writer
 inline constexpr size_t kOffVersion = 4;          // u32
 inline constexpr size_t kOffHeaderBytes = 8;      // u32
@@ -37,6 +37,9 @@ inline constexpr size_t kOffDataOffset = 48;      // u64 (start of the data area
 // one do not false-share with the writer's stores to the other.
 inline constexpr size_t kOffTailLsn = 64;   // u64: first (oldest) valid LSN
 inline constexpr size_t kOffHeadLsn = 128;  // u64: next LSN to be written (last + 1)
+// Bumped by every truncateAfter, on the head's cache line (the two move
+// together). A reader whose copy spans a change reports kReadTruncated.
+inline constexpr size_t kOffTruncations = 136;  // u64
 inline constexpr size_t kHeaderBytes = 192;
 
 // One index slot per record position (lsn % capacityRecords).
@@ -56,6 +59,9 @@ inline constexpr int32_t kReadEvicted = -1;
 inline constexpr int32_t kReadNotYetWritten = -2;
 inline constexpr int32_t kReadBufferTooSmall = -3;
 inline constexpr int32_t kReadCorrupt = -4;
+// The writer truncated the log while the reader copied: nothing copied is
+// to be trusted (the LSNs may hold other records now).
+inline constexpr int32_t kReadTruncated = -5;
 
 // Bytes the shared buffer needs for a ring of this geometry.
 uint64_t ByteLength(uint64_t capacityBytes, uint64_t capacityRecords);

@@ -10,6 +10,8 @@ export const ErrorCodes = {
   LsnEvicted: 'ERR_LSN_EVICTED',
   /** The LSN asked for has not been appended yet. */
   LsnNotYetWritten: 'ERR_LSN_NOT_YET_WRITTEN',
+  /** The log was truncated under a reader (a deposed leader's or a divergent tail was dropped). */
+  LsnTruncated: 'ERR_LSN_TRUNCATED',
   /** A record is larger than the log can ever hold. */
   RecordTooLarge: 'ERR_RECORD_TOO_LARGE',
   /** A caller-owned output buffer cannot hold the result. */

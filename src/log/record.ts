@@ -19,12 +19,17 @@ export const RECORD_HEADER_BYTES = 48;
 export const RECORD_ALIGN_BYTES = 4;
 /** The CRC covers everything after the length and the CRC fields. */
 const CRC_START = 8;
+/** Byte offsets of header fields read without decoding the record (u64 little-endian). */
+export const RECORD_LSN_OFFSET = 16;
+export const RECORD_TERM_OFFSET = 24;
 
 export const Op = {
   CreateCollection: 1,
   DropCollection: 2,
   Upsert: 3,
   Delete: 4,
+  /** The cluster's membership (replication config); names no collection. */
+  Config: 5,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -55,9 +60,19 @@ export type RecordBody =
       /** Raw UTF-8 JSON bytes per point; an empty array means "no payload". */
       payloads: Uint8Array[];
     }
-  | { op: typeof Op.Delete; ids: string[] };
+  | { op: typeof Op.Delete; ids: string[] }
+  | { op: typeof Op.Config; members: ConfigMember[] };
+
+/** A member as a config record holds it (src/consensus/membership.ts gives the meaning). */
+export interface ConfigMember {
+  id: string | null;
+  address: string | null;
+}
 
 export type LogRecord = RecordMeta & RecordBody;
+
+/** Largest config record body (JSON of the members), bytes. */
+const MAX_CONFIG_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -118,7 +133,13 @@ export function encodeRecord(record: LogRecord): Uint8Array {
     throw new RangeError(`hlcLogical: expected an integer in [0, 65535], got ${record.hlcLogical}`);
   }
   const origin = utf8('origin', record.origin, RecordLimits.maxNodeIdBytes);
-  const collection = utf8('collection', record.collection, RecordLimits.maxCollectionBytes);
+  const collection = utf8(
+    'collection',
+    record.collection,
+    RecordLimits.maxCollectionBytes,
+    record.op === Op.Config,
+  );
+  let configBytes: Uint8Array | undefined;
 
   let count = 0;
   let bodyBytes = 0;
@@ -164,6 +185,15 @@ export function encodeRecord(record: LogRecord): Uint8Array {
       count = checkCount(record.ids);
       ids = encodeIds(record.ids);
       bodyBytes = 4 * count + ids.total;
+      break;
+    case Op.Config:
+      if (collection.length !== 0) throw new RangeError('collection: a config record names none');
+      configBytes = encoder.encode(JSON.stringify(checkConfigMembers(record.members)));
+      if (configBytes.length > MAX_CONFIG_BYTES) {
+        throw new RangeError(`members: ${configBytes.length} bytes of JSON, limit ${MAX_CONFIG_BYTES}`);
+      }
+      count = configBytes.length;
+      bodyBytes = configBytes.length;
       break;
     default:
       throw new RangeError(`op: unknown op ${String((record as { op: unknown }).op)}`);
@@ -225,6 +255,9 @@ export function encodeRecord(record: LogRecord): Uint8Array {
       at = writeIds(out, at, record.ids);
       break;
     }
+    case Op.Config:
+      out.set(configBytes as Uint8Array, at);
+      break;
     default:
       break;
   }
@@ -236,6 +269,26 @@ export function encodeRecord(record: LogRecord): Uint8Array {
 function writeU32s(view: DataView, at: number, lengths: Uint32Array): number {
   for (let i = 0; i < lengths.length; i++) view.setUint32(at + 4 * i, lengths[i] as number, true);
   return at + 4 * lengths.length;
+}
+
+function checkConfigMembers(members: unknown): ConfigMember[] {
+  if (!Array.isArray(members)) throw new TypeError('members: expected an array');
+  return members.map((m: unknown, i) => {
+    const { id, address } = (m ?? {}) as { id?: unknown; address?: unknown };
+    const field = (name: string, v: unknown): string | null => {
+      if (v === null) return null;
+      if (typeof v !== 'string' || v.length === 0 || v.length > 300) {
+        throw new RangeError(
+          `members[${i}].${name}: expected null or a non-empty string of at most 300 characters`,
+        );
+      }
+      return v;
+    };
+    const out = { id: field('id', id), address: field('address', address) };
+    if (out.id === null && out.address === null)
+      throw new RangeError(`members[${i}]: needs an id or an address`);
+    return out;
+  });
 }
 
 function checkDimension(dimension: number): void {
@@ -282,7 +335,12 @@ export function recordChecksumOk(record: Uint8Array): boolean {
 
 /** LSN of an encoded record, without decoding the rest (the record is trusted). */
 export function recordLsn(record: Uint8Array): number {
-  return Number(new DataView(record.buffer, record.byteOffset, 24).getBigUint64(16, true));
+  return Number(new DataView(record.buffer, record.byteOffset, 24).getBigUint64(RECORD_LSN_OFFSET, true));
+}
+
+/** Term of an encoded record, without decoding the rest (the record is trusted). */
+export function recordTerm(record: Uint8Array): number {
+  return Number(new DataView(record.buffer, record.byteOffset, 32).getBigUint64(RECORD_TERM_OFFSET, true));
 }
 
 /**
@@ -402,6 +460,19 @@ export function decodeRecord(record: Uint8Array): LogRecord {
       if (count < 1 || count > RecordLimits.maxBatchPoints) throw corrupt(`record: bad point count ${count}`);
       const ids = readStrings(readLengths('ids', RecordLimits.maxIdBytes), 'ids');
       body = { op, ids };
+      break;
+    }
+    case Op.Config: {
+      if (count > MAX_CONFIG_BYTES) throw corrupt(`record: config of ${count} bytes`);
+      need(count, 'config');
+      let members: ConfigMember[];
+      try {
+        members = checkConfigMembers(JSON.parse(text(record, at, count, 'config')));
+      } catch (err) {
+        throw corrupt(`record: bad config (${(err as Error).message})`);
+      }
+      at += count;
+      body = { op, members };
       break;
     }
     default:

@@ -11,13 +11,26 @@
  *   the tail of the last segment with nothing valid after it is a torn write:
  *   the file is cut there and the cut is reported. A bad record anywhere else
  *   stops start-up with the file and offset: never skipped silently.
+ * - Truncation: `truncateAfter(lsn)` drops a divergent tail (the records a
+ *   deposed leader never had committed), cutting the file at a record
+ *   boundary; the next append continues at lsn + 1.
+ * - A failed write (disk full, I/O error) refuses the whole group it was
+ *   part of and cuts the file back to where the group began, so a refused
+ *   record cannot come back at the next start. The WAL then refuses appends
+ *   (`failure`) until `probe()` finds the disk writable again.
  */
 import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { VrepError } from '../errors.ts';
 import { crc32c } from '../native/crc32c.ts';
-import { recordChecksumOk, recordLengthAt, recordLsn, RECORD_HEADER_BYTES } from './record.ts';
+import {
+  recordChecksumOk,
+  recordLengthAt,
+  recordLsn,
+  RECORD_HEADER_BYTES,
+  RECORD_TERM_OFFSET,
+} from './record.ts';
 import { fsyncDir } from './atomic-file.ts';
 import { RecordLimits } from './limits.ts';
 
@@ -45,8 +58,10 @@ const SEGMENT_HEADER_BYTES = 32;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** One record of every this many gets an index entry, for reads by LSN. */
 const INDEX_STRIDE = 64;
-/** Appends waiting for the writer, bytes; past this, append() waits its turn. */
-const MAX_PENDING_BYTES = 512 * 1024 * 1024;
+/** Appends waiting for the writer, bytes; past this, append() is refused with ERR_OVERLOADED. */
+export const MAX_PENDING_BYTES = 512 * 1024 * 1024;
+/** probe() writes this many bytes past the end (then cuts them) to see whether space is back. */
+const PROBE_BYTES = 64 * 1024;
 
 interface Segment {
   file: string;
@@ -76,6 +91,15 @@ function segmentHeader(firstLsn: number): Uint8Array {
   return h;
 }
 
+/** Writes all of `bytes` at `position` (a short write is continued; a full disk throws ENOSPC). */
+async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
+    written += bytesWritten;
+  }
+}
+
 function walError(message: string): VrepError {
   return new VrepError('ERR_WAL_CORRUPT', message);
 }
@@ -102,10 +126,16 @@ export class Wal {
   private writing = false;
   private dirty = false;
   private syncTimer: NodeJS.Timeout | null = null;
-  private failed: Error | null = null;
+  private failed: VrepError | null = null;
   private closed = false;
+  /** Bytes of the group a failure refused: probe() needs at least that much room. */
+  private failedGroupBytes = 0;
+  /** Resolves when the writer has nothing in hand (truncateAfter waits for it). */
+  private idleWaiters: (() => void)[] = [];
   /** Last LSN handed to append() (written or queued). */
   private lastAppendedLsn: number;
+  /** Last LSN written to the files (queued ones excluded). */
+  private lastWritten: number;
   /** Observed fsync latencies for metrics, ms (bounded ring of recent ones). */
   readonly fsyncLatenciesMs: number[] = [];
 
@@ -114,6 +144,7 @@ export class Wal {
     this.policy = opts.fsync;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.lastAppendedLsn = lastLsn;
+    this.lastWritten = lastLsn;
   }
 
   /**
@@ -292,6 +323,12 @@ export class Wal {
   checkAppend(records: readonly Uint8Array[]): void {
     if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
     if (this.failed) throw this.failed;
+    if (this.queuedBytes > MAX_PENDING_BYTES) {
+      throw new VrepError(
+        'ERR_OVERLOADED',
+        `WAL: ${this.queuedBytes} bytes are waiting for the disk (limit ${MAX_PENDING_BYTES}); retry later`,
+      );
+    }
     let expected = this.lastAppendedLsn + 1;
     for (const r of records) {
       const lsn = recordLsn(r);
@@ -308,9 +345,9 @@ export class Wal {
     return this.queuedBytes;
   }
 
-  /** True when the queue is over its limit: callers should wait before appending more. */
-  get overloaded(): boolean {
-    return this.queuedBytes > MAX_PENDING_BYTES;
+  /** Why appends are refused (a write or fsync failed), or null while the WAL takes them. */
+  get failure(): VrepError | null {
+    return this.failed;
   }
 
   private async drain(): Promise<void> {
@@ -319,6 +356,7 @@ export class Wal {
       while (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
+        const mark = this.markEnd();
         try {
           for (const item of batch) {
             for (const r of item.records) await this.writeRecord(r);
@@ -330,19 +368,196 @@ export class Wal {
             item.resolve();
           }
         } catch (err) {
-          // A failed write leaves the file state unknown: fail this and every
-          // later append rather than acknowledge something not on disk.
+          // The group is refused as a whole, and what of it reached the file
+          // is cut off again: a refused record must not reappear at the next
+          // start. Later appends are refused until probe() succeeds.
           this.failed = new VrepError('ERR_WAL_IO', `WAL write failed: ${(err as Error).message}`, {
             cause: err,
           });
-          for (const item of [...batch, ...this.queue]) item.reject(this.failed);
+          const rest = this.queue;
           this.queue = [];
+          this.failedGroupBytes = [...batch, ...rest].reduce((n, item) => n + item.bytes, 0);
+          await this.rollBackTo(mark).catch((cutErr: unknown) => {
+            this.failed = new VrepError(
+              'ERR_WAL_IO',
+              `WAL write failed (${(err as Error).message}) and the partial write could not be cut off (${(cutErr as Error).message}); restart the node once the disk is healthy`,
+              { cause: err },
+            );
+          });
+          for (const item of [...batch, ...rest]) {
+            this.queuedBytes -= item.bytes;
+            item.reject(this.failed);
+          }
           return;
         }
       }
     } finally {
       this.writing = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const wake of waiters) wake();
     }
+  }
+
+  /** Where the log ends now (to cut a failed group back to). */
+  private markEnd(): { segments: number; sizeBytes: number; lastLsn: number; indexLength: number } {
+    const seg = this.segments.at(-1);
+    return {
+      segments: this.segments.length,
+      sizeBytes: seg?.sizeBytes ?? 0,
+      lastLsn: this.lastWritten,
+      indexLength: seg?.index.length ?? 0,
+    };
+  }
+
+  /** Removes what was written after `mark` (segments started since, the tail of the one before). */
+  private async rollBackTo(mark: ReturnType<Wal['markEnd']>): Promise<void> {
+    while (this.segments.length > mark.segments) {
+      const seg = this.segments.pop() as Segment;
+      if (this.handle !== null) {
+        await this.handle.close().catch(() => undefined);
+        this.handle = null;
+      }
+      await rm(seg.file, { force: true });
+    }
+    const seg = this.segments.at(-1);
+    if (seg) {
+      if (this.handle === null) this.handle = await open(seg.file, 'r+');
+      await this.handle.truncate(mark.sizeBytes);
+      await this.handle.sync();
+      seg.sizeBytes = mark.sizeBytes;
+      seg.lastLsn = Math.max(seg.firstLsn - 1, mark.lastLsn);
+      seg.index.length = mark.indexLength;
+    }
+    this.lastAppendedLsn = mark.lastLsn;
+    this.lastWritten = mark.lastLsn;
+    await fsyncDir(this.dir);
+  }
+
+  /**
+   * After a failure: checks that the disk takes writes again (writes and
+   * fsyncs as many bytes as the refused group had, at least PROBE_BYTES,
+   * past the end, then cuts them off). True, and appends are taken again,
+   * when it does; false (still failing) otherwise.
+   */
+  async probe(): Promise<boolean> {
+    if (this.failed === null) return true;
+    if (this.closed || this.writing) return false;
+    const seg = this.segments.at(-1);
+    try {
+      if (seg) {
+        if (this.handle === null) this.handle = await open(seg.file, 'r+');
+        const zeros = new Uint8Array(Math.max(PROBE_BYTES, this.failedGroupBytes));
+        await writeFully(this.handle, zeros, seg.sizeBytes);
+        await this.handle.sync();
+        await this.handle.truncate(seg.sizeBytes);
+        await this.handle.sync();
+      } else {
+        const file = path.join(this.dir, `probe-${process.pid}.tmp`);
+        const h = await open(file, 'w');
+        try {
+          const zeros = new Uint8Array(Math.max(PROBE_BYTES, this.failedGroupBytes));
+          await writeFully(h, zeros, 0);
+          await h.sync();
+        } finally {
+          await h.close();
+          await rm(file, { force: true });
+        }
+      }
+    } catch {
+      return false;
+    }
+    this.failed = null;
+    return true;
+  }
+
+  /** Waits until the writer has nothing in hand. */
+  private async idle(): Promise<void> {
+    while (this.writing || this.queue.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+  }
+
+  /**
+   * Drops every record above `lsn` (waiting for appends in flight first);
+   * the next append must carry lsn + 1. Segments wholly above are removed;
+   * the one holding lsn + 1 is cut at that record. `lsn` below the oldest
+   * record removes them all. Returns the number of records dropped.
+   */
+  async truncateAfter(lsn: number): Promise<number> {
+    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    await this.idle();
+    if (lsn >= this.lastAppendedLsn) return 0;
+    const dropped = this.lastAppendedLsn - lsn;
+    while (this.segments.length > 0 && (this.segments.at(-1) as Segment).firstLsn > lsn) {
+      const seg = this.segments.pop() as Segment;
+      if (this.handle !== null) {
+        await this.handle.close();
+        this.handle = null;
+      }
+      await rm(seg.file, { force: true });
+    }
+    const seg = this.segments.at(-1);
+    if (seg && seg.lastLsn > lsn) {
+      const cut = await this.offsetOf(seg, lsn + 1);
+      if (this.handle === null) this.handle = await open(seg.file, 'r+');
+      await this.handle.truncate(cut);
+      await this.handle.sync();
+      seg.sizeBytes = cut;
+      seg.lastLsn = lsn;
+      seg.index = seg.index.filter((offset) => offset < cut);
+    }
+    await fsyncDir(this.dir);
+    this.lastAppendedLsn = lsn;
+    this.lastWritten = lsn;
+    return dropped;
+  }
+
+  /** Byte offset of record `lsn` in `seg` (which must hold it), from the index and the record headers. */
+  private async offsetOf(seg: Segment, lsn: number): Promise<number> {
+    const k = Math.floor((lsn - seg.firstLsn) / INDEX_STRIDE);
+    let offset = seg.index[k] ?? SEGMENT_HEADER_BYTES;
+    let at = seg.firstLsn + k * INDEX_STRIDE;
+    if (at === lsn) return offset;
+    const handle = await open(seg.file, 'r');
+    try {
+      const header = new Uint8Array(4);
+      for (; at < lsn; at++) {
+        await handle.read(header, 0, 4, offset);
+        offset += new DataView(header.buffer).getUint32(0, true);
+      }
+    } finally {
+      await handle.close();
+    }
+    return offset;
+  }
+
+  /**
+   * Term of the record at `lsn` (read from its header on disk), or
+   * ERR_LSN_EVICTED / ERR_LSN_NOT_YET_WRITTEN when the WAL does not hold it.
+   */
+  async termAt(lsn: number): Promise<number> {
+    const seg = this.segments.find((s) => s.firstLsn <= lsn && s.lastLsn >= lsn);
+    if (!seg) {
+      throw new VrepError(
+        lsn < this.firstLsn ? 'ERR_LSN_EVICTED' : 'ERR_LSN_NOT_YET_WRITTEN',
+        `LSN ${lsn} is not in the WAL (it holds ${this.firstLsn}..${this.lastWrittenLsn})`,
+      );
+    }
+    const offset = await this.offsetOf(seg, lsn);
+    const handle = await open(seg.file, 'r');
+    try {
+      const field = new Uint8Array(8);
+      await handle.read(field, 0, 8, offset + RECORD_TERM_OFFSET);
+      return Number(new DataView(field.buffer).getBigUint64(0, true));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** LSN of the last record written to the files (queued ones excluded). */
+  get lastWrittenLsn(): number {
+    return this.lastWritten;
   }
 
   private async writeRecord(record: Uint8Array): Promise<void> {
@@ -352,18 +567,10 @@ export class Wal {
       seg = await this.startSegment(lsn);
     }
     if ((lsn - seg.firstLsn) % INDEX_STRIDE === 0) seg.index.push(seg.sizeBytes);
-    let written = 0;
-    while (written < record.length) {
-      const { bytesWritten } = await (this.handle as FileHandle).write(
-        record,
-        written,
-        record.length - written,
-        seg.sizeBytes + written,
-      );
-      written += bytesWritten;
-    }
+    await writeFully(this.handle as FileHandle, record, seg.sizeBytes);
     seg.sizeBytes += record.length;
     seg.lastLsn = lsn;
+    this.lastWritten = lsn;
   }
 
   private async startSegment(firstLsn: number): Promise<Segment> {
@@ -413,7 +620,7 @@ export class Wal {
   /** Waits for queued appends, fsyncs, and closes. */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.idle();
     this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
     if (this.handle) {

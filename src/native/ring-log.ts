@@ -25,10 +25,14 @@ export const RING_MAX_LSN = Number.MAX_SAFE_INTEGER;
 export interface NativeRingWriter {
   append(data: Uint8Array): number;
   appendBatch(data: Uint8Array, lengths: Uint32Array): number;
+  /** Records dropped. */
+  truncateAfter(lsn: number): number;
 }
 export interface NativeRingReader {
-  /** Count >= 0, or -1 evicted, -2 not yet written, -3 buffer too small, -4 corrupt. */
+  /** Count >= 0, or -1 evicted, -2 not yet written, -3 buffer too small, -4 corrupt, -5 truncated meanwhile. */
   read(from: number, to: number, out: Uint8Array, outLengths: Uint32Array): number;
+  /** Bytes copied from the record at `offset`, or a negative code as read(). */
+  peek(lsn: number, offset: number, out: Uint8Array): number;
 }
 export interface RingBinding {
   ringByteLength(capacityBytes: number, capacityRecords: number): number;
@@ -58,10 +62,37 @@ export interface RingLogOptions {
 // Header words read from JS (u64 indexes into the buffer; see native/ring_log.h).
 const TAIL_LSN_INDEX = 64 / 8;
 const HEAD_LSN_INDEX = 128 / 8;
+const TRUNCATIONS_INDEX = 136 / 8;
 
 const READ_EVICTED = -1;
 const READ_NOT_YET_WRITTEN = -2;
 const READ_BUFFER_TOO_SMALL = -3;
+const READ_TRUNCATED = -5;
+
+/** A native read result below zero as the error it stands for. */
+function readError(fn: string, result: number, lsn: number, reader: RingReader): VrepError {
+  switch (result) {
+    case READ_EVICTED:
+      return new VrepError(
+        ErrorCodes.LsnEvicted,
+        `${fn}: LSN ${lsn} was evicted (oldest held is ${reader.firstLsn()})`,
+      );
+    case READ_NOT_YET_WRITTEN:
+      return new VrepError(
+        ErrorCodes.LsnNotYetWritten,
+        `${fn}: LSN ${lsn} is not written yet (last is ${reader.lastLsn()})`,
+      );
+    case READ_BUFFER_TOO_SMALL:
+      return new VrepError(ErrorCodes.BufferTooSmall, `${fn}(out): record ${lsn} does not fit`);
+    case READ_TRUNCATED:
+      return new VrepError(
+        ErrorCodes.LsnTruncated,
+        `${fn}: the log was truncated while LSN ${lsn} was read (last is now ${reader.lastLsn()})`,
+      );
+    default:
+      return new VrepError(ErrorCodes.CorruptFrame, `${fn}: ring index is inconsistent at LSN ${lsn}`);
+  }
+}
 
 /**
  * A reader of a ring, on any thread. Wraps native `RingReader`; attaching
@@ -86,7 +117,15 @@ export class RingReader {
       );
     }
     this.#native = new binding.RingReader(new Uint8Array(buffer));
-    this.#words = new BigUint64Array(buffer, 0, HEAD_LSN_INDEX + 1);
+    this.#words = new BigUint64Array(buffer, 0, TRUNCATIONS_INDEX + 1);
+  }
+
+  /**
+   * How many truncations the ring has had. A reader that remembers it can
+   * tell that LSNs it read before may hold other records now.
+   */
+  truncations(): number {
+    return Number(Atomics.load(this.#words, TRUNCATIONS_INDEX));
   }
 
   /**
@@ -109,10 +148,15 @@ export class RingReader {
     return Number(Atomics.load(this.#words, HEAD_LSN_INDEX)) - 1;
   }
 
-  /** { firstLsn, lastLsn } read in the order that keeps firstLsn <= lastLsn + 1. */
+  /**
+   * { firstLsn, lastLsn } read in the order that keeps firstLsn <= lastLsn + 1.
+   * A truncation below the oldest record lowers both; a pair read across it
+   * is clamped to the invariant.
+   */
   bounds(): { firstLsn: number; lastLsn: number } {
     const firstLsn = this.firstLsn();
-    return { firstLsn, lastLsn: this.lastLsn() };
+    const lastLsn = this.lastLsn();
+    return { firstLsn: Math.min(firstLsn, lastLsn + 1), lastLsn };
   }
 
   /**
@@ -122,7 +166,8 @@ export class RingReader {
    *
    * Throws VrepError ERR_LSN_EVICTED when `from` is older than the ring holds
    * or was overwritten while it was being copied (nothing copied is then to
-   * be trusted), ERR_LSN_NOT_YET_WRITTEN when `from` > lastLsn(), and
+   * be trusted), ERR_LSN_NOT_YET_WRITTEN when `from` > lastLsn(),
+   * ERR_LSN_TRUNCATED when the writer truncated the log during the copy, and
    * ERR_BUFFER_TOO_SMALL when the record at `from` does not fit in `out`.
    */
   read(from: number, to: number, out: Uint8Array, outLengths: Uint32Array): number {
@@ -135,28 +180,22 @@ export class RingReader {
     }
     const result = this.#native.read(from, to, out, outLengths);
     if (result >= 0) return result;
-    switch (result) {
-      case READ_EVICTED:
-        throw new VrepError(
-          ErrorCodes.LsnEvicted,
-          `RingReader.read: LSN ${from} was evicted (oldest held is ${this.firstLsn()})`,
-        );
-      case READ_NOT_YET_WRITTEN:
-        throw new VrepError(
-          ErrorCodes.LsnNotYetWritten,
-          `RingReader.read: LSN ${from} is not written yet (last is ${this.lastLsn()})`,
-        );
-      case READ_BUFFER_TOO_SMALL:
-        throw new VrepError(
-          ErrorCodes.BufferTooSmall,
-          `RingReader.read(out): record ${from} does not fit in ${out.byteLength} bytes`,
-        );
-      default:
-        throw new VrepError(
-          ErrorCodes.CorruptFrame,
-          `RingReader.read: ring index is inconsistent at LSN ${from}`,
-        );
-    }
+    throw readError('RingReader.read', result, from, this);
+  }
+
+  /**
+   * Copies up to `out.length` bytes of the record at `lsn`, starting
+   * `offset` bytes into it (native `RingReader.peek`): a header field without
+   * the whole record. Returns the bytes copied (fewer when the record ends
+   * first; 0 when `offset` is past its end). Errors as read().
+   */
+  peek(lsn: number, offset: number, out: Uint8Array): number {
+    checkInt('RingReader.peek', 'lsn', lsn, 1, RING_MAX_LSN);
+    checkInt('RingReader.peek', 'offset', offset, 0, RING_MAX_CAPACITY_BYTES);
+    checkUint8Array('RingReader.peek', 'out', out);
+    const result = this.#native.peek(lsn, offset, out);
+    if (result >= 0) return result;
+    throw readError('RingReader.peek', result, lsn, this);
   }
 }
 
@@ -210,6 +249,18 @@ export class RingLog extends RingReader {
     checkUint8Array('RingLog.appendBatch', 'data', data);
     checkUint32Array('RingLog.appendBatch', 'lengths', lengths);
     return this.#writer.appendBatch(data, lengths);
+  }
+
+  /**
+   * Drops every record above `lsn` (native `RingWriter.truncateAfter`); the
+   * next append gets `lsn + 1`. Readers copying meanwhile get
+   * ERR_LSN_TRUNCATED, never the dropped bytes as if they were current.
+   * `lsn` below the oldest record held empties the ring. Returns the number
+   * of records dropped.
+   */
+  truncateAfter(lsn: number): number {
+    checkInt('RingLog.truncateAfter', 'lsn', lsn, 0, RING_MAX_LSN);
+    return this.#writer.truncateAfter(lsn);
   }
 
   #checkSize(fn: string, byteLength: number): void {

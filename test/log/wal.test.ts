@@ -7,6 +7,7 @@ import { Wal, type FsyncPolicy } from '../../src/log/wal.ts';
 import { encodeRecord, Op, recordLsn } from '../../src/log/record.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { scale, tempDir } from '../helpers/tmp.ts';
+import { smallDisk } from '../helpers/small-disk.ts';
 
 function rec(lsn: number, points = 1 + (lsn % 5), dim = 8): Uint8Array {
   const ids = Array.from({ length: points }, (_, i) => `p${lsn}-${i}`);
@@ -220,4 +221,83 @@ test('WAL: corruption in an older segment stops start-up; a missing segment is n
   const files2 = segments(dir2);
   writeFileSync(files2[1] as string, '');
   await assert.rejects(openCollect(dir2), /segment header truncated/);
+});
+
+test('WAL truncateAfter: cuts inside a segment and across segments; appends continue after the cut; reopen agrees', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await openCollect(dir, { segmentBytes: 4096 });
+  for (let lsn = 1; lsn <= 120; lsn++) await wal.append([rec(lsn)]);
+  const before = segments(dir).length;
+  assert.ok(before > 4);
+  assert.equal(await wal.termAt(77), 1);
+  assert.equal(await wal.truncateAfter(130), 0, 'nothing above the last record');
+  assert.equal(await wal.truncateAfter(100), 20);
+  assert.equal(wal.lastLsn, 100);
+  await assert.rejects(wal.termAt(101), (e: unknown) => isVrepError(e, 'ERR_LSN_NOT_YET_WRITTEN'));
+  await assert.rejects(wal.append([rec(102)]), /does not follow 100/);
+  await wal.append([rec(101)]);
+  // Far back: every segment above goes, the one holding 31 is cut at 31.
+  assert.equal(await wal.truncateAfter(30), 71);
+  assert.ok(segments(dir).length < before);
+  const recs = await wal.read(25, 40, 1 << 20);
+  assert.deepEqual(
+    recs.map((r) => recordLsn(r)),
+    [25, 26, 27, 28, 29, 30],
+  );
+  await wal.append([rec(31), rec(32)]);
+  await wal.close();
+  const again = await openCollect(dir);
+  assert.deepEqual(
+    again.seen,
+    Array.from({ length: 32 }, (_, i) => i + 1),
+  );
+  assert.equal(again.report.truncated, null);
+  // Down to nothing: the WAL continues at 1.
+  assert.equal(await again.wal.truncateAfter(0), 32);
+  await again.wal.append([rec(1)]);
+  await again.wal.close();
+  const last = await openCollect(dir);
+  assert.deepEqual(last.seen, [1]);
+  await last.wal.close();
+});
+
+test('WAL on a full disk: the failed group is refused and cut off, later appends are refused until space is back, nothing refused survives a restart', async (t) => {
+  const disk = smallDisk(t, 4 * 1024 * 1024);
+  if (disk === null) {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  const dir = path.join(disk.dir, 'wal');
+  const { wal } = await openCollect(dir, { fsync: 'always', segmentBytes: 256 * 1024 });
+  for (let lsn = 1; lsn <= 10; lsn++) await wal.append([rec(lsn, 50, 64)]);
+  disk.fill();
+  // Records of ~13 KB each: the disk cannot take many more.
+  let refusedAt = 0;
+  for (let lsn = 11; lsn <= 400; lsn++) {
+    try {
+      await wal.append([rec(lsn, 50, 64)]);
+    } catch (err) {
+      assert.ok(isVrepError(err, 'ERR_WAL_IO'), String(err));
+      refusedAt = lsn;
+      break;
+    }
+  }
+  assert.ok(refusedAt > 0, 'the full disk refused a write');
+  assert.equal(wal.lastLsn, refusedAt - 1, 'the refused record took no LSN');
+  assert.ok(wal.failure !== null);
+  assert.throws(
+    () => wal.checkAppend([rec(refusedAt)]),
+    (e: unknown) => isVrepError(e, 'ERR_WAL_IO'),
+  );
+  assert.equal(await wal.probe(), false, 'still full');
+  disk.free();
+  assert.equal(await wal.probe(), true, 'space is back');
+  await wal.append([rec(refusedAt, 50, 64)]);
+  await wal.close();
+  const again = await openCollect(dir);
+  assert.deepEqual(
+    again.seen,
+    Array.from({ length: refusedAt }, (_, i) => i + 1),
+  );
+  await again.wal.close();
 });

@@ -39,6 +39,15 @@ class ModelRing {
     }
     return lsn;
   }
+  truncateAfter(lsn: number): number {
+    const kept = this.records.filter((r) => r.lsn <= lsn);
+    const dropped = Math.max(0, this.next - 1 - lsn);
+    this.records.length = 0;
+    this.records.push(...kept);
+    this.bytes = kept.reduce((n, r) => n + r.data.length, 0);
+    if (lsn + 1 < this.next) this.next = lsn + 1;
+    return dropped;
+  }
   /** Same contract as RingReader.read: records copied, or the error code. */
   read(from: number, to: number, room: number, maxRecords: number): Uint8Array[] | string {
     if (from < this.first()) return ErrorCodes.LsnEvicted;
@@ -82,7 +91,9 @@ function ringRead(
 type Op =
   | { kind: 'append'; length: number }
   | { kind: 'batch'; lengths: number[] }
-  | { kind: 'read'; fromDelta: number; span: number; room: number; maxRecords: number };
+  | { kind: 'read'; fromDelta: number; span: number; room: number; maxRecords: number }
+  | { kind: 'truncate'; back: number }
+  | { kind: 'peek'; fromDelta: number; offset: number; room: number };
 
 function opArb(capacityBytes: number): fc.Arbitrary<Op> {
   // Sizes: empty, small, and near capacity (so a record evicts everything).
@@ -101,10 +112,17 @@ function opArb(capacityBytes: number): fc.Arbitrary<Op> {
       room: fc.integer({ min: 0, max: capacityBytes + 4 }),
       maxRecords: fc.integer({ min: 1, max: 8 }),
     }),
+    fc.record({ kind: fc.constant('truncate' as const), back: fc.integer({ min: 0, max: 12 }) }),
+    fc.record({
+      kind: fc.constant('peek' as const),
+      fromDelta: fc.integer({ min: -2, max: 10 }),
+      offset: fc.integer({ min: 0, max: capacityBytes + 2 }),
+      room: fc.integer({ min: 0, max: 8 }),
+    }),
   );
 }
 
-test('ring answers like the model: appends, batches, reads, eviction (property)', () => {
+test('ring answers like the model: appends, batches, reads, peeks, eviction, truncation (property)', () => {
   const scenario = fc
     .record({
       capacityBytes: fc.integer({ min: 1, max: 64 }),
@@ -122,6 +140,7 @@ test('ring answers like the model: appends, batches, reads, eviction (property)'
   let readsOk = 0;
   fc.assert(
     fc.property(scenario, ([g, ops]) => {
+      let truncations = 0;
       const ring = new RingLog(g);
       const model = new ModelRing(g.capacityBytes, g.capacityRecords, g.startLsn);
       for (const op of ops) {
@@ -139,6 +158,30 @@ test('ring answers like the model: appends, batches, reads, eviction (property)'
           }
           assert.equal(ring.appendBatch(data, Uint32Array.from(op.lengths)), expectedFirst);
           for (const p of parts) model.append(p);
+        } else if (op.kind === 'truncate') {
+          const lsn = Math.max(0, model.last() - op.back);
+          const dropped = model.truncateAfter(lsn);
+          assert.equal(ring.truncateAfter(lsn), dropped);
+          if (dropped > 0) truncations++;
+          assert.equal(ring.truncations(), truncations);
+        } else if (op.kind === 'peek') {
+          const lsn = Math.max(1, model.first() + op.fromDelta);
+          const out = new Uint8Array(op.room);
+          let got: Uint8Array | string;
+          try {
+            const n = ring.peek(lsn, op.offset, out);
+            got = out.slice(0, n);
+          } catch (err) {
+            got = (err as VrepError).code;
+          }
+          const rec = model.records.find((r) => r.lsn === lsn);
+          const want =
+            lsn < model.first()
+              ? ErrorCodes.LsnEvicted
+              : lsn > model.last() || !rec
+                ? ErrorCodes.LsnNotYetWritten
+                : rec.data.slice(op.offset, op.offset + op.room);
+          assert.deepEqual(got, want, `peek(${lsn}, ${op.offset}, ${op.room})`);
         } else {
           const from = Math.max(1, model.first() + op.fromDelta);
           const to = Math.min(RING_MAX_LSN, from + op.span);
@@ -364,4 +407,29 @@ test('scribbling on head, tail and index slots never crashes a reader (property)
     ),
     { numRuns: 500 },
   );
+});
+
+test('truncateAfter drops the tail; the next append reuses the LSN with new bytes; below the oldest empties the ring', () => {
+  const ring = new RingLog({ capacityBytes: 64, capacityRecords: 8 });
+  for (let i = 1; i <= 5; i++) ring.append(new Uint8Array(4).fill(i));
+  assert.equal(ring.truncateAfter(3), 2);
+  assert.equal(ring.truncations(), 1);
+  assert.deepEqual(ring.bounds(), { firstLsn: 1, lastLsn: 3 });
+  assert.equal(ring.append(new Uint8Array(4).fill(40)), 4);
+  const out = new Uint8Array(64);
+  const lens = new Uint32Array(8);
+  assert.equal(ring.read(3, 10, out, lens), 2);
+  assert.deepEqual([...out.subarray(0, 8)], [3, 3, 3, 3, 40, 40, 40, 40]);
+  const field = new Uint8Array(2);
+  assert.equal(ring.peek(4, 2, field), 2);
+  assert.deepEqual([...field], [40, 40]);
+  assert.equal(ring.truncateAfter(10), 0, 'nothing above the last record: a no-op');
+  assert.equal(ring.truncations(), 1);
+  // Evict LSN 1..2, then truncate below the oldest held: empty, continuing at 1.
+  for (let i = 0; i < 12; i++) ring.append(new Uint8Array(4));
+  assert.ok(ring.firstLsn() > 2);
+  ring.truncateAfter(1);
+  assert.deepEqual(ring.bounds(), { firstLsn: 2, lastLsn: 1 });
+  assert.equal(ring.append(new Uint8Array(1)), 2);
+  assert.throws(() => ring.read(1, 1, out, lens), { code: 'ERR_LSN_EVICTED' });
 });

@@ -1,0 +1,67 @@
+/**
+ * Who counts: the members of the cluster, whose durable acknowledgements
+ * make a write Quorum or All. Membership is data in the log (a config
+ * record), so it is durable, replicated with everything else and the same
+ * on every node that holds the record; a peer that merely connects is an
+ * observer (fed, never counted).
+ *
+ * A member is known by its node id, or, until the node first answers at the
+ * address the operator gave, by that address alone (it counts toward the
+ * majority from the start, and can acknowledge nothing until its id is
+ * known). With no config record in the log, the cluster is its leader alone.
+ */
+import { assert } from './assert.ts';
+
+export interface Member {
+  /** Node id; null until the node at `address` has answered once. */
+  id: string | null;
+  /** Peer address (HOST:PORT) the leader dials; null when the member dials in. */
+  address: string | null;
+}
+
+export interface Membership {
+  members: Member[];
+}
+
+/** Members at most (each is a peer link and a Progress). */
+export const MAX_MEMBERS = 64;
+
+export function checkMembership(m: Membership): void {
+  assert(m.members.length <= MAX_MEMBERS, `membership of ${m.members.length} nodes, limit ${MAX_MEMBERS}`);
+  const ids = new Set<string>();
+  const addresses = new Set<string>();
+  for (const member of m.members) {
+    assert(member.id !== null || member.address !== null, 'a member needs an id or an address');
+    if (member.id !== null) {
+      assert(!ids.has(member.id), `member ${member.id} listed twice`);
+      ids.add(member.id);
+    }
+    if (member.address !== null) {
+      assert(!addresses.has(member.address), `member address ${member.address} listed twice`);
+      addresses.add(member.address);
+    }
+  }
+}
+
+/** The implicit membership of a log with no config record: its leader alone. */
+export function leaderOnly(leaderId: string): Membership {
+  return { members: [{ id: leaderId, address: null }] };
+}
+
+export function isMember(m: Membership, id: string): boolean {
+  return m.members.some((member) => member.id === id);
+}
+
+/** Nodes a write must reach for a level, the leader included. */
+export function votersNeeded(m: Membership, level: 'quorum' | 'all'): number {
+  const n = m.members.length;
+  return level === 'all' ? n : Math.floor(n / 2) + 1;
+}
+
+export function sameMembership(a: Membership, b: Membership): boolean {
+  if (a.members.length !== b.members.length) return false;
+  return a.members.every((m, i) => {
+    const o = b.members[i] as Member;
+    return o.id === m.id && o.address === m.address;
+  });
+}

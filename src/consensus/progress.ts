@@ -1,0 +1,108 @@
+/**
+ * What the leader knows of one follower (raft's tracker/progress.go): the
+ * only place a peer's position lives.
+ *
+ * - `match`: the highest LSN the follower has durably acknowledged in this
+ *   term (never goes down).
+ * - `next`: the next LSN to send.
+ * - `state`: `probe` (its position is being asked), `replicate` (streaming),
+ *   `snapshot` (a full sync is offered or running), `refused` (it would not
+ *   follow; nothing more until it reconnects).
+ * - `inflight`: RECORDS frames sent and not yet acknowledged, with their
+ *   bytes; no new frame while the window is full.
+ */
+export type ProgressState = 'probe' | 'replicate' | 'snapshot' | 'refused';
+
+/** Frames in flight to one follower at most, and their bytes. */
+export const MAX_INFLIGHT_FRAMES = 16;
+export const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
+
+export class Progress {
+  match = 0;
+  next: number;
+  state: ProgressState = 'probe';
+  /** Position request outstanding (`probe` state): its id. */
+  probeId = 0;
+  /** The frame being prepared by the transport (one at a time per follower), and its request id. */
+  sending = false;
+  requestId = 0;
+  /** Full sync offered at this snapshot LSN (`snapshot` state), and whether the follower took it. */
+  snapshotLsn = 0;
+  snapshotAccepted = false;
+  /** Ticks spent in the current state (an offer nobody answers is made again). */
+  stateTicks = 0;
+  /** Ticks frames have been in flight with no acknowledgement moving `match`. */
+  stalledTicks = 0;
+  /** Why it refused (`refused` state). */
+  refusal: string | null = null;
+  /** Ticks since it was last heard from. */
+  silentTicks = 0;
+  /** The operator asked for a full sync of this follower. */
+  forceFull = false;
+  private readonly inflightLast: number[] = [];
+  private readonly inflightBytes: number[] = [];
+  private inflightTotal = 0;
+
+  constructor(
+    readonly peer: string,
+    next: number,
+  ) {
+    this.next = next;
+  }
+
+  get inflightFrames(): number {
+    return this.inflightLast.length;
+  }
+
+  get bytesInFlight(): number {
+    return this.inflightTotal;
+  }
+
+  /** True when another frame may be sent now. */
+  canSend(lastLsn: number): boolean {
+    return (
+      this.state === 'replicate' &&
+      !this.sending &&
+      this.next <= lastLsn &&
+      this.inflightLast.length < MAX_INFLIGHT_FRAMES &&
+      this.inflightTotal < MAX_INFLIGHT_BYTES
+    );
+  }
+
+  /** A frame of records [.., lastLsn] went out. */
+  sent(lastLsn: number, bytes: number): void {
+    this.sending = false;
+    // An acknowledgement may have moved `next` past the frame meanwhile (records it already had).
+    this.next = Math.max(this.next, lastLsn + 1);
+    this.inflightLast.push(lastLsn);
+    this.inflightBytes.push(bytes);
+    this.inflightTotal += bytes;
+  }
+
+  /** The follower holds everything up to `lsn` durably. Returns true when match moved. */
+  acked(lsn: number): boolean {
+    while (this.inflightLast.length > 0 && (this.inflightLast[0] as number) <= lsn) {
+      this.inflightLast.shift();
+      this.inflightTotal -= this.inflightBytes.shift() as number;
+    }
+    if (lsn <= this.match) return false;
+    this.match = lsn;
+    this.stalledTicks = 0;
+    if (this.next <= lsn) this.next = lsn + 1;
+    return true;
+  }
+
+  /** Back to asking for its position (reconnect, gap, new term). */
+  reset(state: ProgressState, next: number): void {
+    this.state = state;
+    this.next = next;
+    this.stateTicks = 0;
+    this.stalledTicks = 0;
+    this.snapshotLsn = 0;
+    this.snapshotAccepted = false;
+    this.sending = false;
+    this.inflightLast.length = 0;
+    this.inflightBytes.length = 0;
+    this.inflightTotal = 0;
+  }
+}

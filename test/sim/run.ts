@@ -1,0 +1,63 @@
+/**
+ * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--variant NAME] [--verbose]`:
+ * runs the deterministic simulator over seeds; a failing seed is printed
+ * with the command that replays it and its fault schedule shrunk.
+ */
+import { runSimulation, faultSchedule, type SimOptions, type SimResult } from './world.ts';
+import { shrink } from './shrink.ts';
+import { VARIANTS, type VariantName } from './variants.ts';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+export function simOptions(seed: number, variant: VariantName | null): SimOptions {
+  return {
+    seed,
+    nodes: 3,
+    durationMs: 20_000,
+    writesPerSec: 150,
+    faultCount: 12,
+    ...(variant ? { coreFaults: VARIANTS[variant] } : {}),
+  };
+}
+
+function describe(r: SimResult): string {
+  const w = r.writes;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.faults.length} faults`;
+}
+
+async function main(): Promise<void> {
+  const variant = (arg('variant') ?? null) as VariantName | null;
+  if (variant !== null && !(variant in VARIANTS)) {
+    console.error(`unknown variant ${variant}; known: ${Object.keys(VARIANTS).join(', ')}`);
+    process.exit(2);
+  }
+  const one = arg('seed');
+  const seeds =
+    one !== undefined
+      ? [Number(one)]
+      : Array.from({ length: Number(arg('seeds') ?? 100) }, (_, i) => Number(arg('from') ?? 1) + i);
+  const verbose = process.argv.includes('--verbose');
+  const started = performance.now();
+  let failed = 0;
+  for (const seed of seeds) {
+    const opts = simOptions(seed, variant);
+    const r = runSimulation(opts);
+    if (verbose || !r.ok || one !== undefined) console.log(describe(r));
+    if (!r.ok) {
+      failed++;
+      for (const v of r.violations.slice(0, 10)) console.log(`  ${v}`);
+      const small = shrink(opts, faultSchedule(seed, opts.faultCount ?? 12, opts.durationMs));
+      console.log(`  shrunk to ${small.length} faults: ${JSON.stringify(small)}`);
+      console.log(`  replay: npm run test:sim -- --seed ${seed}${variant ? ` --variant ${variant}` : ''}`);
+      if (one === undefined && failed >= 3) break;
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  console.log(`${seeds.length} seeds, ${failed} failed, ${seconds.toFixed(1)} s`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main();

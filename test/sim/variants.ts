@@ -1,0 +1,20 @@
+/**
+ * Broken variants: each switches in one deliberate defect, and the
+ * simulator's checkers must catch every one within a bounded number of
+ * seeds (test/sim/sim.test.ts). A checker that no variant can fail proves
+ * nothing.
+ */
+import type { CoreFaults } from '../../src/consensus/core.ts';
+
+export const VARIANTS = {
+  /** The old bug: a restarted primary keeps its term and epoch, so LSNs are reused under one identity. */
+  'ring-before-wal-lsn-reuse': { ringBeforeWal: true },
+  /** RECORDS from an older term are taken. */
+  'stale-records-accepted': { acceptStaleRecords: true },
+  /** A follower keeps a divergent tail instead of dropping it. */
+  'divergent-tail-kept': { keepDivergentTail: true },
+  /** Quorum counted without the leader's own durability. */
+  'quorum-without-leader-durability': { countUndurableLeader: true },
+} satisfies Record<string, Partial<CoreFaults>>;
+
+export type VariantName = keyof typeof VARIANTS;

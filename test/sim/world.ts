@@ -1,0 +1,676 @@
+/**
+ * A simulated cluster: N nodes (production core, runtime, codec and apply)
+ * on a simulated network and disks, a client that writes at One, Quorum
+ * and All and records what it was told, an operator that fails over by
+ * hand (demote, promote the most up-to-date node, re-point the others), and
+ * a fault schedule, all from one seed. `runSimulation` returns what the
+ * checkers found.
+ *
+ * Network: messages take 1-25 ms, and may be dropped, duplicated or held
+ * back (reordered); partitions cut pairs of nodes; a link the core declares
+ * silent is closed and redialled once the pair can talk. Disks complete
+ * operations in order after 0-8 ms; a crash loses what is not complete;
+ * a full disk refuses appends for a while. Clocks: a node can be paused
+ * (SIGSTOP): it neither ticks nor hears anything until it resumes.
+ */
+import type { CoreFaults } from '../../src/consensus/core.ts';
+import type { Entry, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
+import type { Level } from '../../src/consensus/quorum.ts';
+import { encodeRecord, Op } from '../../src/log/record.ts';
+import { Rng } from './rng.ts';
+import { Scheduler } from './scheduler.ts';
+import { configOf, SimNode, type SimSnapshot } from './node.ts';
+import { Checker, type WriteRecord } from './checkers.ts';
+
+export type FaultKind =
+  | 'crash-follower'
+  | 'crash-primary'
+  | 'partition'
+  | 'isolate-primary'
+  | 'pause'
+  | 'failover'
+  | 'disk-full'
+  | 'old-primary-returns'
+  | 'lossy-network'
+  | 'compact';
+
+export interface Fault {
+  atMs: number;
+  kind: FaultKind;
+  /** Which node (index) or pair it hits, drawn from the seed. */
+  pick: number;
+  durationMs: number;
+}
+
+export interface SimOptions {
+  seed: number;
+  nodes: number;
+  /** Virtual duration of the faulty part, before healing. */
+  durationMs: number;
+  /** Client writes per virtual second. */
+  writesPerSec: number;
+  faults?: Fault[];
+  faultCount?: number;
+  /** Deliberate defects to prove the checkers (see CoreFaults). */
+  coreFaults?: Partial<CoreFaults>;
+  /** A defect outside the core: the leader counts toward Quorum before its disk has the record. */
+  verbose?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  violations: string[];
+  faults: Fault[];
+  writes: { ok: number; failed: number; indeterminate: number; byLevel: Record<Level, number> };
+  stats: {
+    steps: number;
+    virtualMs: number;
+    messages: number;
+    applied: number;
+    truncations: number;
+    fullSyncs: number;
+    failovers: number;
+  };
+}
+
+const TICK_MS = 10;
+const WRITE_TIMEOUT_TICKS = 300;
+const DIM = 4;
+const FAULT_KINDS: FaultKind[] = [
+  'crash-follower',
+  'crash-primary',
+  'partition',
+  'isolate-primary',
+  'pause',
+  'failover',
+  'disk-full',
+  'old-primary-returns',
+  'lossy-network',
+  'compact',
+];
+
+/** The fault schedule a seed gives (its own stream, so a shrunk schedule keeps the rest of the run). */
+export function faultSchedule(seed: number, count: number, durationMs: number): Fault[] {
+  const rng = new Rng(seed, 7);
+  const faults: Fault[] = [];
+  for (let i = 0; i < count; i++) {
+    faults.push({
+      atMs: rng.int(500, durationMs - 500),
+      kind: rng.pick(FAULT_KINDS),
+      pick: rng.int(0, 1 << 20),
+      durationMs: rng.int(200, 3000),
+    });
+  }
+  return faults.sort((a, b) => a.atMs - b.atMs);
+}
+
+function pairKey(a: string, b: string): string {
+  return a < b ? `${a}|${b}` : `${b}|${a}`;
+}
+
+export class World {
+  readonly sched = new Scheduler();
+  readonly nodes: SimNode[] = [];
+  readonly checker: Checker;
+  private readonly net: Rng;
+  private readonly disk: Rng;
+  private readonly client: Rng;
+  private readonly links = new Set<string>();
+  private readonly cut = new Map<string, number>();
+  private lossyUntilMs = 0;
+  private readonly diskFullUntil = new Map<string, number>();
+  primary: string;
+  private writeSeq = 0;
+  private healing = false;
+  /** Followers that refuse the primary as diverged (the operator reads it in their status). */
+  private readonly refusing = new Set<string>();
+  /** Nodes restarted as primary with a stale config: the operator knows, and never promotes them until they follow again. */
+  private readonly rogues = new Set<string>();
+  stats = { messages: 0, truncations: 0, fullSyncs: 0, failovers: 0 };
+
+  constructor(readonly opts: SimOptions) {
+    this.net = new Rng(opts.seed, 1);
+    this.disk = new Rng(opts.seed, 2);
+    this.client = new Rng(opts.seed, 3);
+    this.checker = new Checker();
+    const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.primary = ids[0] as string;
+    for (const id of ids) {
+      const leader = id === this.primary;
+      this.nodes.push(
+        new SimNode(
+          id,
+          leader ? 'leader' : 'follower',
+          leader ? null : this.primary,
+          this.sched,
+          new Rng(opts.seed, 100 + this.nodes.length),
+          {
+            send: (from, m) => this.send(from, m),
+            disconnect: (from, peer) => this.breakLink(from.id, peer),
+            sendSnapshotData: (from, to, snap) => this.deliverSnapshot(from, to, snap),
+            event: (node, e) => {
+              if (e.type === 'refused' && e.byMe && e.code === 'diverged') this.refusing.add(node.id);
+              if (e.type === 'synced') {
+                this.refusing.delete(e.peer);
+                // A returned old primary that synced with the real one follows its lineage again.
+                if (node.id === this.primary) this.rogues.delete(e.peer);
+              }
+              if (e.type === 'truncated') this.stats.truncations++;
+              if (e.type === 'fullSyncOffered') this.stats.fullSyncs++;
+              this.checker.onEvent(node.id, e);
+            },
+            violation: (node, msg) => this.checker.violation(`${node.id}: ${msg}`),
+            diskLatencyMs: () => this.disk.int(0, 8),
+            diskFull: (node) => (this.diskFullUntil.get(node.id) ?? 0) > this.sched.nowMs,
+          },
+          opts.coreFaults ?? {},
+        ),
+      );
+    }
+  }
+
+  node(id: string): SimNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  // ------------------------------------------------------------------ network
+
+  private canTalk(a: string, b: string): boolean {
+    return (this.cut.get(pairKey(a, b)) ?? 0) <= this.sched.nowMs;
+  }
+
+  private send(from: SimNode, m: Outgoing): void {
+    if (m.type === 'append') {
+      this.sendRecords(from, m);
+      return;
+    }
+    this.transmit(from.id, m.to, () => {
+      const to = this.node(m.to);
+      if (m.type === 'snapshotAccept') {
+        // The leader's transport streams the pinned snapshot once accepted.
+        const snap = to.offered.get(m.from);
+        if (snap && snap.lsn === m.snapshotLsn) this.deliverSnapshot(to, m.from, snap);
+      }
+      to.runtime.step(m);
+    });
+  }
+
+  /** The transport's half of an append request: pack records from the log, send, report. */
+  private sendRecords(from: SimNode, m: Extract<Outgoing, { type: 'append' }>): void {
+    if (m.firstLsn < from.compactedTo) {
+      from.runtime.step({ type: 'appendUnavailable', to: m.to, term: m.term, requestId: m.requestId });
+      return;
+    }
+    const entries: Entry[] = [];
+    let bytes = 0;
+    for (let lsn = m.firstLsn; lsn <= Math.min(m.maxLsn, from.log.length); lsn++) {
+      const e = from.log[lsn - 1] as Entry;
+      if (entries.length > 0 && bytes + e.bytes.length > 16 * 1024) break;
+      entries.push(e);
+      bytes += e.bytes.length;
+    }
+    if (entries.length === 0) {
+      from.runtime.step({
+        type: 'appendSent',
+        to: m.to,
+        term: m.term,
+        requestId: m.requestId,
+        lastLsn: m.firstLsn - 1,
+        bytes: 0,
+      });
+      return;
+    }
+    const records: RecordsMessage = {
+      type: 'records',
+      from: from.id,
+      to: m.to,
+      term: m.term,
+      entries: entries.map((e) => ({ lsn: e.lsn, term: e.term, bytes: e.bytes, config: configOf(e.bytes) })),
+      commit: m.commit,
+      applyLimit: m.applyLimit,
+    };
+    const lastLsn = (entries.at(-1) as Entry).lsn;
+    this.transmit(from.id, m.to, () => this.node(m.to).runtime.step(records));
+    from.runtime.step({ type: 'appendSent', to: m.to, term: m.term, requestId: m.requestId, lastLsn, bytes });
+  }
+
+  private deliverSnapshot(from: SimNode, to: string, snap: SimSnapshot): void {
+    this.transmit(from.id, to, () => {
+      const node = this.node(to);
+      node.received = snap;
+      node.runtime.step({
+        type: 'snapshotReceived',
+        from: from.id,
+        term: from.core.term,
+        snapshotLsn: snap.lsn,
+      });
+    });
+  }
+
+  /** One message over the link from → to: delayed, maybe lost, duplicated or held back. */
+  private transmit(from: string, to: string, deliver: () => void): void {
+    const key = pairKey(from, to);
+    if (!this.links.has(key)) return;
+    this.stats.messages++;
+    const lossy = this.lossyUntilMs > this.sched.nowMs;
+    if (lossy && this.net.chance(0.05)) return;
+    const copies = lossy && this.net.chance(0.03) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.net.int(1, 25) + (lossy && this.net.chance(0.05) ? this.net.int(20, 200) : 0);
+      const receiver = this.node(to);
+      const sent = receiver.incarnation;
+      this.sched.after(delay, () => {
+        if (!this.links.has(key) || !this.canTalk(from, to)) return;
+        if (!receiver.alive || receiver.incarnation !== sent) return;
+        if (receiver.paused) {
+          this.sched.at(receiver.pausedUntilMs, () => {
+            if (this.links.has(key) && receiver.alive && receiver.incarnation === sent) deliver();
+          });
+          return;
+        }
+        deliver();
+      });
+    }
+  }
+
+  private connect(a: SimNode, b: SimNode): void {
+    const key = pairKey(a.id, b.id);
+    if (this.links.has(key)) return;
+    this.links.add(key);
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      x.runtime.step({ type: 'connected', peer: y.id, viaConfiguredPrimary: x.configuredPrimary === y.id });
+    }
+  }
+
+  breakLink(a: string, b: string): void {
+    const key = pairKey(a, b);
+    if (!this.links.delete(key)) return;
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const n = this.node(x);
+      if (n.alive) n.runtime.step({ type: 'disconnected', peer: y });
+    }
+  }
+
+  private breakAllOf(id: string): void {
+    for (const n of this.nodes) if (n.id !== id) this.breakLink(id, n.id);
+  }
+
+  /** Redials: every pair of running nodes that can talk gets a link (as dialers with backoff do). */
+  private redial(): void {
+    for (let i = 0; i < this.nodes.length; i++) {
+      for (let j = i + 1; j < this.nodes.length; j++) {
+        const a = this.nodes[i] as SimNode;
+        const b = this.nodes[j] as SimNode;
+        if (!a.alive || !b.alive || a.paused || b.paused || !this.canTalk(a.id, b.id)) continue;
+        if (!this.links.has(pairKey(a.id, b.id)) && this.net.chance(0.5)) this.connect(a, b);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ time
+
+  private startClocks(): void {
+    const tickAll = (): void => {
+      for (const n of this.nodes) if (n.alive && !n.paused) n.runtime.tick();
+      this.sched.after(TICK_MS, tickAll);
+    };
+    this.sched.after(TICK_MS, tickAll);
+    const redialAll = (): void => {
+      this.redial();
+      this.sched.after(100, redialAll);
+    };
+    this.sched.after(20, redialAll);
+    const observe = (): void => {
+      this.checker.observeCommits(this.nodes);
+      this.sched.after(50, observe);
+    };
+    this.sched.after(50, observe);
+  }
+
+  // ------------------------------------------------------------------ client
+
+  /** The cluster's membership and the collection, written once by the first primary. */
+  private bootstrap(): void {
+    const p = this.node(this.primary);
+    const members = this.nodes.map((n) => ({ id: n.id, address: null }));
+    p.runtime.propose(
+      1,
+      (lsn, term) =>
+        encodeRecord({
+          lsn,
+          term,
+          hlcMs: 0,
+          hlcLogical: 0,
+          origin: p.id,
+          collection: '',
+          op: Op.Config,
+          members,
+        }),
+      { level: 'one', timeoutTicks: WRITE_TIMEOUT_TICKS, config: { members } },
+      () => {},
+    );
+    p.runtime.propose(
+      1,
+      (lsn, term) =>
+        encodeRecord({
+          lsn,
+          term,
+          hlcMs: 0,
+          hlcLogical: 1,
+          origin: p.id,
+          collection: 'c',
+          op: Op.CreateCollection,
+          dimension: DIM,
+          metric: 'l2',
+        }),
+      { level: 'one', timeoutTicks: WRITE_TIMEOUT_TICKS },
+      () => {},
+    );
+  }
+
+  private clientLoop(untilMs: number): void {
+    const gapMs = Math.max(1, Math.round(1000 / this.opts.writesPerSec));
+    const next = (): void => {
+      if (this.sched.nowMs >= untilMs) return;
+      this.write();
+      this.sched.after(this.client.int(1, 2 * gapMs), next);
+    };
+    this.sched.after(200, next);
+  }
+
+  private write(): void {
+    const seq = ++this.writeSeq;
+    // Most writes go to the primary the operator announced; a confused client now and then
+    // writes to another node (an old primary that came back, say).
+    const target = this.client.chance(0.9) ? this.node(this.primary) : this.client.pick(this.nodes);
+    const level = this.client.pick<Level>(['one', 'one', 'quorum', 'quorum', 'all']);
+    const rec: WriteRecord = {
+      seq,
+      id: `w${seq}`,
+      level,
+      node: target.id,
+      status: 'pending',
+      lsn: 0,
+      term: 0,
+      atMs: this.sched.nowMs,
+      ackMs: 0,
+    };
+    if (!target.alive || target.paused || target.core.role !== 'leader') {
+      rec.status = 'failed';
+      rec.reason = 'not a running primary';
+      this.checker.recordWrite(rec);
+      return;
+    }
+    this.checker.recordWrite(rec);
+    const vec = Float32Array.from({ length: DIM }, (_, i) => seq + i / 10);
+    const incarnation = target.incarnation;
+    target.runtime.propose(
+      1,
+      (lsn, term) => {
+        rec.lsn = lsn;
+        rec.term = term;
+        return encodeRecord({
+          lsn,
+          term,
+          hlcMs: seq,
+          hlcLogical: 0,
+          origin: target.id,
+          collection: 'c',
+          op: Op.Upsert,
+          dimension: DIM,
+          ids: [rec.id],
+          vectors: vec,
+          payloads: [new Uint8Array(0)],
+        });
+      },
+      { level, timeoutTicks: WRITE_TIMEOUT_TICKS },
+      (err) => {
+        if (incarnation !== target.incarnation && err === null) return;
+        rec.ackMs = this.sched.nowMs;
+        if (err === null) rec.status = 'ok';
+        else {
+          const code = (err as { code?: string }).code;
+          rec.status =
+            code === 'ERR_WAL_IO' || (code === 'ERR_NOT_LEADER' && rec.lsn === 0)
+              ? 'failed'
+              : 'indeterminate';
+          rec.reason = `${code}: ${err.message}`;
+        }
+        this.checker.writeSettled(rec);
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ operator
+
+  /** A manual failover, as a runbook: demote the old primary, promote the most up-to-date running node, re-point the rest. */
+  failover(refusers: readonly string[] = []): boolean {
+    const running = this.nodes.filter((n) => n.alive);
+    // Promoting without a majority of the members running could lose what a majority acknowledged.
+    if (running.length <= this.nodes.length / 2) return false;
+    const old = this.node(this.primary);
+    if (old.alive) {
+      old.role = 'follower';
+      old.runtime.follow(false);
+    }
+    // The most up-to-date log among the nodes that followed the announced primary (not a rogue
+    // old primary); when followers refuse the primary because it lacks records they committed,
+    // the one that committed the most (the refusal message names the LSN).
+    const refusing = running.filter((n) => refusers.includes(n.id));
+    const candidates = refusing.length > 0 ? refusing : running.filter((n) => !this.rogues.has(n.id));
+    if (candidates.length === 0) return false;
+    const rank = refusing.length > 0 ? (n: SimNode) => n.core.commit * 1e6 + n.core.log.durableLsn : upToDate;
+    const best = candidates.reduce((a, b) => (rank(b) > rank(a) ? b : a));
+    this.stats.failovers++;
+    this.checker.failoverAt(this.sched.nowMs);
+    this.primary = best.id;
+    best.role = 'leader';
+    best.configuredPrimary = null;
+    best.runtime.promote();
+    for (const n of this.nodes) {
+      if (n === best) continue;
+      n.role = 'follower';
+      n.configuredPrimary = best.id;
+      if (n.alive) {
+        n.runtime.follow(true);
+        // Re-pointing restarts the peer links.
+        this.breakAllOf(n.id);
+      }
+    }
+    return true;
+  }
+
+  private crash(n: SimNode): void {
+    if (!n.alive) return;
+    n.crash();
+    this.breakAllOf(n.id);
+  }
+
+  private restart(n: SimNode): void {
+    if (n.alive || this.healing) return;
+    n.boot();
+  }
+
+  private applyFault(f: Fault): void {
+    if (this.healing) return;
+    const others = this.nodes.filter((n) => n.id !== this.primary);
+    const pick = <T>(items: T[]): T => items[f.pick % items.length] as T;
+    const primary = this.node(this.primary);
+    switch (f.kind) {
+      case 'crash-follower': {
+        const n = pick(others);
+        this.crash(n);
+        this.sched.after(f.durationMs, () => this.restart(n));
+        return;
+      }
+      case 'crash-primary': {
+        this.crash(primary);
+        this.sched.after(f.durationMs, () => this.restart(primary));
+        return;
+      }
+      case 'partition': {
+        const a = pick(this.nodes);
+        const b = pick(this.nodes.filter((n) => n !== a));
+        this.cut.set(pairKey(a.id, b.id), this.sched.nowMs + f.durationMs);
+        return;
+      }
+      case 'isolate-primary': {
+        for (const n of others) this.cut.set(pairKey(primary.id, n.id), this.sched.nowMs + f.durationMs);
+        return;
+      }
+      case 'pause': {
+        const n = pick(this.nodes);
+        n.pausedUntilMs = Math.max(n.pausedUntilMs, this.sched.nowMs + f.durationMs);
+        return;
+      }
+      case 'failover':
+        this.failover();
+        return;
+      case 'disk-full': {
+        const n = pick(this.nodes);
+        this.diskFullUntil.set(n.id, this.sched.nowMs + Math.min(f.durationMs, 1000));
+        return;
+      }
+      case 'old-primary-returns': {
+        // The primary dies, the operator fails over, and the old primary comes back with its old config.
+        const old = primary;
+        this.crash(old);
+        if (!this.failover()) {
+          this.sched.after(f.durationMs, () => this.restart(old));
+          return;
+        }
+        this.sched.after(f.durationMs, () => {
+          if (old.alive || this.healing) return;
+          old.role = 'leader';
+          old.configuredPrimary = null;
+          this.rogues.add(old.id);
+          old.boot();
+          // Later the operator notices and points it at the real primary.
+          this.sched.after(f.durationMs, () => {
+            if (!old.alive || this.primary === old.id || this.healing) return;
+            old.role = 'follower';
+            old.configuredPrimary = this.primary;
+            old.runtime.follow(true);
+            this.breakAllOf(old.id);
+          });
+        });
+        return;
+      }
+      case 'lossy-network':
+        this.lossyUntilMs = Math.max(this.lossyUntilMs, this.sched.nowMs + f.durationMs);
+        return;
+      case 'compact': {
+        // The primary's oldest records are gone from its log: lagging followers need a full sync.
+        primary.compactedTo = Math.max(primary.compactedTo, primary.state.appliedLsn - 5);
+        return;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ run
+
+  run(): SimResult {
+    const faults =
+      this.opts.faults ?? faultSchedule(this.opts.seed, this.opts.faultCount ?? 12, this.opts.durationMs);
+    const maxSteps = 50_000_000;
+    for (const n of this.nodes) for (const m of this.nodes) if (n !== m) this.connect(n, m);
+    this.startClocks();
+    this.bootstrap();
+    this.clientLoop(this.opts.durationMs);
+    for (const f of faults) this.sched.at(f.atMs, () => this.applyFault(f));
+    let finished: boolean;
+    try {
+      finished = this.runPhases(maxSteps);
+    } catch (err) {
+      this.checker.violation(`threw: ${(err as Error).stack ?? String(err)}`);
+      finished = true;
+    }
+    if (!finished) this.checker.violation(`the simulation ran past ${maxSteps} steps`);
+    this.checker.finish(this.nodes, this.node(this.primary));
+    const writes = this.checker.summary();
+    return {
+      seed: this.opts.seed,
+      ok: this.checker.violations.length === 0,
+      violations: this.checker.violations,
+      faults,
+      writes,
+      stats: {
+        steps: this.sched.steps,
+        virtualMs: this.sched.nowMs,
+        messages: this.stats.messages,
+        applied: this.nodes.reduce((n, x) => n + x.appliedCount, 0),
+        truncations: this.stats.truncations,
+        fullSyncs: this.stats.fullSyncs,
+        failovers: this.stats.failovers,
+      },
+    };
+  }
+
+  private runPhases(maxSteps: number): boolean {
+    const finished = this.sched.runUntil(this.opts.durationMs, maxSteps);
+    // Heal: every fault ends, every node runs again, followers point at the primary. An
+    // operator who then sees followers refuse the primary (it lacks what they committed)
+    // fails over to the most up-to-date node, as the refusal message tells them to.
+    const healMs = this.sched.nowMs + 6000;
+    this.sched.at(this.sched.nowMs + 1, () => this.heal());
+    for (const delay of [1500, 3000]) {
+      this.sched.at(this.sched.nowMs + delay, () => {
+        if (this.refusing.size === 0) return;
+        const refusers = [...this.refusing];
+        this.refusing.clear();
+        this.healing = false;
+        this.failover(refusers);
+        this.heal();
+      });
+    }
+    return finished && this.sched.runUntil(healMs, maxSteps);
+  }
+
+  private heal(): void {
+    this.healing = true;
+    this.cut.clear();
+    this.lossyUntilMs = 0;
+    this.diskFullUntil.clear();
+    for (const n of this.nodes) n.pausedUntilMs = 0;
+    const primary = this.node(this.primary);
+    if (!primary.alive) {
+      // Restart it rather than fail over: what it acknowledged is on its disk.
+      primary.role = 'leader';
+      primary.boot();
+    } else if (primary.core.role !== 'leader') {
+      primary.role = 'leader';
+      primary.runtime.promote();
+    }
+    for (const n of this.nodes) {
+      if (n === primary) continue;
+      const wasConfused = n.role === 'leader' || n.configuredPrimary !== primary.id;
+      n.role = 'follower';
+      n.configuredPrimary = primary.id;
+      if (!n.alive) n.boot();
+      else if (wasConfused || n.core.role !== 'follower') {
+        n.runtime.follow(true);
+        this.breakAllOf(n.id);
+      }
+    }
+  }
+}
+
+/** A node's durable log, as (term of its last record, last LSN), for choosing whom to promote. */
+function upToDate(n: SimNode): number {
+  const last = n.core.log.durableLsn;
+  const term = n.core.termHistory.filter((e) => e.firstLsn <= last).at(-1)?.term ?? 0;
+  return term * 1e9 + last;
+}
+
+export function runSimulation(opts: SimOptions): SimResult {
+  return new World(opts).run();
+}
