@@ -188,6 +188,18 @@ test('a bad point anywhere in a batch names that point, and the batch writes not
     /^points\[2\]\.payload: nested deeper than 64 levels$/,
     'third point',
   );
+  // Payloads are checked a MiB at a time: the index still names the point in a later chunk.
+  const many = Array.from({ length: 40 }, () => encoder.encode(sizedText(60_000)));
+  many[37] = encoder.encode(nestedText(65));
+  await expectRefused(
+    node.writePacked('c', {
+      ids: many.map((_, i) => `big-${i}`),
+      vectors: new Float32Array(many.length * DIM),
+      payloads: many,
+    }),
+    /^points\[37\]\.payload: nested deeper than 64 levels$/,
+    'a later chunk',
+  );
   // A JS object too deep for the payload limit (JSON.stringify of it may or may not overflow the stack).
   let deep: Record<string, unknown> = { leaf: 1 };
   for (let i = 0; i < 20_000; i++) deep = { a: deep };
