@@ -64,7 +64,9 @@
         "native/batch_codec.cc",
         "native/shuffle.cc",
         "native/crc32c.cc",
-        "native/json_points.cc"
+        "native/json_points.cc",
+        "native/json_text.cc",
+        "native/json_objects.cc"
       ],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

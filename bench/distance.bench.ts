@@ -4,8 +4,8 @@
  * reference and usearch's exactSearch (single thread) on the same data.
  * Figures are queries/s; ratios are against the TS reference and usearch.
  */
-import usearch from 'usearch';
 import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
+import { loadUsearch } from './lib/peers.ts';
 import {
   Metric,
   distanceCapabilities,
@@ -16,6 +16,7 @@ import {
 } from '../src/native/distance.ts';
 import { referenceScores, referenceTopK } from '../test/native/distance-reference.ts';
 
+const usearch = loadUsearch();
 const K = 10;
 const BATCH_QUERIES = 16;
 const quick = isQuick();

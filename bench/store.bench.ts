@@ -20,14 +20,15 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import usearch from 'usearch';
 import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
+import { loadUsearch } from './lib/peers.ts';
 import { Store } from '../src/store/store.ts';
 import { encodeRecord, Op } from '../src/log/record.ts';
 import { crc32c } from '../src/native/crc32c.ts';
 import { compressBatch } from '../src/native/batch-codec.ts';
 import type { FsyncPolicy } from '../src/log/wal.ts';
 
+const usearch = loadUsearch();
 const quick = isQuick();
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-store-'));
 const sections: Section[] = [];

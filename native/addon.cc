@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitBatchCodec(env, exports);
   InitCrc32c(env, exports);
   InitJsonPoints(env, exports);
+  InitJsonObjects(env, exports);
   return exports;
 }
 

@@ -28,5 +28,6 @@ void InitDistance(Napi::Env env, Napi::Object exports);
 void InitBatchCodec(Napi::Env env, Napi::Object exports);
 void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitJsonPoints(Napi::Env env, Napi::Object exports);
+void InitJsonObjects(Napi::Env env, Napi::Object exports);
 
 }  // namespace vrep

@@ -16,10 +16,6 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-// Buffers bigger than this are released after a call instead of kept for
-// reuse, so one huge batch does not pin memory for the life of the parser.
-constexpr size_t kKeepBufferBytes = size_t{64} << 20;
-
 [[noreturn]] void FailPoint(std::string message) { throw CodedError{codes::kJsonPoint, std::move(message)}; }
 
 // The raw walk below follows a document simdjson has already validated; if
@@ -76,8 +72,46 @@ std::string QuoteForMessage(std::string_view text) {
   return out;
 }
 
-std::string SyntaxMessage(simdjson::error_code error) {
+bool IsJsonWhitespace(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// simdjson reports no position for DEPTH_ERROR. Finds where the text first
+// nests deeper than maxDepth and names it ("points[3].payload"), or returns
+// "" when that is not inside a point. The text failed to parse, so this only
+// scans: brackets outside strings, commas between points, keys of a point.
+std::string LocateTooDeep(const uint8_t* text, size_t length, size_t maxDepth) {
+  constexpr size_t kPointDepth = 3;  // {"points": [ {<here>
+  size_t depth = 0;
+  uint64_t point = 0;
+  std::string_view topKey, pointKey, lastString;
+  for (size_t i = 0; i < length; i++) {
+    uint8_t c = text[i];
+    if (c == '"') {
+      size_t start = ++i;
+      while (i < length && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+      lastString = std::string_view(reinterpret_cast<const char*>(text) + start, std::min(i, length) - start);
+    } else if (c == ':') {
+      if (depth == 1) topKey = lastString;
+      if (depth == kPointDepth) pointKey = lastString;
+    } else if (c == ',' && depth == 2) {
+      point++;
+    } else if (c == '{' || c == '[') {
+      if (++depth > maxDepth) {
+        if (topKey != "points" || depth <= kPointDepth) return "";
+        return PointPath(static_cast<uint32_t>(point)) + "." + std::string(pointKey.substr(0, 40));
+      }
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      depth--;
+    }
+  }
+  return "";
+}
+
+std::string SyntaxMessage(simdjson::error_code error, const uint8_t* text, size_t length) {
   std::string message = "invalid JSON: ";
+  if (error == simdjson::DEPTH_ERROR) {
+    std::string where = LocateTooDeep(text, length, kJsonMaxDepth);
+    if (!where.empty()) message += where + ": ";
+  }
   message += simdjson::error_message(error);
   switch (error) {
     case simdjson::TAPE_ERROR:
@@ -85,15 +119,13 @@ std::string SyntaxMessage(simdjson::error_code error) {
       message += " (NaN and Infinity are not JSON numbers; integers need at most 20 digits or an exponent)";
       break;
     case simdjson::DEPTH_ERROR:
-      message += " (limit " + std::to_string(simdjson::DEFAULT_MAX_DEPTH) + " levels)";
+      message += " (limit " + std::to_string(kJsonMaxDepth) + " levels for the whole batch)";
       break;
     default:
       break;
   }
   return message;
 }
-
-bool IsJsonWhitespace(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 // Walks the validated text in step with the DOM to find byte offsets, which
 // simdjson's DOM does not keep: payloads are returned as their source bytes.
@@ -189,61 +221,6 @@ void RestoreNegativeZeros(const uint8_t* open, const uint8_t* close, float* valu
     if (p < close && *p == ',') p++;
     index++;
   }
-}
-
-// simdjson 0.9.1 rejects integers outside the 64-bit range, which JSON.parse
-// reads as doubles (JSON.stringify writes 1e20 as 21 digits). Appends ".0" to
-// every such integer outside strings so a retry parses them as doubles, with
-// the same value. Returns false when there is none.
-// Plain integer digits that simdjson stores neither as int64 nor as uint64
-// (same digit count: text order is numeric order).
-bool OutsideInt64Range(const uint8_t* digits, size_t count, bool negative) {
-  std::string_view limit = negative ? "9223372036854775808" : "18446744073709551615";
-  if (count != limit.size()) return count > limit.size();
-  return std::string_view(reinterpret_cast<const char*>(digits), count) > limit;
-}
-
-bool RewriteBigIntegers(const uint8_t* text, size_t length, std::string& out) {
-  out.clear();
-  bool changed = false;
-  size_t copiedUpTo = 0;
-  size_t i = 0;
-  while (i < length) {
-    uint8_t c = text[i];
-    if (c == '"') {
-      for (i++; i < length && text[i] != '"'; i++) {
-        if (text[i] == '\\') i++;
-      }
-      i++;
-      continue;
-    }
-    if (c != '-' && (c < '0' || c > '9')) {
-      i++;
-      continue;
-    }
-    size_t start = i;
-    bool negative = c == '-';
-    bool digitsOnly = true;
-    size_t digits = 0;
-    for (; i < length; i++) {
-      uint8_t d = text[i];
-      if (d >= '0' && d <= '9') {
-        digits++;
-      } else if (d == '.' || d == 'e' || d == 'E' || d == '+' || (d == '-' && i > start)) {
-        digitsOnly = false;
-      } else if (!(d == '-' && i == start)) {
-        break;
-      }
-    }
-    if (digitsOnly && OutsideInt64Range(text + start + negative, digits, negative)) {
-      out.append(reinterpret_cast<const char*>(text) + copiedUpTo, i - copiedUpTo);
-      out += ".0";
-      copiedUpTo = i;
-      changed = true;
-    }
-  }
-  if (changed) out.append(reinterpret_cast<const char*>(text) + copiedUpTo, length - copiedUpTo);
-  return changed;
 }
 
 // Follows the DOM and the raw text together and fills `out`.
@@ -471,12 +448,6 @@ void JsonPointsOutput::Clear() {
   ReleaseIfLargeVector(payloadOffsets);
 }
 
-void JsonPointsDecoder::ReleaseIfLarge() {
-  ReleaseIfLargeVector(padded_);
-  if (rewritten_.capacity() > kKeepBufferBytes) std::string().swap(rewritten_);
-  if (parser_.capacity() > kKeepBufferBytes) parser_ = simdjson::dom::parser();
-}
-
 void JsonPointsDecoder::Decode(const uint8_t* data, size_t length, const JsonPointsLimits& limits,
                                JsonPointsOutput& out) {
   out.Clear();
@@ -485,32 +456,15 @@ void JsonPointsDecoder::Decode(const uint8_t* data, size_t length, const JsonPoi
   }
   // Runs on every exit, thrown or not, after the DOM is no longer used.
   struct Release {
-    JsonPointsDecoder* self;
-    ~Release() { self->ReleaseIfLarge(); }
-  } release{this};
+    PaddedJsonParser* json;
+    ~Release() { json->ReleaseIfLarge(); }
+  } release{&json_};
 
-  auto copyPadded = [this](const uint8_t* bytes, size_t n) {
-    if (padded_.size() < n + simdjson::SIMDJSON_PADDING) padded_.resize(n + simdjson::SIMDJSON_PADDING);
-    if (n > 0) std::memcpy(padded_.data(), bytes, n);
-    std::memset(padded_.data() + n, 0, simdjson::SIMDJSON_PADDING);
-  };
-  copyPadded(data, length);
-  size_t textLength = length;
   element root;
-  simdjson::error_code error = parser_.parse(padded_.data(), textLength, false).get(root);
-  if (error == simdjson::NUMBER_ERROR && RewriteBigIntegers(padded_.data(), length, rewritten_) &&
-      rewritten_.size() <= kJsonMaxInputBytesCap) {
-    copyPadded(reinterpret_cast<const uint8_t*>(rewritten_.data()), rewritten_.size());
-    element retried;
-    if (parser_.parse(padded_.data(), rewritten_.size(), false).get(retried) == simdjson::SUCCESS) {
-      error = simdjson::SUCCESS;
-      root = retried;
-      textLength = rewritten_.size();
-    }
-  }
-  if (error != simdjson::SUCCESS) throw CodedError{codes::kJsonSyntax, SyntaxMessage(error)};
+  simdjson::error_code error = json_.Parse(data, length, &root);
+  if (error != simdjson::SUCCESS) throw CodedError{codes::kJsonSyntax, SyntaxMessage(error, json_.Text(), length)};
 
-  BatchWalker(padded_.data(), textLength, limits, out).Walk(root);
+  BatchWalker(json_.Text(), json_.TextLength(), limits, out).Walk(root);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "json_text.h"
 #include "simdjson.h"
 
 namespace vrep {
@@ -52,12 +53,8 @@ class JsonPointsDecoder {
   void Decode(const uint8_t* data, size_t length, const JsonPointsLimits& limits, JsonPointsOutput& out);
 
  private:
-  // simdjson needs SIMDJSON_PADDING readable bytes past the input: the
-  // input is copied here (never read past the caller's buffer).
-  std::vector<uint8_t> padded_;
-  std::string rewritten_;
-  simdjson::dom::parser parser_;
-  void ReleaseIfLarge();
+  // Copies the input (never reads past the caller's buffer) and parses it.
+  PaddedJsonParser json_;
 };
 
 // The JS class JsonPointsParser: one decoder with its reusable buffers.

@@ -22,7 +22,9 @@ function load(): NativeBinding {
   } catch (err) {
     throw new VrepError(
       'ERR_ADDON_LOAD',
-      `cannot load the vrep native addon from ${addonPath}: run "npm install" (or "npm run build:native") first`,
+      `cannot load the vrep native addon from ${addonPath}: in an app, allow vrep's install script ` +
+        `(README.md, "Installing into an app") and run "npm rebuild vrep"; in a vrep checkout, run "npm install" ` +
+        `(or "npm run build:native")`,
       { cause: err },
     );
   }

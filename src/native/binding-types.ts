@@ -7,9 +7,16 @@ import type { DistanceBinding } from './distance.ts';
 import type { BatchCodecBinding } from './batch-codec.ts';
 import type { Crc32cBinding } from './crc32c.ts';
 import type { JsonPointsBinding } from './json-points.ts';
+import type { JsonObjectsBinding } from './json-objects.ts';
 
 export interface NativeBinding
-  extends RingBinding, DistanceBinding, BatchCodecBinding, Crc32cBinding, JsonPointsBinding {
+  extends
+    RingBinding,
+    DistanceBinding,
+    BatchCodecBinding,
+    Crc32cBinding,
+    JsonPointsBinding,
+    JsonObjectsBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

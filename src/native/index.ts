@@ -4,3 +4,4 @@ export * from './distance.ts';
 export * from './batch-codec.ts';
 export * from './crc32c.ts';
 export * from './json-points.ts';
+export * from './json-objects.ts';

@@ -9,8 +9,11 @@
  * and field, e.g. `points[3].vector[17]: expected a number, got string`).
  * See docs/native/json-points.md.
  */
+import assert from 'node:assert/strict';
+import { ApiLimits } from '../api-limits.ts';
 import { binding } from './addon.ts';
 import { checkInt, checkUint8Array, describe } from './checks.ts';
+import { JSON_MAX_DEPTH } from './json-objects.ts';
 
 /** A parsed batch. Point i's vector is vectors[i*dimension .. (i+1)*dimension). */
 export interface JsonPointsBatch {
@@ -58,22 +61,33 @@ export const JSON_POINTS_MAX_INPUT_BYTES_CAP = 0xffff_ffff - 32;
 export interface JsonPointsOptions {
   /** Required vector dimension; 0 or absent: the first point's, and every point must match it. */
   dimension?: number;
-  /** Most points in one batch (default 100 000). */
+  /** Most points in one batch (default ApiLimits.maxBatchPoints). */
   maxPoints?: number;
-  /** Most bytes of one payload's JSON text (default 64 KiB). */
+  /** Most bytes of one payload's JSON text (default ApiLimits.maxPayloadBytes). */
   maxPayloadBytes?: number;
-  /** Most UTF-8 bytes of one id (default 256). */
+  /** Most UTF-8 bytes of one id (default ApiLimits.maxIdBytes). */
   maxIdBytes?: number;
   /** Most bytes of the whole batch (default 256 MiB). */
   maxInputBytes?: number;
 }
 
+/** The API's limits (src/api-limits.ts), so a batch the parser takes is one the store takes. */
 export const DEFAULT_JSON_POINTS_LIMITS = {
-  maxPoints: 100_000,
-  maxPayloadBytes: 64 * 1024,
-  maxIdBytes: 256,
+  maxPoints: ApiLimits.maxBatchPoints,
+  maxPayloadBytes: ApiLimits.maxPayloadBytes,
+  maxIdBytes: ApiLimits.maxIdBytes,
   maxInputBytes: 256 * 1024 * 1024,
 } as const;
+
+// A payload sits 3 levels down in a batch ({"points": [{"payload": ...}]}),
+// and the whole batch must stay within the parser's nesting limit, so the
+// deepest payload the store takes can be sent as JSON.
+export const JSON_POINTS_PAYLOAD_LEVEL = 3;
+assert.ok(
+  ApiLimits.maxPayloadDepth + JSON_POINTS_PAYLOAD_LEVEL <= JSON_MAX_DEPTH,
+  'ApiLimits.maxPayloadDepth must fit in a JSON batch',
+);
+assert.ok(ApiLimits.maxBatchPoints <= JSON_POINTS_MAX_POINTS_CAP, 'ApiLimits.maxBatchPoints');
 
 const optionKeys = new Set(['dimension', 'maxPoints', 'maxPayloadBytes', 'maxIdBytes', 'maxInputBytes']);
 

@@ -13,10 +13,13 @@
  *   ..  f32 x count x dim   vectors, row after row (4-byte aligned here)
  *   ..  id bytes, then payload bytes (each a JSON object)
  *
- * The body must be exactly that long. Docs: docs/http-api.md.
+ * The body must be exactly that long. This module only decodes the framing;
+ * what the fields hold (id and payload limits, payload JSON, finite floats)
+ * is checked by the store like every other write (src/store/point-checks.ts).
+ * Docs: docs/http-api.md.
  */
+import { ApiLimits } from '../api-limits.ts';
 import { VrepError } from '../errors.ts';
-import { RecordLimits } from '../log/limits.ts';
 
 export const BINARY_BATCH_MAGIC = 0x31425256; // "VRB1" read as little-endian u32
 const HEADER_BYTES = 20;
@@ -33,7 +36,7 @@ function bad(message: string): VrepError {
   return new VrepError('ERR_INVALID_INPUT', `binary batch: ${message}`);
 }
 
-/** Parses and checks a binary batch for a collection of `dimension`; throws ERR_INVALID_INPUT naming the point and field. */
+/** Parses the framing of a binary batch for a collection of `dimension`; throws ERR_INVALID_INPUT naming the point and field. */
 export function decodeBinaryBatch(body: Uint8Array, dimension: number): PackedBatch {
   if (body.length < HEADER_BYTES)
     throw bad(`${body.length} bytes, shorter than the ${HEADER_BYTES}-byte header`);
@@ -43,8 +46,9 @@ export function decodeBinaryBatch(body: Uint8Array, dimension: number): PackedBa
   const dim = view.getUint32(8, true);
   const idBytes = view.getUint32(12, true);
   const payloadBytes = view.getUint32(16, true);
-  if (count < 1 || count > RecordLimits.maxBatchPoints) {
-    throw bad(`count: expected 1 to ${RecordLimits.maxBatchPoints}, got ${count}`);
+  // Bounds the arrays allocated below.
+  if (count < 1 || count > ApiLimits.maxBatchPoints) {
+    throw bad(`count: expected 1 to ${ApiLimits.maxBatchPoints}, got ${count}`);
   }
   if (dim !== dimension) throw bad(`dimension: the collection has ${dimension}, the batch says ${dim}`);
   const lengthsAt = HEADER_BYTES;
@@ -59,10 +63,7 @@ export function decodeBinaryBatch(body: Uint8Array, dimension: number): PackedBa
   let payloadAt = payloadsAt;
   for (let i = 0; i < count; i++) {
     const idLength = view.getUint32(lengthsAt + 4 * i, true);
-    if (idLength < 1 || idLength > RecordLimits.maxIdBytes) {
-      throw bad(`points[${i}].id: ${idLength} bytes, expected 1 to ${RecordLimits.maxIdBytes}`);
-    }
-    if (idAt + idLength > payloadsAt) throw bad(`points[${i}].id: runs past the id bytes`);
+    if (idLength > payloadsAt - idAt) throw bad(`points[${i}].id: runs past the id bytes`);
     try {
       ids[i] = decoder.decode(body.subarray(idAt, idAt + idLength));
     } catch {
@@ -70,23 +71,8 @@ export function decodeBinaryBatch(body: Uint8Array, dimension: number): PackedBa
     }
     idAt += idLength;
     const payloadLength = view.getUint32(lengthsAt + 4 * (count + i), true);
-    if (payloadLength > RecordLimits.maxPayloadBytes) {
-      throw bad(`points[${i}].payload: ${payloadLength} bytes, limit ${RecordLimits.maxPayloadBytes}`);
-    }
-    if (payloadAt + payloadLength > end) throw bad(`points[${i}].payload: runs past the payload bytes`);
-    const payload = body.subarray(payloadAt, payloadAt + payloadLength);
-    if (payloadLength > 0) {
-      let value: unknown;
-      try {
-        value = JSON.parse(decoder.decode(payload));
-      } catch {
-        throw bad(`points[${i}].payload: not valid UTF-8 JSON`);
-      }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw bad(`points[${i}].payload: expected a JSON object`);
-      }
-    }
-    payloads[i] = payload;
+    if (payloadLength > end - payloadAt) throw bad(`points[${i}].payload: runs past the payload bytes`);
+    payloads[i] = body.subarray(payloadAt, payloadAt + payloadLength);
     payloadAt += payloadLength;
   }
   if (idAt !== payloadsAt) throw bad(`ids: ${payloadsAt - idAt} bytes not covered by the id lengths`);

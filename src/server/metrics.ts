@@ -1,6 +1,8 @@
 /**
  * Prometheus metrics of one server. Each server has its own Registry (tests
- * run several in one process; the global registry would mix them).
+ * run several in one process; the global registry would mix them). The
+ * output passes `promtool check metrics` (test/server/metrics.test.ts); the
+ * metrics are listed in docs/operations.md.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReplicationStatus } from '../node/types.ts';
@@ -34,6 +36,13 @@ export class ServerMetrics {
   constructor() {
     // Includes nodejs_eventloop_lag_seconds (and the perf_hooks lag histogram).
     collectDefaultMetrics({ register: this.registry, prefix: 'vrep_' });
+    // prom-client's defaults include gauges named *_total (active handles,
+    // requests, resources), which Prometheus reserves for counters; each is
+    // the sum of the per-type gauge next to it: sum(vrep_nodejs_active_handles).
+    for (const metric of this.registry.getMetricsAsArray()) {
+      const { name, type } = metric as unknown as { name: string; type: string };
+      if (name.endsWith('_total') && type !== 'counter') this.registry.removeSingleMetric(name);
+    }
   }
 
   /**
@@ -53,31 +62,45 @@ export class ServerMetrics {
         },
       });
     };
+    // The node keeps running totals; a Prometheus counter may only go up, so
+    // each scrape adds what the total grew by. A total that went down (its
+    // source was replaced, e.g. on a role change) is taken as a new start.
+    const nodeCounter = (name: string, help: string, pick: (s: ReplicationStatus) => number): void => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = status();
+          if (!s) return;
+          const total = pick(s);
+          if (total > seen) this.inc(total - seen);
+          seen = total;
+        },
+      });
+    };
     nodeGauge('vrep_last_lsn', "Last LSN in this node's log", (s) => s.last_lsn);
     nodeGauge('vrep_term', 'Current term', (s) => s.term);
-    nodeGauge(
-      'vrep_replication_full_syncs',
-      'Full syncs since start (served or received)',
+    nodeCounter(
+      'vrep_replication_full_syncs_total',
+      'Full syncs (served or received)',
       (s) => s.stats.full_syncs,
     );
-    nodeGauge('vrep_replication_partial_syncs', 'Partial resyncs since start', (s) => s.stats.partial_syncs);
-    nodeGauge(
-      'vrep_replication_bytes_sent',
-      'Bytes sent on peer links since start',
-      (s) => s.stats.bytes_sent,
-    );
-    nodeGauge(
-      'vrep_replication_bytes_received',
-      'Bytes received on peer links since start',
+    nodeCounter('vrep_replication_partial_syncs_total', 'Partial resyncs', (s) => s.stats.partial_syncs);
+    nodeCounter('vrep_replication_sent_bytes_total', 'Bytes sent on peer links', (s) => s.stats.bytes_sent);
+    nodeCounter(
+      'vrep_replication_received_bytes_total',
+      'Bytes received on peer links',
       (s) => s.stats.bytes_received,
     );
-    nodeGauge(
-      'vrep_replication_frames_rejected',
+    nodeCounter(
+      'vrep_replication_frames_rejected_total',
       'Peer frames refused (bad checksum, size, sequence)',
       (s) => s.stats.frames_rejected,
     );
-    nodeGauge(
-      'vrep_replication_slow_peer_disconnects',
+    nodeCounter(
+      'vrep_replication_slow_peer_disconnects_total',
       'Peers disconnected for not draining',
       (s) => s.stats.slow_peer_disconnects,
     );
@@ -132,8 +155,11 @@ export class ServerMetrics {
     });
   }
 
-  /** Prometheus text exposition. */
+  /** Prometheus text exposition: one family after another (Registry.metrics() puts a blank line between them). */
   async render(): Promise<{ text: string; contentType: string }> {
-    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+    const families = await Promise.all(
+      this.registry.getMetricsAsArray().map((m) => this.registry.getSingleMetricAsString(m.name)),
+    );
+    return { text: `${families.join('\n')}\n`, contentType: this.registry.contentType };
   }
 }

@@ -1,11 +1,12 @@
 /**
  * Turns API input (points as objects) into the column-shaped batch a record
- * carries, checking everything with messages that name the point and field.
- * Nothing is written unless the whole batch passes.
+ * carries, then runs the one validation every write path shares
+ * (point-checks.ts). Messages name the point and field; nothing is written
+ * unless the whole batch passes.
  */
-import { VrepError } from '../errors.ts';
-import { RecordLimits } from '../log/limits.ts';
-import { distances, Metric } from '../native/distance.ts';
+import { checkBatchSize, checkPackedPoints, checkPointId, invalid } from './point-checks.ts';
+
+export { checkBatchSize, checkPackedPoints, firstNonFiniteRow, invalid } from './point-checks.ts';
 
 export interface PointInput {
   id: string | number;
@@ -22,10 +23,6 @@ export interface PointBatch {
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
-export function invalid(message: string): VrepError {
-  return new VrepError('ERR_INVALID_INPUT', message);
-}
-
 /** A point id: a non-empty string within the limit, or a non-negative integer (kept as its decimal string). */
 export function normalizeId(value: unknown, label: string): string {
   let id: string;
@@ -35,10 +32,7 @@ export function normalizeId(value: unknown, label: string): string {
     throw invalid(
       `${label}: expected a non-empty string or a non-negative integer, got ${describeValue(value)}`,
     );
-  if (id.length === 0) throw invalid(`${label}: must not be empty`);
-  const bytes = encoder.encode(id).length;
-  if (bytes > RecordLimits.maxIdBytes)
-    throw invalid(`${label}: ${bytes} bytes, limit ${RecordLimits.maxIdBytes}`);
+  checkPointId(id, label);
   return id;
 }
 
@@ -47,13 +41,6 @@ function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'array';
   if (typeof value === 'number') return String(value);
   return typeof value;
-}
-
-export function checkBatchSize(count: number, label = 'points'): void {
-  if (count === 0) throw invalid(`${label}: a batch needs at least one point`);
-  if (count > RecordLimits.maxBatchPoints) {
-    throw invalid(`${label}: ${count} points, limit ${RecordLimits.maxBatchPoints} per batch`);
-  }
 }
 
 /** Checks and packs points for a collection of `dimension`. */
@@ -79,7 +66,9 @@ export function packPoints(points: unknown, dimension: number): PointBatch {
     copyVector(point['vector'], vectors, i, dimension);
     payloads[i] = encodePayload(point['payload'], `points[${i}].payload`);
   }
-  return { ids, vectors, payloads };
+  const batch = { ids, vectors, payloads };
+  checkPackedPoints(batch, dimension);
+  return batch;
 }
 
 function copyVector(value: unknown, out: Float32Array, row: number, dimension: number): void {
@@ -113,25 +102,9 @@ function encodePayload(value: unknown, label: string): Uint8Array {
   try {
     text = JSON.stringify(value);
   } catch (err) {
+    // A cycle, a BigInt, or nesting too deep for the stack.
     throw invalid(`${label}: not serializable as JSON (${(err as Error).message})`);
   }
-  const bytes = encoder.encode(text);
-  if (bytes.length > RecordLimits.maxPayloadBytes) {
-    throw invalid(`${label}: ${bytes.length} bytes, limit ${RecordLimits.maxPayloadBytes}`);
-  }
-  return bytes;
-}
-
-/**
- * Index of the first row of `vectors` (rows x dimension) holding a NaN or an
- * infinity, or -1. Uses the SIMD dot kernel against a zero query: 0 * x is
- * exactly 0 for every finite x and NaN for NaN and +-Infinity, so a row's
- * score is NaN exactly when the row holds a non-finite value.
- */
-export function firstNonFiniteRow(vectors: Float32Array, dimension: number): number {
-  const rows = vectors.length / dimension;
-  const scores = new Float32Array(rows);
-  distances(Metric.Dot, new Float32Array(dimension), vectors, dimension, scores);
-  for (let r = 0; r < rows; r++) if (Number.isNaN(scores[r])) return r;
-  return -1;
+  // Size, depth and shape (a toJSON may return a non-object) are checked with every other payload.
+  return encoder.encode(text);
 }

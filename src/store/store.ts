@@ -41,7 +41,7 @@ import {
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
 import {
   checkBatchSize,
-  firstNonFiniteRow,
+  checkPackedPoints,
   invalid,
   normalizeId,
   packPoints,
@@ -489,16 +489,7 @@ export class Store {
   ): Promise<WriteResult> {
     this.assertOpen();
     const c = this.collection(name);
-    checkBatchSize(ids.length);
-    if (vectors.length !== ids.length * c.dimension) {
-      throw invalid(`vectors: expected ${ids.length} x ${c.dimension} floats, got ${vectors.length}`);
-    }
-    const bad = firstNonFiniteRow(vectors, c.dimension);
-    if (bad >= 0) {
-      const row = vectors.subarray(bad * c.dimension, (bad + 1) * c.dimension);
-      const j = row.findIndex((x) => !Number.isFinite(x));
-      throw invalid(`points[${bad}].vector[${j}]: ${row[j]} is not allowed`);
-    }
+    checkPackedPoints({ ids, vectors, payloads }, c.dimension);
     return this.commit(name, { op: Op.Upsert, dimension: c.dimension, ids, vectors, payloads }, ids.length);
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplicationNode, ConsistencyLevel, isVrepError } from '../../src/index.ts';
+import { ReplicationNode, ConsistencyLevel, isVrepError, ApiLimits } from '../../src/index.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 test('standalone node: create, write, get, search, delete, restart', async (t) => {
@@ -70,8 +70,8 @@ test('bad input is refused with a message naming the point and field, and change
     [[{ id: 'x', vector: [1, '2'] }], /points\[0\]\.vector\[1\]: expected a number, got string/],
     [[{ id: 'x' }], /points\[0\]\.vector: missing/],
     [
-      [{ id: 'x', vector: [1, 2], payload: { big: 'x'.repeat(1024 * 1024) } }],
-      /points\[0\]\.payload: \d+ bytes, limit 1048576/,
+      [{ id: 'x', vector: [1, 2], payload: { big: 'x'.repeat(ApiLimits.maxPayloadBytes) } }],
+      new RegExp(`points\\[0\\]\\.payload: \\d+ bytes, limit ${ApiLimits.maxPayloadBytes}$`),
     ],
     [
       [{ id: 'x', vector: [1, 2], payload: [1] }],
