@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import uWS from 'uWebSockets.js';
-import { listenUws, TIME_WAIT_RETRY_MS } from './uws-listen.ts';
+import { listenUws } from './uws-listen.ts';
 import {
   CloseCodes,
   emptyCounters,
@@ -29,7 +29,7 @@ export interface PeerServerOptions extends Partial<LinkLimits> {
   host: string;
   /** 0 picks a free port; `PeerServer.port` reports it. */
   port: number;
-  /** How long to wait out a busy port (see uws-listen.ts); default 65 s, TIME_WAIT's length. */
+  /** How long to wait for a port another process holds (see uws-listen.ts); default 0: fail at once. */
   bindRetryMs?: number;
   /** URL path of the peer route; '/peer' by default. */
   path?: string;
@@ -139,12 +139,11 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
       host,
       port: options.port,
       what: 'peer server',
-      // Peers reconnect on their own: better to come up late than not at all.
-      bindRetryMs: options.bindRetryMs ?? TIME_WAIT_RETRY_MS,
+      ...(options.bindRetryMs !== undefined ? { bindRetryMs: options.bindRetryMs } : {}),
       onBusy: (waitedMs) =>
         logger.warn(
           { host, port: options.port, waitedMs },
-          'peer server: port busy (TIME_WAIT after a restart, or another process); retrying',
+          'peer server: port held by another process; retrying',
         ),
     });
     return serverHandle({ port: uWS.us_socket_local_port(listenSocket), listenSocket, links, totals });
