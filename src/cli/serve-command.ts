@@ -4,6 +4,10 @@
  *
  * Exit codes: 0 after a clean shutdown; 2 for a bad configuration or a role
  * this build cannot run (nothing is started); 1 for any other start-up failure.
+ *
+ * A promise rejection nobody handled is a bug, but not one worth losing the
+ * node (and every client's connection) over: it is logged, and the node goes
+ * on. Uncaught exceptions still end the process (state may be half-changed).
  */
 import { pino } from 'pino';
 import { isVrepError } from '../errors.ts';
@@ -37,6 +41,9 @@ export async function runServe(opts: Readonly<Record<string, unknown>>): Promise
     return;
   }
   const logger = pino({ name: 'vrep', level: config.logLevel });
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug; the node goes on)');
+  });
   for (const warning of config.warnings) logger.warn(warning);
   let server: Awaited<ReturnType<typeof serve>>;
   try {

@@ -16,6 +16,7 @@
  * The body must be exactly that long. Docs: docs/http-api.md.
  */
 import { VrepError } from '../errors.ts';
+import { jsonNestedDeeperThan, MAX_JSON_DEPTH } from './json-body.ts';
 import { RecordLimits } from '../log/limits.ts';
 
 export const BINARY_BATCH_MAGIC = 0x31425256; // "VRB1" read as little-endian u32
@@ -76,6 +77,9 @@ export function decodeBinaryBatch(body: Uint8Array, dimension: number): PackedBa
     if (payloadAt + payloadLength > end) throw bad(`points[${i}].payload: runs past the payload bytes`);
     const payload = body.subarray(payloadAt, payloadAt + payloadLength);
     if (payloadLength > 0) {
+      // Deeper values parse, but answering them later (JSON.stringify) overflows the stack.
+      if (jsonNestedDeeperThan(payload, MAX_JSON_DEPTH))
+        throw bad(`points[${i}].payload: nested deeper than ${MAX_JSON_DEPTH} levels`);
       let value: unknown;
       try {
         value = JSON.parse(decoder.decode(payload));

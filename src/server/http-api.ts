@@ -16,6 +16,8 @@ import {
 } from '../transport/http-server.ts';
 import { parseJsonPoints } from '../native/json-points.ts';
 import { decodeBinaryBatch } from './binary-batch.ts';
+import { parseJsonBody } from './json-body.ts';
+import { show } from '../config/resolve.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import { ConsistencyLevel } from '../node/consistency.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -58,19 +60,24 @@ function invalid(message: string): VrepError {
 /** Parses a small JSON control body into an object with only the allowed keys. */
 export function jsonObject(req: HttpRequest, allowed: readonly string[]): Record<string, unknown> {
   requireJson(req);
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(req.body));
-  } catch (err) {
-    throw new VrepError('ERR_JSON_SYNTAX', `body: not valid JSON (${(err as Error).message})`);
-  }
+  const value = parseJsonBody(req.body);
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid('body: expected a JSON object');
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key))
-      throw invalid(`body: unknown field "${key}" (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`);
+      throw invalid(`body: unknown field ${show(key)} (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`);
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * A query parameter given at most once; a repeated one is refused rather
+ * than one of its values silently picked (proxies and clients disagree on which).
+ */
+export function queryParam(req: HttpRequest, name: string): string | null {
+  const values = req.query.getAll(name);
+  if (values.length > 1) throw invalid(`${name}: given ${values.length} times; give it once`);
+  return values[0] ?? null;
 }
 
 class MediaTypeError extends Error {}
@@ -84,11 +91,10 @@ function requireJson(req: HttpRequest): void {
 }
 
 function consistencyOf(req: HttpRequest): ConsistencyLevel | undefined {
-  const level = req.query.get('consistency');
+  const level = queryParam(req, 'consistency');
   if (level === null) return undefined;
   const levels: readonly string[] = Object.values(ConsistencyLevel);
-  if (!levels.includes(level))
-    throw invalid(`consistency: expected one, quorum or all, got ${JSON.stringify(level)}`);
+  if (!levels.includes(level)) throw invalid(`consistency: expected one, quorum or all, got ${show(level)}`);
   return level as ConsistencyLevel;
 }
 
@@ -304,7 +310,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (!Array.isArray(vector) || !vector.every((x) => typeof x === 'number'))
           throw invalid('vector: expected an array of numbers');
         const k = body['k'] ?? 10;
-        if (typeof k !== 'number') throw invalid(`k: expected an integer, got ${JSON.stringify(k)}`);
+        if (typeof k !== 'number') throw invalid(`k: expected an integer, got ${show(k)}`);
         const filter = body['filter'];
         if (filter !== undefined && (typeof filter !== 'object' || filter === null || Array.isArray(filter)))
           throw invalid('filter: expected an object of top-level payload keys to match');

@@ -12,6 +12,7 @@ import type { Role } from '../node/types.ts';
 import { jsonObject } from './http-api.ts';
 import { parseHostPort } from '../config/address.ts';
 import { ROLES } from '../config/schema.ts';
+import { show } from '../config/resolve.ts';
 
 export interface ReplicationApiOptions {
   node: ReplicationNode;
@@ -36,7 +37,7 @@ export function configureChange(body: Record<string, unknown>): {
   if (role !== undefined) {
     const name = role === 'master' ? 'primary' : role;
     if (typeof name !== 'string' || !(ROLES as readonly string[]).includes(name))
-      throw invalid(`role: expected one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+      throw invalid(`role: expected one of ${ROLES.join(', ')}, got ${show(role)}`);
     change.role = name as Role;
   }
   if (body['master_address'] !== undefined && body['primary_address'] !== undefined)
@@ -44,7 +45,7 @@ export function configureChange(body: Record<string, unknown>): {
   const address = body['master_address'] !== undefined ? body['master_address'] : body['primary_address'];
   if (address !== undefined) {
     if (address !== null && (typeof address !== 'string' || parseHostPort(address, 1) === undefined))
-      throw invalid(`master_address: expected HOST:PORT or null, got ${JSON.stringify(address)}`);
+      throw invalid(`master_address: expected HOST:PORT or null, got ${show(address)}`);
     change.masterAddress = address;
   }
   if (change.role === undefined && change.masterAddress === undefined)
@@ -96,7 +97,7 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
       handler: async (req) => {
         const to = jsonObject(req, ['to'])['to'];
         if (typeof to !== 'string' || to.length === 0 || to.length > 255)
-          throw invalid(`to: expected the node id or address of a replica, got ${JSON.stringify(to)}`);
+          throw invalid(`to: expected the node id or address of a replica, got ${show(to)}`);
         await node.transfer(to);
         return { status: 200, body: node.replicationStatus() };
       },
