@@ -26,6 +26,9 @@ export function serveFlags(opts: Readonly<Record<string, unknown>>): Record<stri
   return flags;
 }
 
+/** After a clean stop, the longest the process may linger before it is made to exit. */
+const EXIT_AFTER_STOP_MS = 2000;
+
 function printLines(prefix: string, text: string): void {
   for (const line of text.split('\n')) process.stderr.write(`${prefix}${line}\n`);
 }
@@ -67,13 +70,22 @@ export async function runServe(opts: Readonly<Record<string, unknown>>): Promise
     }
     stoppingSinceMs = Date.now();
     logger.info({ signal }, 'shutting down');
-    server.stop().then(
-      () => logger.info('stopped'),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exitCode = 1;
-      },
-    );
+    server
+      .stop()
+      .then(
+        () => logger.info('stopped'),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exitCode = 1;
+        },
+      )
+      .finally(() => {
+        // Everything is closed; a handle someone forgot must not keep a stopped node around.
+        setTimeout(() => {
+          logger.warn('handles still open after the shutdown; exiting anyway');
+          process.exit();
+        }, EXIT_AFTER_STOP_MS).unref();
+      });
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
