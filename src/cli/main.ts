@@ -39,6 +39,10 @@ program
   .option('--token <token>', 'bearer token required on every HTTP route but /health')
   .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes (default 67108864)')
   .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
+  .option(
+    '--insecure-no-auth',
+    'accept peers from any address with no secret or TLS (default: loopback only)',
+  )
   .addHelpText(
     'after',
     `\nEnvironment variables (overridden by flags): VREP_CONFIG, ${ENV_SOURCES.map((s) => s.name).join(', ')}.`,

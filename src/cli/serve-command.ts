@@ -22,6 +22,7 @@ export function serveFlags(opts: Readonly<Record<string, unknown>>): Record<stri
   for (const name of ['--config', ...FLAG_SOURCES.map((s) => s.name)]) {
     const value = opts[flagAttribute(name)];
     if (typeof value === 'string') flags[name] = value;
+    else if (value === true) flags[name] = 'true'; // a switch (--insecure-no-auth)
   }
   return flags;
 }

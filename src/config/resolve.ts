@@ -11,6 +11,7 @@ import { VrepError } from '../errors.ts';
 import type { ReplicationNodeOptions, ReplicationOptions, StorageOptions, Role } from '../node/types.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
 import { parseHostPort } from './address.ts';
+import { isLoopbackHost } from '../transport/loopback.ts';
 import { fileSchema, keysAt, REPLICATION_SYNONYMS, type ConfigLayer, type LogLevel } from './schema.ts';
 import { coerce, ENV_SOURCES, FLAG_SOURCES, unknownEnvNames, type TextSource } from './sources.ts';
 
@@ -474,6 +475,27 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       );
     }
   }
+  const insecureNoAuth = r.insecure_no_auth ?? false;
+  const secret = r.secret ?? null;
+  const bindHost = parseHostPort(bindAddress, 0)?.host ?? bindAddress;
+  // Protected mode (as Redis's): an open peer port with nothing to check who connects is refused.
+  const protectedKeys = ['replication.bind_address', 'replication.secret', 'replication.tls'];
+  if (role !== 'standalone' && secret === null && tls === null && !isLoopbackHost(bindHost)) {
+    if (insecureNoAuth) {
+      warnings.push(
+        `replication.insecure_no_auth is true (${at('replication.insecure_no_auth')}): peers connecting to ${bindAddress} are accepted from any address without authentication`,
+      );
+    } else if (checkable(...roleKeys, ...protectedKeys, 'replication.insecure_no_auth')) {
+      crossErrors.push(
+        message(
+          'replication.bind_address',
+          'a loopback address (127.0.0.1, ::1, localhost) while no replication.secret (or tls) authenticates peers; set replication.secret, or replication.insecure_no_auth: true to accept unauthenticated peers from anywhere',
+          bindAddress,
+          at('replication.bind_address'),
+        ),
+      );
+    }
+  }
   errors.push(...crossErrors);
   if (errors.length > 0) fail(errors);
 
@@ -503,8 +525,9 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       level: r.compression?.level ?? DEFAULTS.compressionLevel,
     },
     bandwidthBytesPerSec: r.bandwidth_bytes_per_sec ?? null,
-    secret: r.secret ?? null,
+    secret,
     tls: tls === null ? null : { cert: tls.cert as string, key: tls.key as string, ca: tls.ca as string },
+    ...(insecureNoAuth ? { insecureNoAuth } : {}),
     httpAddress: c.http?.advertise_address ?? null,
     ...(r.lag_threshold_ops !== undefined ? { lagThresholdOps: r.lag_threshold_ops } : {}),
     ...(r.cluster_id !== undefined ? { clusterId: r.cluster_id } : {}),
