@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { VrepError } from '../errors.ts';
+import { isVrepError, VrepError } from '../errors.ts';
 import {
   errorReply,
   type HttpReply,
@@ -16,7 +16,7 @@ import {
 } from '../transport/http-server.ts';
 import { parseJsonPoints } from '../native/json-points.ts';
 import { decodeBinaryBatch } from './binary-batch.ts';
-import { parseJsonBody } from './json-body.ts';
+import { jsonSyntaxErrorOf, parseJsonBody } from './json-body.ts';
 import { show } from '../config/resolve.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import { ConsistencyLevel } from '../node/consistency.ts';
@@ -196,11 +196,26 @@ export function errorToReply(err: unknown, logger: Logger): HttpReply {
   return errorReply(500, 'ERR_INTERNAL', 'internal error (see the node log)');
 }
 
+/** The native points parser, its syntax errors in the wording every JSON route shares. */
+function parsePoints(
+  body: Uint8Array,
+  dimension: number,
+  maxInputBytes: number,
+): ReturnType<typeof parseJsonPoints> {
+  try {
+    return parseJsonPoints(body, { dimension, maxInputBytes });
+  } catch (err) {
+    if (isVrepError(err, 'ERR_JSON_SYNTAX')) throw jsonSyntaxErrorOf(body, err.message);
+    throw err;
+  }
+}
+
 export function apiRoutes(opts: HttpApiOptions): Route[] {
   const { node, metrics } = opts;
   const infoOf = (name: string): { name: string; dimension: number; metric: string; count: number } => {
     const info = node.collections().find((c) => c.name === name);
-    if (!info) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" not found`);
+    // The store's wording, so every route says the same.
+    if (!info) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
     return info;
   };
 
@@ -260,7 +275,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (binary) {
           packed = decodeBinaryBatch(req.body, dimension);
         } else {
-          const batch = parseJsonPoints(req.body, { dimension, maxInputBytes: opts.maxBodyBytes });
+          const batch = parsePoints(req.body, dimension, opts.maxBodyBytes);
           const payloads: Uint8Array[] = new Array(batch.count);
           for (let i = 0; i < batch.count; i++) {
             payloads[i] = batch.payloadBytes.subarray(batch.payloadOffsets[i], batch.payloadOffsets[i + 1]);
@@ -295,9 +310,14 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
       pattern: '/collections/:name/points/:id',
       handler: async (req) => {
         const id = param(req, 'id');
-        const p = await node.get(param(req, 'name'), id);
+        const name = param(req, 'name');
+        const p = await node.get(name, id);
         if (p === null)
-          return errorReply(404, 'ERR_POINT_NOT_FOUND', `point ${JSON.stringify(id)} not found`);
+          return errorReply(
+            404,
+            'ERR_POINT_NOT_FOUND',
+            `point ${JSON.stringify(id)} does not exist in collection "${name}"`,
+          );
         return { status: 200, body: { id: p.id, vector: Array.from(p.vector), payload: p.payload } };
       },
     },
