@@ -64,8 +64,12 @@ export function jsonObject(req: HttpRequest, allowed: readonly string[]): Record
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid('body: expected a JSON object');
   for (const key of Object.keys(value)) {
-    if (!allowed.includes(key))
-      throw invalid(`body: unknown field ${show(key)} (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`);
+    if (allowed.includes(key)) continue;
+    throw invalid(
+      allowed.length === 0
+        ? `body: unknown field ${show(key)} (this route takes no fields: send no body, or {})`
+        : `body: unknown field ${show(key)} (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`,
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -166,7 +170,8 @@ export function tokenGuard(
         'ERR_TOO_MANY_FAILURES',
         'too many failed authentications from this address; retry later',
       );
-    const m = /^Bearer (.+)$/.exec(head.authorization);
+    // RFC 7235: the scheme is case-insensitive.
+    const m = /^bearer +(.+)$/i.exec(head.authorization);
     // Compare hashes: equal lengths for timingSafeEqual, and no length leak.
     if (m && timingSafeEqual(sha256(m[1] as string), expected)) return undefined;
     limiter.fail(head.remoteAddress);

@@ -1,7 +1,7 @@
 /**
  * The replication routes of the HTTP API (docs/http-api.md), Vectorizer's
  * shapes: status, stats and replicas read the node; configure, promote and
- * transfer change its role. Errors go through the same mapping as the data
+ * transfer change its role; force-sync makes a replica start over in full. Errors go through the same mapping as the data
  * routes (http-api.ts errorToReply): a capability the node does not have yet
  * is 501 ERR_UNSUPPORTED with the node's message.
  */
@@ -100,6 +100,18 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
           throw invalid(`to: expected the node id or address of a replica, got ${show(to)}`);
         await node.transfer(to);
         return { status: 200, body: node.replicationStatus() };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/force-sync',
+      handler: async (req) => {
+        const replica = jsonObject(req, ['replica'])['replica'];
+        if (typeof replica !== 'string' || replica.length === 0 || replica.length > 255)
+          throw invalid(`replica: expected a replica's node id, got ${show(replica)}`);
+        // The replica drops its link and asks again; the answer is a full sync (accepted, not yet done).
+        await node.forceSync(replica);
+        return { status: 202, body: { replica, full_sync: 'requested' } };
       },
     },
   ];
