@@ -23,6 +23,8 @@ const BACKSLASH = 0x5c;
 
 /** True when JSON text nests objects/arrays deeper than `limit` (brackets inside strings do not count). */
 export function jsonNestedDeeperThan(bytes: Uint8Array, limit: number): boolean {
+  // Each level takes two bytes at least: short texts (every usual payload) need no scan.
+  if (bytes.length <= 2 * limit) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {

@@ -9,7 +9,7 @@
  * Routing is done here so that a known path with the wrong method answers
  * 405 and an unknown path 404; HEAD runs the GET handler and sends no body.
  * A body is read into one buffer of its Content-Length (a chunked one grows
- * by doubling); the size limit is enforced up front from Content-Length and
+ * by doubling; one that arrives in a single chunk is that chunk); the size limit is enforced up front from Content-Length and
  * while streaming, answering 413 and closing the connection instead of
  * buffering more. Framing llhttp refuses (two Content-Lengths, chunked not
  * last) is a 400 with a close. Every reply is serialized under a guard: an
@@ -189,6 +189,24 @@ function clientErrorReply(err: NodeJS.ErrnoException & { reason?: string }): Htt
   return errorReply(400, 'ERR_BAD_REQUEST', `request: ${why}`);
 }
 
+/**
+ * After refusing a body the client is still sending: closing at once, with
+ * its bytes unread, makes the kernel send a reset, and a client still busy
+ * writing then loses the answer it has not read yet. So the rest of the body
+ * is read and dropped for up to LINGER_MS (as nginx's lingering close) while
+ * our side is already shut (FIN sent). Node's destroySoon(), called for a
+ * Connection: close answer, would destroy the socket as soon as the FIN is
+ * out; its pending destroy is taken off and done on our timer instead.
+ */
+function lingeringClose(req: http.IncomingMessage): void {
+  const socket = req.socket;
+  socket.removeListener('finish', socket.destroy);
+  req.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /** Writes a reply on a socket that has no HTTP response object (a request llhttp refused). */
 function writeRawReply(socket: Socket, reply: HttpReply): void {
   const payload = JSON.stringify(reply.body);
@@ -254,12 +272,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       for (const [name, value] of Object.entries(r.headers ?? {})) res.setHeader(name, value);
       if (close) {
         res.setHeader('connection', 'close');
-        // A body left unread: keep reading (and dropping) it for a moment so the
-        // close does not become a reset that swallows this answer.
-        if (hasBody && !req.complete) {
-          req.resume();
-          res.once('finish', () => setTimeout(() => req.socket.destroy(), LINGER_MS).unref());
-        }
+        if (hasBody && !req.complete) res.once('finish', () => lingeringClose(req));
       }
       res.end(payload);
     };
@@ -384,8 +397,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
     if (expectsContinue) res.writeContinue();
-    // Known length: one allocation; chunked: grow by doubling up to the limit.
-    let buffer = Buffer.allocUnsafe(declared ?? Math.min(64 * 1024, opts.maxBodyBytes));
+    // Known length: one buffer of it; chunked: grow by doubling up to the limit. A body that
+    // arrives in one chunk is used as it is: node hands each chunk over in its own buffer.
+    let buffer: Buffer | undefined;
     let length = 0;
     req.on('data', (chunk: Buffer) => {
       if (answered) return;
@@ -393,6 +407,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         reply(tooLarge());
         return;
       }
+      if (buffer === undefined && chunk.length === declared) {
+        buffer = chunk;
+        length = chunk.length;
+        return;
+      }
+      buffer ??= Buffer.allocUnsafe(declared ?? Math.min(64 * 1024, opts.maxBodyBytes));
       if (length + chunk.length > buffer.length) {
         const grown = Buffer.allocUnsafe(
           Math.min(opts.maxBodyBytes, Math.max(buffer.length * 2, length + chunk.length)),
@@ -404,8 +424,35 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       length += chunk.length;
     });
     req.on('end', () => {
-      if (!answered) dispatch(buffer.subarray(0, length));
+      if (!answered) dispatch(buffer === undefined ? new Uint8Array(0) : buffer.subarray(0, length));
     });
+  };
+
+  /** A throw out of the routing code (a guard, onResponse) fails its request, never the process. */
+  const handleSafely = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    expectsContinue: boolean,
+  ): void => {
+    try {
+      handle(req, res, expectsContinue);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      let status = 500;
+      let payload = JSON.stringify(errorReply(500, 'ERR_INTERNAL', 'internal error').body);
+      try {
+        const reply = onError(err);
+        payload = JSON.stringify(reply.body ?? {});
+        status = reply.status;
+      } catch {
+        // the fixed 500 above
+      }
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(payload);
+    }
   };
 
   const server = http.createServer(
@@ -417,10 +464,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       requestTimeout: 120_000,
       noDelay: true,
     },
-    (req, res) => handle(req, res, false),
+    (req, res) => handleSafely(req, res, false),
   );
   // Expect: 100-continue: the guard and the size limit run before the client sends the body.
-  server.on('checkContinue', (req, res) => handle(req, res, true));
+  server.on('checkContinue', (req, res) => handleSafely(req, res, true));
   server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

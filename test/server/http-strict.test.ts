@@ -6,6 +6,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startCli, type Started } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { rawExchange, statusesOf } from '../helpers/raw-http.ts';
@@ -192,4 +193,45 @@ test('a payload too deep to serialize never takes the node down', async (t) => {
   assert.equal(health.status, 200, 'the node is still up');
   assert.equal(node.child.exitCode, null);
   assert.doesNotMatch(node.stderr(), /RangeError/);
+});
+
+test('a client still sending a body over the limit reads its 413 (the close lingers instead of resetting)', async (t) => {
+  const { port } = await startServe(t, ['--max-body-bytes', '65536']);
+  const size = 16 * 1024 * 1024;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+      socket.setTimeout(10_000, () => socket.destroy());
+      socket.write(
+        request([
+          'POST /collections/c/points HTTP/1.1',
+          'Host: x',
+          'Content-Type: application/json',
+          `Content-Length: ${size}`,
+        ]),
+      );
+      // Like a simple client: the whole body first, the answer after.
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < size && !socket.destroyed) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) {
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    assert.deepEqual(
+      statusesOf(answer),
+      [413],
+      `attempt ${attempt}: ${JSON.stringify(answer.slice(0, 200))}`,
+    );
+  }
 });
