@@ -298,7 +298,7 @@ export function clusterUp(
         m.exit = { code, signal };
         const how = code !== null ? `exit code ${code}` : `signal ${signal ?? '?'}`;
         if (!m.ready) servedReject(new Error(`${p.id} exited before serving (${how}): ${reasonOf(m)}`));
-        if (m.restarting) return; // the restart goes on from here
+        if (m.restarting && phase === 'running') return; // the restart goes on from here
         if (phase === 'starting') {
           err(`vrep cluster: node ${p.id} failed to start (${how}): ${reasonOf(m)}`);
           stopAll(1);
