@@ -66,6 +66,8 @@ export const ErrorCodes = {
   Diverged: 'ERR_DIVERGED',
   /** A config file, env variable or flag has a bad value or an unknown key; the message names it. */
   Config: 'ERR_CONFIG',
+  /** A listener cannot bind its address (another process holds it, or it is not this machine's); the message says which. */
+  Listen: 'ERR_LISTEN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

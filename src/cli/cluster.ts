@@ -7,8 +7,16 @@
  *
  * A node that exits before it serves fails the whole cluster: the others are
  * stopped and the command exits 1 naming the node and its reason.
+ *
+ * `vrep cluster restart ID` restarts one node inside the running cluster
+ * (its logs stay in this stream, Ctrl-C still stops it): once every node
+ * serves, the cluster listens on a loopback control port named in
+ * `<data-dir>/cluster.json`, which the restart command reads.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 
@@ -121,6 +129,20 @@ interface Member {
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
   stderrTail: string[];
   lastError: string | null;
+  /** Set while the operator restarts this node: its exit is expected. */
+  restarting: boolean;
+  /** Resolves once this process serves, rejects with its reason if it exits first. */
+  served: Promise<void>;
+}
+
+/** The file in the cluster's data dir that tells `vrep cluster restart` where the running cluster listens. */
+export const CLUSTER_FILE = 'cluster.json';
+
+export interface ClusterFile {
+  pid: number;
+  /** The control endpoint, http://127.0.0.1:PORT. */
+  control: string;
+  nodes: { id: string; http: string; bind: string }[];
 }
 
 /** Runs the cluster until it is stopped or fails; resolves with the exit code. */
@@ -132,27 +154,33 @@ export function clusterUp(
   const plan = clusterPlan(opts);
   const self = selfCommand();
   const width = Math.max(...plan.map((p) => p.id.length));
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
+  const killAfterMs = opts.killAfterMs ?? 10_000;
   return new Promise<number>((resolve) => {
     let phase: 'starting' | 'running' | 'stopping' = 'starting';
     let exitCode = 0;
     let killTimer: NodeJS.Timeout | undefined;
-    const members: Member[] = [];
+    let control: ControlServer | undefined;
+    const members = new Map<string, Member>();
 
-    const live = (): Member[] => members.filter((m) => m.exit === null);
+    const live = (): Member[] => [...members.values()].filter((m) => m.exit === null);
     // Every node must serve within the limit; stopAll is defined below (called later).
     const readyTimer = setTimeout(() => {
       if (phase !== 'starting') return;
-      const waiting = members.filter((m) => !m.ready).map((m) => m.plan.id);
-      err(`vrep cluster: ${waiting.join(', ')} not serving within ${opts.readyTimeoutMs ?? 60_000} ms`);
+      const waiting = [...members.values()].filter((m) => !m.ready).map((m) => m.plan.id);
+      err(`vrep cluster: ${waiting.join(', ')} not serving within ${readyTimeoutMs} ms`);
       stopAll(1);
-    }, opts.readyTimeoutMs ?? 60_000);
+    }, readyTimeoutMs);
     const finishIfDone = (): void => {
       if (live().length > 0) return;
       clearTimeout(readyTimer);
       clearTimeout(killTimer);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      resolve(exitCode);
+      const closing = control;
+      control = undefined;
+      if (closing) void closing.close().then(() => resolve(exitCode));
+      else resolve(exitCode);
     };
     const stopAll = (code: number): void => {
       if (phase === 'stopping') return;
@@ -161,10 +189,10 @@ export function clusterUp(
       for (const m of live()) m.child.kill('SIGTERM');
       killTimer = setTimeout(() => {
         for (const m of live()) {
-          err(`vrep cluster: ${m.plan.id} did not stop within ${opts.killAfterMs ?? 10_000} ms; killing it`);
+          err(`vrep cluster: ${m.plan.id} did not stop within ${killAfterMs} ms; killing it`);
           m.child.kill('SIGKILL');
         }
-      }, opts.killAfterMs ?? 10_000);
+      }, killAfterMs);
       finishIfDone();
     };
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -180,10 +208,7 @@ export function clusterUp(
       return lines.length > 0 ? lines.join('; ') : (m.lastError ?? 'no message');
     };
 
-    const onReady = (): void => {
-      if (phase !== 'starting' || members.some((m) => !m.ready)) return;
-      phase = 'running';
-      clearTimeout(readyTimer);
+    const printUp = (): void => {
       const n1 = plan[0] as ClusterNodePlan;
       const reader = plan[1] ?? n1;
       out(`vrep cluster: ${plan.length} node(s) up; Ctrl-C stops them all`);
@@ -192,6 +217,7 @@ export function clusterUp(
           `  ${p.id.padEnd(width)}  ${p.role.padEnd(7)}  http://${p.httpAddress}  peer ${p.bindAddress}  data ${p.dataDir}`,
         );
       }
+      if (control) out(`restart one node: vrep cluster restart ${reader.id} --data-dir ${opts.dataDir}`);
       out('try this:');
       out(
         `  curl -s -X PUT ${n1.httpAddress}/collections/docs -H 'content-type: application/json' -d '{"dimension":3,"metric":"cosine"}'`,
@@ -202,19 +228,57 @@ export function clusterUp(
       out(`  curl -s ${reader.httpAddress}/collections/docs/points/a    # read back from ${reader.id}`);
     };
 
-    for (const p of plan) {
+    const onReady = (): void => {
+      if (phase !== 'starting' || [...members.values()].some((m) => !m.ready)) return;
+      phase = 'running';
+      clearTimeout(readyTimer);
+      // The control endpoint first, so the restart hint printed below already works.
+      startControl(opts.dataDir, plan, restart).then(
+        (c) => {
+          if (phase === 'stopping') {
+            void c.close();
+            return;
+          }
+          control = c;
+          printUp();
+        },
+        (e: unknown) => {
+          err(`vrep cluster: no restart control (${(e as Error).message})`);
+          if (phase === 'running') printUp();
+        },
+      );
+    };
+
+    const spawnMember = (p: ClusterNodePlan): Member => {
       const child = spawn(self.file, [...self.args, ...p.args], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: process.env,
       });
-      const m: Member = { plan: p, child, ready: false, exit: null, stderrTail: [], lastError: null };
-      members.push(m);
+      let servedResolve!: () => void;
+      let servedReject!: (e: Error) => void;
+      const served = new Promise<void>((res, rej) => {
+        servedResolve = res;
+        servedReject = rej;
+      });
+      served.catch(() => undefined); // looked at only by a restart
+      const m: Member = {
+        plan: p,
+        child,
+        ready: false,
+        exit: null,
+        stderrTail: [],
+        lastError: null,
+        restarting: false,
+        served,
+      };
+      members.set(p.id, m);
       const prefix = `[${p.id.padEnd(width)}] `;
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         out(prefix + formatLogLine(line));
         if (/"level":(50|60)/.test(line)) m.lastError = formatLogLine(line);
         if (!m.ready && isServingLine(line)) {
           m.ready = true;
+          servedResolve();
           onReady();
         }
       });
@@ -226,12 +290,15 @@ export function clusterUp(
       child.on('error', (e) => {
         err(`vrep cluster: cannot start ${p.id}: ${e.message}`);
         m.exit ??= { code: null, signal: null };
+        servedReject(e);
         stopAll(1);
       });
       // 'close' (not 'exit'): the output pipes are drained, so the reason is complete.
       child.on('close', (code, signal) => {
         m.exit = { code, signal };
         const how = code !== null ? `exit code ${code}` : `signal ${signal ?? '?'}`;
+        if (!m.ready) servedReject(new Error(`${p.id} exited before serving (${how}): ${reasonOf(m)}`));
+        if (m.restarting && phase === 'running') return; // the restart goes on from here
         if (phase === 'starting') {
           err(`vrep cluster: node ${p.id} failed to start (${how}): ${reasonOf(m)}`);
           stopAll(1);
@@ -241,6 +308,152 @@ export function clusterUp(
         }
         finishIfDone();
       });
-    }
+      return m;
+    };
+
+    /** Stops one node (SIGTERM, or SIGKILL to play a crash) and starts it again on the same data dir. */
+    const restart = async (id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<Member> => {
+      const old = members.get(id);
+      if (!old)
+        throw new RestartError(404, `no node ${id} in this cluster (${[...members.keys()].join(', ')})`);
+      if (phase !== 'running') throw new RestartError(409, `the cluster is ${phase}`);
+      if (old.restarting) throw new RestartError(409, `${id} is already restarting`);
+      old.restarting = true;
+      out(`vrep cluster: restarting ${id} (${signal})`);
+      if (old.exit === null) {
+        const exited = new Promise<void>((res) => old.child.once('close', () => res()));
+        old.child.kill(signal);
+        const force = setTimeout(() => old.child.kill('SIGKILL'), killAfterMs);
+        await exited;
+        clearTimeout(force);
+      }
+      if (phase !== 'running') throw new RestartError(409, `the cluster is ${phase}`);
+      const fresh = spawnMember(old.plan);
+      const timeout = new Promise<never>((_, rej) =>
+        setTimeout(
+          () => rej(new Error(`${id} not serving within ${readyTimeoutMs} ms`)),
+          readyTimeoutMs,
+        ).unref(),
+      );
+      try {
+        await Promise.race([fresh.served, timeout]);
+      } catch (e) {
+        throw new RestartError(500, (e as Error).message);
+      }
+      out(`vrep cluster: ${id} restarted (pid ${fresh.child.pid ?? '?'})`);
+      return fresh;
+    };
+
+    for (const p of plan) spawnMember(p);
   });
+}
+
+/** A restart refused or failed, with the HTTP status the control endpoint answers. */
+class RestartError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface ControlServer {
+  close(): Promise<void>;
+}
+
+/**
+ * The running cluster's control endpoint (loopback, a free port), named in
+ * `<data-dir>/cluster.json`: `POST /nodes/{id}/restart?signal=SIGTERM|SIGKILL`
+ * answers once the node serves again.
+ */
+async function startControl(
+  dataDir: string,
+  plan: readonly ClusterNodePlan[],
+  restart: (id: string, signal: 'SIGTERM' | 'SIGKILL') => Promise<Member>,
+): Promise<ControlServer> {
+  const server = createServer((req, res) => {
+    const answer = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify(body));
+    };
+    const url = new URL(req.url ?? '/', 'http://control');
+    const m = /^\/nodes\/([^/]+)\/restart$/.exec(url.pathname);
+    if (req.method !== 'POST' || !m) {
+      answer(404, { error: { message: 'POST /nodes/{id}/restart' } });
+      return;
+    }
+    const signal = url.searchParams.get('signal') === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM';
+    restart(decodeURIComponent(m[1] as string), signal).then(
+      (member) => answer(200, { id: member.plan.id, pid: member.child.pid, http: member.plan.httpAddress }),
+      (e: unknown) =>
+        answer(e instanceof RestartError ? e.status : 500, { error: { message: (e as Error).message } }),
+    );
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, HOST, () => res());
+  });
+  const file: ClusterFile = {
+    pid: process.pid,
+    control: `http://${HOST}:${(server.address() as AddressInfo).port}`,
+    nodes: plan.map((p) => ({ id: p.id, http: p.httpAddress, bind: p.bindAddress })),
+  };
+  const filePath = path.join(dataDir, CLUSTER_FILE);
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(`${filePath}.tmp`, `${JSON.stringify(file, null, 2)}\n`);
+  renameSync(`${filePath}.tmp`, filePath);
+  return {
+    close: () =>
+      new Promise<void>((res) => {
+        rmSync(filePath, { force: true });
+        server.closeAllConnections();
+        server.close(() => res());
+      }),
+  };
+}
+
+/**
+ * `vrep cluster restart ID`: asks the cluster running on `dataDir` (found
+ * through its cluster.json) to restart one node; resolves with the exit code.
+ */
+export async function clusterRestart(
+  opts: { id: string; dataDir: string; kill?: boolean; timeoutMs?: number },
+  out: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+  err: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<number> {
+  const filePath = path.join(opts.dataDir, CLUSTER_FILE);
+  const noCluster = `no cluster running with data dir ${opts.dataDir}`;
+  let file: ClusterFile;
+  try {
+    file = JSON.parse(readFileSync(filePath, 'utf8')) as ClusterFile;
+  } catch {
+    err(
+      `vrep cluster: ${noCluster} (no ${filePath}; start one with: vrep cluster up --data-dir ${opts.dataDir})`,
+    );
+    return 1;
+  }
+  const signal = opts.kill === true ? 'SIGKILL' : 'SIGTERM';
+  let res: Response;
+  try {
+    res = await fetch(`${file.control}/nodes/${encodeURIComponent(opts.id)}/restart?signal=${signal}`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    err(`vrep cluster: ${noCluster} (${file.control} from ${filePath} does not answer: ${cause})`);
+    return 1;
+  }
+  const body = (await res.json().catch(() => ({}))) as {
+    error?: { message?: string };
+    pid?: number;
+    http?: string;
+  };
+  if (res.status !== 200) {
+    err(`vrep cluster: cannot restart ${opts.id}: ${body.error?.message ?? `status ${res.status}`}`);
+    return 1;
+  }
+  out(`vrep cluster: ${opts.id} restarted (pid ${body.pid ?? '?'}, http://${body.http ?? '?'})`);
+  return 0;
 }

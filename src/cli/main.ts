@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `vrep` command line: serve, status, cluster up, info.
- * Usage errors (unknown flag, bad value) exit 2, like a bad configuration.
+ * The `vrep` command line: serve, status, force-sync, cluster up / restart,
+ * info. Usage errors (unknown flag, bad value) exit 2, like a bad
+ * configuration; a node that does not answer (or refuses) exits 1.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { runServe } from './serve-command.ts';
-import { fetchStatus, renderStatus, StatusUnavailable } from './status.ts';
-import { clusterUp, MAX_CLUSTER_NODES, PEER_PORT_OFFSET } from './cluster.ts';
+import { fetchStatus, renderStatus } from './status.ts';
+import { callNode, DEFAULT_NODE_URL, NodeUnavailable, nodeUrl } from './node-client.ts';
+import { clusterRestart, clusterUp, MAX_CLUSTER_NODES, PEER_PORT_OFFSET } from './cluster.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ENV_SOURCES } from '../config/sources.ts';
 
@@ -19,8 +22,26 @@ function integer(min: number, max: number): (value: string) => number {
   };
 }
 
+/** The package's version: package.json sits two levels up from src/cli/ and from dist/cli/. */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
+/** Runs a command that talks to a node; a NodeUnavailable is its one-line message and exit 1. */
+async function againstNode(command: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    if (!(err instanceof NodeUnavailable)) throw err;
+    process.stderr.write(`vrep ${command}: ${err.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
 const program = new Command('vrep')
   .description('A replication node for vector data.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .exitOverride()
   .showSuggestionAfterError();
 
@@ -39,6 +60,10 @@ program
   .option('--token <token>', 'bearer token required on every HTTP route but /health')
   .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes (default 67108864)')
   .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
+  .option(
+    '--insecure-no-auth',
+    'accept peers from any address with no secret or TLS (default: loopback only)',
+  )
   .addHelpText(
     'after',
     `\nEnvironment variables (overridden by flags): VREP_CONFIG, ${ENV_SOURCES.map((s) => s.name).join(', ')}.`,
@@ -48,27 +73,45 @@ program
 program
   .command('status')
   .description("print a node's replication status (GET /replication/status)")
-  .option('--url <url>', 'the node', 'http://127.0.0.1:15002')
+  .option('--url <url>', 'the node', nodeUrl, DEFAULT_NODE_URL)
   .option('--token <token>', 'bearer token, when the node requires one')
   .option('--json', 'print the raw JSON')
-  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
-    try {
+  .action(async (opts: { url: string; token?: string; json?: boolean }) =>
+    againstNode('status', async () => {
       const status = await fetchStatus({
         url: opts.url,
         ...(opts.token !== undefined ? { token: opts.token } : {}),
       });
       const text = opts.json === true ? JSON.stringify(status, null, 2) : renderStatus(status).join('\n');
       process.stdout.write(`${text}\n`);
-    } catch (err) {
-      if (!(err instanceof StatusUnavailable)) throw err;
-      process.stderr.write(`vrep status: ${err.message}\n`);
-      process.exitCode = 1;
-    }
-  });
+    }),
+  );
 
 program
-  .command('cluster')
-  .description('a local demo cluster')
+  .command('force-sync')
+  .description(
+    "make a replica discard its data and take the primary's in full (POST /replication/force-sync)",
+  )
+  .requiredOption('--replica <id>', "the replica's node id")
+  .option('--url <url>', 'the primary', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(async (opts: { url: string; replica: string; token?: string }) =>
+    againstNode('force-sync', async () => {
+      await callNode({
+        url: opts.url,
+        path: '/replication/force-sync',
+        method: 'POST',
+        body: { replica: opts.replica },
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+      });
+      process.stdout.write(
+        `full sync requested for replica ${opts.replica}: it reconnects and takes the primary's snapshot, discarding its own records\n`,
+      );
+    }),
+  );
+
+const cluster = program.command('cluster').description('a local demo cluster');
+cluster
   .command('up')
   .description('start N nodes on loopback (n1 primary, the rest replicas); Ctrl-C stops them')
   .option('--nodes <n>', 'how many nodes', integer(1, MAX_CLUSTER_NODES), 3)
@@ -86,6 +129,15 @@ program
   )
   .action(async (opts: { nodes: number; basePort: number; dataDir: string; fsync: string }) => {
     process.exitCode = await clusterUp(opts);
+  });
+cluster
+  .command('restart')
+  .description('restart one node of the cluster that `cluster up` runs on this data dir')
+  .argument('<id>', 'the node (n1, n2, ...)')
+  .option('--data-dir <dir>', 'the data dir given to cluster up', './cluster-data')
+  .option('--kill', 'stop it with SIGKILL (a crash) instead of SIGTERM')
+  .action(async (id: string, opts: { dataDir: string; kill?: boolean }) => {
+    process.exitCode = await clusterRestart({ id, dataDir: opts.dataDir, kill: opts.kill === true });
   });
 
 program

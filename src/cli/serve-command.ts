@@ -4,6 +4,10 @@
  *
  * Exit codes: 0 after a clean shutdown; 2 for a bad configuration or a role
  * this build cannot run (nothing is started); 1 for any other start-up failure.
+ *
+ * A promise rejection nobody handled is a bug, but not one worth losing the
+ * node (and every client's connection) over: it is logged, and the node goes
+ * on. Uncaught exceptions still end the process (state may be half-changed).
  */
 import { pino } from 'pino';
 import { isVrepError } from '../errors.ts';
@@ -18,9 +22,13 @@ export function serveFlags(opts: Readonly<Record<string, unknown>>): Record<stri
   for (const name of ['--config', ...FLAG_SOURCES.map((s) => s.name)]) {
     const value = opts[flagAttribute(name)];
     if (typeof value === 'string') flags[name] = value;
+    else if (value === true) flags[name] = 'true'; // a switch (--insecure-no-auth)
   }
   return flags;
 }
+
+/** After a clean stop, the longest the process may linger before it is made to exit. */
+const EXIT_AFTER_STOP_MS = 2000;
 
 function printLines(prefix: string, text: string): void {
   for (const line of text.split('\n')) process.stderr.write(`${prefix}${line}\n`);
@@ -37,6 +45,9 @@ export async function runServe(opts: Readonly<Record<string, unknown>>): Promise
     return;
   }
   const logger = pino({ name: 'vrep', level: config.logLevel });
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug; the node goes on)');
+  });
   for (const warning of config.warnings) logger.warn(warning);
   let server: Awaited<ReturnType<typeof serve>>;
   try {
@@ -60,13 +71,22 @@ export async function runServe(opts: Readonly<Record<string, unknown>>): Promise
     }
     stoppingSinceMs = Date.now();
     logger.info({ signal }, 'shutting down');
-    server.stop().then(
-      () => logger.info('stopped'),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exitCode = 1;
-      },
-    );
+    server
+      .stop()
+      .then(
+        () => logger.info('stopped'),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exitCode = 1;
+        },
+      )
+      .finally(() => {
+        // Everything is closed; a handle someone forgot must not keep a stopped node around.
+        setTimeout(() => {
+          logger.warn('handles still open after the shutdown; exiting anyway');
+          process.exit();
+        }, EXIT_AFTER_STOP_MS).unref();
+      });
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);

@@ -5,6 +5,7 @@
  */
 import type { ReplicaInfo, ReplicationStatus, SyncProgress } from '../node/types.ts';
 import { bytes, duration, progressBar, table } from './format.ts';
+import { callNode, NodeUnavailable } from './node-client.ts';
 
 export interface StatusOptions {
   url: string;
@@ -12,37 +13,16 @@ export interface StatusOptions {
   timeoutMs?: number;
 }
 
-/** Thrown when the node does not answer, or answers something other than a status. */
-export class StatusUnavailable extends Error {}
-
+/** GET /replication/status; NodeUnavailable when the node does not answer one. */
 export async function fetchStatus(opts: StatusOptions): Promise<ReplicationStatus> {
-  const url = `${opts.url.replace(/\/+$/, '')}/replication/status`;
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      headers: opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {},
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (err as Error).message;
-    throw new StatusUnavailable(`no answer from ${url}: ${why} (is the node running?)`);
-  }
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new StatusUnavailable(`${url} answered ${res.status} with something that is not JSON`);
-  }
-  if (res.status !== 200) {
-    const error = (body as { error?: { code?: string; message?: string } }).error;
-    throw new StatusUnavailable(
-      `${url} answered ${res.status}${error ? ` ${error.code ?? ''}: ${error.message ?? ''}` : ''}`,
-    );
-  }
+  const { body } = await callNode({
+    url: opts.url,
+    path: '/replication/status',
+    ...(opts.token !== undefined ? { token: opts.token } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  });
   if (typeof body !== 'object' || body === null || typeof (body as { role?: unknown }).role !== 'string')
-    throw new StatusUnavailable(`${url} did not answer a replication status`);
+    throw new NodeUnavailable(`${opts.url}/replication/status did not answer a replication status`);
   return body as ReplicationStatus;
 }
 

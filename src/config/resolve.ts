@@ -11,6 +11,7 @@ import { VrepError } from '../errors.ts';
 import type { ReplicationNodeOptions, ReplicationOptions, StorageOptions, Role } from '../node/types.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
 import { parseHostPort } from './address.ts';
+import { isLoopbackHost } from '../transport/loopback.ts';
 import { fileSchema, keysAt, REPLICATION_SYNONYMS, type ConfigLayer, type LogLevel } from './schema.ts';
 import { coerce, ENV_SOURCES, FLAG_SOURCES, unknownEnvNames, type TextSource } from './sources.ts';
 
@@ -74,6 +75,18 @@ interface Layer {
   written(key: string): unknown;
   /** The key as the user spelt it (a synonym). */
   spelling(key: string): string;
+  /** Problems found while reading the layer (before the schema), one line each. */
+  problems: string[];
+  /** Dotted keys those problems are about (left out of `data`). */
+  badKeys: string[];
+}
+
+/** A layer after the schema: its valid keys, and every problem with the others. */
+interface CheckedLayer {
+  data: ConfigLayer;
+  layer: Layer;
+  problems: string[];
+  badKeys: string[];
 }
 
 function fail(lines: string[]): never {
@@ -120,11 +133,39 @@ function setPath(tree: Tree, key: string, value: unknown): void {
   node[parts[parts.length - 1] as string] = value;
 }
 
-/** Validates one layer with the strict schema; every issue becomes one line of the error. */
-function validate(layer: Layer): ConfigLayer {
-  const r = fileSchema.safeParse(layer.data);
-  if (r.success) return r.data;
-  fail(r.error.issues.map((issue) => describeIssue(issue, layer)));
+/** Removes the value at `path` from a tree (a bad key, so the rest of its layer still counts). */
+function deletePath(tree: Tree, path: readonly PropertyKey[]): void {
+  if (path.length === 0) return;
+  const parent = getPath(tree, path.slice(0, -1));
+  if (isTree(parent)) delete parent[path[path.length - 1] as string];
+}
+
+/** How many rounds of "drop the bad keys, check again" a layer gets (one is the usual). */
+const MAX_CHECK_ROUNDS = 8;
+
+/**
+ * Validates one layer with the strict schema: every issue becomes one line,
+ * and the keys at fault are dropped so the layer's good keys still count
+ * (for the checks across keys, which then run in the same run).
+ */
+function check(layer: Layer): CheckedLayer {
+  const problems = [...layer.problems];
+  const badKeys = [...layer.badKeys];
+  const pruned = structuredClone(layer.data);
+  for (let round = 0; round < MAX_CHECK_ROUNDS; round++) {
+    const r = fileSchema.safeParse(pruned);
+    if (r.success) return { data: r.data, layer, problems, badKeys };
+    for (const issue of r.error.issues) {
+      problems.push(describeIssue(issue, layer));
+      const paths =
+        issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+      for (const path of paths) {
+        badKeys.push(path.map(String).join('.'));
+        deletePath(pruned, path);
+      }
+    }
+  }
+  return { data: {} as ConfigLayer, layer, problems, badKeys: [...badKeys, ''] };
 }
 
 function describeIssue(issue: z.core.$ZodIssue, layer: Layer): string {
@@ -150,28 +191,40 @@ function describeIssue(issue: z.core.$ZodIssue, layer: Layer): string {
   return message(key, expected, layer.written(dotted), layer.origin(dotted));
 }
 
-/** Renames Vectorizer's synonyms in `replication` to the canonical keys; both spellings at once is an error. */
-function canonicalSynonyms(data: Tree, origin: string): Map<string, string> {
+/**
+ * Renames Vectorizer's synonyms in `replication` to the canonical keys. Both
+ * spellings at once is a problem: the key is dropped and reported.
+ */
+function canonicalSynonyms(
+  data: Tree,
+  origin: string,
+): { spelt: Map<string, string>; problems: string[]; badKeys: string[] } {
   const spelt = new Map<string, string>();
+  const problems: string[] = [];
+  const badKeys: string[] = [];
   const replication = data['replication'];
-  if (!isTree(replication)) return spelt;
+  if (!isTree(replication)) return { spelt, problems, badKeys };
   for (const [synonym, canonical] of Object.entries(REPLICATION_SYNONYMS)) {
     if (!(synonym in replication)) continue;
     if (canonical in replication) {
-      fail([
+      problems.push(
         message(
           `replication.${synonym}`,
           `either ${synonym} or ${canonical}, not both (they are synonyms)`,
           replication[synonym],
           origin,
         ),
-      ]);
+      );
+      badKeys.push(`replication.${canonical}`);
+      delete replication[synonym];
+      delete replication[canonical];
+      continue;
     }
     replication[canonical] = replication[synonym];
     delete replication[synonym];
     spelt.set(`replication.${canonical}`, `replication.${synonym}`);
   }
-  return spelt;
+  return { spelt, problems, badKeys };
 }
 
 function fileLayer(file: { text: string; name: string }): Layer {
@@ -195,12 +248,14 @@ function fileLayer(file: { text: string; name: string }): Layer {
   if (!isTree(data)) {
     fail([message('(top level)', 'a mapping of keys (node_id, data_dir, ...)', data, origin)]);
   }
-  const spelt = canonicalSynonyms(data, origin);
+  const { spelt, problems, badKeys } = canonicalSynonyms(data, origin);
   return {
     data,
     origin: () => origin,
     written: (key) => getPath(data, key === '' ? [] : key.split('.')),
     spelling: (key) => spelt.get(key) ?? key,
+    problems,
+    badKeys,
   };
 }
 
@@ -211,31 +266,38 @@ function textLayer(
   const data: Tree = {};
   const from = new Map<string, string>();
   const written = new Map<string, string>();
+  const problems: string[] = [];
+  const badKeys: string[] = [];
   for (const source of sources) {
     const text = values[source.name];
     if (text === undefined) continue;
     const previous = from.get(source.key);
     if (previous !== undefined && values[previous] !== text) {
-      fail([
+      problems.push(
         message(
           source.key,
           `one value (${previous} and ${source.name} are synonyms)`,
           text,
           `from ${source.name}, while ${previous}=${show(values[previous])}`,
         ),
-      ]);
+      );
+      badKeys.push(source.key);
+      setPath(data, source.key, undefined);
+      continue;
     }
     if (source.kind === 'address') {
       const address = parseHostPort(text.trim(), 0);
       if (address === undefined) {
-        fail([
+        problems.push(
           message(
             source.key,
             'HOST:PORT (port 0-65535; IPv6 hosts in brackets)',
             text,
             `from ${source.name}`,
           ),
-        ]);
+        );
+        badKeys.push(source.key);
+        continue;
       }
       for (const [part, value] of [
         ['host', address.host],
@@ -260,11 +322,13 @@ function textLayer(
     },
     written: (key) => written.get(key),
     spelling: (key) => key,
+    problems,
+    badKeys,
   };
 }
 
 /** Merges validated layers, later ones winning key by key; records where each leaf came from. */
-function merge(layers: readonly { data: ConfigLayer; layer: Layer }[]): {
+function merge(layers: readonly CheckedLayer[]): {
   data: Tree;
   originOf: (key: string) => string;
 } {
@@ -298,20 +362,23 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
     () => textLayer(ENV_SOURCES, env),
     () => textLayer(FLAG_SOURCES, input.flags ?? {}),
   ];
-  // Read and validate every layer before failing, so one run reports all bad values.
-  const validated: { data: ConfigLayer; layer: Layer }[] = [];
+  // Read and check every layer, then the checks across keys, before failing: one run reports every problem.
+  const checked: CheckedLayer[] = [];
   const errors: string[] = [];
+  let unreadable = false;
   for (const read of layers) {
     try {
-      const layer = read();
-      validated.push({ data: validate(layer), layer });
+      checked.push(check(read()));
     } catch (err) {
+      // Only a file that is not YAML (or not a mapping) cannot be read at all.
       if (!(err instanceof VrepError)) throw err;
       errors.push(err.message);
+      unreadable = true;
     }
   }
-  if (errors.length > 0) fail(errors);
-  const { data, originOf } = merge(validated);
+  for (const c of checked) errors.push(...c.problems);
+  const badKeys = checked.flatMap((c) => c.badKeys);
+  const { data, originOf } = merge(checked);
   const c = data as ConfigLayer;
   const warnings = unknownEnvNames(env).map(
     (name) => `environment variable ${name} is not a vrep setting (see docs/config.md); ignored`,
@@ -319,6 +386,13 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
   const r: Partial<NonNullable<ConfigLayer['replication']>> = c.replication ?? {};
   const at = (key: string): string => originOf(key);
   const crossErrors: string[] = [];
+  // A check across keys runs only when none of its keys was bad (it would compare against a
+  // default the user did not choose), and not at all when a file could not be read.
+  const checkable = (...keys: string[]): boolean =>
+    !unreadable &&
+    keys.every((key) =>
+      badKeys.every((bad) => bad !== key && !key.startsWith(`${bad}.`) && !bad.startsWith(`${key}.`)),
+    );
 
   let role: Role = r.role ?? 'standalone';
   if (r.enabled === false && role !== 'standalone') {
@@ -331,7 +405,8 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
   const masterAddress = r.master_address ?? null;
   const peers = r.peers ?? [];
 
-  if (role === 'replica' && masterAddress === null) {
+  const roleKeys = ['replication.role', 'replication.enabled'];
+  if (checkable(...roleKeys, 'replication.master_address') && role === 'replica' && masterAddress === null) {
     crossErrors.push(
       message(
         'replication.master_address',
@@ -341,7 +416,12 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       ),
     );
   }
-  if (role === 'replica' && masterAddress !== null && masterAddress === bindAddress) {
+  if (
+    checkable(...roleKeys, 'replication.master_address', 'replication.bind_address') &&
+    role === 'replica' &&
+    masterAddress !== null &&
+    masterAddress === bindAddress
+  ) {
     crossErrors.push(
       message(
         'replication.master_address',
@@ -352,7 +432,7 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
     );
   }
   const seen = new Set<string>();
-  for (const peer of peers) {
+  for (const peer of checkable('replication.peers', 'replication.bind_address') ? peers : []) {
     if (peer === bindAddress || seen.has(peer)) {
       crossErrors.push(
         message(
@@ -368,7 +448,10 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
   }
   const heartbeatSecs = r.heartbeat_interval_secs ?? DEFAULTS.heartbeatIntervalSecs;
   const replicaTimeoutSecs = r.replica_timeout_secs ?? DEFAULTS.replicaTimeoutSecs;
-  if (replicaTimeoutSecs <= heartbeatSecs) {
+  if (
+    checkable('replication.replica_timeout_secs', 'replication.heartbeat_interval_secs') &&
+    replicaTimeoutSecs <= heartbeatSecs
+  ) {
     crossErrors.push(
       message(
         'replication.replica_timeout_secs',
@@ -379,7 +462,7 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
     );
   }
   const tls = r.tls ?? null;
-  if (tls !== null) {
+  if (tls !== null && checkable('replication.tls')) {
     const missing = (['cert', 'key', 'ca'] as const).filter((k) => tls[k] === undefined);
     if (missing.length > 0) {
       crossErrors.push(
@@ -392,7 +475,29 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       );
     }
   }
-  if (crossErrors.length > 0) fail(crossErrors);
+  const insecureNoAuth = r.insecure_no_auth ?? false;
+  const secret = r.secret ?? null;
+  const bindHost = parseHostPort(bindAddress, 0)?.host ?? bindAddress;
+  // Protected mode (as Redis's): an open peer port with nothing to check who connects is refused.
+  const protectedKeys = ['replication.bind_address', 'replication.secret', 'replication.tls'];
+  if (role !== 'standalone' && secret === null && tls === null && !isLoopbackHost(bindHost)) {
+    if (insecureNoAuth) {
+      warnings.push(
+        `replication.insecure_no_auth is true (${at('replication.insecure_no_auth')}): peers connecting to ${bindAddress} are accepted from any address without authentication`,
+      );
+    } else if (checkable(...roleKeys, ...protectedKeys, 'replication.insecure_no_auth')) {
+      crossErrors.push(
+        message(
+          'replication.bind_address',
+          'a loopback address (127.0.0.1, ::1, localhost) while no replication.secret (or tls) authenticates peers; set replication.secret, or replication.insecure_no_auth: true to accept unauthenticated peers from anywhere',
+          bindAddress,
+          at('replication.bind_address'),
+        ),
+      );
+    }
+  }
+  errors.push(...crossErrors);
+  if (errors.length > 0) fail(errors);
 
   if (role === 'standalone') {
     const ignored = ['master_address', 'peers'].filter((k) => r[k as keyof typeof r] != null);
@@ -420,8 +525,9 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       level: r.compression?.level ?? DEFAULTS.compressionLevel,
     },
     bandwidthBytesPerSec: r.bandwidth_bytes_per_sec ?? null,
-    secret: r.secret ?? null,
+    secret,
     tls: tls === null ? null : { cert: tls.cert as string, key: tls.key as string, ca: tls.ca as string },
+    ...(insecureNoAuth ? { insecureNoAuth } : {}),
     httpAddress: c.http?.advertise_address ?? null,
     ...(r.lag_threshold_ops !== undefined ? { lagThresholdOps: r.lag_threshold_ops } : {}),
     ...(r.cluster_id !== undefined ? { clusterId: r.cluster_id } : {}),

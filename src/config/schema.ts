@@ -95,6 +95,7 @@ export const replicationSchema = z.strictObject({
     .nullable()
     .optional(),
   cluster_id: field(z.string().regex(NAME_RE), `a cluster id: ${NAME}`),
+  insecure_no_auth: field(z.boolean(), 'true or false'),
 });
 
 export const storageSchema = z.strictObject({

@@ -58,6 +58,8 @@ export const ENV_SOURCES: readonly TextSource[] = [
   },
   { name: 'VREP_LAG_THRESHOLD_OPS', key: 'replication.lag_threshold_ops', kind: 'number' },
   { name: 'VREP_SECRET', key: 'replication.secret', kind: 'string', nullable: true },
+  { name: 'VREP_INSECURE_NO_AUTH', key: 'replication.insecure_no_auth', kind: 'bool' },
+  { name: 'REPLICATION_INSECURE_NO_AUTH', key: 'replication.insecure_no_auth', kind: 'bool' },
   { name: 'VREP_TLS_CERT', key: 'replication.tls.cert', kind: 'string' },
   { name: 'VREP_TLS_KEY', key: 'replication.tls.key', kind: 'string' },
   { name: 'VREP_TLS_CA', key: 'replication.tls.ca', kind: 'string' },
@@ -89,6 +91,8 @@ export const FLAG_SOURCES: readonly TextSource[] = [
   { name: '--role', key: 'replication.role', kind: 'string' },
   { name: '--primary', key: 'replication.master_address', kind: 'string' },
   { name: '--peers', key: 'replication.peers', kind: 'list' },
+  // A switch: commander gives true, passed on as the text "true".
+  { name: '--insecure-no-auth', key: 'replication.insecure_no_auth', kind: 'bool' },
   { name: '--fsync', key: 'storage.fsync', kind: 'string' },
   { name: '--log-level', key: 'logging.level', kind: 'string' },
 ];

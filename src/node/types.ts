@@ -44,6 +44,11 @@ export interface ReplicationOptions {
   /** Shared secret for peer authentication (HMAC challenge-response); null = none. */
   secret?: string | null;
   tls?: TlsOptions | null;
+  /**
+   * With neither a secret nor TLS, peers are accepted from loopback only
+   * (protected mode); true accepts them from anywhere. Default false.
+   */
+  insecureNoAuth?: boolean;
   /** Nodes with different cluster ids refuse each other. Default 'vrep'. */
   clusterId?: string;
   /** This node's HTTP address, told to peers (a replica names it in read-only errors). */

@@ -19,6 +19,8 @@ export function peerListener(
     port: settings.bind.port,
     logger,
     tls: settings.tls ?? undefined,
+    // Protected mode: nothing authenticates peers, so only this machine may connect.
+    loopbackOnly: settings.secret === null && settings.tls === null && !settings.insecureNoAuth,
     ...settings.linkLimits,
     onLink,
   });

@@ -21,6 +21,8 @@ export interface ResolvedReplication {
   lagThresholdOps: number;
   secret: string | null;
   tls: TlsOptions | null;
+  /** Protected mode off: peers accepted from any address without a secret or TLS. */
+  insecureNoAuth: boolean;
   httpAddress: string | null;
   linkLimits: Partial<LinkLimits>;
 }
@@ -85,6 +87,7 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
     lagThresholdOps: int('lagThresholdOps', o.lagThresholdOps, 10_000, 1, Number.MAX_SAFE_INTEGER),
     secret,
     tls: o.tls ?? null,
+    insecureNoAuth: o.insecureNoAuth === true,
     httpAddress: o.httpAddress ?? null,
     linkLimits: {},
   };

@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { VrepError } from '../errors.ts';
+import { isVrepError, VrepError } from '../errors.ts';
 import {
   errorReply,
   type HttpReply,
@@ -16,6 +16,8 @@ import {
 } from '../transport/http-server.ts';
 import { parseJsonPoints } from '../native/json-points.ts';
 import { decodeBinaryBatch } from './binary-batch.ts';
+import { jsonSyntaxErrorOf, parseJsonBody } from './json-body.ts';
+import { show } from '../config/resolve.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import { ConsistencyLevel } from '../node/consistency.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -58,19 +60,28 @@ function invalid(message: string): VrepError {
 /** Parses a small JSON control body into an object with only the allowed keys. */
 export function jsonObject(req: HttpRequest, allowed: readonly string[]): Record<string, unknown> {
   requireJson(req);
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(req.body));
-  } catch (err) {
-    throw new VrepError('ERR_JSON_SYNTAX', `body: not valid JSON (${(err as Error).message})`);
-  }
+  const value = parseJsonBody(req.body);
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid('body: expected a JSON object');
   for (const key of Object.keys(value)) {
-    if (!allowed.includes(key))
-      throw invalid(`body: unknown field "${key}" (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`);
+    if (allowed.includes(key)) continue;
+    throw invalid(
+      allowed.length === 0
+        ? `body: unknown field ${show(key)} (this route takes no fields: send no body, or {})`
+        : `body: unknown field ${show(key)} (allowed: ${allowed.map((k) => `"${k}"`).join(', ')})`,
+    );
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * A query parameter given at most once; a repeated one is refused rather
+ * than one of its values silently picked (proxies and clients disagree on which).
+ */
+export function queryParam(req: HttpRequest, name: string): string | null {
+  const values = req.query.getAll(name);
+  if (values.length > 1) throw invalid(`${name}: given ${values.length} times; give it once`);
+  return values[0] ?? null;
 }
 
 class MediaTypeError extends Error {}
@@ -84,11 +95,10 @@ function requireJson(req: HttpRequest): void {
 }
 
 function consistencyOf(req: HttpRequest): ConsistencyLevel | undefined {
-  const level = req.query.get('consistency');
+  const level = queryParam(req, 'consistency');
   if (level === null) return undefined;
   const levels: readonly string[] = Object.values(ConsistencyLevel);
-  if (!levels.includes(level))
-    throw invalid(`consistency: expected one, quorum or all, got ${JSON.stringify(level)}`);
+  if (!levels.includes(level)) throw invalid(`consistency: expected one, quorum or all, got ${show(level)}`);
   return level as ConsistencyLevel;
 }
 
@@ -160,7 +170,8 @@ export function tokenGuard(
         'ERR_TOO_MANY_FAILURES',
         'too many failed authentications from this address; retry later',
       );
-    const m = /^Bearer (.+)$/.exec(head.authorization);
+    // RFC 7235: the scheme is case-insensitive.
+    const m = /^bearer +(.+)$/i.exec(head.authorization);
     // Compare hashes: equal lengths for timingSafeEqual, and no length leak.
     if (m && timingSafeEqual(sha256(m[1] as string), expected)) return undefined;
     limiter.fail(head.remoteAddress);
@@ -190,11 +201,26 @@ export function errorToReply(err: unknown, logger: Logger): HttpReply {
   return errorReply(500, 'ERR_INTERNAL', 'internal error (see the node log)');
 }
 
+/** The native points parser, its syntax errors in the wording every JSON route shares. */
+function parsePoints(
+  body: Uint8Array,
+  dimension: number,
+  maxInputBytes: number,
+): ReturnType<typeof parseJsonPoints> {
+  try {
+    return parseJsonPoints(body, { dimension, maxInputBytes });
+  } catch (err) {
+    if (isVrepError(err, 'ERR_JSON_SYNTAX')) throw jsonSyntaxErrorOf(body, err.message);
+    throw err;
+  }
+}
+
 export function apiRoutes(opts: HttpApiOptions): Route[] {
   const { node, metrics } = opts;
   const infoOf = (name: string): { name: string; dimension: number; metric: string; count: number } => {
     const info = node.collections().find((c) => c.name === name);
-    if (!info) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" not found`);
+    // The store's wording, so every route says the same.
+    if (!info) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
     return info;
   };
 
@@ -254,7 +280,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (binary) {
           packed = decodeBinaryBatch(req.body, dimension);
         } else {
-          const batch = parseJsonPoints(req.body, { dimension, maxInputBytes: opts.maxBodyBytes });
+          const batch = parsePoints(req.body, dimension, opts.maxBodyBytes);
           const payloads: Uint8Array[] = new Array(batch.count);
           for (let i = 0; i < batch.count; i++) {
             payloads[i] = batch.payloadBytes.subarray(batch.payloadOffsets[i], batch.payloadOffsets[i + 1]);
@@ -289,9 +315,14 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
       pattern: '/collections/:name/points/:id',
       handler: async (req) => {
         const id = param(req, 'id');
-        const p = await node.get(param(req, 'name'), id);
+        const name = param(req, 'name');
+        const p = await node.get(name, id);
         if (p === null)
-          return errorReply(404, 'ERR_POINT_NOT_FOUND', `point ${JSON.stringify(id)} not found`);
+          return errorReply(
+            404,
+            'ERR_POINT_NOT_FOUND',
+            `point ${JSON.stringify(id)} does not exist in collection "${name}"`,
+          );
         return { status: 200, body: { id: p.id, vector: Array.from(p.vector), payload: p.payload } };
       },
     },
@@ -304,7 +335,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (!Array.isArray(vector) || !vector.every((x) => typeof x === 'number'))
           throw invalid('vector: expected an array of numbers');
         const k = body['k'] ?? 10;
-        if (typeof k !== 'number') throw invalid(`k: expected an integer, got ${JSON.stringify(k)}`);
+        if (typeof k !== 'number') throw invalid(`k: expected an integer, got ${show(k)}`);
         const filter = body['filter'];
         if (filter !== undefined && (typeof filter !== 'object' || filter === null || Array.isArray(filter)))
           throw invalid('filter: expected an object of top-level payload keys to match');

@@ -1,7 +1,7 @@
 /**
  * The replication routes of the HTTP API (docs/http-api.md), Vectorizer's
  * shapes: status, stats and replicas read the node; configure, promote and
- * transfer change its role. Errors go through the same mapping as the data
+ * transfer change its role; force-sync makes a replica start over in full. Errors go through the same mapping as the data
  * routes (http-api.ts errorToReply): a capability the node does not have yet
  * is 501 ERR_UNSUPPORTED with the node's message.
  */
@@ -12,6 +12,7 @@ import type { Role } from '../node/types.ts';
 import { jsonObject } from './http-api.ts';
 import { parseHostPort } from '../config/address.ts';
 import { ROLES } from '../config/schema.ts';
+import { show } from '../config/resolve.ts';
 
 export interface ReplicationApiOptions {
   node: ReplicationNode;
@@ -36,7 +37,7 @@ export function configureChange(body: Record<string, unknown>): {
   if (role !== undefined) {
     const name = role === 'master' ? 'primary' : role;
     if (typeof name !== 'string' || !(ROLES as readonly string[]).includes(name))
-      throw invalid(`role: expected one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+      throw invalid(`role: expected one of ${ROLES.join(', ')}, got ${show(role)}`);
     change.role = name as Role;
   }
   if (body['master_address'] !== undefined && body['primary_address'] !== undefined)
@@ -44,7 +45,7 @@ export function configureChange(body: Record<string, unknown>): {
   const address = body['master_address'] !== undefined ? body['master_address'] : body['primary_address'];
   if (address !== undefined) {
     if (address !== null && (typeof address !== 'string' || parseHostPort(address, 1) === undefined))
-      throw invalid(`master_address: expected HOST:PORT or null, got ${JSON.stringify(address)}`);
+      throw invalid(`master_address: expected HOST:PORT or null, got ${show(address)}`);
     change.masterAddress = address;
   }
   if (change.role === undefined && change.masterAddress === undefined)
@@ -96,9 +97,21 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
       handler: async (req) => {
         const to = jsonObject(req, ['to'])['to'];
         if (typeof to !== 'string' || to.length === 0 || to.length > 255)
-          throw invalid(`to: expected the node id or address of a replica, got ${JSON.stringify(to)}`);
+          throw invalid(`to: expected the node id or address of a replica, got ${show(to)}`);
         await node.transfer(to);
         return { status: 200, body: node.replicationStatus() };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/force-sync',
+      handler: async (req) => {
+        const replica = jsonObject(req, ['replica'])['replica'];
+        if (typeof replica !== 'string' || replica.length === 0 || replica.length > 255)
+          throw invalid(`replica: expected a replica's node id, got ${show(replica)}`);
+        // The replica drops its link and asks again; the answer is a full sync (accepted, not yet done).
+        await node.forceSync(replica);
+        return { status: 202, body: { replica, full_sync: 'requested' } };
       },
     },
   ];

@@ -4,9 +4,12 @@
  * The HTTP listener is bound first so the node can be told its real HTTP
  * address (port 0 picks one), which replicas name in read-only errors. Until
  * the node has recovered its data, every request but an unauthenticated one
- * gets 503 ERR_STARTING.
+ * gets 503 ERR_STARTING. Stopping is the reverse: HTTP stops taking requests
+ * and lets the ones in flight finish (up to `shutdownGraceMs`) before the
+ * node closes its store, and no handler reaches the node once it is closing.
  */
 import type { Logger } from 'pino';
+import { VrepError } from '../errors.ts';
 import { errorReply, startHttpServer, type HttpServer } from '../transport/http-server.ts';
 import { apiRoutes, errorToReply, tokenGuard } from './http-api.ts';
 import { replicationRoutes } from './replication-api.ts';
@@ -17,6 +20,8 @@ import type { ReplicationNodeOptions } from '../node/types.ts';
 import { formatHostPort } from '../config/address.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** How long a stop waits for HTTP requests in flight before the node closes under them. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 
 export interface ServeHttpOptions {
   host: string;
@@ -34,12 +39,18 @@ export interface ServeOptions {
   node: ReplicationNodeOptions;
   http: ServeHttpOptions;
   logger: Logger;
+  /** How long stop() lets HTTP requests in flight finish (default 5 s). */
+  shutdownGraceMs?: number;
 }
 
 export interface RunningServer {
   readonly httpPort: number;
   readonly node: ReplicationNode;
-  /** Stops accepting requests, then stops the node (in-flight writes finish, WAL flushed, links closed). */
+  /**
+   * Stops accepting requests (later ones get 503), waits for the ones in
+   * flight (up to the grace), then stops the node (WAL flushed, links
+   * closed) and drops the connections left.
+   */
   stop(): Promise<void>;
 }
 
@@ -50,7 +61,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const token = opts.http.token ?? null;
   const metrics = new ServerMetrics();
   let started: ReplicationNode | undefined;
+  let stopping = false;
   const current = (): ReplicationNode => {
+    // Never an answer from a closed store: a handler still running when the node stops gets 503.
+    if (stopping) throw new VrepError('ERR_NODE_STOPPED', 'the node is stopping');
     // The guard answers 503 before any handler runs while the node starts.
     if (started === undefined) throw new Error('node not started');
     return started;
@@ -141,8 +155,13 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     httpPort: http.port,
     node: running,
     stop: async () => {
-      http.close();
-      await running.stop();
+      await http.drain(opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+      stopping = true;
+      try {
+        await running.stop();
+      } finally {
+        http.close();
+      }
     },
   };
 }

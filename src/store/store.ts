@@ -299,7 +299,10 @@ export class Store {
     } as LogRecord;
     const bytes = encodeRecord(record);
     if (bytes.length > this.log.maxRecordBytes) {
-      throw invalid(`batch: ${bytes.length} bytes encoded, limit ${this.log.maxRecordBytes}; split it`);
+      throw new VrepError(
+        'ERR_RECORD_TOO_LARGE',
+        `batch: ${bytes.length} bytes encoded, limit ${this.log.maxRecordBytes}; split it`,
+      );
     }
     const durable = this.log.append([bytes]);
     applyRecord(this.collections, record);

@@ -1,18 +1,26 @@
 /**
- * HTTP listener on uWebSockets.js. All uWS calls stay inside src/transport/
- * so swapping the server library touches one folder.
+ * The HTTP API listener, on Node's own `node:http` (llhttp). It was on
+ * uWebSockets.js, whose parser gave no answer at all to HTTP/1.0 requests
+ * and to HTTP/1.1 requests without Host (a load balancer's health check),
+ * took two different Content-Lengths, and dropped a request pipelined right
+ * after a body; none of that is reachable from JS. Peers stay on uWS
+ * (peer-server.ts).
  *
- * Routing is done here (not with uWS patterns) so that a known path with the
- * wrong method answers 405 and an unknown path 404. Request bodies are read
- * with onData into one buffer; the size limit is enforced while streaming
- * (and up front from Content-Length), answering 413 and closing the
- * connection instead of buffering more.
+ * Routing is done here so that a known path with the wrong method answers
+ * 405 and an unknown path 404; HEAD runs the GET handler and sends no body.
+ * A body is read into one buffer of its Content-Length (a chunked one grows
+ * by doubling; one that arrives in a single chunk is that chunk); the size limit is enforced up front from Content-Length and
+ * while streaming, answering 413 and closing the connection instead of
+ * buffering more. Framing llhttp refuses (two Content-Lengths, chunked not
+ * last) is a 400 with a close. Every reply is serialized under a guard: an
+ * answer that cannot be serialized becomes a 500 for that request only.
  */
-import uWS from 'uWebSockets.js';
-import { listenUws } from './uws-listen.ts';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { listenError } from './listen-error.ts';
 
 export interface HttpRequest {
-  /** Upper case: GET, PUT, POST, DELETE ... */
+  /** Upper case: GET, PUT, POST, DELETE ... (HEAD reaches the GET handler as HEAD). */
   readonly method: string;
   readonly path: string;
   /** Decoded path parameters (`:name` segments of the route pattern). */
@@ -33,6 +41,8 @@ export interface HttpReply {
   /** A ready-made text body, sent with `contentType`. */
   text?: string;
   contentType?: string;
+  /** Extra response headers (Allow, Retry-After ...). */
+  headers?: Readonly<Record<string, string>>;
   /** Close the connection after this reply (used when a body was refused). */
   close?: boolean;
 }
@@ -61,38 +71,33 @@ export interface HttpServerOptions {
   routes: readonly Route[];
   /** Largest request body accepted; larger ones get 413 while streaming. */
   maxBodyBytes: number;
+  /** Requests handled at once; more get 503 ERR_OVERLOADED. Default 1024. */
+  maxInFlightRequests?: number;
   /** Runs before the body is read; a reply returned here is sent instead of the handler's. */
   guard?: (head: RequestHead) => HttpReply | undefined;
   /** Called once per answered request (route is the pattern, or 'unmatched'). */
   onResponse?: (route: string, method: string, status: number) => void;
-  /** Maps an exception thrown by a handler to a reply (default: 500, no details). */
+  /** Maps an exception thrown by a handler (or by serializing its answer) to a reply (default: 500, no details). */
   onError?: (err: unknown) => HttpReply;
-  /** How long to wait out a busy port (see uws-listen.ts); default 0: fail at once. */
-  bindRetryMs?: number;
-  onBindBusy?: (waitedMs: number) => void;
 }
 
 export interface HttpServer {
   /** The port actually bound (useful when asked for port 0). */
   readonly port: number;
+  /**
+   * Graceful stop, first half: stops listening, answers every request that
+   * arrives from now on 503 ERR_NODE_STOPPED with a close, closes idle
+   * keep-alive connections, and resolves once the requests in flight are
+   * answered or `graceMs` has passed.
+   */
+  drain(graceMs: number): Promise<void>;
+  /** Drops every connection still open (after drain, or at once). */
   close(): void;
 }
 
-const reasons: Record<number, string> = {
-  200: 'OK',
-  201: 'Created',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  501: 'Not Implemented',
-  503: 'Service Unavailable',
-};
+/** Closing after a refused body: how long to keep reading (and discarding) so the answer is not lost to a reset. */
+const LINGER_MS = 1000;
+const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 export function errorReply(status: number, code: string, message: string): HttpReply {
   return { status, body: { error: { code, message } } };
@@ -140,70 +145,223 @@ function match(
   return undefined;
 }
 
-const textDecoder = new TextDecoder();
+/** The handler for `method`, HEAD falling back to GET. */
+function handlerOf(route: CompiledRoute, method: string): RouteHandler | undefined {
+  return route.methods.get(method) ?? (method === 'HEAD' ? route.methods.get('GET') : undefined);
+}
+
+function allowedMethods(route: CompiledRoute): string {
+  const methods = [...route.methods.keys()];
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
+  return methods.join(', ');
+}
+
+/** Path and query of a request-target (origin form, or absolute form); undefined when it is neither. */
+function splitTarget(target: string): { path: string; query: string } | undefined {
+  if (target.startsWith('/')) {
+    const q = target.indexOf('?');
+    return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+  }
+  try {
+    const url = new URL(target);
+    return { path: url.pathname, query: url.search.slice(1) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many times a header appears (node keeps only the first Host, and joins others). */
+function headerCount(req: http.IncomingMessage, name: string): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if ((req.rawHeaders[i] as string).toLowerCase() === name) n++;
+  }
+  return n;
+}
+
+/** The status and words for a request llhttp could not parse. */
+function clientErrorReply(err: NodeJS.ErrnoException & { reason?: string }): HttpReply {
+  const why = err.reason ?? err.message;
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return errorReply(431, 'ERR_BAD_REQUEST', 'request: headers too large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT')
+    return errorReply(408, 'ERR_REQUEST_TIMEOUT', 'request: not received in time');
+  return errorReply(400, 'ERR_BAD_REQUEST', `request: ${why}`);
+}
+
+/**
+ * After refusing a body the client is still sending: closing at once, with
+ * its bytes unread, makes the kernel send a reset, and a client still busy
+ * writing then loses the answer it has not read yet. So the rest of the body
+ * is read and dropped for up to LINGER_MS (as nginx's lingering close) while
+ * our side is already shut (FIN sent). Node's destroySoon(), called for a
+ * Connection: close answer, would destroy the socket as soon as the FIN is
+ * out; its pending destroy is taken off and done on our timer instead.
+ */
+function lingeringClose(req: http.IncomingMessage): void {
+  const socket = req.socket;
+  socket.removeListener('finish', socket.destroy);
+  req.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** Writes a reply on a socket that has no HTTP response object (a request llhttp refused). */
+function writeRawReply(socket: Socket, reply: HttpReply): void {
+  const payload = JSON.stringify(reply.body);
+  socket.end(
+    `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? ''}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
+      `connection: close\r\n\r\n${payload}`,
+  );
+}
 
 /** Starts an HTTP server; unknown paths get 404, known paths with another method 405. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const routes = compile(opts.routes);
   const onError = opts.onError ?? ((): HttpReply => errorReply(500, 'ERR_INTERNAL', 'internal error'));
+  const maxInFlight = opts.maxInFlightRequests ?? DEFAULT_MAX_IN_FLIGHT;
+  let inFlight = 0;
+  let draining = false;
+  // Per connection, the answer of the latest request: pipelined requests run one after
+  // another (RFC 9112 9.3.2 allows parallel work only when every method is safe).
+  const turns = new WeakMap<Socket, Promise<void>>();
+  let drained: (() => void) | undefined;
 
-  const app = uWS.App();
-  app.any('/*', (res, req) => {
-    // uWS request data is only valid synchronously: copy what we need now.
-    const method = req.getCaseSensitiveMethod().toUpperCase();
-    const path = req.getUrl();
-    const queryText = req.getQuery() ?? '';
-    const contentType = (req.getHeader('content-type').split(';')[0] ?? '').trim().toLowerCase();
-    const authorization = req.getHeader('authorization');
-    const contentLengthText = req.getHeader('content-length');
-    const chunked = req.getHeader('transfer-encoding') !== '';
-    const remoteAddress = textDecoder.decode(res.getRemoteAddressAsText());
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void => {
+    const method = (req.method ?? '').toUpperCase();
+    const target = splitTarget(req.url ?? '');
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    const authorization = req.headers.authorization ?? '';
+    const remoteAddress = req.socket.remoteAddress ?? '';
+    const declaredText = req.headers['content-length'];
+    const transferEncoding = req.headers['transfer-encoding'];
+    const hasBody = declaredText !== undefined || transferEncoding !== undefined;
 
-    let aborted = false;
+    inFlight++;
+    let finished = false;
+    const done = (): void => {
+      if (finished) return;
+      finished = true;
+      inFlight--;
+      if (draining && inFlight === 0) drained?.();
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    const previousTurn = turns.get(req.socket);
+    turns.set(
+      req.socket,
+      new Promise((resolve) => {
+        res.once('finish', resolve);
+        res.once('close', resolve);
+      }),
+    );
+
     let answered = false;
     let routeLabel = 'unmatched';
-    res.onAborted(() => {
-      aborted = true;
-    });
-    const reply = (r: HttpReply): void => {
-      if (aborted || answered) return;
-      answered = true;
+    const send = (r: HttpReply, payload: string): void => {
       opts.onResponse?.(routeLabel, method, r.status);
-      const payload = r.text ?? JSON.stringify(r.body ?? {});
-      res.cork(() => {
-        res
-          .writeStatus(`${r.status} ${reasons[r.status] ?? ''}`.trimEnd())
-          .writeHeader(
-            'content-type',
-            r.text !== undefined ? (r.contentType ?? 'text/plain') : 'application/json',
-          )
-          .end(payload, r.close === true);
-      });
+      const close = r.close === true || draining;
+      res.statusCode = r.status;
+      res.setHeader(
+        'content-type',
+        r.text !== undefined ? (r.contentType ?? 'text/plain') : 'application/json',
+      );
+      res.setHeader('content-length', Buffer.byteLength(payload));
+      for (const [name, value] of Object.entries(r.headers ?? {})) res.setHeader(name, value);
+      if (close) {
+        res.setHeader('connection', 'close');
+        if (hasBody && !req.complete) res.once('finish', () => lingeringClose(req));
+      }
+      res.end(payload);
     };
+    const reply = (r: HttpReply): void => {
+      if (answered || res.destroyed) return;
+      answered = true;
+      let payload: string;
+      let sent = r;
+      try {
+        payload = r.text ?? JSON.stringify(r.body ?? {});
+      } catch (err) {
+        // e.g. RangeError from a payload nested too deep: this request fails, nothing else.
+        try {
+          sent = onError(err);
+          payload = sent.text ?? JSON.stringify(sent.body ?? {});
+        } catch {
+          sent = errorReply(500, 'ERR_INTERNAL', 'internal error');
+          payload = JSON.stringify(sent.body);
+        }
+      }
+      send(sent, payload);
+    };
+
+    if (!target) {
+      reply({ ...errorReply(400, 'ERR_BAD_REQUEST', 'request: target must be a path'), close: true });
+      return;
+    }
+    const { path } = target;
+    // RFC 9112 3.2: an HTTP/1.1 request without exactly one Host is a 400 (HTTP/1.0 needs none).
+    const hosts = headerCount(req, 'host');
+    if ((req.httpVersion === '1.1' && hosts === 0) || hosts > 1) {
+      const why = hosts === 0 ? 'an HTTP/1.1 request needs a Host header' : 'more than one Host header';
+      reply({ ...errorReply(400, 'ERR_BAD_REQUEST', `host: ${why}`), close: true });
+      return;
+    }
+    // llhttp has already refused codings where chunked is not last; anything but chunked alone is not implemented.
+    if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
+      reply({
+        ...errorReply(
+          501,
+          'ERR_UNSUPPORTED',
+          `transfer-encoding: ${JSON.stringify(transferEncoding)} not supported (only chunked)`,
+        ),
+        close: true,
+      });
+      return;
+    }
+    if (draining) {
+      reply({ ...errorReply(503, 'ERR_NODE_STOPPED', 'the node is stopping'), close: true });
+      return;
+    }
+    if (inFlight > maxInFlight) {
+      reply({
+        ...errorReply(503, 'ERR_OVERLOADED', `more than ${maxInFlight} requests in flight; retry shortly`),
+        headers: { 'retry-after': '1' },
+        close: hasBody,
+      });
+      return;
+    }
 
     let found: ReturnType<typeof match>;
     try {
       found = match(routes, path);
     } catch {
-      reply(errorReply(400, 'ERR_INVALID_INPUT', 'path: malformed percent-encoding'));
+      reply({ ...errorReply(400, 'ERR_INVALID_INPUT', 'path: malformed percent-encoding'), close: hasBody });
       return;
     }
     if (found) routeLabel = found.route.pattern;
-    const handler = found?.route.methods.get(method);
+    const handler = found ? handlerOf(found.route, method) : undefined;
     const guarded = opts.guard?.({ method, route: found?.route.pattern, authorization, remoteAddress });
     if (guarded) {
-      reply({ ...guarded, close: guarded.close ?? (contentLengthText !== '' || chunked) });
+      reply({ ...guarded, close: guarded.close ?? hasBody });
       return;
     }
     if (!found) {
-      reply(errorReply(404, 'ERR_NOT_FOUND', `no route ${method} ${path}`));
+      reply({ ...errorReply(404, 'ERR_NOT_FOUND', `no route ${method} ${path}`), close: hasBody });
       return;
     }
     if (!handler) {
-      const allowed = [...found.route.methods.keys()].join(', ');
-      reply(
-        errorReply(405, 'ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path} (allowed: ${allowed})`),
-      );
+      const allowed = allowedMethods(found.route);
+      reply({
+        ...errorReply(
+          405,
+          'ERR_METHOD_NOT_ALLOWED',
+          `${method} not allowed on ${path} (allowed: ${allowed})`,
+        ),
+        headers: { allow: allowed },
+        close: hasBody,
+      });
       return;
     }
 
@@ -212,72 +370,145 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         method,
         path,
         params: found.params,
-        query: new URLSearchParams(queryText),
+        query: new URLSearchParams(target.query),
         contentType,
         authorization,
         remoteAddress,
         body,
       };
-      let result: HttpReply | Promise<HttpReply>;
-      try {
-        result = handler(request);
-      } catch (err) {
-        reply(onError(err));
-        return;
-      }
-      if (result instanceof Promise) result.then(reply, (err: unknown) => reply(onError(err)));
-      else reply(result);
+      // A handler that throws synchronously lands in the same rejection path as an async one.
+      (previousTurn ?? Promise.resolve())
+        .then(() => handler(request))
+        .then(reply, (err: unknown) => reply(onError(err)));
     };
 
     const tooLarge = (): HttpReply => ({
       ...errorReply(413, 'ERR_BODY_TOO_LARGE', `request body: more than ${opts.maxBodyBytes} bytes`),
       close: true,
     });
-    const declared = contentLengthText === '' ? undefined : Number(contentLengthText);
-    if (declared === undefined && !chunked) {
+    if (!hasBody) {
       dispatch(new Uint8Array(0));
       return;
     }
-    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {
-      reply({ ...errorReply(400, 'ERR_INVALID_INPUT', 'content-length: not a number'), close: true });
-      return;
-    }
+    // llhttp has checked Content-Length is one non-negative integer.
+    const declared = declaredText === undefined ? undefined : Number(declaredText);
     if (declared !== undefined && declared > opts.maxBodyBytes) {
       reply(tooLarge());
       return;
     }
-    // Known length: one allocation; chunked: grow by doubling up to the limit.
-    let buffer = new Uint8Array(declared ?? Math.min(64 * 1024, opts.maxBodyBytes));
+    if (expectsContinue) res.writeContinue();
+    // Known length: one buffer of it; chunked: grow by doubling up to the limit. A body that
+    // arrives in one chunk is used as it is: node hands each chunk over in its own buffer.
+    let buffer: Buffer | undefined;
     let length = 0;
-    res.onData((chunk, isLast) => {
-      if (answered || aborted) return;
-      const bytes = new Uint8Array(chunk);
-      if (length + bytes.length > opts.maxBodyBytes) {
+    req.on('data', (chunk: Buffer) => {
+      if (answered) return;
+      if (length + chunk.length > opts.maxBodyBytes) {
         reply(tooLarge());
         return;
       }
-      if (length + bytes.length > buffer.length) {
-        const grown = new Uint8Array(
-          Math.min(opts.maxBodyBytes, Math.max(buffer.length * 2, length + bytes.length)),
+      if (buffer === undefined && chunk.length === declared) {
+        buffer = chunk;
+        length = chunk.length;
+        return;
+      }
+      buffer ??= Buffer.allocUnsafe(declared ?? Math.min(64 * 1024, opts.maxBodyBytes));
+      if (length + chunk.length > buffer.length) {
+        const grown = Buffer.allocUnsafe(
+          Math.min(opts.maxBodyBytes, Math.max(buffer.length * 2, length + chunk.length)),
         );
-        grown.set(buffer.subarray(0, length));
+        buffer.copy(grown, 0, 0, length);
         buffer = grown;
       }
-      buffer.set(bytes, length); // copies: the chunk is only valid during this call
-      length += bytes.length;
-      if (isLast) dispatch(buffer.subarray(0, length));
+      chunk.copy(buffer, length);
+      length += chunk.length;
+    });
+    req.on('end', () => {
+      if (!answered) dispatch(buffer === undefined ? new Uint8Array(0) : buffer.subarray(0, length));
+    });
+  };
+
+  /** A throw out of the routing code (a guard, onResponse) fails its request, never the process. */
+  const handleSafely = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    expectsContinue: boolean,
+  ): void => {
+    try {
+      handle(req, res, expectsContinue);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      let status = 500;
+      let payload = JSON.stringify(errorReply(500, 'ERR_INTERNAL', 'internal error').body);
+      try {
+        const reply = onError(err);
+        payload = JSON.stringify(reply.body ?? {});
+        status = reply.status;
+      } catch {
+        // the fixed 500 above
+      }
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(payload);
+    }
+  };
+
+  const server = http.createServer(
+    {
+      // Checked in `handle`, so the 400 has a JSON body and is counted like every answer.
+      requireHostHeader: false,
+      keepAliveTimeout: 5000,
+      headersTimeout: 20_000,
+      requestTimeout: 120_000,
+      noDelay: true,
+    },
+    (req, res) => handleSafely(req, res, false),
+  );
+  // Expect: 100-continue: the guard and the size limit run before the client sends the body.
+  server.on('checkContinue', (req, res) => handleSafely(req, res, true));
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const reply = clientErrorReply(err);
+    opts.onResponse?.('unmatched', 'UNPARSED', reply.status);
+    writeRawReply(socket, reply);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onListenError = (err: NodeJS.ErrnoException): void =>
+      reject(listenError('HTTP', opts.host, opts.port, err.code ?? err.message));
+    server.once('error', onListenError);
+    // libuv sets SO_REUSEADDR and never SO_REUSEPORT: a live listener is EADDRINUSE, TIME_WAIT is not.
+    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+      server.off('error', onListenError);
+      resolve();
     });
   });
 
-  const listenSocket = await listenUws(app, {
-    host: opts.host,
-    port: opts.port,
-    what: 'HTTP',
-    ...(opts.bindRetryMs !== undefined ? { bindRetryMs: opts.bindRetryMs } : {}),
-    ...(opts.onBindBusy ? { onBusy: opts.onBindBusy } : {}),
-  });
   return {
-    port: uWS.us_socket_local_port(listenSocket),
-    close: () => uWS.us_listen_socket_close(listenSocket),
+    port: (server.address() as { port: number }).port,
+    drain: (graceMs) => {
+      draining = true;
+      // Stops listening and closes keep-alive connections with no request on them.
+      server.close();
+      server.closeIdleConnections();
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    },
+    close: () => {
+      draining = true;
+      server.close();
+      server.closeAllConnections();
+    },
   };
 }

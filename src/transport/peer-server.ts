@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import uWS from 'uWebSockets.js';
-import { listenUws, TIME_WAIT_RETRY_MS } from './uws-listen.ts';
+import { listenUws } from './uws-listen.ts';
+import { isLoopbackAddress } from './loopback.ts';
 import {
   CloseCodes,
   emptyCounters,
@@ -29,8 +30,15 @@ export interface PeerServerOptions extends Partial<LinkLimits> {
   host: string;
   /** 0 picks a free port; `PeerServer.port` reports it. */
   port: number;
-  /** How long to wait out a busy port (see uws-listen.ts); default 65 s, TIME_WAIT's length. */
+  /** How long to wait for a port another process holds (see uws-listen.ts); default 0: fail at once. */
   bindRetryMs?: number;
+  /**
+   * Protected mode: a peer connecting from a non-loopback address is closed
+   * at once with 4040 and a reason, and the refusal is logged; it never
+   * becomes a link. The replication layer sets it when nothing authenticates
+   * peers (no secret, no TLS) and insecure_no_auth is off.
+   */
+  loopbackOnly?: boolean;
   /** URL path of the peer route; '/peer' by default. */
   path?: string;
   logger?: LinkLogger;
@@ -59,13 +67,16 @@ export interface PeerServer {
   close(): void;
 }
 
+/** Why protected mode refused a peer: told to the peer (close reason, at most 123 bytes) and logged. */
+export const PROTECTED_MODE_REASON = 'no replication.secret: peers are accepted from loopback only';
+
 /** The close message uWS gives when a message exceeds maxPayloadLength (v20.30). */
 const UWS_TOO_BIG = 'Received too big message';
 
 interface SocketData {
   link?: LinkCore;
-  /** Behind the TLS front: the peer's address from the front's PROXY header. */
-  remoteAddress?: string;
+  /** The peer's address; behind the TLS front, from the front's PROXY header. */
+  remoteAddress: string;
 }
 
 /** Starts the uWS peer listener on exactly host:port (with `tls`, the TLS front takes that address). */
@@ -84,22 +95,30 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     compression: uWS.DISABLED,
     idleTimeout: options.idleTimeoutSec ?? 60,
     sendPingsAutomatically: true,
-    // Behind the front only: there the PROXY header comes from the front, not from the peer.
-    ...(tlsMaterial && {
-      upgrade: (res, req, context) => {
-        const proxied = Buffer.from(res.getProxiedRemoteAddressAsText()).toString();
-        res.upgrade<SocketData>(
-          { remoteAddress: proxied || 'unknown (via TLS front)' },
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
-        );
-      },
-    }),
+    upgrade: (res, req, context) => {
+      // Behind the front only: there the PROXY header comes from the front, not from the peer.
+      const remoteAddress = tlsMaterial
+        ? Buffer.from(res.getProxiedRemoteAddressAsText()).toString() || 'unknown (via TLS front)'
+        : Buffer.from(res.getRemoteAddressAsText()).toString();
+      res.upgrade<SocketData>(
+        { remoteAddress },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
     open: (ws) => {
-      const remoteAddress =
-        ws.getUserData().remoteAddress ?? Buffer.from(ws.getRemoteAddressAsText()).toString();
+      const { remoteAddress } = ws.getUserData();
+      if (options.loopbackOnly === true && !isLoopbackAddress(remoteAddress)) {
+        // Refused after the upgrade rather than before it, so the dialer logs the reason too.
+        logger.warn(
+          { remote: remoteAddress, reason: PROTECTED_MODE_REASON },
+          'peer server: refused a peer from a non-loopback address (protected mode: set replication.secret, or replication.insecure_no_auth)',
+        );
+        ws.end(CloseCodes.authFailed, PROTECTED_MODE_REASON);
+        return;
+      }
       const link = new LinkCore({
         side: 'server',
         remoteAddress,
@@ -139,12 +158,11 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
       host,
       port: options.port,
       what: 'peer server',
-      // Peers reconnect on their own: better to come up late than not at all.
-      bindRetryMs: options.bindRetryMs ?? TIME_WAIT_RETRY_MS,
+      ...(options.bindRetryMs !== undefined ? { bindRetryMs: options.bindRetryMs } : {}),
       onBusy: (waitedMs) =>
         logger.warn(
           { host, port: options.port, waitedMs },
-          'peer server: port busy (TIME_WAIT after a restart, or another process); retrying',
+          'peer server: port held by another process; retrying',
         ),
     });
     return serverHandle({ port: uWS.us_socket_local_port(listenSocket), listenSocket, links, totals });

@@ -13,6 +13,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { PEER_TLS_MIN_VERSION, type PeerTlsMaterial } from './tls-config.ts';
+import { listenError } from './listen-error.ts';
 import type { LinkLogger } from './link.ts';
 
 export interface TlsFrontOptions {
@@ -172,8 +173,8 @@ export async function startTlsFront(options: TlsFrontOptions): Promise<TlsFront>
   });
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => {
-      reject(new Error(`peer server: cannot listen on ${options.host}:${options.port} (${err.message})`));
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(listenError('peer server', options.host, options.port, err.code ?? err.message));
     };
     server.once('error', onError);
     server.listen(options.port, options.host, () => {

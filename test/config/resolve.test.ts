@@ -135,6 +135,8 @@ test('flags map onto their keys', () => {
       '--token': 'sesame',
       '--max-body-bytes': '1024',
       '--log-level': 'debug',
+      // 0.0.0.0 with no secret is protected mode's refusal without it.
+      '--insecure-no-auth': 'true',
     },
   });
   assert.equal(c.node.nodeId, 'r1');
@@ -146,6 +148,7 @@ test('flags map onto their keys', () => {
   assert.equal(c.http.token, 'sesame');
   assert.equal(c.http.maxBodyBytes, 1024);
   assert.equal(c.logLevel, 'debug');
+  assert.equal(c.node.replication.insecureNoAuth, true);
 });
 
 test('every env variable is read, and each reaches its key', () => {
@@ -172,6 +175,7 @@ test('every env variable is read, and each reaches its key', () => {
     VREP_BANDWIDTH_BYTES_PER_SEC: '1000000',
     VREP_LAG_THRESHOLD_OPS: '50',
     VREP_SECRET: 'a-secret-of-16-chars',
+    VREP_INSECURE_NO_AUTH: 'true',
     VREP_TLS_CERT: 'c.pem',
     VREP_TLS_KEY: 'k.pem',
     VREP_TLS_CA: 'ca.pem',
@@ -182,9 +186,10 @@ test('every env variable is read, and each reaches its key', () => {
     VREP_SNAPSHOT_EVERY_BYTES: '0',
     VREP_LOG_LEVEL: 'warn',
   };
-  // The test covers the whole table (the synonym is tested on its own).
+  // The test covers the whole table (the synonyms are tested on their own).
+  const synonyms = ['REPLICATION_PRIMARY_ADDRESS', 'REPLICATION_INSECURE_NO_AUTH'];
   for (const s of ENV_SOURCES) {
-    if (s.name !== 'REPLICATION_PRIMARY_ADDRESS') assert.ok(s.name in env, `${s.name} untested`);
+    if (!synonyms.includes(s.name)) assert.ok(s.name in env, `${s.name} untested`);
   }
   const c = resolveConfig({ env });
   const r = c.node.replication;

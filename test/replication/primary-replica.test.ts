@@ -144,8 +144,8 @@ test(
     const primary = await NodeProc.start(primaryOptions(dir, { storage }));
     procs.push(primary);
     // The replicas reach the primary through a TCP proxy, so the wiped primary
-    // below can come back on another port at the same address: uWS does not
-    // set SO_REUSEADDR, and its old port may sit in TIME_WAIT for a minute.
+    // below can come back on any port at the same address (its own port would
+    // do too: a restarted node rebinds it at once, docs/replication.md).
     const proxy = await WsProxy.start((await primary.call<{ peerPort: number }>('info')).peerPort);
     t.after(() => proxy.close());
     const peerPort = proxy.port;

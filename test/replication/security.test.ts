@@ -12,6 +12,7 @@ import { ReplicationNode, type ReplicationNodeOptions } from '../../src/node/rep
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/node-proc.ts';
 import { makeTestPki } from '../helpers/certs.ts';
+import { nonLoopbackIPv4 } from '../helpers/addresses.ts';
 
 const SECRET = 'correct horse battery staple';
 const timing = { heartbeatIntervalMs: 100, replicaTimeoutMs: 5000, reconnectIntervalMs: 200 };
@@ -142,5 +143,68 @@ test(
     );
     await refused(otherCa, logs, /TLS: handshake refused/);
     assert.ok(primary.replicas().every((r) => r.id === 'good'));
+  },
+);
+
+test(
+  'protected mode: without a secret, a peer from a non-loopback address is refused and logged; insecureNoAuth or a secret let it in',
+  { timeout: 60_000 },
+  async (t) => {
+    const external = nonLoopbackIPv4();
+    if (external === undefined) {
+      t.skip('this machine has no non-loopback IPv4 address to connect from');
+      return;
+    }
+    const dir = tempDir(t);
+    const logs: Logged[] = [];
+    const open = { bindAddress: '0.0.0.0:0' };
+    const primary = await startPrimary(t, dir, open, logs);
+    const viaLoopback = await startReplica(t, dir, 'local', primary, {}, logs);
+    await until(async () => viaLoopback.lastLsn === primary.lastLsn, 15_000, 'the loopback replica to sync');
+
+    const remoteOf = (p: ReplicationNode): ReplicationNodeOptions['replication'] => ({
+      masterAddress: `${external}:${p.peerPort}`,
+    });
+    const remote = await startReplica(t, dir, 'remote', primary, remoteOf(primary), logs);
+    await refused(remote, logs, /loopback/);
+    assert.ok(
+      logs.some((l) => /refused/.test(l.msg) && l.obj['remote'] === external),
+      'the primary logs the refusal with the address',
+    );
+
+    const insecureLogs: Logged[] = [];
+    const insecure = await startPrimary(
+      t,
+      path.join(dir, 'insecure'),
+      { ...open, insecureNoAuth: true },
+      insecureLogs,
+    );
+    const remoteOk = await startReplica(t, dir, 'remote-ok', insecure, remoteOf(insecure), insecureLogs);
+    await until(
+      async () => remoteOk.lastLsn === insecure.lastLsn,
+      15_000,
+      'insecureNoAuth accepts a remote peer',
+    );
+
+    const secretLogs: Logged[] = [];
+    const withSecret = await startPrimary(
+      t,
+      path.join(dir, 'secret'),
+      { ...open, secret: SECRET },
+      secretLogs,
+    );
+    const remoteAuth = await startReplica(
+      t,
+      dir,
+      'remote-auth',
+      withSecret,
+      { ...remoteOf(withSecret), secret: SECRET },
+      secretLogs,
+    );
+    await until(
+      async () => remoteAuth.lastLsn === withSecret.lastLsn,
+      15_000,
+      'a secret admits a remote peer',
+    );
   },
 );
