@@ -53,6 +53,7 @@ test('the compiled pool runs under plain node and loads its .js worker', async (
         rootDir: fromDir('src'),
         outDir: 'dist',
         declaration: false,
+        declarationMap: false,
         sourceMap: false,
       },
       include: [
