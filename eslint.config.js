@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'build/', 'build-*/', 'dist/', 'bench/results/'] },
+  { ignores: ['node_modules/', 'build/', 'build-*/', 'dist/', 'bench/results/', '.tmp/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

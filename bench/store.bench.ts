@@ -23,6 +23,8 @@ import path from 'node:path';
 import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
 import { loadUsearch } from './lib/peers.ts';
 import { Store } from '../src/store/store.ts';
+import { ReplicationNode } from '../src/node/replication-node.ts';
+import { StoreWriter as BenchWriter } from '../test/helpers/store-writer.ts';
 import { encodeRecord, Op } from '../src/log/record.ts';
 import { crc32c } from '../src/native/crc32c.ts';
 import { compressBatch } from '../src/native/batch-codec.ts';
@@ -61,15 +63,15 @@ function randomBatch(start: number, n: number, dim: number) {
   }).length;
   for (const fsync of ['always', 'everysec', 'no'] as FsyncPolicy[]) {
     const dir = path.join(tmpRoot, `w-${fsync}`);
-    const store = await Store.open({ dataDir: dir, fsync, snapshotEveryBytes: 0 });
-    await store.createCollection('w', { dimension: dim, metric: 'cosine' });
+    const node = await ReplicationNode.start({ dataDir: dir, storage: { fsync, snapshotEveryBytes: 0 } });
+    await node.createCollection('w', { dimension: dim, metric: 'cosine' });
     const t0 = performance.now();
     for (let b = 0; b < batches; b++) {
       const batch = pre[b % pre.length] as ReturnType<typeof randomBatch>;
-      await store.upsertPacked('w', batch.ids, batch.vectors, batch.payloads);
+      await node.writePacked('w', batch);
     }
     const seconds = (performance.now() - t0) / 1000;
-    await store.close();
+    await node.stop();
     const vectorsPerSec = (batches * batchSize) / seconds;
     rows.push({
       name: `vrep write, fsync=${fsync}`,
@@ -111,11 +113,13 @@ function randomBatch(start: number, n: number, dim: number) {
   const dim = 128;
   const n = quick ? 100_000 : 1_000_000;
   const dir = path.join(tmpRoot, 'recovery');
-  const store = await Store.open({ dataDir: dir, fsync: 'no', snapshotEveryBytes: 0 });
+  const store = await ReplicationNode.start({
+    dataDir: dir,
+    storage: { fsync: 'no', snapshotEveryBytes: 0 },
+  });
   await store.createCollection('r', { dimension: dim, metric: 'l2' });
   for (let s = 0; s < n; s += 1000) {
-    const b = randomBatch(s, 1000, dim);
-    await store.upsertPacked('r', b.ids, b.vectors, b.payloads);
+    await store.writePacked('r', randomBatch(s, 1000, dim));
   }
   // Half in a snapshot, half in the WAL after it: a realistic restart.
   const s0 = performance.now();
@@ -123,10 +127,9 @@ function randomBatch(start: number, n: number, dim: number) {
   const snapSeconds = (performance.now() - s0) / 1000;
   const vectorBytes = n * dim * 4;
   for (let s = n; s < n + n / 2; s += 1000) {
-    const b = randomBatch(s, 1000, dim);
-    await store.upsertPacked('r', b.ids, b.vectors, b.payloads);
+    await store.writePacked('r', randomBatch(s, 1000, dim));
   }
-  await store.close();
+  await store.stop();
 
   // Bound for the snapshot: compressing the same vectors alone, same codec.
   const vectors = new Float32Array(16384 * dim).map(() => Math.random() * 2 - 1);
@@ -192,14 +195,16 @@ function randomBatch(start: number, n: number, dim: number) {
   const k = 10;
   const dir = path.join(tmpRoot, 'search');
   const store = await Store.open({ dataDir: dir, fsync: 'no', snapshotEveryBytes: 0 });
-  await store.createCollection('s', { dimension: dim, metric: 'cosine' });
+  const writer = new BenchWriter(store);
+  await writer.createCollection('s', { dimension: dim, metric: 'cosine' });
   const all = new Float32Array(n * dim);
   for (let s = 0; s < n; s += 1000) {
     const b = randomBatch(s, 1000, dim);
     all.set(b.vectors, s * dim);
-    await store.upsertPacked('s', b.ids, b.vectors, b.payloads);
+    await writer.upsert('s', b.ids, b.vectors, b.payloads);
   }
   const query = Float32Array.from({ length: dim }, () => Math.random() * 2 - 1);
+  // Search as the store runs it (synchronous, no promise per query).
   const ours = measure(() => store.search('s', query, { k }), { minTimeMs: 1500 });
   const filtered = measure(() => store.search('s', query, { k, filter: { group: 3 } }), { minTimeMs: 1500 });
   const theirs = measure(() => usearch.exactSearch(all, query, dim, k, usearch.MetricKind.Cos, 1), {

@@ -140,7 +140,8 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     return DefineClass(env, "RingWriter",
                        {InstanceMethod<&RingWriter::Append>("append"),
                         InstanceMethod<&RingWriter::AppendBatch>("appendBatch"),
-                        InstanceMethod<&RingWriter::TruncateAfter>("truncateAfter")});
+                        InstanceMethod<&RingWriter::TruncateAfter>("truncateAfter"),
+                        InstanceMethod<&RingWriter::ResetTo>("resetTo")});
   }
 
   // new RingWriter(view, capacityBytes, capacityRecords, startLsn): formats a
@@ -291,6 +292,21 @@ class RingWriter : public Napi::ObjectWrap<RingWriter> {
     __atomic_store_n(g_.Truncations(), truncations_, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     return Napi::Number::New(env, static_cast<double>(dropped));
+  }
+
+  // resetTo(nextLsn): empties the ring; the next append gets nextLsn, which
+  // may be above the head (a follower that installed a snapshot continues
+  // after it). Readers see it as a truncation (same ordering as above).
+  Napi::Value ResetTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t next = ArgInt(info, 0, "resetTo", "nextLsn", 1, kMaxLsn);
+    head_ = tail_ = next;
+    __atomic_store_n(g_.TailLsn(), tail_, __ATOMIC_RELEASE);
+    __atomic_store_n(g_.HeadLsn(), head_, __ATOMIC_RELEASE);
+    truncations_++;
+    __atomic_store_n(g_.Truncations(), truncations_, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    return env.Undefined();
   }
 
   // Appends one record of `length` <= capacityBytes bytes.

@@ -58,6 +58,8 @@ export const ErrorCodes = {
   Protocol: 'ERR_PROTOCOL',
   /** A write reached a replica; the message names the primary. */
   ReadOnly: 'ERR_READ_ONLY',
+  /** A write reached a node that is not the primary (any more); the message names the primary when known. */
+  NotLeader: 'ERR_NOT_LEADER',
   /** Peer authentication failed (wrong or missing secret, replayed handshake, wrong cluster). */
   Auth: 'ERR_AUTH',
   /** The operation does not apply to this node's role (promote on a primary). */

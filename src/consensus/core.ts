@@ -34,8 +34,10 @@ import { TermHistory, type Epoch } from './term-history.ts';
 import {
   checkMembership,
   isMember,
+  votersNeeded,
   leaderOnly,
   MAX_MEMBERS,
+  onlyResolves,
   sameMembership,
   type Membership,
 } from './membership.ts';
@@ -124,13 +126,19 @@ export interface CoreFaults {
   acceptStaleRecords: boolean;
   /** A divergent tail is kept instead of dropped. */
   keepDivergentTail: boolean;
-  /** Quorum counts the leader's records before its disk has them. */
+  /**
+   * The leader takes its own records as durable once appended: it counts
+   * them toward Quorum, sends and applies them before its disk has them.
+   */
   countUndurableLeader: boolean;
 }
 
 export type CoreEvent =
   | { type: 'roleChanged'; role: Role; term: number; leader: string | null }
+  /** Leader: a follower synced (partial: from the match point; full: a snapshot installed). */
   | { type: 'synced'; peer: string; mode: 'partial' | 'full'; lsn: number }
+  /** Follower: this node synced with its leader. */
+  | { type: 'followed'; leader: string; mode: 'partial' | 'full'; lsn: number }
   | { type: 'fullSyncOffered'; peer: string }
   | { type: 'refused'; peer: string; code: RefusalCode; reason: string; byMe: boolean }
   | { type: 'fenced'; by: string; term: number }
@@ -240,6 +248,8 @@ export class ReplicationCore {
 
   // Leader.
   private readonly progress = new Map<string, Progress>();
+  /** Followers whose next sync is a forced full one (kept across reconnects until it happened). */
+  private readonly forceFull = new Set<string>();
   private nextProbeId = 1;
   private nextRequestId = 1;
 
@@ -247,6 +257,8 @@ export class ReplicationCore {
   private leaderId: string | null = null;
   /** The leader's commit point as last heard (this node commits what of it its own disk holds). */
   private leaderCommit = 0;
+  /** The leader's last LSN as last heard (for lag). */
+  private leaderLast = 0;
   private synced = false;
   private answeredProbe: number | null = null;
   /** The probe whose sync this follower took: a full sync offered under it is still this leader's. */
@@ -294,7 +306,18 @@ export class ReplicationCore {
       this.appliedLsn <= this.lastLsn,
       `applied ${this.appliedLsn} beyond the log's last ${this.lastLsn}`,
     );
+    const last = this.history.epochAt(this.lastLsn);
+    const cfg = this.configs.at(-1)?.membership;
+    if (
+      last?.leaderId === this.id &&
+      (cfg === undefined || (cfg.members.length === 1 && cfg.members[0]?.id === this.id))
+    ) {
+      // Its own log as the only member: every record on its disk was committed.
+      this.hs = { ...this.hs, commit: this.lastLsn };
+    }
     this.roleNow = 'follower';
+    // Probe ids start anywhere: a restarted leader's first probes are not mistaken for old ones.
+    this.nextProbeId = 1 + Math.floor(this.rng() * 2 ** 30);
     if (opts.role === 'leader') this.becomeLeader();
     else this.applyLimit = this.appliedLsn;
   }
@@ -353,6 +376,11 @@ export class ReplicationCore {
     return this.history.list();
   }
 
+  /** Follower: the leader's last LSN as last heard. */
+  get leaderLastLsn(): number {
+    return this.leaderLast;
+  }
+
   get isSynced(): boolean {
     return this.roleNow === 'follower' && this.synced;
   }
@@ -384,6 +412,18 @@ export class ReplicationCore {
   levelMet(lsn: number, level: Level): boolean {
     const durable = this.faults.countUndurableLeader ? this.lastLsn : this.durableLsn;
     return levelMet(level, lsn, this.membership, this.id, durable, (id) => this.progress.get(id)?.match ?? 0);
+  }
+
+  /**
+   * The highest LSN that meets `level` now: every write at or below it
+   * does (positions only grow within a term). One pass over the members.
+   */
+  heldThrough(level: Level): number {
+    const durable = this.faults.countUndurableLeader ? this.lastLsn : this.durableLsn;
+    if (level === 'one') return durable;
+    const m = this.membership;
+    const positions = memberPositions(m, this.id, durable, (id) => this.progress.get(id)?.match ?? 0);
+    return heldBy(positions, votersNeeded(m, level));
   }
 
   /** How many members hold `lsn` durably (the leader included). */
@@ -429,7 +469,7 @@ export class ReplicationCore {
     if (config !== null) {
       assert(count === 1, 'a config record goes alone');
       checkMembership(config);
-      if (this.configPending) {
+      if (this.configPending && !onlyResolves(this.membership, config)) {
         throw new CoreError(
           'ERR_CONFIG_PENDING',
           'a membership change is still being committed; retry once it is',
@@ -464,13 +504,17 @@ export class ReplicationCore {
     this.receiving = null;
   }
 
-  /** Operator: the next sync of `peer` is a full one, accepted even over its own data. */
-  forceFullSync(peer: string): boolean {
+  /**
+   * Operator: the next sync of `peer` is a full one, accepted even over its
+   * own data (now, or when it next connects).
+   */
+  forceFullSync(peer: string): void {
+    this.forceFull.add(peer);
     const p = this.progress.get(peer);
-    if (!p) return false;
-    p.forceFull = true;
-    this.probe(p);
-    return true;
+    if (p) {
+      p.forceFull = true;
+      this.probe(p);
+    }
   }
 
   tick(): void {
@@ -492,11 +536,8 @@ export class ReplicationCore {
     if (this.hs.commit !== this.persistedCommit) this.hsDirty = true;
     if (this.roleNow === 'leader') {
       for (const p of this.progress.values()) {
-        if (
-          p.state === 'snapshot' &&
-          !p.snapshotAccepted &&
-          (p.stateTicks += this.heartbeatTicks) > this.timeoutTicks
-        ) {
+        p.stateTicks += this.heartbeatTicks;
+        if (p.state === 'snapshot' && !p.snapshotAccepted && p.stateTicks > this.timeoutTicks) {
           this.probe(p); // the offer (or its answer) was lost: ask again
           continue;
         }
@@ -673,8 +714,11 @@ export class ReplicationCore {
     this.links.delete(peer);
     this.progress.delete(peer);
     if (this.roleNow === 'follower' && this.leaderId === peer) {
+      // A new link starts a new conversation: probe ids of the old one mean nothing now.
       this.synced = false;
       this.answeredProbe = null;
+      this.syncedProbe = null;
+      this.lastProbeId = 0;
       this.receiving = null;
     }
   }
@@ -688,6 +732,7 @@ export class ReplicationCore {
 
   private addProgress(peer: string): void {
     const p = new Progress(peer, this.lastLsn + 1);
+    p.forceFull = this.forceFull.has(peer);
     this.progress.set(peer, p);
     this.probe(p);
   }
@@ -725,9 +770,15 @@ export class ReplicationCore {
 
   private onPosition(m: PositionMessage): void {
     const p = this.progress.get(m.from);
-    if (!p || p.state !== 'probe' || m.probeId !== p.probeId || m.term !== this.hs.term) return;
+    if (!p || m.probeId !== p.probeId || m.term !== this.hs.term) return;
     const theirs = new TermHistory(m.history);
     const match = this.history.matchPoint(this.lastLsn, theirs, m.lastLsn);
+    if (p.state === 'replicate') {
+      // Our sync was lost (the follower asks again with the same position): send it again.
+      this.sendSync(p, m.from, match);
+      return;
+    }
+    if (p.state !== 'probe') return;
     const sharesNothing = match === 0 && m.lastLsn > 0;
     if (p.forceFull || sharesNothing || match + 1 < this.firstLsn) {
       p.reset('snapshot', this.lastLsn + 1);
@@ -737,10 +788,15 @@ export class ReplicationCore {
     }
     p.reset('replicate', match + 1);
     p.acked(0);
+    this.sendSync(p, m.from, match);
+    this.out.events.push({ type: 'synced', peer: m.from, mode: 'partial', lsn: match });
+  }
+
+  private sendSync(p: Progress, to: string, match: number): void {
     this.out.messages.push({
       type: 'sync',
       from: this.id,
-      to: m.from,
+      to,
       term: this.hs.term,
       probeId: p.probeId,
       match,
@@ -749,16 +805,18 @@ export class ReplicationCore {
       applyLimit: this.applyLimit,
       lastLsn: this.lastLsn,
     } satisfies SyncMessage);
-    this.out.events.push({ type: 'synced', peer: m.from, mode: 'partial', lsn: match });
   }
 
   private onAck(m: AckMessage): void {
     const p = this.progress.get(m.from);
     if (!p || m.term !== this.hs.term) return;
     if (!m.synced) {
-      // Not synced, and no full sync coming in: it lost track (a restart, a lost message); ask again.
-      if (p.state === 'replicate' || (p.state === 'snapshot' && p.snapshotAccepted && !m.receivingSnapshot))
-        this.probe(p);
+      // It lost track of this leader's log (its records did not fit the history it was
+      // given, a full sync that went away): ask its position again. (A follower still
+      // waiting for our sync repeats its position instead: onPosition.)
+      const lost =
+        p.state === 'replicate' || (p.state === 'snapshot' && p.snapshotAccepted && !m.receivingSnapshot);
+      if (lost) this.probe(p);
       return;
     }
     if (p.state === 'snapshot') {
@@ -767,6 +825,7 @@ export class ReplicationCore {
         p.reset('replicate', m.match + 1);
         p.acked(m.match);
         p.forceFull = false;
+        this.forceFull.delete(m.from);
         this.out.events.push({ type: 'synced', peer: m.from, mode: 'full', lsn: m.match });
       }
       return;
@@ -823,7 +882,8 @@ export class ReplicationCore {
    */
   private fillAppends(): void {
     if (this.roleNow !== 'leader') return;
-    const sendable = this.faults.ringBeforeWal ? this.lastLsn : this.durableLsn;
+    const sendable =
+      this.faults.ringBeforeWal || this.faults.countUndurableLeader ? this.lastLsn : this.durableLsn;
     for (const p of this.progress.values()) {
       if (!p.canSend(sendable)) continue;
       p.sending = true;
@@ -976,6 +1036,8 @@ export class ReplicationCore {
         this.hs.term,
         'stale-term',
         `${from} leads term ${term}, but ${this.id} has seen term ${this.hs.term}`,
+        // "You are the primary I was told to follow": it may take a term above ours.
+        viaConfigured ? from : null,
       );
       return false;
     }
@@ -1001,6 +1063,7 @@ export class ReplicationCore {
     if (this.leaderId !== from) {
       this.leaderId = from;
       this.leaderCommit = 0;
+      this.leaderLast = 0;
       this.synced = false;
       this.out.events.push({ type: 'roleChanged', role: 'follower', term, leader: from });
     }
@@ -1036,7 +1099,6 @@ export class ReplicationCore {
       lastLsn: this.lastLsn,
       history: this.history.list(),
       commit: this.hs.commit,
-      resume: null,
     } satisfies PositionMessage);
   }
 
@@ -1071,7 +1133,9 @@ export class ReplicationCore {
     this.synced = true;
     this.syncedProbe = m.probeId;
     this.answeredProbe = null;
+    this.leaderLast = Math.max(this.leaderLast, m.lastLsn);
     this.takeLeaderPoints(m.commit, m.applyLimit);
+    this.out.events.push({ type: 'followed', leader: m.from, mode: 'partial', lsn: match });
     this.ackDue = true;
   }
 
@@ -1145,12 +1209,18 @@ export class ReplicationCore {
 
   private onHeartbeat(m: HeartbeatMessage): void {
     if (!this.fromLeader(m)) return;
+    this.leaderLast = Math.max(this.leaderLast, m.lastLsn);
     if (this.synced) this.takeLeaderPoints(m.commit, m.applyLimit);
     this.ackDue = true;
   }
 
   private sendAck(gap: number | null = null): void {
     if (this.roleNow !== 'follower' || this.leaderId === null) return;
+    if (!this.synced && this.answeredProbe !== null && this.receiving === null && this.installing === null) {
+      // Still waiting for the leader's answer to our position: say it again (it may be lost).
+      this.sendPosition(this.leaderId, this.answeredProbe);
+      return;
+    }
     // While a snapshot comes in, the ack only says "alive, not synced".
     const synced = this.synced && this.receiving === null && this.installing === null;
     const match = synced ? this.durableLsn : 0;
@@ -1229,6 +1299,7 @@ export class ReplicationCore {
     if (r && r.leader === this.leaderId && r.term === this.hs.term) {
       this.synced = true;
       this.ackDue = true;
+      this.out.events.push({ type: 'followed', leader: r.leader, mode: 'full', lsn: snapshotLsn });
     }
   }
 
@@ -1241,6 +1312,13 @@ export class ReplicationCore {
     // claims the term for itself (a competing primary) does not.
     const followsAnother =
       m.code === 'term-taken' && m.term === this.hs.term && m.leader !== this.id && m.leader !== m.from;
+    if (m.code === 'stale-term' && m.leader === this.id && m.term >= this.hs.term) {
+      // A follower the operator pointed at this node has seen a later term (it led one itself,
+      // say): the operator's word makes this node the primary, so it goes on in a term above.
+      this.setHardState({ term: m.term });
+      this.becomeLeader();
+      return;
+    }
     if (member && (m.term > this.hs.term || followsAnother)) {
       this.fence(m.from, m.term, m.leader);
       return;
@@ -1265,7 +1343,10 @@ export class ReplicationCore {
       case 'snapshotAccept': {
         // The transport streams the snapshot; the core waits for the follower's ack.
         const p = this.progress.get(m.from);
-        if (p && p.state === 'snapshot' && m.term === this.hs.term) p.snapshotAccepted = true;
+        // Only the offer outstanding now counts (an older one's answer is void).
+        if (p && p.state === 'snapshot' && m.term === this.hs.term && m.snapshotLsn === p.snapshotLsn) {
+          p.snapshotAccepted = true;
+        }
         return;
       }
       case 'records':
@@ -1281,6 +1362,7 @@ export class ReplicationCore {
 
   /** Records become visible once this node's own disk has them, and the leader says they may be. */
   private applyThroughNow(): number {
+    if (this.faults.countUndurableLeader && this.roleNow === 'leader') return this.lastLsn;
     return Math.max(this.appliedLsn, Math.min(this.applyLimit, this.durableLsn));
   }
 

@@ -65,3 +65,16 @@ export function sameMembership(a: Membership, b: Membership): boolean {
     return o.id === m.id && o.address === m.address;
   });
 }
+
+/**
+ * True when `next` only fills in ids of members known by address so far
+ * (same members, same count): the majority does not change, so it needs
+ * not wait for an earlier change to commit.
+ */
+export function onlyResolves(current: Membership, next: Membership): boolean {
+  if (current.members.length !== next.members.length) return false;
+  return current.members.every((m, i) => {
+    const n = next.members[i] as Member;
+    return m.address === n.address && (m.id === n.id || (m.id === null && n.id !== null));
+  });
+}

@@ -36,8 +36,6 @@ export interface PositionMessage extends Base {
   history: Epoch[];
   /** What the follower knows to be committed: it will not drop records up to here. */
   commit: number;
-  /** A full sync cut off midway, which the follower could resume. */
-  resume: { historyId: string; snapshotLsn: number; chunksDone: number } | null;
 }
 
 export interface SyncMessage extends Base {

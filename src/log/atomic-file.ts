@@ -16,8 +16,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+let tmpSeq = 0;
+
 export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
+  // Unique per call: two replacements of one file in flight must not share a temp file.
+  const tmp = `${file}.tmp-${process.pid}-${tmpSeq++}`;
   const handle = await open(tmp, 'w');
   try {
     await handle.writeFile(data);

@@ -3,10 +3,15 @@
  * memory for fast reads (by feeders, in any thread); the WAL holds
  * everything since the last snapshot. A read that fell out of memory is
  * served from disk, not refused. Both hold the same encoded bytes.
+ *
+ * The log can shrink as well as grow: `truncateAfter` drops a divergent
+ * tail from both (ring readers see the truncation, never the dropped bytes
+ * as current), `resetAt` empties both to continue after an installed
+ * snapshot.
  */
 import { RingLog } from '../native/ring-log.ts';
 import { isVrepError, VrepError } from '../errors.ts';
-import { recordLsn } from './record.ts';
+import { recordLsn, RECORD_TERM_OFFSET } from './record.ts';
 import type { Wal } from './wal.ts';
 
 export interface RecordLogOptions {
@@ -124,6 +129,34 @@ export class RecordLog {
     }
     return out;
   }
+
+  /** Drops every record above `lsn`, from the WAL (waiting for appends in flight) and the ring. */
+  async truncateAfter(lsn: number): Promise<number> {
+    const dropped = await this.wal.truncateAfter(lsn);
+    this.ring.truncateAfter(lsn);
+    return dropped;
+  }
+
+  /** Empties the log; the next record is `nextLsn`. */
+  async resetAt(nextLsn: number): Promise<void> {
+    await this.wal.resetAt(nextLsn);
+    this.ring.resetTo(nextLsn);
+  }
+
+  /** Term of the record at `lsn`: from its header in memory, else on disk. */
+  async termAt(lsn: number): Promise<number> {
+    if (lsn >= this.ring.firstLsn() && lsn <= this.ring.lastLsn()) {
+      try {
+        this.ring.peek(lsn, RECORD_TERM_OFFSET, this.termField);
+        return Number(new DataView(this.termField.buffer).getBigUint64(0, true));
+      } catch (err) {
+        if (!isVrepError(err, 'ERR_LSN_EVICTED') && !isVrepError(err, 'ERR_LSN_TRUNCATED')) throw err;
+      }
+    }
+    return this.wal.termAt(lsn);
+  }
+
+  private readonly termField = new Uint8Array(8);
 
   async close(): Promise<void> {
     await this.wal.close();

@@ -125,6 +125,32 @@ function writeIds(out: Uint8Array, at: number, ids: readonly string[]): number {
 
 /** Encodes one record. Throws TypeError/RangeError naming the field on bad input. */
 export function encodeRecord(record: LogRecord): Uint8Array {
+  const out = encodeRecordUnsealed(record);
+  new DataView(out.buffer).setUint32(4, crc32c(out.subarray(CRC_START)), true);
+  return out;
+}
+
+/**
+ * Writes a record's LSN and term (the log assigns them when it appends) and
+ * its checksum. `record` came from encodeRecordUnsealed (or is a sealed
+ * record being given another place); it is changed in place and returned.
+ */
+export function sealRecord(record: Uint8Array, lsn: number, term: number): Uint8Array {
+  checkU64('lsn', lsn);
+  checkU64('term', term);
+  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  view.setBigUint64(RECORD_LSN_OFFSET, BigInt(lsn), true);
+  view.setBigUint64(RECORD_TERM_OFFSET, BigInt(term), true);
+  view.setUint32(4, crc32c(record.subarray(CRC_START)), true);
+  return record;
+}
+
+/**
+ * Encodes one record without its checksum (its LSN and term may be
+ * placeholders): the write path encodes a batch before the log assigns its
+ * LSN, checks its size, and seals it once (sealRecord).
+ */
+export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
   checkU64('lsn', record.lsn);
   checkU64('term', record.term);
   checkU64('hlcMs', record.hlcMs);
@@ -261,7 +287,6 @@ export function encodeRecord(record: LogRecord): Uint8Array {
     default:
       break;
   }
-  view.setUint32(4, crc32c(out.subarray(CRC_START)), true);
   return out;
 }
 
@@ -336,6 +361,41 @@ export function recordChecksumOk(record: Uint8Array): boolean {
 /** LSN of an encoded record, without decoding the rest (the record is trusted). */
 export function recordLsn(record: Uint8Array): number {
   return Number(new DataView(record.buffer, record.byteOffset, 24).getBigUint64(RECORD_LSN_OFFSET, true));
+}
+
+/**
+ * The header fields of an encoded record whose checksum was verified: op,
+ * LSN, term, collection and (create, upsert) dimension, without decoding the
+ * points. For checking a record against the schema before it is appended.
+ */
+export function peekRecord(record: Uint8Array): {
+  op: number;
+  lsn: number;
+  term: number;
+  collection: string;
+  dimension: number;
+} {
+  if (record.length < RECORD_HEADER_BYTES)
+    throw corrupt(`record: ${record.length} bytes, shorter than a header`);
+  const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  const originLen = view.getUint16(40, true);
+  const collectionLen = view.getUint16(42, true);
+  const at = RECORD_HEADER_BYTES + originLen;
+  if (
+    at + collectionLen + 8 > record.length &&
+    (record[9] === Op.Upsert || record[9] === Op.CreateCollection)
+  ) {
+    throw corrupt('record: header runs past its end');
+  }
+  const op = record[9] as number;
+  const body = RECORD_HEADER_BYTES + pad4(originLen + collectionLen);
+  return {
+    op,
+    lsn: Number(view.getBigUint64(RECORD_LSN_OFFSET, true)),
+    term: Number(view.getBigUint64(RECORD_TERM_OFFSET, true)),
+    collection: text(record, at, collectionLen, 'collection'),
+    dimension: op === Op.Upsert || op === Op.CreateCollection ? view.getUint32(body, true) : 0,
+  };
 }
 
 /** Term of an encoded record, without decoding the rest (the record is trusted). */

@@ -533,6 +533,23 @@ export class Wal {
   }
 
   /**
+   * Removes every segment; the next append must carry `nextLsn` (a
+   * follower that installed a snapshot continues after it).
+   */
+  async resetAt(nextLsn: number): Promise<void> {
+    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    await this.idle();
+    if (this.handle !== null) {
+      await this.handle.close();
+      this.handle = null;
+    }
+    for (const seg of this.segments.splice(0)) await rm(seg.file, { force: true });
+    await fsyncDir(this.dir);
+    this.lastAppendedLsn = nextLsn - 1;
+    this.lastWritten = nextLsn - 1;
+  }
+
+  /**
    * Term of the record at `lsn` (read from its header on disk), or
    * ERR_LSN_EVICTED / ERR_LSN_NOT_YET_WRITTEN when the WAL does not hold it.
    */

@@ -27,6 +27,7 @@ export interface NativeRingWriter {
   appendBatch(data: Uint8Array, lengths: Uint32Array): number;
   /** Records dropped. */
   truncateAfter(lsn: number): number;
+  resetTo(nextLsn: number): void;
 }
 export interface NativeRingReader {
   /** Count >= 0, or -1 evicted, -2 not yet written, -3 buffer too small, -4 corrupt, -5 truncated meanwhile. */
@@ -261,6 +262,16 @@ export class RingLog extends RingReader {
   truncateAfter(lsn: number): number {
     checkInt('RingLog.truncateAfter', 'lsn', lsn, 0, RING_MAX_LSN);
     return this.#writer.truncateAfter(lsn);
+  }
+
+  /**
+   * Empties the ring; the next append gets `nextLsn`, above the head or not
+   * (native `RingWriter.resetTo`; a follower that installed a snapshot goes
+   * on after it). Readers see a truncation.
+   */
+  resetTo(nextLsn: number): void {
+    checkInt('RingLog.resetTo', 'nextLsn', nextLsn, 1, RING_MAX_LSN);
+    this.#writer.resetTo(nextLsn);
   }
 
   #checkSize(fn: string, byteLength: number): void {

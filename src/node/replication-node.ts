@@ -1,29 +1,44 @@
 /**
- * The programmatic face of a vrep node (see the TypeScript API in the
- * interface doc). This build runs the standalone role: a durable store with
- * exact search. Replication roles are refused until they exist, rather than
- * accepted and ignored.
+ * The programmatic face of a vrep node (the TypeScript API in the interface
+ * doc). It puts the parts together: the store (state, log, snapshots), the
+ * replication core (every decision) and the runtime that turns the core's
+ * Ready into I/O, the peers (links, feeders, full syncs), the write path,
+ * and a clock that ticks the core. Roles are the operator's (standalone,
+ * primary, replica; promote and configure change them at run time);
+ * elections come later.
  */
-import { VrepError } from '../errors.ts';
-import type { MetricName } from '../log/record.ts';
+import { randomInt } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { pino } from 'pino';
+import { isVrepError, VrepError } from '../errors.ts';
+import type { MetricName } from '../log/record.ts';
+import { decodeRecord, recordLsn, recordTerm } from '../log/record.ts';
 import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
-import { EventHub } from '../replication/events.ts';
-import { sumLinkCounters } from '../replication/peer-links.ts';
-import { NonceRegistry } from '../transport/peer-auth.ts';
-import { Primary } from '../replication/primary.ts';
-import { Replica } from '../replication/replica.ts';
-import { parseAddress, resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
-import type { LocalIdentity } from '../replication/peer-session.ts';
 import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
 import type { CollectionInfo } from '../store/collection.ts';
 import type { SnapshotInfo } from '../store/snapshot.ts';
-import { ConsistencyLevel } from './consistency.ts';
-
+import { ReplicationCore, type CoreEvent } from '../consensus/core.ts';
+import type { Entry } from '../consensus/messages.ts';
+import { isMember, type Member, type Membership } from '../consensus/membership.ts';
+import { ReplicationRuntime, WriteError, type RuntimePorts } from '../replication/runtime.ts';
+import { Peers, configOf, type PeersEvent } from '../replication/peers.ts';
+import { RecordsSource } from '../replication/records-source.ts';
+import { EventHub } from '../replication/events.ts';
+import { CommitTimes } from '../replication/commit-times.ts';
+import { sumLinkCounters } from '../replication/peer-links.ts';
+import { parseAddress, resolveReplication, type ResolvedReplication } from '../replication/settings.ts';
+import type { LocalIdentity } from '../replication/peer-session.ts';
+import { NonceRegistry } from '../transport/peer-auth.ts';
+import { FeederPool } from '../workers/feeder-pool.ts';
+import { ConsistencyLevel } from '../replication/consistency.ts';
+import { checkOptions, Writer, type WriteOptions } from './writer.ts';
+import { buildStatus, type StatusSources } from './status.ts';
 import type {
-  NodeLogger,
+  MemberInfo,
   NodeEvent,
+  NodeLogger,
   ReplicaInfo,
   ReplicationNodeOptions,
   ReplicationStats,
@@ -32,11 +47,7 @@ import type {
 } from './types.ts';
 
 export type * from './types.ts';
-
-export interface WriteOptions {
-  consistency?: ConsistencyLevel;
-  timeoutMs?: number;
-}
+export type { WriteOptions } from './writer.ts';
 
 export interface Point {
   id: string;
@@ -55,27 +66,85 @@ function parsePayload(text: string | null): Record<string, unknown> | null {
 }
 
 const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
-const silentNodeLogger: NodeLogger = { info: () => {}, warn: () => {}, error: () => {} };
+/** The core's clock: one tick every this many ms. */
+export const TICK_MS = 10;
+/** The state of a node whose disk refused a write is probed this often, ms. */
+const WAL_PROBE_MS = 1000;
 
 export class ReplicationNode {
   private currentRole: Role;
-  private store: Store;
-  private readonly storeOptions: StoreOptions;
+  private readonly store: Store;
   private settings: ResolvedReplication;
-  private logger: NodeLogger = silentNodeLogger;
+  private readonly logger: NodeLogger;
+  private readonly core: ReplicationCore;
+  private readonly runtime: ReplicationRuntime;
+  private readonly writer: Writer;
+  private peers: Peers | null = null;
+  private pool: FeederPool | null = null;
+  private readonly events_ = new EventHub();
+  private readonly commitTimes = new CommitTimes();
+  private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
+  private ticker: NodeJS.Timeout | null = null;
+  private walProbe: NodeJS.Timeout | null = null;
   /** Role switches (promote, configure) run one at a time. */
   private switching: Promise<void> = Promise.resolve();
-  private readonly events_ = new EventHub();
-  private primary: Primary | null = null;
-  private replica: Replica | null = null;
-  private reopening: Promise<Store> | null = null;
-  private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
+  private failure: Error | null = null;
+  private stopped = false;
+  /** A follower's refusal of its primary, for status; cleared once it follows. */
+  private refusedReason: string | null = null;
+  private readonly refusedBy = new Map<string, string>();
+  private truncatedRecords = 0;
+  private appliedFromPrimary = 0;
+  private readonly lagging = new Set<string>();
+  private followerCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
 
-  private constructor(role: Role, store: Store, storeOptions: StoreOptions, settings: ResolvedReplication) {
-    this.currentRole = role;
-    this.store = store;
-    this.storeOptions = storeOptions;
-    this.settings = settings;
+  private constructor(init: { role: Role; store: Store; settings: ResolvedReplication; logger: NodeLogger }) {
+    this.currentRole = init.role;
+    this.store = init.store;
+    this.settings = init.settings;
+    this.logger = init.logger;
+    const s = init.store;
+    const ticks = (ms: number): number => Math.max(1, Math.round(ms / TICK_MS));
+    this.core = new ReplicationCore({
+      id: s.nodeId,
+      role: init.role === 'replica' ? 'follower' : 'leader',
+      hardState: s.hardState,
+      log: {
+        lastLsn: s.lastLsn,
+        firstLsn: s.records.firstLsn,
+        history: s.history,
+        configs: s.recoveredConfigs,
+        appliedLsn: s.appliedLsn,
+      },
+      rng: () => randomInt(0, 2 ** 32) / 2 ** 32,
+      heartbeatTicks: ticks(init.settings.timing.heartbeatIntervalMs),
+      timeoutTicks: Math.max(
+        ticks(init.settings.timing.replicaTimeoutMs),
+        ticks(init.settings.timing.heartbeatIntervalMs) + 1,
+      ),
+      followsConfiguredPrimary: init.role === 'replica' && init.settings.masterAddress !== null,
+      onLogChange: (c) => {
+        if (c.type === 'append') s.schema.appended(c.entries);
+        else if (c.type === 'truncate') s.schema.truncated(c.afterLsn);
+        else s.schema.reset();
+        // The membership may have changed: the dialers follow it.
+        if (c.type !== 'append' || c.entries.some((e) => e.config !== null))
+          queueMicrotask(() => this.peers?.reconcile());
+      },
+    });
+    this.runtime = new ReplicationRuntime(this.core, this.ports());
+    this.runtime.initApplied(s.appliedLsn);
+    this.writer = new Writer({
+      store: s,
+      runtime: this.runtime,
+      nodeId: s.nodeId,
+      tickMs: TICK_MS,
+      defaultLevel: () => this.settings.consistency,
+      defaultTimeoutMs: DEFAULT_WRITE_TIMEOUT_MS,
+      assertWritable: () => this.assertWritable(),
+      proposed: (lsn) => this.commitTimes.record(lsn, Date.now()),
+      mapError: (err) => this.mapWriteError(err),
+    });
   }
 
   static async start(opts: ReplicationNodeOptions): Promise<ReplicationNode> {
@@ -92,6 +161,7 @@ export class ReplicationNode {
       );
     }
     const settings = resolveReplication(opts.replication);
+    const logger = opts.logger ?? pino({ name: 'vrep', level: process.env['VREP_LOG_LEVEL'] ?? 'warn' });
     const s = opts.storage ?? {};
     const storeOptions: StoreOptions = {
       dataDir: opts.dataDir,
@@ -101,85 +171,458 @@ export class ReplicationNode {
       ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
       ...(opts.replication?.logSize !== undefined ? { ringCapacityRecords: opts.replication.logSize } : {}),
       ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
+      warn: (fields, message) => logger.warn(fields, message),
     };
     const store = await Store.open(storeOptions);
-    const node = new ReplicationNode(role, store, storeOptions, settings);
-    node.logger = opts.logger ?? pino({ name: 'vrep', level: process.env['VREP_LOG_LEVEL'] ?? 'warn' });
+    let node: ReplicationNode | undefined;
     try {
+      node = new ReplicationNode({ role, store, settings, logger });
       await node.startRole();
+      node.startClock();
+      if (role === 'primary') node.bootstrapMembers();
     } catch (err) {
+      await node?.stopRole().catch(() => undefined);
       await store.close();
       throw err;
     }
     return node;
   }
 
-  /** This node's role now (promote and configure change it). */
-  get role(): Role {
-    return this.currentRole;
+  // ------------------------------------------------------------------ wiring
+
+  private ports(): RuntimePorts {
+    const s = this.store;
+    const later = (p: Promise<unknown>, done: (err: Error | null) => void): void => {
+      p.then(
+        () => done(null),
+        (err: unknown) => done(err as Error),
+      );
+    };
+    return {
+      saveHardState: (hs, history, done) => later(s.saveHardState(hs, history), done),
+      truncateLog: (afterLsn, done) => later(this.truncate(afterLsn), done),
+      appendLog: (entries, done) => {
+        let durable: Promise<void>;
+        try {
+          durable = s.append(entries.map((e) => e.bytes));
+        } catch (err) {
+          durable = Promise.reject(err as Error);
+        }
+        later(durable, done);
+      },
+      readLog: (fromLsn, toLsn, done) => {
+        s.records.read(fromLsn, toLsn, 64 * 1024 * 1024).then(
+          (records) => done(null, records.map(toEntry)),
+          (err: unknown) => done(err as Error, []),
+        );
+      },
+      apply: (entries) => {
+        s.apply(entries);
+        if (this.core.role === 'follower') this.appliedFromPrimary += entries.length;
+      },
+      rollback: (lsn, done) => later(s.rollback(lsn), done),
+      installSnapshot: (lsn, done) => {
+        const dir = this.peers?.receivedDir(lsn);
+        if (dir === undefined) {
+          done(new VrepError('ERR_PROTOCOL', `no received snapshot at LSN ${lsn} to install`));
+          return;
+        }
+        s.installReceived(lsn, dir).then(
+          (installed) => {
+            this.peers?.forgetReceived(lsn);
+            this.followerCounters.fullSyncs++;
+            this.followerCounters.lastSyncMs = Date.now();
+            done(null, installed);
+          },
+          (err: unknown) => done(err as Error),
+        );
+      },
+      send: (m) => this.peers?.send(m),
+      disconnect: (peer, reason) => this.peers?.disconnect(peer, reason),
+      offerSnapshot: (to, term, probeId, force) => this.peers?.offerSnapshot(to, term, probeId, force),
+      event: (e) => this.onCoreEvent(e),
+      fatal: (err) => {
+        this.failure = err;
+        this.logger.error(
+          { err: err.message },
+          'replication: the node stopped replicating after a disk error',
+        );
+      },
+    };
+  }
+
+  /**
+   * Drops records above `afterLsn` (a divergent tail). What goes is written
+   * to `lost/` first, one JSON line per record with its ids, so an operator
+   * can see which writes acknowledged only at One were discarded.
+   */
+  private async truncate(afterLsn: number): Promise<void> {
+    const s = this.store;
+    const last = s.lastLsn;
+    let lostFile: string | null = null;
+    if (last > afterLsn) {
+      const lines: string[] = [];
+      try {
+        for (let from = afterLsn + 1; from <= last;) {
+          const records = await s.records.read(from, last, 16 * 1024 * 1024);
+          if (records.length === 0) break;
+          for (const bytes of records) {
+            const r = decodeRecord(bytes);
+            const ids = r.op === 3 || r.op === 4 ? r.ids : [];
+            lines.push(
+              JSON.stringify({
+                lsn: r.lsn,
+                term: r.term,
+                op: r.op,
+                collection: r.collection,
+                origin: r.origin,
+                hlcMs: r.hlcMs,
+                ids,
+              }),
+            );
+          }
+          from += records.length;
+        }
+      } catch (err) {
+        this.logger.warn(
+          { err: (err as Error).message },
+          'replication: could not read the records being dropped',
+        );
+      }
+      const dir = path.join(s.dataDir, 'lost');
+      await mkdir(dir, { recursive: true });
+      lostFile = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-after-${afterLsn}.jsonl`);
+      await writeFile(lostFile, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+      this.truncatedRecords += last - afterLsn;
+      this.logger.warn(
+        { afterLsn, fromLsn: afterLsn + 1, toLsn: last, records: last - afterLsn, lostFile },
+        'replication: dropped records the primary does not have (listed in the lost file)',
+      );
+      this.events_.emit({
+        type: 'Truncated',
+        afterLsn,
+        fromLsn: afterLsn + 1,
+        toLsn: last,
+        lostFile,
+        atMs: Date.now(),
+      });
+    }
+    await s.truncateAfter(afterLsn);
+  }
+
+  private identity(): LocalIdentity {
+    return {
+      clusterId: this.settings.clusterId,
+      nodeId: this.store.nodeId,
+      secret: this.settings.secret,
+      nonces: this.nonces,
+      httpAddress: this.settings.httpAddress,
+      role: () =>
+        this.currentRole === 'replica'
+          ? 'replica'
+          : this.currentRole === 'primary'
+            ? 'primary'
+            : 'standalone',
+      term: () => this.core.term,
+      lastLsn: () => this.core.log.lastLsn,
+    };
   }
 
   private async startRole(): Promise<void> {
-    if (this.currentRole === 'primary') {
-      this.primary = await Primary.start(
-        this.store,
-        this.identity('primary'),
-        this.settings,
-        this.logger,
-        this.events_,
+    if (this.currentRole === 'standalone' || this.peers) return;
+    this.pool ??= new FeederPool(this.store.records.ring.handle, { threads: 1 });
+    const records = new RecordsSource(() => this.store.records, this.pool, this.settings.compression);
+    const peers = new Peers(this.identity(), this.settings, this.logger, this.store, records, {
+      step: (input) => this.runtime.step(input),
+      core: () => this.core,
+      lagMs: (peer) => this.lagOf(peer).lagMs,
+      resolved: (address, id) => this.resolveMember(address, id),
+      event: (e) => this.onPeersEvent(e),
+    });
+    this.peers = peers;
+    await peers.start();
+  }
+
+  private async stopRole(): Promise<void> {
+    const peers = this.peers;
+    this.peers = null;
+    await peers?.stop();
+  }
+
+  private startClock(): void {
+    this.ticker = setInterval(() => {
+      this.runtime.tick();
+      this.checkLagging();
+    }, TICK_MS);
+    this.ticker.unref();
+  }
+
+  /** The addresses in `replication.peers` are members from the first start on (by address until they answer). */
+  private bootstrapMembers(): void {
+    const configured = this.settings.peers;
+    if (configured.length === 0) return;
+    const m = this.core.membership;
+    const missing = configured.filter((a) => !m.members.some((x) => x.address === a));
+    if (missing.length === 0) return;
+    const next: Membership = {
+      members: [...this.explicitMembers(), ...missing.map((address) => ({ id: null, address }))],
+    };
+    this.writer
+      .proposeConfig(next)
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { err: (err as Error).message },
+          'replication: could not record the configured peers as members',
+        ),
       );
-    } else if (this.currentRole === 'replica') {
-      this.replica = await Replica.start(
-        () => this.store,
-        () => this.reopenStore(),
-        this.identity('replica'),
-        this.settings,
-        this.logger,
-        this.events_,
+  }
+
+  /** The membership as explicit entries (the implicit one is this leader alone). */
+  private explicitMembers(): Member[] {
+    const m = this.core.membership.members.map((x) => ({ ...x }));
+    if (!m.some((x) => x.id === this.store.nodeId)) m.unshift({ id: this.store.nodeId, address: null });
+    return m;
+  }
+
+  private resolveMember(address: string, id: string): void {
+    if (this.core.role !== 'leader') return;
+    const members = this.explicitMembers();
+    const slot = members.find((x) => x.id === null && x.address === address);
+    if (!slot || members.some((x) => x.id === id)) return;
+    slot.id = id;
+    this.writer
+      .proposeConfig({ members })
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { err: (err as Error).message, address, id },
+          'replication: could not record a member id',
+        ),
+      );
+  }
+
+  // ------------------------------------------------------------------ events
+
+  private onCoreEvent(e: CoreEvent): void {
+    const atMs = Date.now();
+    switch (e.type) {
+      case 'roleChanged':
+        if (e.role === 'follower' && e.leader !== null) this.refusedReason = null;
+        return;
+      case 'synced':
+        this.refusedBy.delete(e.peer);
+        if (e.mode === 'partial') {
+          this.leaderCounters.partialSyncs++;
+          this.leaderCounters.lastSyncMs = atMs;
+        } else {
+          this.leaderCounters.lastSyncMs = atMs;
+          this.events_.emit({ type: 'FullSyncFinished', peer: e.peer, snapshotLsn: e.lsn, bytes: 0, atMs });
+        }
+        this.events_.emit({ type: 'Synced', peer: e.peer, lsn: e.lsn, mode: e.mode, atMs });
+        return;
+      case 'followed':
+        this.refusedReason = null;
+        if (e.mode === 'partial') this.followerCounters.partialSyncs++;
+        this.followerCounters.lastSyncMs = atMs;
+        this.events_.emit({ type: 'Synced', peer: e.leader, lsn: e.lsn, mode: e.mode, atMs });
+        return;
+      case 'refused':
+        if (e.byMe) {
+          if (this.refusedReason !== e.reason)
+            this.logger.error({ peer: e.peer, reason: e.reason }, 'replication: refusing to follow');
+          this.refusedReason = e.reason;
+        } else {
+          this.refusedBy.set(e.peer, e.reason);
+        }
+        this.events_.emit({ type: 'Refused', peer: e.peer, reason: e.reason, atMs });
+        return;
+      case 'fenced':
+        this.logger.error(
+          { by: e.by, term: e.term },
+          'replication: a newer term began elsewhere; this primary takes no writes',
+        );
+        this.events_.emit({ type: 'Fenced', by: e.by, term: e.term, atMs });
+        return;
+      case 'truncated':
+      case 'fullSyncOffered':
+      case 'peerSilent':
+        return;
+    }
+  }
+
+  private leaderCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
+
+  private onPeersEvent(e: PeersEvent): void {
+    const atMs = Date.now();
+    switch (e.type) {
+      case 'connected':
+        if (this.core.role === 'leader')
+          this.events_.emit({ type: 'ReplicaConnected', replica: e.peer, atMs });
+        return;
+      case 'disconnected':
+        if (this.core.role === 'leader')
+          this.events_.emit({ type: 'ReplicaDisconnected', replica: e.peer, reason: e.reason, atMs });
+        return;
+      case 'fullSyncStarted':
+        this.events_.emit({
+          type: 'FullSyncStarted',
+          peer: e.peer,
+          snapshotLsn: e.snapshotLsn,
+          resumeFromChunk: e.fromChunk,
+          atMs,
+        });
+        return;
+      case 'fullSyncInstalled':
+        this.events_.emit({
+          type: 'FullSyncFinished',
+          peer: e.peer,
+          snapshotLsn: e.snapshotLsn,
+          bytes: e.bytes,
+          atMs,
+        });
+        return;
+    }
+  }
+
+  private checkLagging(): void {
+    if (this.core.role !== 'leader') return;
+    const last = this.core.log.lastLsn;
+    for (const peer of this.core.peers()) {
+      const p = this.core.peer(peer);
+      if (!p) continue;
+      const lagOps = last - p.match;
+      const lagging = p.state === 'replicate' && lagOps > this.settings.lagThresholdOps;
+      if (lagging && !this.lagging.has(peer)) {
+        this.lagging.add(peer);
+        this.events_.emit({
+          type: 'Lagging',
+          peer,
+          lagOperations: lagOps,
+          lagMs: this.lagOf(peer).lagMs,
+          atMs: Date.now(),
+        });
+      } else if (!lagging) this.lagging.delete(peer);
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** This role is a replica or a deposed primary, or its disk refuses writes: say so, naming the primary. */
+  private assertWritable(): void {
+    if (this.stopped) throw new VrepError('ERR_NODE_STOPPED', 'the node is stopping');
+    if (this.failure)
+      throw new VrepError('ERR_WAL_IO', `this node stopped taking writes: ${this.failure.message}`);
+    const core = this.core;
+    if (core.role === 'follower') {
+      const leader = core.leader;
+      const http = this.peers?.httpAddressOf(leader) ?? null;
+      const peer = this.peers?.configuredPrimaryAddress ?? null;
+      throw Object.assign(
+        new VrepError(
+          'ERR_READ_ONLY',
+          `this node is a read-only replica; write to the primary${http ? ` at http://${http}` : peer ? ` (peer address ${peer})` : ''}`,
+        ),
+        { primary: http },
+      );
+    }
+    if (core.role === 'fenced') {
+      const http = this.peers?.httpAddressOf(core.leader) ?? null;
+      throw Object.assign(
+        new VrepError(
+          'ERR_NOT_LEADER',
+          `this node is no longer the primary (term ${core.term} began elsewhere${core.leader ? `, led by ${core.leader}` : ''}); it takes no writes`,
+        ),
+        { primary: http },
+      );
+    }
+    const wal = this.store.walFailure;
+    if (wal) {
+      this.probeWal();
+      throw new VrepError(
+        'ERR_WAL_IO',
+        `this node takes no writes until its disk does again: ${wal.message}`,
       );
     }
   }
 
-  private async stopRole(): Promise<void> {
-    await this.primary?.stop();
-    this.primary = null;
-    await this.replica?.stop();
-    this.replica = null;
+  /** A refused write: checks every second whether the disk takes writes again. */
+  private probeWal(): void {
+    if (this.walProbe) return;
+    this.walProbe = setInterval(() => {
+      void this.store.records.wal.probe().then((ok) => {
+        if (!ok || !this.walProbe) return;
+        clearInterval(this.walProbe);
+        this.walProbe = null;
+        this.logger.warn({}, 'storage: the disk takes writes again');
+      });
+    }, WAL_PROBE_MS);
+    this.walProbe.unref();
   }
 
-  /** Runs role switches one after another. */
-  private exclusive(fn: () => Promise<void>): Promise<void> {
-    const run = this.switching.then(fn, fn);
-    this.switching = run.catch(() => undefined);
-    return run;
+  private mapWriteError(err: Error): Error {
+    if (!(err instanceof WriteError)) return err;
+    if (err.code === 'ERR_NOT_LEADER') {
+      return Object.assign(new VrepError('ERR_NOT_LEADER', err.message), {
+        primary: this.peers?.httpAddressOf(err.leader) ?? null,
+      });
+    }
+    if (err.code === 'ERR_WAL_IO') this.probeWal();
+    return new VrepError(err.code, err.message);
   }
 
-  private identity(role: 'primary' | 'replica'): LocalIdentity {
-    return {
-      clusterId: this.settings.clusterId,
-      nodeId: this.store.nodeId,
-      role,
-      secret: this.settings.secret,
-      nonces: this.nonces,
-      httpAddress: this.settings.httpAddress,
-      term: () => this.store.currentTerm,
-      historyId: () => this.store.historyId,
-      lastLsn: () => this.store.lastLsn,
-    };
+  async createCollection(
+    name: string,
+    spec: { dimension: number; metric: MetricName },
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
+    checkOptions(opts);
+    return this.writer.createCollection(name, spec, opts);
   }
 
-  /** Replica after a full sync: the store reopens and adopts the installed snapshot. */
-  private reopenStore(): Promise<Store> {
-    this.reopening ??= (async () => {
-      try {
-        await this.store.close();
-        this.store = await Store.open(this.storeOptions);
-        return this.store;
-      } finally {
-        this.reopening = null;
-      }
-    })();
-    return this.reopening;
+  async dropCollection(name: string, opts: WriteOptions = {}): Promise<WriteResult> {
+    checkOptions(opts);
+    return this.writer.dropCollection(name, opts);
+  }
+
+  /**
+   * Upserts a batch, all or nothing. Resolves once the consistency level is
+   * met (One: this node's WAL per its fsync policy; Quorum: a majority of
+   * the members' WALs, this node's included; All: every member's), and the
+   * write is visible here. Rejects with ERR_CONSISTENCY_TIMEOUT when the
+   * level is not met within timeoutMs: the write is then indeterminate (in
+   * this node's log, maybe not elsewhere).
+   */
+  async write(
+    collection: string,
+    points: readonly PointInput[],
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
+    checkOptions(opts);
+    return this.writer.upsert(collection, points, opts);
+  }
+
+  /** Upserts an already packed batch (the HTTP fast paths): ids, a count x dimension Float32Array, raw payload JSON bytes. */
+  async writePacked(
+    collection: string,
+    batch: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] },
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
+    checkOptions(opts);
+    return this.writer.upsertPacked(collection, batch, opts);
+  }
+
+  async delete(
+    collection: string,
+    ids: readonly (string | number)[],
+    opts: WriteOptions = {},
+  ): Promise<WriteResult> {
+    checkOptions(opts);
+    return this.writer.delete(collection, ids, opts);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  get role(): Role {
+    return this.currentRole;
   }
 
   get nodeId(): string {
@@ -191,8 +634,9 @@ export class ReplicationNode {
     return this.store.recovery;
   }
 
+  /** LSN of the last record applied here: what reads reflect (the log may hold more, not yet visible). */
   get lastLsn(): number {
-    return this.store.lastLsn;
+    return this.store.appliedLsn;
   }
 
   /** Recent WAL fsync durations (bounded), for metrics. */
@@ -200,103 +644,18 @@ export class ReplicationNode {
     return this.store.records.wal.fsyncLatenciesMs;
   }
 
+  /** Id of the epoch that wrote the last record (changes with every new primary term). */
   get historyId(): string {
-    return this.store.historyId;
+    const h = this.core.termHistory;
+    return h.at(-1)?.historyId ?? '0'.repeat(32);
   }
 
   get term(): number {
-    return this.store.currentTerm;
-  }
-
-  /** Refuses writes on a replica, naming its primary. */
-  private assertWritable(): void {
-    if (this.role !== 'replica') return;
-    const http = this.replica?.primaryHttpAddress ?? null;
-    const peer = this.replica?.masterAddress ?? null;
-    throw Object.assign(
-      new VrepError(
-        'ERR_READ_ONLY',
-        `this node is a read-only replica; write to the primary${http ? ` at http://${http}` : peer ? ` (peer address ${peer})` : ''}`,
-      ),
-      { primary: http },
-    );
-  }
-
-  /** Waits for the write's consistency level (the store already resolved: this node's WAL has it). */
-  private async settle(result: WriteResult, opts: WriteOptions): Promise<WriteResult> {
-    const primary = this.primary;
-    if (!primary) return result;
-    primary.durable(result.lsn);
-    const level = opts.consistency ?? this.settings.consistency;
-    if (level !== ConsistencyLevel.One) {
-      await primary.waitFor(result.lsn, level, opts.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
-    }
-    return result;
-  }
-
-  async createCollection(
-    name: string,
-    spec: { dimension: number; metric: MetricName },
-    opts: WriteOptions = {},
-  ): Promise<WriteResult> {
-    this.assertWritable();
-    checkConsistency(opts);
-    return this.settle(await this.store.createCollection(name, spec), opts);
-  }
-
-  async dropCollection(name: string, opts: WriteOptions = {}): Promise<WriteResult> {
-    this.assertWritable();
-    checkConsistency(opts);
-    return this.settle(await this.store.dropCollection(name), opts);
+    return this.core.term;
   }
 
   collections(): CollectionInfo[] {
     return this.store.listCollections();
-  }
-
-  /**
-   * Upserts a batch, all or nothing. Resolves once the consistency level is
-   * met (One: this node's WAL per its fsync policy; Quorum: a majority of
-   * the cluster's WALs, this node included; All: every node's). Rejects with
-   * ERR_CONSISTENCY_TIMEOUT when the level is not met within timeoutMs: the
-   * write is then indeterminate (in this node's log, maybe not elsewhere).
-   */
-  async write(
-    collection: string,
-    points: readonly PointInput[],
-    opts: WriteOptions = {},
-  ): Promise<WriteResult> {
-    this.assertWritable();
-    checkConsistency(opts);
-    return this.settle(await this.store.upsert(collection, points), opts);
-  }
-
-  /**
-   * Upserts an already packed batch (the HTTP JSON fast path): ids, a
-   * count x dimension Float32Array and each payload's raw JSON bytes (empty:
-   * none). Same guarantees as write().
-   */
-  async writePacked(
-    collection: string,
-    batch: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] },
-    opts: WriteOptions = {},
-  ): Promise<WriteResult> {
-    this.assertWritable();
-    checkConsistency(opts);
-    return this.settle(
-      await this.store.upsertPacked(collection, batch.ids, batch.vectors, batch.payloads),
-      opts,
-    );
-  }
-
-  async delete(
-    collection: string,
-    ids: readonly (string | number)[],
-    opts: WriteOptions = {},
-  ): Promise<WriteResult> {
-    this.assertWritable();
-    checkConsistency(opts);
-    return this.settle(await this.store.delete(collection, ids), opts);
   }
 
   async get(collection: string, id: string): Promise<Point | null> {
@@ -328,79 +687,76 @@ export class ReplicationNode {
 
   /** Port of the peer listener (null: standalone, which does not listen for peers). */
   get peerPort(): number | null {
-    return this.primary?.peerPort ?? this.replica?.peerPort ?? null;
+    return this.peers?.peerPort ?? null;
+  }
+
+  // ------------------------------------------------------------------ status
+
+  private lagOf(peer: string): { lagMs: number; lagOps: number } {
+    const p = this.core.peer(peer);
+    const last = this.core.log.lastLsn;
+    const match = p?.match ?? 0;
+    return { lagMs: this.commitTimes.lagMs(match, last, Date.now()), lagOps: Math.max(0, last - match) };
+  }
+
+  private statusSources(): StatusSources {
+    return {
+      role: this.currentRole,
+      core: this.core,
+      store: this.store,
+      peers: this.peers,
+      lagOf: (peer) => this.lagOf(peer),
+      lagThresholdOps: this.settings.lagThresholdOps,
+      counters: this.core.role === 'leader' ? this.leaderCounters : this.followerCounters,
+      link: this.peers?.linkCounters ?? sumLinkCounters([]),
+      refusedReason: this.refusedReason,
+      refusedBy: this.refusedBy,
+      truncatedRecords: this.truncatedRecords,
+      appliedFromPrimary: this.appliedFromPrimary,
+      writable: this.writableNow(),
+    };
+  }
+
+  private writableNow(): { ok: boolean; reason: string | null } {
+    try {
+      if (this.core.role === 'leader') {
+        if (this.stopped) return { ok: false, reason: 'stopping' };
+        if (this.failure) return { ok: false, reason: this.failure.message };
+        const wal = this.store.walFailure;
+        if (wal) return { ok: false, reason: wal.message };
+        return { ok: true, reason: null };
+      }
+      this.assertWritable();
+      return { ok: true, reason: null };
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message };
+    }
   }
 
   /** GET /replication/status. */
   replicationStatus(): ReplicationStatus {
-    // One look at the replicas serves the stats and the list alike.
-    const replicas = this.replicas();
-    const status: ReplicationStatus = {
-      role: this.role,
-      enabled: this.role !== 'standalone',
-      node_id: this.nodeId,
-      term: this.store.currentTerm,
-      history_id: this.store.historyId,
-      last_lsn: this.lastLsn,
-      stats: this.statsOf(replicas),
-      replicas,
-    };
-    if (this.replica) status.master = this.replica.masterStatus();
-    return status;
+    return buildStatus(this.statusSources());
   }
 
   /** GET /replication/stats. */
   replicationStats(): ReplicationStats {
-    return this.statsOf(this.replicas());
+    return buildStatus(this.statusSources()).stats;
   }
 
-  private statsOf(replicas: readonly ReplicaInfo[]): ReplicationStats {
-    const last = this.lastLsn;
-    const link = this.primary?.linkCounters ?? this.replica?.linkCounters ?? sumLinkCounters([]);
-    const counters = this.primary?.counters ??
-      this.replica?.counters ?? { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
-    const lag = this.lagOf(replicas);
-    return {
-      role: this.role,
-      lag_ms: lag.lag_ms,
-      bytes_sent: link.bytesSent,
-      bytes_received: link.bytesReceived,
-      last_sync: counters.lastSyncMs,
-      operations_pending: lag.lag_operations,
-      snapshot_size: 0,
-      connected_replicas: replicas.filter((r) => r.status !== 'Disconnected').length,
-      master_offset: this.replica ? this.replica.masterLastLsn : last,
-      replica_offset: this.primary
-        ? replicas.reduce((min, r) => Math.min(min, r.offset), replicas.length > 0 ? Infinity : last)
-        : last,
-      lag_operations: lag.lag_operations,
-      total_replicated: replicas.reduce((sum, r) => sum + r.operations_synced, 0),
-      full_syncs: counters.fullSyncs,
-      partial_syncs: counters.partialSyncs,
-      frames_rejected: link.framesRejected,
-      slow_peer_disconnects: link.slowPeerDisconnects,
-    };
-  }
-
-  /** GET /replication/replicas: the replicas this primary knows, connected or not. */
+  /** GET /replication/replicas: the members and the followers this primary knows, connected or not. */
   replicas(): ReplicaInfo[] {
-    return this.primary?.replicaInfos() ?? [];
+    return buildStatus(this.statusSources()).replicas;
+  }
+
+  /** The cluster's members, as this node's log holds them. */
+  members(): MemberInfo[] {
+    return buildStatus(this.statusSources()).members;
   }
 
   /** Replica: how far behind its primary it is. Primary: the largest lag among its replicas. */
   lag(): { lag_ms: number; lag_operations: number } {
-    return this.lagOf(this.replicas());
-  }
-
-  private lagOf(replicas: readonly ReplicaInfo[]): { lag_ms: number; lag_operations: number } {
-    if (this.replica) return this.replica.lag();
-    let lagMs = 0;
-    let lagOps = 0;
-    for (const r of replicas) {
-      lagMs = Math.max(lagMs, r.lag_ms);
-      lagOps = Math.max(lagOps, r.lag_operations);
-    }
-    return { lag_ms: lagMs, lag_operations: lagOps };
+    const st = this.replicationStats();
+    return { lag_ms: st.lag_ms, lag_operations: st.lag_operations };
   }
 
   /** Replication events as they happen, from the moment of the call (bounded buffer per reader). */
@@ -408,57 +764,88 @@ export class ReplicationNode {
     return this.events_.subscribe();
   }
 
-  private requirePrimary(what: string): Primary {
-    if (!this.primary)
-      throw new VrepError('ERR_UNSUPPORTED', `${what}: this node is ${this.role}, not a primary`);
-    return this.primary;
-  }
+  // ------------------------------------------------------------------ operator
 
-  /** Primary: dial a replica's peer listener and feed it. */
-  async addReplica(address: string): Promise<void> {
-    return this.requirePrimary('addReplica').addReplica(address);
-  }
-
-  /** Primary: stop feeding a replica and drop it from the cluster's membership. */
-  async removeReplica(id: string): Promise<void> {
-    return this.requirePrimary('removeReplica').removeReplica(id);
-  }
-
-  /** Primary: make a replica start over with a full sync (even one that refuses our history). */
-  async forceSync(id: string): Promise<void> {
-    return this.requirePrimary('forceSync').forceSync(id);
+  private requirePrimary(what: string): Peers {
+    if (this.core.role !== 'leader' || this.peers === null) {
+      throw new VrepError('ERR_ROLE', `${what}: this node is ${this.currentRole}, not a primary`);
+    }
+    return this.peers;
   }
 
   /**
-   * Replica: stop following and become a primary (manual failover). The
-   * node takes a new term (persisted first), so replicas that have seen it
-   * refuse the old primary, and a new history that continues its log, so
-   * the other replicas, pointed here with configure(), resync partially.
+   * Primary: dials a replica's peer listener, makes it a member (a config
+   * record: durable, replicated, counted by Quorum and All from then on)
+   * and feeds it. Resolves once the membership change is in this node's log.
+   */
+  async addReplica(address: string): Promise<void> {
+    parseAddress('address', address);
+    const peers = this.requirePrimary('addReplica');
+    try {
+      const id = await withTimeout(peers.dialAndIdentify(address), 30_000, `no node answered at ${address}`);
+      const members = this.explicitMembers();
+      const known = members.find((m) => m.id === id);
+      if (known) {
+        if (known.address === address) return;
+        known.address = address;
+      } else {
+        const slot = members.find((m) => m.id === null && m.address === address);
+        if (slot) slot.id = id;
+        else members.push({ id, address });
+      }
+      await this.writer.proposeConfig({ members });
+    } finally {
+      peers.finishAdd(address);
+    }
+  }
+
+  /** Primary: removes a member (a config record) and stops feeding it. */
+  async removeReplica(id: string): Promise<void> {
+    const peers = this.requirePrimary('removeReplica');
+    const members = this.explicitMembers();
+    const gone = members.find((m) => m.id === id);
+    const connected = peers.session(id) !== undefined;
+    if (!gone && !connected) throw new VrepError('ERR_INVALID_INPUT', `no replica "${id}"`);
+    if (id === this.store.nodeId)
+      throw new VrepError('ERR_INVALID_INPUT', 'removeReplica: this node is the primary');
+    if (gone) await this.writer.proposeConfig({ members: members.filter((m) => m !== gone) });
+    await peers.drop(id, gone?.address ?? null);
+  }
+
+  /** Primary: makes a replica start over with a full sync, accepted even over its own data. */
+  async forceSync(id: string): Promise<void> {
+    const peers = this.requirePrimary('forceSync');
+    const known =
+      peers.session(id) !== undefined || isMember(this.core.membership, id) || this.refusedBy.has(id);
+    if (!known) throw new VrepError('ERR_INVALID_INPUT', `no replica "${id}"`);
+    this.runtime.forceFullSync(id);
+  }
+
+  /**
+   * Replica: stops following and becomes a primary (manual failover), in a
+   * new term persisted before anything else, with a new epoch continuing
+   * its log. Members that follow it (configure) resync partially, dropping
+   * whatever the old primary wrote that this node does not hold.
    */
   async promote(): Promise<void> {
     return this.exclusive(async () => {
       if (this.currentRole !== 'replica') {
         throw new VrepError('ERR_ROLE', `promote(): this node is ${this.currentRole}, not a replica`);
       }
-      await this.stopRole();
-      await this.store.setTerm(this.store.currentTerm + 1, this.store.nodeId);
-      await this.store.startNewHistory();
       this.currentRole = 'primary';
-      await this.startRole();
-      this.logger.warn(
-        { term: this.store.currentTerm, historyId: this.store.historyId },
-        'replication: promoted to primary',
-      );
-      this.events_.emit({
-        type: 'RoleChanged',
-        role: 'primary',
-        term: this.store.currentTerm,
-        atMs: Date.now(),
-      });
+      this.leaderCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
+      this.runtime.promote();
+      this.peers?.setConfiguredPrimary(null);
+      this.settings = { ...this.settings, masterAddress: null };
+      if (!isMember(this.core.membership, this.store.nodeId) && this.core.membership.members.length > 1) {
+        await this.writer.proposeConfig({ members: this.explicitMembers() });
+      }
+      this.logger.warn({ term: this.core.term }, 'replication: promoted to primary');
+      this.events_.emit({ type: 'RoleChanged', role: 'primary', term: this.core.term, atMs: Date.now() });
     });
   }
 
-  /** Primary: hand the role to a caught-up replica. */
+  /** Primary: hand the role to a caught-up replica (comes with leader election). */
   async transfer(to: string): Promise<void> {
     throw new VrepError(
       'ERR_UNSUPPORTED',
@@ -470,7 +857,8 @@ export class ReplicationNode {
    * Changes role and/or the primary followed, at run time
    * (POST /replication/configure): `{role: 'primary'}` on a replica is
    * promote(); `{role: 'replica', masterAddress}` demotes a primary or
-   * points a replica elsewhere. Peer links restart; the data stays.
+   * points a replica elsewhere. Peer links restart; the data stays (a
+   * demoted primary drops what the new primary does not hold, into lost/).
    */
   async configure(change: { role?: Role; masterAddress?: string | null }): Promise<void> {
     const role = change.role ?? this.currentRole;
@@ -482,37 +870,81 @@ export class ReplicationNode {
     if (masterAddress !== null) parseAddress('masterAddress', masterAddress);
     if (role === 'primary' && this.currentRole === 'replica') return this.promote();
     return this.exclusive(async () => {
-      await this.stopRole();
       this.settings = { ...this.settings, masterAddress };
+      const was = this.currentRole;
       this.currentRole = role;
-      await this.startRole();
-      this.logger.warn({ role, masterAddress }, 'replication: reconfigured');
-      this.events_.emit({ type: 'RoleChanged', role, term: this.store.currentTerm, atMs: Date.now() });
+      // The sync counters describe the current relationship: a new one starts from zero.
+      this.followerCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
+      this.leaderCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
+      if (role === 'standalone') {
+        await this.stopRole();
+        if (this.core.role !== 'leader') this.runtime.promote();
+      } else {
+        await this.startRole();
+        this.peers?.updateSettings(this.settings);
+        if (role === 'replica') {
+          this.runtime.follow(masterAddress !== null);
+          this.peers?.setConfiguredPrimary(masterAddress);
+        } else if (this.core.role !== 'leader') {
+          this.runtime.promote();
+          this.peers?.setConfiguredPrimary(null);
+        }
+      }
+      this.logger.warn({ from: was, role, masterAddress }, 'replication: reconfigured');
+      this.events_.emit({ type: 'RoleChanged', role, term: this.core.term, atMs: Date.now() });
     });
+  }
+
+  /** Runs role switches one after another. */
+  private exclusive(fn: () => Promise<void>): Promise<void> {
+    const run = this.switching.then(fn, fn);
+    this.switching = run.catch(() => undefined);
+    return run;
   }
 
   /** Finishes in-flight writes, flushes the WAL and releases the data dir. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     await this.switching;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.walProbe) clearInterval(this.walProbe);
+    this.runtime.stop(
+      new VrepError('ERR_NODE_STOPPED', 'the node stopped before the write reached its level'),
+    );
     await this.stopRole();
+    // The commit point is persisted lazily; at a clean stop, persist the latest.
+    const hs = this.core.hardState;
+    if (hs.commit !== this.store.hardState.commit && !this.failure) {
+      await this.store.saveHardState(hs, null).catch(() => undefined);
+    }
+    await this.pool?.close();
     this.events_.close();
-    if (this.reopening) await this.reopening.catch(() => undefined);
-    return this.store.close();
+    await this.store.close();
   }
 }
 
-function checkConsistency(opts: WriteOptions): void {
-  const level = opts.consistency;
-  if (level !== undefined && !Object.values(ConsistencyLevel).includes(level)) {
-    throw new VrepError(
-      'ERR_INVALID_INPUT',
-      `consistency: expected one of one, quorum, all, got ${JSON.stringify(level)}`,
-    );
-  }
-  if (opts.timeoutMs !== undefined && (!Number.isInteger(opts.timeoutMs) || opts.timeoutMs < 0)) {
-    throw new VrepError(
-      'ERR_INVALID_INPUT',
-      `timeoutMs: expected a non-negative integer, got ${String(opts.timeoutMs)}`,
-    );
-  }
+function toEntry(bytes: Uint8Array): Entry {
+  return { lsn: recordLsn(bytes), term: recordTerm(bytes), bytes, config: configOf(bytes) };
 }
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new VrepError('ERR_CONSISTENCY_TIMEOUT', `${what} within ${ms} ms`)),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+export { ConsistencyLevel, isVrepError };

@@ -1,10 +1,13 @@
 /**
- * One replication conversation over one PeerLink, from the first HELLO to
- * the close. Does what primary and replica sessions share: the handshake
- * (HELLO both ways, then AUTH both ways when a secret is set), serial
- * handling of incoming frames (each handler finishes before the next frame
- * is looked at, with a bound on what may wait), heartbeats, the silence
- * timeout, and closing with a logged reason on any protocol error.
+ * One peer link from the first HELLO to the close: the handshake (HELLO
+ * both ways, then AUTH both ways when a secret is set) and serial handling
+ * of the frames after it (each handler finishes before the next frame is
+ * looked at, with a bound on what may wait). It knows who the peer is and
+ * decides nothing about replication: established, it hands every frame to
+ * the owner (peers.ts), which turns it into a step of the core.
+ *
+ * A HELLO carries the sender's term only because the proof binds it; no
+ * node ever takes a term from a HELLO (a stranger's claim changes nothing).
  */
 import { isVrepError, VrepError } from '../errors.ts';
 import { FrameType, type Frame } from '../transport/frame.ts';
@@ -19,7 +22,7 @@ import {
   PROTOCOL_VERSION,
   protocolError,
   type Hello,
-} from './messages.ts';
+} from './wire.ts';
 import {
   authProof,
   verifyProof,
@@ -27,33 +30,17 @@ import {
   type NonceRegistry,
   newNonce,
 } from '../transport/peer-auth.ts';
-
-/** Close codes of the replication layer (the transport's are in link.ts). */
-export const ReplicationCloseCodes = {
-  authFailed: 4040,
-  protocol: 4041,
-  /** Wrong role, wrong cluster, already following another primary. */
-  refused: 4042,
-  /** The peer's history does not contain ours, or its term is stale. */
-  diverged: 4043,
-  /** The records this peer needs are gone: it must reconnect and full sync. */
-  backlogLost: 4044,
-  /** The peer was silent longer than replicaTimeoutMs. */
-  timeout: 4045,
-  /** The operator removed or re-synced this peer. */
-  operator: 4046,
-} as const;
+import { ReplicationCloseCodes, closeCodeOf } from './close-codes.ts';
 
 export interface LocalIdentity {
   clusterId: string;
   nodeId: string;
-  role: 'primary' | 'replica';
   secret: string | null;
   /** Peer HELLO nonces seen recently (one registry per node): a replayed HELLO is refused. */
   nonces: NonceRegistry;
   httpAddress: string | null;
+  role(): Hello['role'];
   term(): number;
-  historyId(): string;
   lastLsn(): number;
 }
 
@@ -68,55 +55,61 @@ export const MAX_PENDING_BYTES = 256 * 1024 * 1024;
 /** Handshake must finish within this. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-export abstract class PeerSession {
+export interface SessionHandlers {
+  /** The peer is who it says (and proved it, with a secret). */
+  established(session: PeerSession): void;
+  /** A frame after the handshake. Throwing (or rejecting) closes the link with the reason. */
+  frame(session: PeerSession, frame: Frame): void | Promise<void>;
+  /** The link closed (once). */
+  closed(session: PeerSession, reason: string, code: number): void;
+}
+
+export class PeerSession {
   readonly link: PeerLink;
-  protected readonly local: LocalIdentity;
-  protected readonly logger: SessionLogger;
   /** The peer's HELLO, once received. */
   peer: Hello | null = null;
+  /** This side dialed the link (the proof binds the direction, so a proof cannot be reflected). */
+  readonly dialed: boolean;
+  /** Set by the owner: this link was dialed to the primary this node is configured to follow. */
+  viaConfiguredPrimary = false;
+  lastHeardMs = Date.now();
   private readonly nonce = Buffer.from(newNonce()).toString('hex');
   /** The term announced in our HELLO (the proof binds it). */
   private readonly sentTerm: number;
-  /** This side dialed the link (the proof binds the direction, so a proof cannot be reflected). */
-  private readonly dialer: boolean;
   private authed = false;
   private sentAuth = false;
   private established = false;
   private queue: Frame[] = [];
   private pendingBytes = 0;
   private running = false;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private handshakeTimer: NodeJS.Timeout | undefined;
-  lastHeardMs = Date.now();
+  private readonly handshakeTimer: NodeJS.Timeout;
 
   constructor(
     link: PeerLink,
-    local: LocalIdentity,
-    logger: SessionLogger,
-    private readonly timing: { heartbeatIntervalMs: number; replicaTimeoutMs: number },
+    private readonly local: LocalIdentity,
+    private readonly logger: SessionLogger,
+    private readonly handlers: SessionHandlers,
+    dialed: boolean,
   ) {
     this.link = link;
-    this.local = local;
-    this.logger = logger;
-    this.dialer = link.id.startsWith('client');
+    this.dialed = dialed;
     this.sentTerm = local.term();
     link.onFrame((frame) => this.enqueue(frame));
     link.onClose((info) => {
-      clearInterval(this.heartbeatTimer);
       clearTimeout(this.handshakeTimer);
       this.queue = [];
-      this.closed(`${info.code} ${info.reason} (${info.by})`);
+      this.handlers.closed(this, `${info.code} ${info.reason} (${info.by})`, info.code);
     });
     this.handshakeTimer = setTimeout(() => {
       if (!this.established) this.fail(ReplicationCloseCodes.protocol, 'handshake timed out');
     }, HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer.unref();
     this.sendControl(FrameType.Hello, {
       protocol: PROTOCOL_VERSION,
       clusterId: local.clusterId,
       nodeId: local.nodeId,
-      role: local.role,
+      role: local.role(),
       term: this.sentTerm,
-      historyId: local.historyId(),
       lastLsn: local.lastLsn(),
       nonce: this.nonce,
       auth: local.secret !== null,
@@ -124,17 +117,12 @@ export abstract class PeerSession {
     } satisfies Hello);
   }
 
-  /** The handshake is done: the peer is who it says (and proved it, with a secret). */
-  protected abstract onEstablished(peer: Hello): void | Promise<void>;
-  /** A frame after the handshake. Throwing (or rejecting) closes the link with the reason. */
-  protected abstract onMessage(frame: Frame): void | Promise<void>;
-  /** Every heartbeat interval while established. */
-  protected abstract onHeartbeat(): void;
-  /** The link closed (once). */
-  protected abstract closed(reason: string): void;
-
   get isEstablished(): boolean {
     return this.established;
+  }
+
+  get peerId(): string | null {
+    return this.peer?.nodeId ?? null;
   }
 
   sendControl(type: FrameType, value: object): boolean {
@@ -142,14 +130,14 @@ export abstract class PeerSession {
   }
 
   /** Closes the link, telling the peer why (ERROR frame, then the close code). */
-  fail(code: number, reason: string, errorCode = 'ERR_PROTOCOL'): void {
+  fail(code: number, reason: string, errorCode = 'ERR_PROTOCOL', level: 'warn' | 'info' = 'warn'): void {
     if (this.link.closed) return;
-    this.logger.warn(
+    this.logger[level](
       { link: this.link.id, peer: this.peer?.nodeId ?? this.link.remoteAddress, code, reason },
       'replication: closing link',
     );
     this.sendControl(FrameType.Error, { code: errorCode, message: reason.slice(0, 4096) });
-    this.link.close(code, reason);
+    this.link.close(code, reason.slice(0, 120));
   }
 
   private enqueue(frame: Frame): void {
@@ -173,14 +161,13 @@ export abstract class PeerSession {
           await this.handle(frame);
         } catch (err) {
           if (this.link.closed) return;
-          const code = isVrepError(err, 'ERR_AUTH')
-            ? ReplicationCloseCodes.authFailed
-            : isVrepError(err, 'ERR_DIVERGED')
-              ? ReplicationCloseCodes.diverged
-              : ReplicationCloseCodes.protocol;
           const errorCode = (err as { code?: string }).code ?? 'ERR_INTERNAL';
           if (!isVrepError(err)) this.logger.error({ err }, 'replication: unexpected error handling a frame');
-          this.fail(code, `${frameName[frame.type] ?? frame.type}: ${(err as Error).message}`, errorCode);
+          this.fail(
+            closeCodeOf(errorCode),
+            `${frameName[frame.type] ?? frame.type}: ${(err as Error).message}`,
+            errorCode,
+          );
           return;
         }
       }
@@ -192,22 +179,18 @@ export abstract class PeerSession {
   private async handle(frame: Frame): Promise<void> {
     if (frame.type === FrameType.Error) {
       const e = decodeControl(errorSchema, 'ERROR', frame.payload);
-      this.logger.warn(
+      this.logger.info(
         { peer: this.peer?.nodeId, code: e.code, reason: e.message },
         'replication: peer reports',
       );
-      this.peerError(e.code, e.message);
       return;
     }
     if (!this.established) {
       this.handshakeStep(frame);
       return;
     }
-    await this.onMessage(frame);
+    await this.handlers.frame(this, frame);
   }
-
-  /** The peer sent ERROR (it closes the link next). */
-  protected peerError(_code: string, _message: string): void {}
 
   private handshakeStep(frame: Frame): void {
     if (this.peer === null) {
@@ -218,9 +201,6 @@ export abstract class PeerSession {
       }
       if (hello.nodeId === this.local.nodeId)
         throw protocolError(`peer claims this node's id "${hello.nodeId}"`);
-      if (hello.role === this.local.role) {
-        throw protocolError(`both sides are ${hello.role}s (${hello.nodeId} and ${this.local.nodeId})`);
-      }
       if (!this.local.nonces.remember(Buffer.from(hello.nonce, 'hex'), performance.now())) {
         throw authError(`${hello.nodeId}: HELLO nonce seen before (a replayed handshake)`);
       }
@@ -247,7 +227,7 @@ export abstract class PeerSession {
         senderNonce: Buffer.from(peer.nonce, 'hex'),
         receiverNonce: Buffer.from(this.nonce, 'hex'),
         senderTerm: peer.term,
-        direction: this.dialer ? 'listener-to-dialer' : 'dialer-to-listener',
+        direction: this.dialed ? 'listener-to-dialer' : 'dialer-to-listener',
       },
       Buffer.from(proof, 'hex'),
     );
@@ -260,7 +240,7 @@ export abstract class PeerSession {
   private sendAuth(): void {
     if (this.sentAuth || this.peer === null || this.local.secret === null) return;
     this.sentAuth = true;
-    const direction: AuthDirection = this.dialer ? 'dialer-to-listener' : 'listener-to-dialer';
+    const direction: AuthDirection = this.dialed ? 'dialer-to-listener' : 'listener-to-dialer';
     const proof = authProof({
       secret: this.local.secret,
       clusterId: this.local.clusterId,
@@ -278,33 +258,11 @@ export abstract class PeerSession {
     if (this.established || (this.local.secret !== null && !this.authed)) return;
     this.established = true;
     clearTimeout(this.handshakeTimer);
-    const { heartbeatIntervalMs, replicaTimeoutMs } = this.timing;
-    let lastTickMs = Date.now();
-    this.heartbeatTimer = setInterval(() => {
-      const nowMs = Date.now();
-      // A late tick means this process was busy (or starved): frames may be
-      // waiting in the socket unread, so silence cannot be blamed on the peer yet.
-      const late = nowMs - lastTickMs > 2 * heartbeatIntervalMs;
-      lastTickMs = nowMs;
-      if (!late && nowMs - this.lastHeardMs > replicaTimeoutMs) {
-        this.fail(ReplicationCloseCodes.timeout, `peer silent for more than ${replicaTimeoutMs} ms`);
-        return;
-      }
-      this.onHeartbeat();
-    }, heartbeatIntervalMs);
-    this.heartbeatTimer.unref();
     this.logger.info(
       { link: this.link.id, peer: this.peer?.nodeId, role: this.peer?.role, auth: this.authed },
       'replication: peer connected',
     );
-    Promise.resolve()
-      .then(() => this.onEstablished(this.peer as Hello))
-      .catch((err: unknown) => this.fail(ReplicationCloseCodes.protocol, (err as Error).message));
-  }
-
-  /** The peer's term in its HELLO (for fencing). */
-  get peerTerm(): number {
-    return this.peer?.term ?? 0;
+    this.handlers.established(this);
   }
 }
 

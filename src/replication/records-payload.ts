@@ -9,7 +9,7 @@
  * frame holding them as one part. Format: docs/wire-protocol.md.
  */
 import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
-import { recordLengthAt, recordLsn } from '../log/record.ts';
+import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
 import { FrameFlags } from '../transport/frame.ts';
 import { VrepError } from '../errors.ts';
 
@@ -107,28 +107,52 @@ function protocolError(message: string): VrepError {
 }
 
 /**
- * Decodes and checks a RECORDS payload: sizes against `maxRawBytes`, each
- * record's length, the LSN run starting at `expectedLsn` with no gap.
- * Returns views into one buffer. Throws ERR_PROTOCOL (nothing to apply) on
- * any failure. Each record's checksum is verified once, when it is decoded
- * for applying (Store.applyReplicated decodes the whole batch before it
- * applies any of it); the frame's own CRC32C already covered these bytes.
+ * Per-link fields in front of a RECORDS payload (the payload itself is
+ * shared by every feeder sending the same range): u64 sender's term |
+ * u64 commit | u64 apply limit.
  */
-export function decodeRecords(
+export const RECORDS_PREFIX_BYTES = 24;
+
+export function encodeRecordsPrefix(term: number, commit: number, applyLimit: number): Uint8Array {
+  const out = new Uint8Array(RECORDS_PREFIX_BYTES);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(term), true);
+  view.setBigUint64(8, BigInt(commit), true);
+  view.setBigUint64(16, BigInt(applyLimit), true);
+  return out;
+}
+
+/**
+ * Decodes and checks a RECORDS frame: the prefix, sizes against
+ * `maxRawBytes`, each record's length and checksum, the LSN run with no
+ * gap inside the frame. Returns views into one buffer. Throws ERR_PROTOCOL
+ * (nothing to append) on any failure. Where the run starts against the
+ * follower's log is the core's to judge (a late or repeated frame is not
+ * an error).
+ */
+export function decodeRecordsFrame(
   payload: Uint8Array,
   flags: number,
-  expectedLsn: number,
   maxRawBytes: number,
-): Uint8Array[] {
-  if (payload.length < RECORDS_HEADER_BYTES) throw protocolError(`${payload.length}-byte payload`);
-  const view = new DataView(payload.buffer, payload.byteOffset, RECORDS_HEADER_BYTES);
+): { term: number; commit: number; applyLimit: number; firstLsn: number; records: Uint8Array[] } {
+  if (payload.length < RECORDS_PREFIX_BYTES + RECORDS_HEADER_BYTES) {
+    throw protocolError(`${payload.length}-byte payload`);
+  }
+  const prefix = new DataView(payload.buffer, payload.byteOffset, RECORDS_PREFIX_BYTES);
+  const term = Number(prefix.getBigUint64(0, true));
+  const commit = Number(prefix.getBigUint64(8, true));
+  const applyLimit = Number(prefix.getBigUint64(16, true));
+  const rest = payload.subarray(RECORDS_PREFIX_BYTES);
+  const view = new DataView(rest.buffer, rest.byteOffset, RECORDS_HEADER_BYTES);
   const firstLsn = Number(view.getBigUint64(0, true));
   const count = view.getUint32(8, true);
   const rawBytes = view.getUint32(12, true);
-  if (firstLsn !== expectedLsn) throw protocolError(`starts at LSN ${firstLsn}, expected ${expectedLsn}`);
+  if (!Number.isSafeInteger(term) || !Number.isSafeInteger(commit) || !Number.isSafeInteger(applyLimit)) {
+    throw protocolError('term, commit or apply limit out of range');
+  }
   if (count === 0) throw protocolError('no records');
   if (rawBytes > maxRawBytes) throw protocolError(`${rawBytes} raw bytes, limit ${maxRawBytes}`);
-  let body = payload.subarray(RECORDS_HEADER_BYTES);
+  let body = rest.subarray(RECORDS_HEADER_BYTES);
   if ((flags & FrameFlags.Compressed) !== 0) {
     let parts: Uint8Array[];
     try {
@@ -146,7 +170,7 @@ export function decodeRecords(
     aligned.set(body);
     body = aligned;
   }
-  const out: Uint8Array[] = [];
+  const records: Uint8Array[] = [];
   let at = 0;
   while (at < body.length) {
     let length: number;
@@ -156,13 +180,15 @@ export function decodeRecords(
       throw protocolError((err as Error).message);
     }
     const record = body.subarray(at, at + length);
+    // The record goes to the WAL before it is decoded for applying: check it whole now.
+    if (!recordChecksumOk(record)) throw protocolError(`record ${records.length}: checksum mismatch`);
     const lsn = recordLsn(record);
-    if (lsn !== firstLsn + out.length) {
-      throw protocolError(`record ${out.length} has LSN ${lsn}, expected ${firstLsn + out.length}`);
+    if (lsn !== firstLsn + records.length) {
+      throw protocolError(`record ${records.length} has LSN ${lsn}, expected ${firstLsn + records.length}`);
     }
-    out.push(record);
+    records.push(record);
     at += length;
   }
-  if (out.length !== count) throw protocolError(`${out.length} records, header says ${count}`);
-  return out;
+  if (records.length !== count) throw protocolError(`${records.length} records, header says ${count}`);
+  return { term, commit, applyLimit, firstLsn, records };
 }

@@ -11,7 +11,7 @@
  * encoded on the event loop.
  */
 import { isVrepError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
+import type { RecordLog } from '../log/record-log.ts';
 import type { FeederPool } from '../workers/feeder-pool.ts';
 import {
   encodeRecords,
@@ -30,7 +30,7 @@ export class RecordsSource {
   private readonly recent = new Map<string, Promise<EncodedRecords | null>>();
 
   constructor(
-    private readonly store: () => Store,
+    private readonly log: () => RecordLog,
     private readonly pool: FeederPool | null,
     private readonly compression: RecordsCompression,
   ) {}
@@ -53,13 +53,13 @@ export class RecordsSource {
 
   private async encode(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
     const { pool, compression } = this;
-    const store = this.store();
+    const log = this.log();
     try {
       if (behind && pool) {
         const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
         if (fromRing !== null) return fromRing;
       }
-      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+      const records = await log.read(from, last, MAX_RECORDS_FRAME_BYTES);
       if (records.length === 0) return null;
       let bytes = 0;
       for (const r of records) bytes += r.length;
@@ -70,7 +70,7 @@ export class RecordsSource {
     } catch (err) {
       if (!isVrepError(err, 'ERR_OVERLOADED')) throw err;
       // The pool is full: compress on the libuv pool instead of waiting.
-      const records = await store.records.read(from, last, MAX_RECORDS_FRAME_BYTES);
+      const records = await log.read(from, last, MAX_RECORDS_FRAME_BYTES);
       return records.length === 0 ? null : encodeRecordsAsync(records, compression);
     }
   }

@@ -217,10 +217,9 @@ export class ReplicationRuntime {
     this.pump();
   }
 
-  forceFullSync(peer: string): boolean {
-    const ok = this.core.forceFullSync(peer);
+  forceFullSync(peer: string): void {
+    this.core.forceFullSync(peer);
     this.pump();
-    return ok;
   }
 
   /** Stops taking work; waiting writes fail with `reason`. */
@@ -392,6 +391,12 @@ export class ReplicationRuntime {
   private settleWaiters(): void {
     if (this.waiters.length === 0) return;
     const core = this.core;
+    // What each level holds now, computed once for all waiters.
+    const held = { one: -1, quorum: -1, all: -1 };
+    const heldFor = (level: Level): number => {
+      if (held[level] < 0) held[level] = core.heldThrough(level);
+      return held[level];
+    };
     this.waiters = this.waiters.filter((w) => {
       if (core.role !== 'leader' || core.term !== w.term) {
         w.done(
@@ -403,7 +408,7 @@ export class ReplicationRuntime {
         );
         return false;
       }
-      if (!core.levelMet(w.lsn, w.level)) return true;
+      if (heldFor(w.level) < w.lsn) return true;
       // Visible here before the caller hears of it: a read after the write sees it.
       if (this.appliedTo < w.lsn) return true;
       w.done(null, w.result);
@@ -412,6 +417,11 @@ export class ReplicationRuntime {
   }
 
   private expireWaiters(): void {
+    if (this.waiters.length === 0) return;
+    // Cheap when nothing is due (the common case): one pass to find the earliest deadline.
+    let earliest = Infinity;
+    for (const w of this.waiters) if (w.deadlineTick < earliest) earliest = w.deadlineTick;
+    if (earliest > this.ticks) return;
     this.waiters = this.waiters.filter((w) => {
       if (w.deadlineTick > this.ticks) return true;
       w.done(

@@ -6,9 +6,11 @@
  * its manifest survive restarts, and `inspectIncoming` tells the PSYNC
  * which chunks are already here.
  *
- * Install: every file fsynced, a marker with the primary's history written,
- * then one rename to `snapshots/snap-<lsn>` (the commit point). The store
- * finishes the switch when it next opens (store.ts adoptFullSync).
+ * Install: every file fsynced, a marker with the primary's term history
+ * written, then one rename to `snapshots/snap-<lsn>` (the commit point).
+ * The running store then loads it beside its state and switches
+ * (Store.installReceived); a crash after the rename is finished at the next
+ * start (recovery.ts adoptFullSync).
  */
 import {
   mkdir,
@@ -25,7 +27,16 @@ import path from 'node:path';
 import { crc32c } from '../native/crc32c.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
 import { FULLSYNC_MARKER, SNAPSHOT_DIR, snapshotName } from '../store/snapshot.ts';
-import { protocolError, type FullsyncBegin } from './messages.ts';
+import { protocolError } from './wire.ts';
+import type { Epoch } from '../consensus/term-history.ts';
+
+/** What a snapshot offer carries that the receiver needs. */
+export interface OfferedSnapshot {
+  snapshotLsn: number;
+  term: number;
+  history: Epoch[];
+  manifestText: string;
+}
 
 const INCOMING = 'incoming';
 const MANIFEST = 'manifest.json';
@@ -48,10 +59,10 @@ export function parseManifestText(text: string): ParsedManifest {
   try {
     outer = JSON.parse(text) as typeof outer;
   } catch {
-    throw protocolError('FULLSYNC_BEGIN: manifest is not JSON');
+    throw protocolError('SNAPSHOT_OFFER: manifest is not JSON');
   }
   if (typeof outer.body !== 'string' || outer.crc32c !== crc32c(new TextEncoder().encode(outer.body))) {
-    throw protocolError('FULLSYNC_BEGIN: manifest checksum mismatch');
+    throw protocolError('SNAPSHOT_OFFER: manifest checksum mismatch');
   }
   const body = JSON.parse(outer.body) as {
     historyId: string;
@@ -62,7 +73,7 @@ export function parseManifestText(text: string): ParsedManifest {
   for (const c of body.collections ?? []) for (const k of c.chunks ?? []) chunks.push(k);
   for (const k of chunks) {
     if (!/^c\d{4}-\d{6}\.vzb$/.test(k.file) || !Number.isSafeInteger(k.bytes) || k.bytes < 0) {
-      throw protocolError(`FULLSYNC_BEGIN: bad chunk entry ${JSON.stringify(k)}`);
+      throw protocolError(`SNAPSHOT_OFFER: bad chunk entry ${JSON.stringify(k)}`);
     }
   }
   return { historyId: body.historyId, lsn: body.lsn, chunks };
@@ -117,7 +128,7 @@ export class SnapshotReceiver {
   readonly startedAtMs = Date.now();
   private readonly dir: string;
   private readonly dataDir: string;
-  private readonly begin: FullsyncBegin;
+  private readonly offer: OfferedSnapshot;
   /** Next chunk expected, and the byte offset within it. */
   private chunk: number;
   private offset = 0;
@@ -125,51 +136,43 @@ export class SnapshotReceiver {
   private received = 0;
   private doneBytes: number;
 
-  private constructor(dataDir: string, begin: FullsyncBegin, manifest: ParsedManifest) {
+  private constructor(dataDir: string, offer: OfferedSnapshot, manifest: ParsedManifest, fromChunk: number) {
     this.dataDir = dataDir;
     this.dir = incomingDir(dataDir);
-    this.begin = begin;
-    this.snapshotLsn = begin.snapshotLsn;
+    this.offer = offer;
+    this.snapshotLsn = offer.snapshotLsn;
     this.chunks = manifest.chunks;
     this.totalBytes = totalBytes(manifest.chunks);
-    this.chunk = begin.fromChunk;
-    this.fromChunk = begin.fromChunk;
-    this.doneBytes = totalBytes(manifest.chunks.slice(0, begin.fromChunk));
+    this.chunk = fromChunk;
+    this.fromChunk = fromChunk;
+    this.doneBytes = totalBytes(manifest.chunks.slice(0, fromChunk));
   }
 
   /**
-   * Prepares the staging directory for `begin`: kept when it holds the same
-   * snapshot and the primary resumes (fromChunk > 0), else emptied.
+   * Prepares the staging directory for the offered snapshot: when it already
+   * holds the same snapshot (a sync cut off midway), its verified chunks are
+   * kept and the transfer resumes after them (`fromChunk`); else it is emptied.
    */
-  static async start(dataDir: string, begin: FullsyncBegin): Promise<SnapshotReceiver> {
-    const manifest = parseManifestText(begin.manifestText);
-    if (manifest.lsn !== begin.snapshotLsn || manifest.historyId !== begin.historyId) {
-      throw protocolError('FULLSYNC_BEGIN: manifest disagrees with the message');
-    }
-    if (begin.fromChunk > manifest.chunks.length) {
-      throw protocolError(`FULLSYNC_BEGIN: fromChunk ${begin.fromChunk} of ${manifest.chunks.length}`);
-    }
+  static async start(dataDir: string, offer: OfferedSnapshot): Promise<SnapshotReceiver> {
+    const manifest = parseManifestText(offer.manifestText);
+    if (manifest.lsn !== offer.snapshotLsn)
+      throw protocolError('SNAPSHOT_OFFER: manifest disagrees with the message');
     const dir = incomingDir(dataDir);
-    let keep = false;
-    if (begin.fromChunk > 0) {
-      const have = await inspectIncoming(dataDir);
-      keep =
-        have !== null &&
-        have.historyId === begin.historyId &&
-        have.snapshotLsn === begin.snapshotLsn &&
-        have.chunksDone >= begin.fromChunk;
-      if (!keep) throw protocolError('FULLSYNC_BEGIN: asked to resume a sync this replica does not have');
-    }
-    if (!keep) {
+    const have = await inspectIncoming(dataDir);
+    const fromChunk =
+      have !== null && have.historyId === manifest.historyId && have.snapshotLsn === manifest.lsn
+        ? Math.min(have.chunksDone, manifest.chunks.length)
+        : 0;
+    if (fromChunk === 0) {
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
-      await writeFile(path.join(dir, MANIFEST), begin.manifestText);
+      await writeFile(path.join(dir, MANIFEST), offer.manifestText);
     } else {
       // Files after the resume point are from the cut-off run: start them over.
-      const names = new Set(manifest.chunks.slice(begin.fromChunk).map((c) => c.file));
+      const names = new Set(manifest.chunks.slice(fromChunk).map((c) => c.file));
       for (const n of await readdir(dir)) if (names.has(n)) await rm(path.join(dir, n));
     }
-    return new SnapshotReceiver(dataDir, begin, manifest);
+    return new SnapshotReceiver(dataDir, offer, manifest, fromChunk);
   }
 
   get progress(): { bytesDone: number; bytesTotal: number } {
@@ -214,21 +217,16 @@ export class SnapshotReceiver {
   }
 
   /** All chunks verified: fsync, mark with the primary's history, rename into place. */
-  async install(): Promise<void> {
+  async install(): Promise<string> {
     if (this.chunk !== this.chunks.length) {
-      throw protocolError(`FULLSYNC_END after ${this.chunk} of ${this.chunks.length} chunks`);
+      throw protocolError(`SNAPSHOT_END after ${this.chunk} of ${this.chunks.length} chunks`);
     }
     for (const c of this.chunks) {
       const h = await open(path.join(this.dir, c.file), 'r+');
       await h.sync();
       await h.close();
     }
-    const marker = {
-      historyId: this.begin.historyId,
-      previousHistoryId: this.begin.previousHistoryId,
-      previousHistoryEndLsn: this.begin.previousHistoryEndLsn,
-      term: this.begin.term,
-    };
+    const marker = { history: this.offer.history, term: this.offer.term };
     const markerFile = path.join(this.dir, FULLSYNC_MARKER);
     await writeFile(markerFile, JSON.stringify(marker));
     const h = await open(markerFile, 'r+');
@@ -240,6 +238,7 @@ export class SnapshotReceiver {
     if (await stat(finalDir).catch(() => null)) await rm(finalDir, { recursive: true });
     await rename(this.dir, finalDir);
     await fsyncDir(root);
+    return finalDir;
   }
 
   async abort(): Promise<void> {

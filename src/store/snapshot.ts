@@ -34,13 +34,32 @@ const chunkSchema = z.object({
   bytes: z.number().int().nonnegative(),
   crc32c: z.number().int().nonnegative(),
 });
+const epochSchema = z
+  .object({
+    term: z.number().int().nonnegative(),
+    historyId: z.string().regex(/^[0-9a-f]{32}$/),
+    leaderId: z.string().min(1).max(255),
+    firstLsn: z.number().int().min(1),
+  })
+  .strict();
+const memberSchema = z
+  .object({ id: z.string().min(1).max(300).nullable(), address: z.string().min(1).max(300).nullable() })
+  .strict();
 const manifestBodySchema = z
   .object({
-    formatVersion: z.literal(1),
+    /** 1: before term histories (read, never written); 2: with the history and the membership. */
+    formatVersion: z.union([z.literal(1), z.literal(2)]),
     lsn: z.number().int().nonnegative(),
     term: z.number().int().nonnegative(),
     historyId: z.string(),
     createdAtMs: z.number().int(),
+    /** The term history up to `lsn` (version 2). */
+    history: z.array(epochSchema).max(4096).optional(),
+    /** Config records at or below `lsn`, oldest first (version 2; the last one is in force). */
+    configs: z
+      .array(z.object({ lsn: z.number().int().min(1), members: z.array(memberSchema).max(64) }).strict())
+      .max(64)
+      .optional(),
     collections: z.array(
       z.object({
         name: z.string().min(1),
@@ -109,15 +128,21 @@ async function writeFileSynced(file: string, data: Uint8Array): Promise<void> {
 
 /**
  * Writes a snapshot of `collections` (frozen at `lsn`) under
- * `<dataDir>/snapshots/`, installs it atomically and removes older ones.
- * Releases the frozen views when done (even on failure).
+ * `<dataDir>/snapshots/` and installs it atomically (older ones are the
+ * caller's to remove: it knows which are pinned). Releases the frozen
+ * views when done (even on failure).
  */
 export async function writeSnapshot(
   dataDir: string,
   frozen: readonly FrozenCollection[],
-  meta: { lsn: number; term: number; historyId: string; level?: number },
-  /** Older snapshots still in use (a full sync reading them): kept. */
-  keep: ReadonlySet<string> = new Set(),
+  meta: {
+    lsn: number;
+    term: number;
+    historyId: string;
+    history: SnapshotManifest['history'];
+    configs: SnapshotManifest['configs'];
+    level?: number;
+  },
 ): Promise<SnapshotInfo> {
   const root = path.join(dataDir, SNAPSHOT_DIR);
   const tmp = path.join(root, `tmp-${snapshotName(meta.lsn)}-${process.pid}`);
@@ -127,11 +152,13 @@ export async function writeSnapshot(
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp);
     const body: SnapshotManifest = {
-      formatVersion: 1,
+      formatVersion: 2,
       lsn: meta.lsn,
       term: meta.term,
       historyId: meta.historyId,
       createdAtMs: Date.now(),
+      history: meta.history ?? [],
+      configs: meta.configs ?? [],
       collections: [],
     };
     // One task per chunk file. SNAPSHOT_PARALLEL_CHUNKS run at once (zstd
@@ -184,11 +211,6 @@ export async function writeSnapshot(
     await rm(finalDir, { recursive: true, force: true });
     await rename(tmp, finalDir);
     await fsyncDir(root);
-    // Older snapshots are superseded (the WAL before this one is removed next).
-    for (const name of await readdir(root)) {
-      if (name.startsWith('snap-') && name < snapshotName(meta.lsn) && !keep.has(name))
-        await rm(path.join(root, name), { recursive: true });
-    }
     return { dir: finalDir, manifest: body, bytes };
   } finally {
     for (const c of frozen) c.release();
@@ -196,7 +218,25 @@ export async function writeSnapshot(
   }
 }
 
-/** The installed snapshot directories, newest first; removes leftover temp dirs. */
+/**
+ * Removes temporary directories a crashed snapshot build left. Only at
+ * start-up: while the node runs, a temporary directory may be a build in
+ * progress.
+ */
+export async function removeTemporarySnapshots(dataDir: string): Promise<void> {
+  const root = path.join(dataDir, SNAPSHOT_DIR);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const n of names)
+    if (n.startsWith('tmp-')) await rm(path.join(root, n), { recursive: true, force: true });
+}
+
+/** The installed snapshot directories, newest first. */
 export async function listSnapshots(dataDir: string): Promise<string[]> {
   const root = path.join(dataDir, SNAPSHOT_DIR);
   let names: string[];
@@ -206,8 +246,6 @@ export async function listSnapshots(dataDir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  for (const n of names)
-    if (n.startsWith('tmp-')) await rm(path.join(root, n), { recursive: true, force: true });
   return names
     .filter((n) => /^snap-\d{20}$/.test(n))
     .sort()

@@ -5,11 +5,22 @@
  * Pure in-memory work; the rest of the store decides when.
  */
 import { VrepError } from '../errors.ts';
-import { Op, type LogRecord, type MetricName } from '../log/record.ts';
+import { Op, type ConfigMember, type LogRecord, type MetricName } from '../log/record.ts';
 import { Collection, type CollectionInfo } from './collection.ts';
+
+/** A config record as applied: the membership it set (src/consensus/membership.ts). */
+export interface AppliedConfig {
+  lsn: number;
+  members: ConfigMember[];
+}
+
+/** Config records kept in the state (the last one is in force; older ones matter only across a truncation). */
+const MAX_CONFIGS = 64;
 
 export class NodeState {
   readonly collections = new Map<string, Collection>();
+  /** Config records applied, oldest first (a snapshot carries them). */
+  configs: AppliedConfig[] = [];
   /** LSN of the last record applied. */
   appliedLsn = 0;
 
@@ -21,12 +32,17 @@ export class NodeState {
       );
     }
     applyRecord(this.collections, record);
+    if (record.op === Op.Config) {
+      this.configs.push({ lsn: record.lsn, members: record.members });
+      if (this.configs.length > MAX_CONFIGS) this.configs.shift();
+    }
     this.appliedLsn = record.lsn;
   }
 
   /** Starts over empty (a rebuild, a full sync), applied up to `lsn`. */
   reset(lsn: number): void {
     this.collections.clear();
+    this.configs = [];
     this.appliedLsn = lsn;
   }
 

@@ -25,15 +25,26 @@ const LENGTH_OFFSET = 16;
 export const FrameType = {
   Hello: 1,
   Auth: 2,
-  Psync: 3,
-  Continue: 4,
-  FullsyncBegin: 5,
+  /** Follower → leader: its log (last LSN, term history), answering a probe. */
+  Position: 3,
+  /** Leader → follower: where the logs agree; what to drop above it. */
+  Sync: 4,
+  /** Leader → follower: a full sync (snapshot manifest, term history). */
+  SnapshotOffer: 5,
   SnapshotChunk: 6,
-  FullsyncEnd: 7,
+  SnapshotEnd: 7,
   Records: 8,
   Ack: 9,
   Heartbeat: 10,
   Error: 11,
+  /** Leader → follower: "I lead this term; where are you?" */
+  Probe: 12,
+  /** Follower → leader: the full sync is taken, from this chunk on. */
+  SnapshotAccept: 13,
+  /** Follower → leader: why it will not follow. */
+  Refuse: 14,
+  /** Follower → leader: snapshot bytes written so far (flow control of a full sync). */
+  SnapshotProgress: 15,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -108,10 +119,24 @@ function checkEncodeArgs(type: number, flags: number, seq: number, payload: Uint
 /**
  * Encodes one frame into a new buffer of FRAME_HEADER_BYTES + payload bytes
  * (the payload is copied once; WebSocket clients mask the message in place).
+ * A `prefix` goes in front of the payload, in the same copy: a small
+ * per-link header before a body shared by several links.
  */
-export function encodeFrame(type: FrameType, flags: number, seq: number, payload: Uint8Array): Uint8Array {
+export function encodeFrame(
+  type: FrameType,
+  flags: number,
+  seq: number,
+  payload: Uint8Array,
+  prefix?: Uint8Array,
+): Uint8Array {
   checkEncodeArgs(type, flags, seq, payload);
-  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
+  const prefixBytes = prefix?.byteLength ?? 0;
+  if (payload.byteLength + prefixBytes > MAX_PAYLOAD_FIELD) {
+    throw new RangeError(
+      `encodeFrame: payload of ${payload.byteLength + prefixBytes} bytes exceeds the u32 length field`,
+    );
+  }
+  const out = new Uint8Array(FRAME_HEADER_BYTES + prefixBytes + payload.byteLength);
   const dv = view(out);
   dv.setUint16(0, FRAME_MAGIC, true);
   out[2] = FRAME_VERSION;
@@ -120,9 +145,10 @@ export function encodeFrame(type: FrameType, flags: number, seq: number, payload
   // bytes 5..7 reserved, zero
   dv.setUint32(SEQ_OFFSET, seq % 0x1_0000_0000, true);
   dv.setUint32(SEQ_OFFSET + 4, Math.floor(seq / 0x1_0000_0000), true);
-  dv.setUint32(LENGTH_OFFSET, payload.byteLength, true);
-  out.set(payload, FRAME_HEADER_BYTES);
-  dv.setUint32(CRC_OFFSET, frameCrc(out.subarray(0, CRC_OFFSET), payload), true);
+  dv.setUint32(LENGTH_OFFSET, prefixBytes + payload.byteLength, true);
+  if (prefix) out.set(prefix, FRAME_HEADER_BYTES);
+  out.set(payload, FRAME_HEADER_BYTES + prefixBytes);
+  dv.setUint32(CRC_OFFSET, frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES)), true);
   return out;
 }
 

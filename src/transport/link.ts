@@ -28,6 +28,8 @@ export type SendResult = 'ok' | 'backpressure' | 'dropped';
 export interface OutgoingFrame {
   type: FrameType;
   payload: Uint8Array;
+  /** Bytes sent in front of `payload` (a per-link header before a shared body). */
+  prefix?: Uint8Array;
   /** FrameFlags bits; 0 when omitted. */
   flags?: number;
 }
@@ -238,12 +240,13 @@ export class LinkCore implements PeerLink {
     if (this.closed) return 'dropped';
     const { maxBufferedBytes } = this.limits;
     if (this.ops.bufferedAmount() > maxBufferedBytes) return 'dropped';
-    if (FRAME_HEADER_BYTES + frame.payload.byteLength > this.limits.maxFrameBytes) {
+    const payloadBytes = frame.payload.byteLength + (frame.prefix?.byteLength ?? 0);
+    if (FRAME_HEADER_BYTES + payloadBytes > this.limits.maxFrameBytes) {
       throw new RangeError(
-        `send: a ${frame.payload.byteLength}-byte payload exceeds maxFrameBytes ${this.limits.maxFrameBytes}`,
+        `send: a ${payloadBytes}-byte payload exceeds maxFrameBytes ${this.limits.maxFrameBytes}`,
       );
     }
-    const bytes = encodeFrame(frame.type, frame.flags ?? 0, this.nextSendSeq, frame.payload);
+    const bytes = encodeFrame(frame.type, frame.flags ?? 0, this.nextSendSeq, frame.payload, frame.prefix);
     if (!this.ops.write(bytes)) {
       // The library dropped a frame we numbered: the peer would see a gap. Start over.
       this.fail(CloseCodes.sendFailed, 'send refused by the socket library', false);

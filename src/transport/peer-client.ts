@@ -78,6 +78,11 @@ export interface PeerClient {
   readonly counters: Readonly<LinkCounters>;
   /** Dial attempts that opened a link. */
   readonly connects: number;
+  /**
+   * The next redial waits at least this long, whatever the backoff says (the
+   * peer refused us: dialing again sooner changes nothing).
+   */
+  holdOff(delayMs: number): void;
   /** Dial attempts that failed before opening. */
   readonly dialFailures: number;
   /** Stops redialing and closes the open link (code 1000). Resolves once the socket is closed. */
@@ -124,10 +129,12 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
   let stopped = false;
   let connects = 0;
   let dialFailures = 0;
+  let holdOffMs = 0;
 
   const scheduleRedial = (): void => {
     if (stopped) return;
-    const delayMs = backoffDelayMs(attempt++, backoff, env.random());
+    const delayMs = Math.max(backoffDelayMs(attempt++, backoff, env.random()), holdOffMs);
+    holdOffMs = 0;
     logger.info({ url: options.url, delayMs, attempt }, 'peer client: redial scheduled');
     redialTimer = env.setTimeout(() => {
       redialTimer = undefined;
@@ -227,6 +234,9 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
     },
     get dialFailures() {
       return dialFailures;
+    },
+    holdOff(delayMs: number) {
+      holdOffMs = Math.max(holdOffMs, delayMs);
     },
     stop() {
       stopped = true;

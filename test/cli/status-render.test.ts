@@ -21,10 +21,23 @@ const stats = (over: Partial<ReplicationStats> = {}): ReplicationStats => ({
   partial_syncs: 0,
   frames_rejected: 0,
   slow_peer_disconnects: 0,
+  truncated_records: 0,
   ...over,
 });
 
-const base = { enabled: true, node_id: 'n1', term: 3, history_id: 'h', last_lsn: 120 };
+const base = {
+  enabled: true,
+  node_id: 'n1',
+  term: 3,
+  history_id: 'h',
+  last_lsn: 120,
+  state: 'leader' as const,
+  commit_lsn: 120,
+  applied_lsn: 120,
+  writable: { ok: true, reason: null },
+  leader: null,
+  members: [],
+};
 
 test('progress bars and tables', () => {
   assert.equal(progressBar(0, 10), '[----------]   0%');
@@ -51,6 +64,8 @@ test('a primary: its replicas in a table, a bar under each replica in full sync'
         operations_synced: 120,
         offset: 120,
         lag_operations: 0,
+        member: true,
+        refused: null,
       },
       {
         id: 'n3',
@@ -63,6 +78,8 @@ test('a primary: its replicas in a table, a bar under each replica in full sync'
         operations_synced: 0,
         offset: 0,
         lag_operations: 120,
+        member: true,
+        refused: null,
         sync: {
           bytes_done: 512 * 1024,
           bytes_total: 2 * 1024 * 1024,

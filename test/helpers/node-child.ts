@@ -75,6 +75,8 @@ async function run(cmd: string, a: Record<string, unknown>): Promise<unknown> {
       return (await node.snapshot()).manifest.lsn;
     case 'forceSync':
       return node.forceSync(a['id'] as string);
+    case 'addReplica':
+      return node.addReplica(a['address'] as string);
     case 'stop':
       await node.stop();
       setImmediate(() => process.exit(0));

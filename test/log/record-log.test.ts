@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store } from '../../src/store/store.ts';
+import { ReplicationNode } from '../../src/node/replication-node.ts';
+import { StoreWriter } from '../helpers/store-writer.ts';
 import { recordLsn, decodeRecord, Op } from '../../src/log/record.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -16,10 +18,11 @@ test('a read that fell out of the in-memory log is served from the WAL; after a 
     walSegmentBytes: 128 * 1024,
   });
   t.after(() => store.close());
-  await store.createCollection('c', { dimension: 64, metric: 'dot' });
+  const writer = new StoreWriter(store);
+  await writer.createCollection('c', { dimension: 64, metric: 'dot' });
   for (let b = 0; b < 100; b++) {
     const ids = Array.from({ length: 20 }, (_, i) => `b${b}-${i}`);
-    await store.upsertPacked(
+    await writer.upsert(
       'c',
       ids,
       new Float32Array(20 * 64).fill(b),
@@ -47,31 +50,34 @@ test('a read that fell out of the in-memory log is served from the WAL; after a 
 });
 
 test('a batch larger than the in-memory log is refused, naming the limit; nothing changes', async (t) => {
-  const store = await Store.open({ dataDir: tempDir(t), fsync: 'no', ringCapacityBytes: 64 * 1024 });
-  t.after(() => store.close());
-  await store.createCollection('c', { dimension: 128, metric: 'l2' });
+  const node = await ReplicationNode.start({
+    dataDir: tempDir(t),
+    storage: { fsync: 'no', logBytes: 64 * 1024 },
+  });
+  t.after(() => node.stop());
+  await node.createCollection('c', { dimension: 128, metric: 'l2' });
   const ids = Array.from({ length: 200 }, (_, i) => `p${i}`);
   await assert.rejects(
-    store.upsertPacked(
-      'c',
+    node.writePacked('c', {
       ids,
-      new Float32Array(200 * 128),
-      ids.map(() => new Uint8Array(0)),
-    ),
+      vectors: new Float32Array(200 * 128),
+      payloads: ids.map(() => new Uint8Array(0)),
+    }),
     /batch: \d+ bytes encoded, limit 65536; split it/,
   );
-  assert.equal(store.lastLsn, 1);
-  assert.equal(store.listCollections()[0]?.count, 0);
+  assert.equal(node.lastLsn, 1);
+  assert.equal(node.collections()[0]?.count, 0);
 });
 
 test('when the WAL refuses a write, neither the ring nor the collection changes', async (t) => {
   const store = await Store.open({ dataDir: tempDir(t), fsync: 'no' });
-  await store.createCollection('c', { dimension: 2, metric: 'l2' });
-  await store.upsertPacked('c', ['a'], new Float32Array([1, 2]), [new Uint8Array(0)]);
+  const writer = new StoreWriter(store);
+  await writer.createCollection('c', { dimension: 2, metric: 'l2' });
+  await writer.upsert('c', ['a'], new Float32Array([1, 2]), [new Uint8Array(0)]);
   const before = { digest: store.digest('c'), lsn: store.lastLsn, ring: store.records.ring.lastLsn() };
   await store.records.wal.close(); // the disk side goes away underneath the store
   await assert.rejects(
-    store.upsertPacked('c', ['b'], new Float32Array([3, 4]), [new Uint8Array(0)]),
+    writer.upsert('c', ['b'], new Float32Array([3, 4]), [new Uint8Array(0)]),
     (e: unknown) => isVrepError(e, 'ERR_WAL_CLOSED'),
   );
   assert.deepEqual(

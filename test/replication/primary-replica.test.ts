@@ -45,6 +45,14 @@ function replicaOptions(
   };
 }
 
+/** Makes each replica a member of the primary's cluster (Quorum and All count members only). */
+async function addMembers(primary: NodeProc, replicas: NodeProc[]): Promise<void> {
+  for (const r of replicas) {
+    const { peerPort } = await r.call<{ peerPort: number }>('info');
+    await primary.call('addReplica', { address: `127.0.0.1:${peerPort}` });
+  }
+}
+
 async function stats(node: NodeProc): Promise<ReplicationStatus> {
   return node.call<ReplicationStatus>('status');
 }
@@ -156,6 +164,7 @@ test(
     };
     let r1 = await start('r1');
     const r2 = await start('r2');
+    await addMembers(primary, [r1, r2]);
     await waitConnected(primary, 2);
 
     const dimension = 32;
@@ -255,7 +264,8 @@ test(
     const primary = await NodeProc.start(
       primaryOptions(dir, {
         replication: { role: 'primary', bandwidthBytesPerSec: bytesPerSec },
-        storage: { snapshotEveryBytes: 0 },
+        // Small segments: the snapshot takes the WAL below it away, so a new replica needs a full sync.
+        storage: { snapshotEveryBytes: 0, walSegmentBytes: 1024 * 1024 },
       }),
     );
     procs.push(primary);
@@ -341,6 +351,7 @@ test(
       ),
     ];
     procs.push(...replicas);
+    await addMembers(primary, replicas);
     await waitConnected(primary, 2);
     await primary.call('create', { name: 'q', dimension: 8 });
     await primary.call('write', { collection: 'q', first: 0, count: 10, dimension: 8, consistency: 'all' });

@@ -30,16 +30,27 @@ export interface WriteRecord {
 }
 
 /** An LSN's record, as far as comparing nodes goes: its term and checksum. */
-function identity(e: Entry): string {
-  const crc = new DataView(e.bytes.buffer, e.bytes.byteOffset + 4, 4).getUint32(0, true);
-  return `${e.term}:${crc.toString(16)}`;
+function identity(e: Entry): number {
+  const b = e.bytes;
+  // The record's CRC32C (bytes 4..8) and its term: equal records, equal identity.
+  return (
+    (((b[4] as number) | ((b[5] as number) << 8) | ((b[6] as number) << 16) | ((b[7] as number) << 24)) >>>
+      0) *
+      1024 +
+    (e.term % 1024)
+  );
+}
+
+/** An identity as "term t, crc x" for messages. */
+function show(identity: number): string {
+  return `term ${identity % 1024}, crc ${Math.floor(identity / 1024).toString(16)}`;
 }
 
 export class Checker {
   readonly violations: string[] = [];
   readonly writes: WriteRecord[] = [];
   private readonly failovers: number[] = [];
-  private readonly committed = new Map<number, { identity: string; node: string }>();
+  private readonly committed = new Map<number, { identity: number; node: string }>();
   private readonly observed = new Map<string, number>();
 
   violation(message: string): void {
@@ -77,7 +88,7 @@ export class Checker {
         if (known === undefined) this.committed.set(lsn, { identity: id, node: n.id });
         else if (known.identity !== id) {
           this.violation(
-            `committed prefixes diverge at LSN ${lsn}: ${known.node} committed ${known.identity}, ${n.id} committed ${id}`,
+            `committed prefixes diverge at LSN ${lsn}: ${known.node} committed ${show(known.identity)}, ${n.id} committed ${show(id)}`,
           );
         }
       }

@@ -32,7 +32,8 @@ export type FaultKind =
   | 'disk-full'
   | 'old-primary-returns'
   | 'lossy-network'
-  | 'compact';
+  | 'compact'
+  | 'failover-primary-unreachable';
 
 export interface Fault {
   atMs: number;
@@ -88,6 +89,7 @@ const FAULT_KINDS: FaultKind[] = [
   'old-primary-returns',
   'lossy-network',
   'compact',
+  'failover-primary-unreachable',
 ];
 
 /** The fault schedule a seed gives (its own stream, so a shrunk schedule keeps the rest of the run). */
@@ -568,6 +570,41 @@ export class World {
       case 'lossy-network':
         this.lossyUntilMs = Math.max(this.lossyUntilMs, this.sched.nowMs + f.durationMs);
         return;
+      case 'failover-primary-unreachable': {
+        // The operator cannot reach the old primary: it is cut off from the rest but for one
+        // follower, keeps its role and goes on writing; the others fail over without it.
+        const old = primary;
+        const running = this.nodes.filter((n) => n.alive && n !== old);
+        // Only with the old primary running and a majority without it.
+        if (!old.alive || running.length < 2) return;
+        const kept = pick(others);
+        for (const n of others)
+          if (n !== kept) this.cut.set(pairKey(old.id, n.id), this.sched.nowMs + f.durationMs);
+        this.rogues.add(old.id);
+        const best = running.reduce((a, b) => (upToDate(b) > upToDate(a) ? b : a));
+        this.stats.failovers++;
+        this.checker.failoverAt(this.sched.nowMs);
+        this.primary = best.id;
+        best.role = 'leader';
+        best.configuredPrimary = null;
+        best.runtime.promote();
+        for (const n of running) {
+          if (n === best) continue;
+          n.role = 'follower';
+          n.configuredPrimary = best.id;
+          n.runtime.follow(true);
+          this.breakAllOf(n.id);
+        }
+        old.role = 'follower';
+        old.configuredPrimary = best.id;
+        // Reached at last: the operator points it at the new primary.
+        this.sched.after(f.durationMs, () => {
+          if (!old.alive || this.healing || this.primary === old.id) return;
+          old.runtime.follow(true);
+          this.breakAllOf(old.id);
+        });
+        return;
+      }
       case 'compact': {
         // The primary's oldest records are gone from its log: lagging followers need a full sync.
         primary.compactedTo = Math.max(primary.compactedTo, primary.state.appliedLsn - 5);

@@ -7,24 +7,27 @@
  *   node --import tsx crash-child.ts <dataDir> <seed> <startSeq>
  */
 import { writeSync } from 'node:fs';
-import { Store } from '../../src/store/store.ts';
+import { ReplicationNode } from '../../src/node/replication-node.ts';
 import { DIM, workOp } from './crash-workload.ts';
 
 const [dataDir, seedArg, startArg] = process.argv.slice(2) as [string, string, string];
 const seed = Number(seedArg);
-const store = await Store.open({
+const node = await ReplicationNode.start({
   dataDir,
   nodeId: 'crash',
-  fsync: 'always',
-  walSegmentBytes: 64 * 1024,
-  snapshotEveryBytes: 200 * 1024,
-  ringCapacityBytes: 1024 * 1024,
+  storage: {
+    fsync: 'always',
+    walSegmentBytes: 64 * 1024,
+    snapshotEveryBytes: 200 * 1024,
+    logBytes: 1024 * 1024,
+  },
 });
-if (store.listCollections().length === 0) await store.createCollection('c', { dimension: DIM, metric: 'l2' });
-writeSync(1, `READY ${store.lastLsn}\n`);
+if (node.collections().length === 0) await node.createCollection('c', { dimension: DIM, metric: 'l2' });
+writeSync(1, `READY ${node.lastLsn}\n`);
 for (let seq = Number(startArg); ; seq++) {
   const op = workOp(seed, seq);
-  if (op.kind === 'upsert') await store.upsertPacked('c', op.ids, op.vectors, op.payloads);
-  else await store.delete('c', op.ids);
+  if (op.kind === 'upsert')
+    await node.writePacked('c', { ids: op.ids, vectors: op.vectors, payloads: op.payloads });
+  else await node.delete('c', op.ids);
   writeSync(1, `ACK ${seq}\n`);
 }

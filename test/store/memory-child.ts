@@ -4,6 +4,7 @@
  *   node --expose-gc --import tsx memory-child.ts <dataDir> <n> <dim>
  */
 import { Store } from '../../src/store/store.ts';
+import { StoreWriter } from '../helpers/store-writer.ts';
 
 const [dataDir, nArg, dimArg] = process.argv.slice(2) as [string, string, string];
 const n = Number(nArg);
@@ -17,7 +18,8 @@ function settledRss(): number {
 }
 
 const store = await Store.open({ dataDir, fsync: 'no', snapshotEveryBytes: 0 });
-await store.createCollection('m', { dimension: dim, metric: 'l2' });
+const writer = new StoreWriter(store);
+await writer.createCollection('m', { dimension: dim, metric: 'l2' });
 const baseline = settledRss();
 const batch = 1000;
 const vectors = new Float32Array(batch * dim);
@@ -26,7 +28,7 @@ for (let start = 0; start < n; start += batch) {
   const count = Math.min(batch, n - start);
   const ids = Array.from({ length: count }, (_, i) => `p${start + i}`);
   for (let i = 0; i < count * dim; i++) vectors[i] = Math.random();
-  await store.upsertPacked('m', ids, vectors.subarray(0, count * dim), payloads.slice(0, count));
+  await writer.upsert('m', ids, vectors.subarray(0, count * dim), payloads.slice(0, count));
 }
 const after = settledRss();
 const rawBytes = n * dim * 4;

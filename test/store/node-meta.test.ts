@@ -10,17 +10,15 @@ import { tempDir } from '../helpers/tmp.ts';
 test('term and vote are durable before setTerm resolves, and survive restart', async (t) => {
   const dataDir = tempDir(t);
   const store = await Store.open({ dataDir, nodeId: 'a' });
-  const historyId = store.historyId;
-  await store.setTerm(7, 'b');
-  assert.deepEqual(
-    { term: (await loadNodeMeta(dataDir))?.currentTerm, vote: (await loadNodeMeta(dataDir))?.votedFor },
-    { term: 7, vote: 'b' },
-  );
+  const history = [{ term: 7, historyId: 'ab'.repeat(16), leaderId: 'b', firstLsn: 1 }];
+  await store.saveHardState({ term: 7, votedFor: 'b', commit: 0 }, history);
+  const saved = (await loadNodeMeta(dataDir))?.meta.hardState;
+  assert.deepEqual({ term: saved?.term, vote: saved?.votedFor }, { term: 7, vote: 'b' });
   await store.close();
   const again = await Store.open({ dataDir });
   t.after(() => again.close());
-  assert.equal(again.currentTerm, 7);
-  assert.equal(again.historyId, historyId);
+  assert.equal(again.hardState.term, 7);
+  assert.equal(again.history.at(-1)?.historyId, history[0]?.historyId);
   assert.equal(again.nodeId, 'a');
 });
 
@@ -31,7 +29,7 @@ test('a damaged meta file stops start-up instead of guessing the term', async (t
   const good = readFileSync(file, 'utf8');
   for (const bad of [
     good.slice(0, 20),
-    good.replace('"currentTerm": 0', '"currentTerm": -1'),
+    good.replace('"term": 0', '"term": -1'),
     good.replace('"nodeId"', '"nodeID"'),
   ]) {
     writeFileSync(file, bad);

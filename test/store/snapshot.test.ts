@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from
 import path from 'node:path';
 import fc from 'fast-check';
 import { Store } from '../../src/store/store.ts';
+import { StoreWriter } from '../helpers/store-writer.ts';
 import { Collection } from '../../src/store/collection.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { scale, tempDir } from '../helpers/tmp.ts';
@@ -19,10 +20,11 @@ function batch(seed: number, n: number) {
 }
 
 async function fill(store: Store, from: number, to: number): Promise<void> {
+  const writer = new StoreWriter(store);
   for (let s = from; s < to; s++) {
     const b = batch(s, 50);
-    await store.upsertPacked('c', b.ids, b.vectors, b.payloads);
-    if (s % 5 === 0) await store.delete('c', b.ids.slice(0, 5));
+    await writer.upsert('c', b.ids, b.vectors, b.payloads);
+    if (s % 5 === 0) await writer.delete('c', b.ids.slice(0, 5));
   }
 }
 
@@ -34,7 +36,7 @@ test('a snapshot taken while writes go on equals the state at its LSN; snapshot 
     snapshotEveryBytes: 0,
     walSegmentBytes: 256 * 1024,
   });
-  await store.createCollection('c', { dimension: DIM, metric: 'cosine' });
+  await new StoreWriter(store).createCollection('c', { dimension: DIM, metric: 'cosine' });
   await fill(store, 0, 200);
   const digestAtSnapshot = store.digest('c');
   const lsnAtSnapshot = store.lastLsn;
@@ -73,7 +75,7 @@ test('damaged snapshot files stop start-up with a message naming the file; never
   // One good data dir, copied per case.
   const golden = path.join(base, 'golden');
   const store = await Store.open({ dataDir: golden, fsync: 'no', snapshotEveryBytes: 0 });
-  await store.createCollection('c', { dimension: DIM, metric: 'l2' });
+  await new StoreWriter(store).createCollection('c', { dimension: DIM, metric: 'l2' });
   await fill(store, 0, 400);
   await store.snapshot();
   const digest = store.digest('c');

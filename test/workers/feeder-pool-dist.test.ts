@@ -16,7 +16,15 @@ const CHILD = `
 import { FeederPool } from './dist/workers/feeder-pool.js';
 import { RingLog } from './dist/native/ring-log.js';
 import { encodeRecord, Op } from './dist/log/record.js';
-import { decodeRecords } from './dist/replication/records-payload.js';
+import { decodeRecordsFrame, encodeRecordsPrefix } from './dist/replication/records-payload.js';
+const decodeRecords = (payload, flags, first, max) => {
+  const prefix = encodeRecordsPrefix(1, 0, 0);
+  const frame = new Uint8Array(prefix.length + payload.length);
+  frame.set(prefix);
+  frame.set(payload, prefix.length);
+  const d = decodeRecordsFrame(frame, flags, max);
+  return d.firstLsn === first ? d.records : [];
+};
 
 const ring = new RingLog({ capacityBytes: 1 << 20, capacityRecords: 64 });
 const records = [];

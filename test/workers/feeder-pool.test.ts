@@ -2,7 +2,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { FeederPool, FeederPoolLimits } from '../../src/workers/feeder-pool.ts';
-import { decodeRecords, RECORDS_HEADER_BYTES } from '../../src/replication/records-payload.ts';
+import {
+  decodeRecordsFrame,
+  encodeRecordsPrefix,
+  RECORDS_HEADER_BYTES,
+} from '../../src/replication/records-payload.ts';
 import { decodeFrame, encodeFrame, FrameFlags, FrameType } from '../../src/transport/frame.ts';
 import { batchCodecLimits } from '../../src/native/batch-codec.ts';
 import { ErrorCodes, isVrepError } from '../../src/errors.ts';
@@ -21,7 +25,13 @@ const pool = new FeederPool(ring.handle, { threads: 1 });
 after(() => pool.close());
 
 function decode(encoded: { payload: Uint8Array; flags: number }, expectedLsn: number): Uint8Array[] {
-  return decodeRecords(encoded.payload, encoded.flags, expectedLsn, MAX);
+  const prefix = encodeRecordsPrefix(1, 0, 0);
+  const frame = new Uint8Array(prefix.length + encoded.payload.length);
+  frame.set(prefix);
+  frame.set(encoded.payload, prefix.length);
+  const decoded = decodeRecordsFrame(frame, encoded.flags, MAX);
+  assert.equal(decoded.firstLsn, expectedLsn);
+  return decoded.records;
 }
 
 test('a payload from the pool decodes to exactly the ring records, compressed or not', async () => {

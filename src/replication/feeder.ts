@@ -1,0 +1,141 @@
+/**
+ * The leader's transport half of an append request: the core names a range
+ * (from `firstLsn`, up to `maxLsn`), the feeder reads as many records as one
+ * RECORDS frame holds (the circular log, the WAL when the ring no longer
+ * has them; shared and compressed by RecordsSource), waits for the
+ * throttle and the link's backpressure, sends, and tells the core what went
+ * out. One request per follower at a time (the core never asks for a
+ * second before the first is reported).
+ */
+import { isVrepError } from '../errors.ts';
+import { FrameType, FRAME_HEADER_BYTES } from '../transport/frame.ts';
+import type { AppendRequest } from '../consensus/messages.ts';
+import type { LocalInput } from '../consensus/core.ts';
+import type { LogPin } from '../store/log-pins.ts';
+import type { RecordsSource } from './records-source.ts';
+import { encodeRecordsPrefix } from './records-payload.ts';
+import type { TokenBucket, TrafficClass } from './throttle.ts';
+import type { PeerSession } from './peer-session.ts';
+
+/** A request this many records behind the head is catch-up (bulk) traffic. */
+export const LIVE_WINDOW_RECORDS = 64;
+
+export interface FeederHooks {
+  records: RecordsSource;
+  step(input: LocalInput): void;
+  pinLog(lsn: number): LogPin;
+  /** Wall clock, for the throttle (the core never sees it). */
+  nowMs(): number;
+  warn(obj: object, msg: string): void;
+}
+
+/** Sends `payload` within the throttle and the link's buffer limit; false when the link is gone. */
+export async function sendPaced(
+  session: PeerSession,
+  throttle: TokenBucket | null,
+  nowMs: () => number,
+  frame: { type: FrameType; payload: Uint8Array; flags?: number; prefix?: Uint8Array },
+  cls: TrafficClass,
+): Promise<boolean> {
+  const link = session.link;
+  const bytes = FRAME_HEADER_BYTES + frame.payload.length + (frame.prefix?.length ?? 0);
+  if (throttle) {
+    for (let wait = throttle.delayMs(bytes, cls, nowMs()); wait > 0;) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (link.closed) return false;
+      wait = throttle.delayMs(bytes, cls, nowMs());
+    }
+    throttle.take(bytes, nowMs());
+  }
+  const result = link.send(frame);
+  if (result === 'dropped') return false;
+  if (result === 'backpressure') return link.whenWritable();
+  return true;
+}
+
+export class Feeder {
+  private busy = false;
+  private pin: LogPin | null = null;
+  private closed = false;
+
+  constructor(
+    readonly peer: string,
+    private readonly session: PeerSession,
+    private readonly throttle: TokenBucket | null,
+    private readonly hooks: FeederHooks,
+  ) {}
+
+  request(req: AppendRequest): void {
+    if (this.closed) return;
+    if (this.busy) {
+      // The core asks for one frame at a time; a second request means a reset replaced the first.
+      this.hooks.warn({ peer: this.peer }, 'replication: feeder got a request while one runs');
+    }
+    this.busy = true;
+    this.run(req)
+      .catch((err: unknown) => {
+        this.hooks.warn({ peer: this.peer, err: (err as Error).message }, 'replication: feeder failed');
+        this.session.fail(4041, `feeder failed: ${(err as Error).message}`);
+      })
+      .finally(() => {
+        this.busy = false;
+      });
+  }
+
+  private async run(req: AppendRequest): Promise<void> {
+    // What this follower needs stays in the WAL until it has it.
+    if (this.pin === null) this.pin = this.hooks.pinLog(req.firstLsn);
+    else this.pin.lsn = req.firstLsn;
+    const behind = req.maxLsn - req.firstLsn >= LIVE_WINDOW_RECORDS;
+    let encoded;
+    try {
+      encoded = await this.hooks.records.next(req.firstLsn, req.maxLsn, behind);
+    } catch (err) {
+      if (isVrepError(err, 'ERR_LSN_EVICTED')) {
+        this.hooks.step({
+          type: 'appendUnavailable',
+          to: this.peer,
+          term: req.term,
+          requestId: req.requestId,
+        });
+        return;
+      }
+      throw err;
+    }
+    if (this.closed || this.session.link.closed) return;
+    if (encoded === null) {
+      this.hooks.step({
+        type: 'appendSent',
+        to: this.peer,
+        term: req.term,
+        requestId: req.requestId,
+        lastLsn: req.firstLsn - 1,
+        bytes: 0,
+      });
+      return;
+    }
+    const prefix = encodeRecordsPrefix(req.term, req.commit, req.applyLimit);
+    const sent = await sendPaced(
+      this.session,
+      this.throttle,
+      this.hooks.nowMs,
+      { type: FrameType.Records, payload: encoded.payload, flags: encoded.flags, prefix },
+      behind ? 'bulk' : 'live',
+    );
+    if (!sent) return;
+    this.hooks.step({
+      type: 'appendSent',
+      to: this.peer,
+      term: req.term,
+      requestId: req.requestId,
+      lastLsn: encoded.firstLsn + encoded.count - 1,
+      bytes: encoded.payload.length,
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.pin?.release();
+    this.pin = null;
+  }
+}

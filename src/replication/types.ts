@@ -1,0 +1,179 @@
+/**
+ * The shapes replication speaks: its options (the YAML keys in camelCase),
+ * status objects and events. Status objects use Vectorizer's snake_case
+ * field names, the same in the TS API and over HTTP (`/replication/*`), so
+ * dashboards and scripts read one shape. The node's API re-exports them
+ * (src/node/types.ts).
+ */
+import type { ConsistencyLevel } from './consistency.ts';
+
+export type Role = 'standalone' | 'primary' | 'replica' | 'auto' | 'multi-master';
+
+export interface TlsOptions {
+  /** PEM file paths. */
+  cert: string;
+  key: string;
+  /** CA that signs every peer's certificate; peers without one are refused. */
+  ca: string;
+}
+
+export interface ReplicationOptions {
+  role?: Role;
+  /** Peer listener, HOST:PORT (port 0 picks a free one; see `ReplicationNode.peerPort`). Default 127.0.0.1:7001. */
+  bindAddress?: string;
+  /** Replica: the primary's bindAddress. */
+  masterAddress?: string | null;
+  /** auto / multi-master: every other node's bindAddress. Primary: replicas to dial at start. */
+  peers?: string[];
+  /** Default 5000. */
+  heartbeatIntervalMs?: number;
+  /** A peer silent this long is disconnected (and redialed). Default 30000. */
+  replicaTimeoutMs?: number;
+  /** Longest wait between redials (backoff grows up to it). Default 5000. */
+  reconnectIntervalMs?: number;
+  /** Operations kept in the in-memory circular log. Default 1000000. */
+  logSize?: number;
+  /** Default level of writes that do not name one. Default 'one'. */
+  consistency?: ConsistencyLevel;
+  /** zstd batch compression of replication frames. Default enabled, level 1. */
+  compression?: { enabled?: boolean; level?: number };
+  /** Per-link throttle, bytes/s; null = unlimited. */
+  bandwidthBytesPerSec?: number | null;
+  /** A replica this many operations behind is Lagging. Default 10000. */
+  lagThresholdOps?: number;
+  /** Shared secret for peer authentication (HMAC challenge-response); null = none. */
+  secret?: string | null;
+  tls?: TlsOptions | null;
+  /**
+   * With neither a secret nor TLS, peers are accepted from loopback only
+   * (protected mode); true accepts them from anywhere. Default false.
+   */
+  insecureNoAuth?: boolean;
+  /** Nodes with different cluster ids refuse each other. Default 'vrep'. */
+  clusterId?: string;
+  /** This node's HTTP address, told to peers (a replica names it in read-only errors). */
+  httpAddress?: string | null;
+}
+
+export type ReplicaState = 'Connected' | 'Syncing' | 'Lagging' | 'Disconnected';
+
+/** One replica as its primary sees it (GET /replication/replicas). */
+export interface ReplicaInfo {
+  id: string;
+  host: string;
+  port: number;
+  address: string;
+  status: ReplicaState;
+  lag_ms: number;
+  /** Wall-clock ms of the last frame heard from it; 0 = never. */
+  last_heartbeat: number;
+  operations_synced: number;
+  /** LSN it has durably acknowledged. */
+  offset: number;
+  lag_operations: number;
+  /** Present while a full sync runs. */
+  sync?: SyncProgress;
+  /** Counts toward Quorum and All (a member of the cluster); false: an observer, fed but not counted. */
+  member: boolean;
+  /** Why it refuses to follow this primary, when it does. */
+  refused: string | null;
+}
+
+/** A member of the cluster (GET /replication/status `members`). */
+export interface MemberInfo {
+  /** Node id; null until the node at `address` has answered once. */
+  id: string | null;
+  address: string | null;
+  /** This node. */
+  self: boolean;
+}
+
+export interface SyncProgress {
+  bytes_done: number;
+  bytes_total: number;
+  percent: number;
+  /** Estimated ms left; null until measurable. */
+  eta_ms: number | null;
+  /** First chunk sent in this run (> 0 when a cut-off sync resumed). */
+  resumed_from_chunk: number;
+}
+
+/** GET /replication/stats. */
+export interface ReplicationStats {
+  role: Role;
+  lag_ms: number;
+  bytes_sent: number;
+  bytes_received: number;
+  /** Wall-clock ms of the last completed sync (full or partial); 0 = never. */
+  last_sync: number;
+  operations_pending: number;
+  snapshot_size: number;
+  connected_replicas: number;
+  /** Primary: its last LSN. Replica: the primary's last LSN as last heard. */
+  master_offset: number;
+  /** Replica: its own last LSN. Primary: the lowest acknowledged LSN among replicas. */
+  replica_offset: number;
+  lag_operations: number;
+  total_replicated: number;
+  full_syncs: number;
+  partial_syncs: number;
+  frames_rejected: number;
+  slow_peer_disconnects: number;
+  /** Records this node dropped from its log since it started (a divergent tail; see the log and `lost/`). */
+  truncated_records: number;
+}
+
+/** GET /replication/status. */
+export interface ReplicationStatus {
+  role: Role;
+  /** What the node does now: leads, follows, or was deposed (a primary that learned of a newer term). */
+  state: 'leader' | 'follower' | 'fenced';
+  enabled: boolean;
+  node_id: string;
+  term: number;
+  /** Id of the epoch that wrote the last record (PSYNC2's replication id). */
+  history_id: string;
+  last_lsn: number;
+  /** Held by a majority of the members (never dropped by a follower). */
+  commit_lsn: number;
+  /** Applied to the state (what reads see). */
+  applied_lsn: number;
+  /** Whether this node takes writes now, and why not. */
+  writable: { ok: boolean; reason: string | null };
+  /** The primary this node follows (or is), when known. */
+  leader: { node_id: string; http_address: string | null } | null;
+  members: MemberInfo[];
+  /** Replica: the primary it follows, and the link state. */
+  master?: {
+    address: string;
+    http_address: string | null;
+    node_id: string | null;
+    status: ReplicaState;
+    sync?: SyncProgress;
+    /** Why the replica refuses to follow (e.g. a primary with an unknown history); null when following. */
+    refused: string | null;
+  };
+  stats: ReplicationStats;
+  replicas: ReplicaInfo[];
+}
+
+export type NodeEvent =
+  | { type: 'ReplicaConnected'; replica: string; atMs: number }
+  | { type: 'ReplicaDisconnected'; replica: string; reason: string; atMs: number }
+  | { type: 'FullSyncStarted'; peer: string; snapshotLsn: number; resumeFromChunk: number; atMs: number }
+  | { type: 'FullSyncFinished'; peer: string; snapshotLsn: number; bytes: number; atMs: number }
+  | { type: 'Synced'; peer: string; lsn: number; mode: 'partial' | 'full'; atMs: number }
+  | { type: 'Lagging'; peer: string; lagOperations: number; lagMs: number; atMs: number }
+  | { type: 'Refused'; peer: string; reason: string; atMs: number }
+  | { type: 'RoleChanged'; role: Role; term: number; atMs: number }
+  /** This node dropped records above `afterLsn` from its log (they never reached the leader it follows). */
+  | {
+      type: 'Truncated';
+      afterLsn: number;
+      fromLsn: number;
+      toLsn: number;
+      lostFile: string | null;
+      atMs: number;
+    }
+  /** This primary learned of a newer term and takes no writes. */
+  | { type: 'Fenced'; by: string; term: number; atMs: number };

@@ -1,0 +1,264 @@
+/**
+ * Start-up of a data dir: lock it, finish a full-sync install a crash cut
+ * short, load the node meta, the newest snapshot (verified) and the WAL
+ * after it, applying every record in order, and put the newest records back
+ * in the in-memory log. What it finds is returned for the store to own.
+ */
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { VrepError } from '../errors.ts';
+import { HybridClock } from '../clock/hlc.ts';
+import { decodeRecord } from '../log/record.ts';
+import { RecordLog } from '../log/record-log.ts';
+import { Wal, type FsyncPolicy, type WalRecoveryReport } from '../log/wal.ts';
+import { fsyncDir } from '../log/atomic-file.ts';
+import type { ConfigEntry } from '../consensus/core.ts';
+import type { Epoch } from '../consensus/term-history.ts';
+import { Collection } from './collection.ts';
+import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
+import {
+  FULLSYNC_MARKER,
+  listSnapshots,
+  readManifest,
+  readSnapshot,
+  removeTemporarySnapshots,
+  SNAPSHOT_DIR,
+} from './snapshot.ts';
+import { NodeState } from './state.ts';
+import { acquireDirLock, type DirLock } from './dir-lock.ts';
+
+export interface RecoveryOptions {
+  dataDir: string;
+  nodeId?: string;
+  fsync: FsyncPolicy;
+  walSegmentBytes?: number;
+  ringCapacityBytes: number;
+  ringCapacityRecords: number;
+  wallMs: () => number;
+  warn?: (fields: Record<string, unknown>, message: string) => void;
+}
+
+export interface RecoveryReport {
+  snapshotLsn: number;
+  snapshotPoints: number;
+  wal: WalRecoveryReport;
+  durationMs: number;
+  /** The node meta was in the version 1 format and has been rewritten (the data counts as committed). */
+  migratedMeta: boolean;
+}
+
+export interface Recovered {
+  dataDir: string;
+  lock: DirLock;
+  meta: NodeMeta;
+  state: NodeState;
+  log: RecordLog;
+  clock: HybridClock;
+  /** Config records (membership) at or below the last LSN, oldest first. */
+  configs: ConfigEntry[];
+  snapshotLsn: number;
+  /** WAL bytes replayed after the snapshot (toward the next automatic one). */
+  bytesSinceSnapshot: number;
+  report: RecoveryReport;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export async function recover(opts: RecoveryOptions): Promise<Recovered> {
+  const t0 = performance.now();
+  const dataDir = path.resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const lock = await acquireDirLock(dataDir);
+  try {
+    await removeTemporarySnapshots(dataDir);
+    await adoptFullSync(dataDir);
+    const loaded = await loadNodeMeta(dataDir);
+    let meta: NodeMeta;
+    if (loaded === null) {
+      meta = { nodeId: opts.nodeId ?? 'n1', hardState: { term: 0, votedFor: null, commit: 0 }, history: [] };
+    } else {
+      meta = loaded.meta;
+      if (opts.nodeId !== undefined && opts.nodeId !== meta.nodeId) {
+        throw new VrepError(
+          'ERR_NODE_ID_MISMATCH',
+          `${dataDir} belongs to node "${meta.nodeId}", not "${opts.nodeId}"`,
+        );
+      }
+    }
+    const clock = new HybridClock(opts.wallMs);
+    const state = new NodeState();
+
+    // Newest snapshot, if any. A damaged one stops start-up: the WAL before
+    // it is gone, so nothing older could be completed.
+    let snapshotLsn = 0;
+    let snapshotPoints = 0;
+    const [newest] = await listSnapshots(dataDir);
+    if (newest !== undefined) {
+      const manifest = await readManifest(newest);
+      if (manifest.history !== undefined && manifest.history.length > 0) {
+        const known = meta.history.find((e) => e.historyId === manifest.historyId);
+        if (known === undefined && meta.history.length > 0) {
+          throw new VrepError(
+            'ERR_SNAPSHOT_CORRUPT',
+            `${newest}: snapshot of history ${manifest.historyId}, which the node's term history does not hold`,
+          );
+        }
+      }
+      for (const c of manifest.collections)
+        state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
+      await readSnapshot(newest, manifest, (chunk) => {
+        (state.collections.get(chunk.collection) as Collection).upsert(
+          chunk.ids,
+          chunk.vectors,
+          chunk.payloads,
+        );
+        snapshotPoints += chunk.ids.length;
+      });
+      snapshotLsn = manifest.lsn;
+      state.appliedLsn = snapshotLsn;
+      state.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
+      if (meta.history.length === 0 && manifest.history)
+        meta.history = manifest.history.map((e) => ({ ...e }));
+    }
+
+    // The newest replayed records go back into the in-memory log, at most
+    // what it can hold (bytes and count), so feeders read them from memory.
+    const recent: Uint8Array[] = [];
+    let recentHead = 0;
+    let recentBytes = 0;
+    let replayedBytes = 0;
+    const { wal, report } = await Wal.open(
+      path.join(dataDir, 'wal'),
+      {
+        fsync: opts.fsync,
+        ...(opts.walSegmentBytes !== undefined ? { segmentBytes: opts.walSegmentBytes } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      },
+      snapshotLsn + 1,
+      snapshotLsn,
+      (bytes) => {
+        const record = decodeRecord(bytes);
+        state.apply(record);
+        clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
+        replayedBytes += bytes.length;
+        // A view for now (it keeps its segment buffer alive); copied below
+        // only if it is still among the newest when replay ends.
+        recent.push(bytes);
+        recentBytes += bytes.length;
+        while (
+          recentBytes > opts.ringCapacityBytes ||
+          recent.length - recentHead > opts.ringCapacityRecords
+        ) {
+          recentBytes -= (recent[recentHead] as Uint8Array).length;
+          recent[recentHead++] = EMPTY;
+        }
+        if (recentHead > 4096 && recentHead * 2 > recent.length) {
+          recent.splice(0, recentHead);
+          recentHead = 0;
+        }
+      },
+    );
+    const log = new RecordLog(
+      wal,
+      { ringCapacityBytes: opts.ringCapacityBytes, ringCapacityRecords: opts.ringCapacityRecords },
+      recent.slice(recentHead).map((r) => r.slice()),
+    );
+    const lastLsn = wal.lastLsn;
+    const migrated = loaded?.migrated ?? false;
+    if (loaded === null || migrated || meta.history.length === 0) {
+      if (meta.history.length === 0 && lastLsn > 0) {
+        // Data without a history (a meta file removed by hand): one epoch covers it.
+        meta.history = [
+          { term: meta.hardState.term, historyId: newHistoryId(), leaderId: meta.nodeId, firstLsn: 1 },
+        ];
+      }
+      // Data from before term histories, or written by hand: treated as committed.
+      if (migrated || loaded === null) meta.hardState = { ...meta.hardState, commit: lastLsn };
+      await saveNodeMeta(dataDir, meta);
+    }
+    checkHistory(meta.history, lastLsn, opts.warn);
+    return {
+      dataDir,
+      lock,
+      meta,
+      state,
+      log,
+      clock,
+      configs: state.configs.map((c) => ({ lsn: c.lsn, membership: { members: c.members } })),
+      snapshotLsn,
+      bytesSinceSnapshot: replayedBytes,
+      report: {
+        snapshotLsn,
+        snapshotPoints,
+        wal: report,
+        durationMs: performance.now() - t0,
+        migratedMeta: migrated,
+      },
+    };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+function checkHistory(
+  history: readonly Epoch[],
+  lastLsn: number,
+  warn?: (fields: Record<string, unknown>, message: string) => void,
+): void {
+  const first = history[0];
+  if (lastLsn > 0 && (first === undefined || first.firstLsn > 1)) {
+    warn?.({ lastLsn }, 'node meta: the term history does not cover the start of the log');
+  }
+}
+
+/**
+ * Finishes installing a snapshot received by full sync (see
+ * replication/snapshot-receiver.ts and Store.installReceived). Its
+ * directory carries FULLSYNC_MARKER with the primary's term history: the
+ * node takes that history, and everything it held before (other
+ * snapshots, every WAL segment) goes. Idempotent, so a crash at any step
+ * is finished by the next start.
+ */
+export async function adoptFullSync(dataDir: string): Promise<void> {
+  const root = path.join(dataDir, SNAPSHOT_DIR);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of names.filter((n) => /^snap-\d{20}$/.test(n))) {
+    const markerFile = path.join(root, name, FULLSYNC_MARKER);
+    let text: string;
+    try {
+      text = await readFile(markerFile, 'utf8');
+    } catch {
+      continue;
+    }
+    const marker = JSON.parse(text) as { history: Epoch[]; term: number };
+    for (const other of names) {
+      if (other !== name && (other.startsWith('snap-') || other.startsWith('tmp-'))) {
+        await rm(path.join(root, other), { recursive: true, force: true });
+      }
+    }
+    await rm(path.join(dataDir, 'wal'), { recursive: true, force: true });
+    const loaded = await loadNodeMeta(dataDir);
+    if (loaded === null)
+      throw new VrepError('ERR_CORRUPT_META', `${dataDir}: a received snapshot but no node meta`);
+    const meta = loaded.meta;
+    const snapshotLsn = Number(name.slice('snap-'.length));
+    await saveNodeMeta(dataDir, {
+      ...meta,
+      hardState: {
+        term: Math.max(meta.hardState.term, marker.term),
+        votedFor: meta.hardState.votedFor,
+        commit: Math.min(meta.hardState.commit, snapshotLsn),
+      },
+      history: marker.history,
+    });
+    await rm(markerFile);
+    await fsyncDir(path.join(root, name));
+    return;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The node's snapshots: which exist, which are pinned, and the one build
+ * that may run at a time.
+ *
+ * - One builder at a time: a second request shares the running build's
+ *   result (automatic snapshots, full syncs and the operator alike).
+ * - Pins are taken synchronously: the newest snapshot is pinned in the same
+ *   turn it is looked up, and a build's result is pinned the moment it is
+ *   installed, before anything else can run. A pinned snapshot's files stay
+ *   until its last pin is released, even when newer ones exist.
+ * - Temporary directories are removed only at start-up (a running build
+ *   owns its own; a failed build removes its own).
+ * - The file format is snapshot.ts's.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  listSnapshots,
+  readManifest,
+  SNAPSHOT_DIR,
+  snapshotName,
+  type SnapshotInfo,
+  type SnapshotManifest,
+} from './snapshot.ts';
+
+/** A snapshot held for a full sync (or a rebuild): its files stay until released. */
+export interface SnapshotPin {
+  dir: string;
+  manifest: SnapshotManifest;
+  /** The manifest file exactly as stored (the receiver verifies and keeps it verbatim). */
+  manifestText: string;
+  release(): void;
+}
+
+interface Known {
+  name: string;
+  dir: string;
+  lsn: number;
+}
+
+function lsnOf(name: string): number {
+  return Number(name.slice('snap-'.length));
+}
+
+export class Snapshots {
+  private readonly root: string;
+  /** Installed snapshots, oldest first. */
+  private known: Known[] = [];
+  private readonly pins = new Map<string, number>();
+  private building: Promise<SnapshotInfo> | null = null;
+
+  private constructor(readonly dataDir: string) {
+    this.root = path.join(dataDir, SNAPSHOT_DIR);
+  }
+
+  static async open(dataDir: string): Promise<Snapshots> {
+    const s = new Snapshots(dataDir);
+    await s.rescan();
+    return s;
+  }
+
+  /** Reads the installed snapshots from disk again (after a full sync put one in place). */
+  async rescan(): Promise<void> {
+    const dirs = await listSnapshots(this.dataDir);
+    this.known = dirs
+      .map((dir) => ({ dir, name: path.basename(dir), lsn: lsnOf(path.basename(dir)) }))
+      .reverse();
+  }
+
+  get newest(): { dir: string; lsn: number } | null {
+    const k = this.known.at(-1);
+    return k ? { dir: k.dir, lsn: k.lsn } : null;
+  }
+
+  /** True while a build runs. */
+  get isBuilding(): boolean {
+    return this.building !== null;
+  }
+
+  /**
+   * Builds a snapshot, or joins the build already running (whose LSN may be
+   * older than the caller hoped: it is the newest one there is). `build`
+   * is called only when a new build starts, and writes the files.
+   * `afterInstall` runs once it is in place (the WAL before it goes).
+   */
+  take(
+    build: () => Promise<SnapshotInfo>,
+    afterInstall: (info: SnapshotInfo) => Promise<void>,
+  ): Promise<SnapshotInfo> {
+    if (this.building) return this.building;
+    const run = (async () => {
+      const info = await build();
+      this.installed(info.dir);
+      await afterInstall(info);
+      return info;
+    })();
+    this.building = run.finally(() => {
+      this.building = null;
+    });
+    return this.building;
+  }
+
+  /** A snapshot directory was put in place (by a build, or by a full sync). */
+  installed(dir: string): void {
+    const name = path.basename(dir);
+    if (!this.known.some((k) => k.name === name)) {
+      this.known.push({ dir, name, lsn: lsnOf(name) });
+      this.known.sort((a, b) => a.lsn - b.lsn);
+    }
+    this.prune();
+  }
+
+  /**
+   * Pins the newest snapshot (building one if there is none, or if `fresh`)
+   * and reads its manifest. The pin is taken before any await.
+   */
+  async pinNewest(opts: { fresh?: boolean }, build: () => Promise<SnapshotInfo>): Promise<SnapshotPin> {
+    let name: string;
+    const newest = this.known.at(-1);
+    if (newest !== undefined && opts.fresh !== true) {
+      name = newest.name;
+      this.pin(name);
+    } else {
+      // The result is pinned in the build's own continuation, before pruning can see it.
+      const info = await this.takePinned(build);
+      name = path.basename(info.dir);
+    }
+    const dir = path.join(this.root, name);
+    try {
+      const manifestText = await readFile(path.join(dir, 'manifest.json'), 'utf8');
+      const manifest = await readManifest(dir);
+      let released = false;
+      return {
+        dir,
+        manifest,
+        manifestText,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.unpin(name);
+        },
+      };
+    } catch (err) {
+      this.unpin(name);
+      throw err;
+    }
+  }
+
+  private takePinned(build: () => Promise<SnapshotInfo>): Promise<SnapshotInfo> {
+    if (this.building) {
+      // Join it; pin its result synchronously when it settles.
+      return this.building.then((info) => {
+        this.pin(path.basename(info.dir));
+        return info;
+      });
+    }
+    return this.take(build, async (info) => {
+      this.pin(path.basename(info.dir));
+    });
+  }
+
+  private pin(name: string): void {
+    this.pins.set(name, (this.pins.get(name) ?? 0) + 1);
+  }
+
+  private unpin(name: string): void {
+    const n = (this.pins.get(name) ?? 1) - 1;
+    if (n > 0) this.pins.set(name, n);
+    else {
+      this.pins.delete(name);
+      this.prune();
+    }
+  }
+
+  /** How many pins a snapshot has (tests). */
+  pinCount(name: string): number {
+    return this.pins.get(name) ?? 0;
+  }
+
+  /** Removes every snapshot older than the newest that nobody pins. */
+  private prune(): void {
+    const newest = this.known.at(-1);
+    if (!newest) return;
+    const keep: Known[] = [];
+    for (const k of this.known) {
+      if (k === newest || (this.pins.get(k.name) ?? 0) > 0) keep.push(k);
+      else rm(k.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    this.known = keep;
+  }
+
+  /** The newest snapshot at or below `lsn` (for a rebuild), or null. */
+  atOrBelow(lsn: number): { dir: string; lsn: number } | null {
+    for (let i = this.known.length - 1; i >= 0; i--) {
+      const k = this.known[i] as Known;
+      if (k.lsn <= lsn) return { dir: k.dir, lsn: k.lsn };
+    }
+    return null;
+  }
+
+  /** Waits for a running build (closing). */
+  async settle(): Promise<void> {
+    if (this.building) await this.building.catch(() => undefined);
+  }
+
+  static nameOf(lsn: number): string {
+    return snapshotName(lsn);
+  }
+}
