@@ -131,6 +131,8 @@ export interface CoreFaults {
    * them toward Quorum, sends and applies them before its disk has them.
    */
   countUndurableLeader: boolean;
+  /** A follower acknowledges records as soon as they are appended, before its disk has them. */
+  ackBeforeDurable: boolean;
 }
 
 export type CoreEvent =
@@ -296,6 +298,7 @@ export class ReplicationCore {
       acceptStaleRecords: false,
       keepDivergentTail: false,
       countUndurableLeader: false,
+      ackBeforeDurable: false,
       ...opts.faults,
     };
     assert(
@@ -774,7 +777,9 @@ export class ReplicationCore {
     const theirs = new TermHistory(m.history);
     const match = this.history.matchPoint(this.lastLsn, theirs, m.lastLsn);
     if (p.state === 'replicate') {
-      // Our sync was lost (the follower asks again with the same position): send it again.
+      // Our sync was lost, or records did not fit the history the follower had (it asks again
+      // with the same position): send it again, and the records after it.
+      p.reset('replicate', match + 1);
       this.sendSync(p, m.from, match);
       return;
     }
@@ -1223,7 +1228,7 @@ export class ReplicationCore {
     }
     // While a snapshot comes in, the ack only says "alive, not synced".
     const synced = this.synced && this.receiving === null && this.installing === null;
-    const match = synced ? this.durableLsn : 0;
+    const match = synced ? (this.faults.ackBeforeDurable ? this.lastLsn : this.durableLsn) : 0;
     if (synced && match > this.ackedThisTerm) this.ackedThisTerm = match;
     this.out.messages.push({
       type: 'ack',
@@ -1292,6 +1297,14 @@ export class ReplicationCore {
     const fresh = new TermHistory(history);
     this.history.truncateAfter(0);
     for (const e of fresh.list()) this.history.begin(e);
+    // The snapshot's history ends at its LSN; the leader's epochs begun since (its offer carries
+    // them) are the ones its next records belong to.
+    if (r) {
+      for (const e of r.history) {
+        const last = this.history.last;
+        if (e.firstLsn > snapshotLsn && (last === undefined || e.term > last.term)) this.history.begin(e);
+      }
+    }
     this.historyDirty = true;
     this.configs = configs.map((c) => ({ ...c }));
     if (this.hs.commit > snapshotLsn) this.setCommit(snapshotLsn);

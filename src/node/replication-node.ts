@@ -241,6 +241,7 @@ export class ReplicationNode {
       disconnect: (peer, reason) => this.peers?.disconnect(peer, reason),
       offerSnapshot: (to, term, probeId, force) => this.peers?.offerSnapshot(to, term, probeId, force),
       event: (e) => this.onCoreEvent(e),
+      committed: (lsn) => s.setCommitted(lsn),
       fatal: (err) => {
         this.failure = err;
         this.logger.error(

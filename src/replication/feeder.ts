@@ -1,6 +1,7 @@
 /**
  * The leader's transport half of an append request: the core names a range
- * (from `firstLsn`, up to `maxLsn`), the feeder reads as many records as one
+ * (from `firstLsn`, up to `maxLsn`), the feeder moves its log cursor there
+ * (whose pin keeps the WAL from that point), reads as many records as one
  * RECORDS frame holds (the circular log, the WAL when the ring no longer
  * has them; shared and compressed by RecordsSource), waits for the
  * throttle and the link's backpressure, sends, and tells the core what went
@@ -11,7 +12,7 @@ import { isVrepError } from '../errors.ts';
 import { FrameType, FRAME_HEADER_BYTES } from '../transport/frame.ts';
 import type { AppendRequest } from '../consensus/messages.ts';
 import type { LocalInput } from '../consensus/core.ts';
-import type { LogPin } from '../store/log-pins.ts';
+import type { LogCursor } from '../store/log-cursor.ts';
 import type { RecordsSource } from './records-source.ts';
 import { encodeRecordsPrefix } from './records-payload.ts';
 import type { TokenBucket, TrafficClass } from './throttle.ts';
@@ -23,7 +24,8 @@ export const LIVE_WINDOW_RECORDS = 64;
 export interface FeederHooks {
   records: RecordsSource;
   step(input: LocalInput): void;
-  pinLog(lsn: number): LogPin;
+  /** A cursor on what the log holds (the core bounds each request to the leader's durable records). */
+  openCursor(fromLsn: number): LogCursor;
   /** Wall clock, for the throttle (the core never sees it). */
   nowMs(): number;
   warn(obj: object, msg: string): void;
@@ -55,7 +57,7 @@ export async function sendPaced(
 
 export class Feeder {
   private busy = false;
-  private pin: LogPin | null = null;
+  private cursor: LogCursor | null = null;
   private closed = false;
 
   constructor(
@@ -84,12 +86,14 @@ export class Feeder {
 
   private async run(req: AppendRequest): Promise<void> {
     // What this follower needs stays in the WAL until it has it.
-    if (this.pin === null) this.pin = this.hooks.pinLog(req.firstLsn);
-    else this.pin.lsn = req.firstLsn;
+    if (this.cursor === null) this.cursor = this.hooks.openCursor(req.firstLsn);
+    else this.cursor.seek(req.firstLsn);
+    const cursor = this.cursor;
+    const range = cursor.range(req.maxLsn);
     const behind = req.maxLsn - req.firstLsn >= LIVE_WINDOW_RECORDS;
-    let encoded;
+    let encoded = null;
     try {
-      encoded = await this.hooks.records.next(req.firstLsn, req.maxLsn, behind);
+      if (range !== null) encoded = await this.hooks.records.next(range.fromLsn, range.toLsn, behind);
     } catch (err) {
       if (isVrepError(err, 'ERR_LSN_EVICTED')) {
         this.hooks.step({
@@ -123,6 +127,7 @@ export class Feeder {
       behind ? 'bulk' : 'live',
     );
     if (!sent) return;
+    cursor.advanceTo(encoded.firstLsn + encoded.count);
     this.hooks.step({
       type: 'appendSent',
       to: this.peer,
@@ -135,7 +140,7 @@ export class Feeder {
 
   close(): void {
     this.closed = true;
-    this.pin?.release();
-    this.pin = null;
+    this.cursor?.close();
+    this.cursor = null;
   }
 }

@@ -408,7 +408,7 @@ export class Peers {
       f = new Feeder(peer, s, this.throttle(), {
         records: this.records,
         step: (input) => this.hooks.step(input),
-        pinLog: (lsn) => this.store.pinLog(lsn),
+        openCursor: (fromLsn) => this.store.openCursor({ from: fromLsn, bound: 'appended' }),
         nowMs: () => Date.now(),
         warn: (obj, msg) => this.logger.warn(obj, msg),
       });
@@ -450,9 +450,9 @@ export class Peers {
       previous.wake?.();
     }
     const manifest = parseManifestText(pin.manifestText);
-    const history: Epoch[] =
-      pin.manifest.history ??
-      this.hooks.core().termHistory.filter((e) => e.firstLsn <= Math.max(manifest.lsn, 1));
+    // This leader's whole history: the snapshot's is its prefix, and the epochs begun since are
+    // the ones the records after the snapshot belong to.
+    const history: Epoch[] = this.hooks.core().termHistory;
     const out: Outbound = {
       peer: to,
       term,

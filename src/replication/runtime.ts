@@ -59,6 +59,8 @@ export interface RuntimePorts {
   disconnect(peer: string, reason: string): void;
   offerSnapshot(to: string, term: number, probeId: number, force: boolean): void;
   event(event: CoreEvent): void;
+  /** Records up to `lsn` are committed and applied here (log readers other than the feed stop there). */
+  committed?(lsn: number): void;
   /** A step of the Ready failed (disk I/O): the node cannot go on safely. */
   fatal(err: Error): void;
 }
@@ -110,6 +112,7 @@ export class ReplicationRuntime {
   private unappliedBytes = 0;
   /** What has been handed to ports.apply. */
   private appliedTo = 0;
+  private reportedCommit = -1;
   /** Lowest LSN whose append is in flight per generation (to refuse the writes of a failed one). */
   private readonly inFlight: { firstLsn: number; lastLsn: number; generation: number }[] = [];
 
@@ -389,6 +392,11 @@ export class ReplicationRuntime {
   // ------------------------------------------------------------------ waiters
 
   private settleWaiters(): void {
+    const committed = Math.min(this.core.commit, this.appliedTo);
+    if (committed !== this.reportedCommit) {
+      this.reportedCommit = committed;
+      this.ports.committed?.(committed);
+    }
     if (this.waiters.length === 0) return;
     const core = this.core;
     // What each level holds now, computed once for all waiters.

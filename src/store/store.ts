@@ -10,7 +10,8 @@
  * - schema-view.ts: the collections at the head of the log (checks);
  * - node-meta.ts: hard state and term history on disk;
  * - snapshots.ts / snapshot.ts: builds (one at a time), pins, the format;
- * - log-pins.ts: what the WAL must keep for readers.
+ * - log-pins.ts: what the WAL must keep for readers;
+ * - log-cursor.ts / cursors.ts: readers' places in the log (named ones saved).
  *
  * A full sync installs into the running store (`installReceived`): the
  * snapshot is loaded beside the current state, which serves reads until
@@ -36,11 +37,15 @@ import type { DirLock } from './dir-lock.ts';
 import { recover, type RecoveryReport } from './recovery.ts';
 import { NodeState } from './state.ts';
 import { SchemaView } from './schema-view.ts';
-import { LogPins, type LogPin } from './log-pins.ts';
+import { LogPins } from './log-pins.ts';
+import { Cursors, type OpenCursorOptions } from './cursors.ts';
+import type { LogCursor } from './log-cursor.ts';
 
 export type { RecoveryReport } from './recovery.ts';
 export type { SnapshotPin } from './snapshots.ts';
 export type { LogPin } from './log-pins.ts';
+export type { LogCursor, CursorBound } from './log-cursor.ts';
+export type { OpenCursorOptions } from './cursors.ts';
 
 export interface StoreOptions {
   dataDir: string;
@@ -82,7 +87,8 @@ export class Store {
   private readonly log: RecordLog;
   private readonly lock: DirLock;
   private readonly snapshots: Snapshots;
-  private readonly pins = new LogPins();
+  private readonly pins: LogPins;
+  private readonly cursors: Cursors;
   private readonly snapshotEveryBytes: number;
   private bytesSinceSnapshot: number;
   /** Config records recovered at start-up (the core keeps them current afterwards). */
@@ -98,6 +104,8 @@ export class Store {
     clock: HybridClock;
     lock: DirLock;
     snapshots: Snapshots;
+    pins: LogPins;
+    cursors: Cursors;
     snapshotEveryBytes: number;
     bytesSinceSnapshot: number;
     configs: ConfigEntry[];
@@ -111,6 +119,8 @@ export class Store {
     this.clock = init.clock;
     this.lock = init.lock;
     this.snapshots = init.snapshots;
+    this.pins = init.pins;
+    this.cursors = init.cursors;
     this.snapshotEveryBytes = init.snapshotEveryBytes;
     this.bytesSinceSnapshot = init.bytesSinceSnapshot;
     this.recoveredConfigs = init.configs;
@@ -133,6 +143,13 @@ export class Store {
     });
     try {
       const snapshots = await Snapshots.open(r.dataDir);
+      const pins = new LogPins();
+      const cursors = await Cursors.open({
+        dataDir: r.dataDir,
+        log: r.log,
+        pins,
+        committedLsn: Math.min(r.meta.hardState.commit, r.state.appliedLsn),
+      });
       return new Store({
         dataDir: r.dataDir,
         meta: r.meta,
@@ -141,6 +158,8 @@ export class Store {
         clock: r.clock,
         lock: r.lock,
         snapshots,
+        pins,
+        cursors,
         snapshotEveryBytes: opts.snapshotEveryBytes ?? STORE_DEFAULTS.snapshotEveryBytes,
         bytesSinceSnapshot: r.bytesSinceSnapshot,
         configs: r.configs,
@@ -198,7 +217,9 @@ export class Store {
   /** Appends encoded records (consecutive LSNs after lastLsn); resolves once durable per the fsync policy. */
   append(records: Uint8Array[]): Promise<void> {
     this.assertOpen();
-    return this.log.append(records);
+    const durable = this.log.append(records);
+    this.cursors.wake();
+    return durable;
   }
 
   /** Drops log records above `lsn`. */
@@ -225,9 +246,29 @@ export class Store {
 
   private metaWrites: Promise<void> = Promise.resolve();
 
-  /** Keeps WAL records from `lsn` on until released (a feeder's or a cursor's position). */
-  pinLog(lsn: number): LogPin {
-    return this.pins.pin(lsn);
+  /** A reader's place in the log (see log-cursor.ts); close it when done. */
+  openCursor(opts?: OpenCursorOptions): LogCursor {
+    this.assertOpen();
+    return this.cursors.open(opts);
+  }
+
+  /** Saved named cursors and their positions. */
+  savedCursors(): { name: string; lsn: number }[] {
+    return this.cursors.list();
+  }
+
+  /** Forgets a named cursor's saved position (false: there was none). */
+  dropCursor(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.cursors.drop(name);
+  }
+
+  /**
+   * Records up to `lsn` are held by the write quorum and applied here:
+   * committed cursors may read them (the node reports it after each Ready).
+   */
+  setCommitted(lsn: number): void {
+    this.cursors.setCommitted(lsn);
   }
 
   // ------------------------------------------------------------------ state
@@ -453,6 +494,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cursors.close();
     await this.snapshots.settle();
     await this.log.close();
     await this.lock.release();

@@ -82,6 +82,11 @@ export class SimNode {
   /** The first LSN this leader can still send; older ones only by snapshot (simulated compaction). */
   compactedTo = 1;
   appliedCount = 0;
+  /**
+   * The highest committed watermark the runtime reported (what log cursors
+   * may have handed out, across restarts): no truncation may reach below it.
+   */
+  committedLsn = 0;
   /** Bumped when the disk refuses an append: appends queued before that fail too (as the WAL does). */
   private appendFailures = 0;
 
@@ -204,13 +209,23 @@ export class SimNode {
           if (history) this.durable.history = history.map((e) => ({ ...e }));
           this.whenRunning(() => done(null));
         }),
-      truncateLog: (afterLsn, done) =>
+      truncateLog: (afterLsn, done) => {
+        if (afterLsn < this.committedLsn) {
+          this.hooks.violation(
+            this,
+            `truncation after ${afterLsn} drops committed records (through ${this.committedLsn}) a reader may have seen`,
+          );
+        }
         this.enqueue('truncate', () => {
           this.log.length = Math.min(this.log.length, afterLsn);
           this.durableLen = Math.min(this.durableLen, afterLsn);
           this.durable.log = this.log.slice(0, this.durableLen);
           this.whenRunning(() => done(null));
-        }),
+        });
+      },
+      committed: (lsn) => {
+        this.committedLsn = Math.max(this.committedLsn, lsn);
+      },
       appendLog: (entries, done) => {
         const first = entries[0] as Entry;
         if (first.lsn !== this.log.length + 1) {
@@ -272,6 +287,7 @@ export class SimNode {
         const records = this.log.slice(0, lsn);
         const configs: ConfigEntry[] = [];
         for (const e of records) if (e.config) configs.push({ lsn: e.lsn, membership: e.config });
+        // The snapshot's history ends at its LSN; the offer carries this leader's whole history.
         const history = this.core.termHistory.filter((e) => e.firstLsn <= Math.max(lsn, 1));
         const snapshot: SimSnapshot = { lsn, records, history, configs };
         this.offered.set(to, snapshot);
@@ -282,7 +298,7 @@ export class SimNode {
           term,
           probeId,
           snapshotLsn: lsn,
-          history,
+          history: this.core.termHistory,
           force,
         });
         this.runtime.step({ type: 'snapshotOffered', to, term, snapshotLsn: lsn });

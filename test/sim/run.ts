@@ -1,8 +1,12 @@
 /**
- * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--variant NAME] [--verbose]`:
+ * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--variant NAME] [--jobs N] [--verbose]`:
  * runs the deterministic simulator over seeds; a failing seed is printed
- * with the command that replays it and its fault schedule shrunk.
+ * with the command that replays it and its fault schedule shrunk. `--jobs`
+ * splits the seeds over that many processes (default: one per CPU).
  */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { runSimulation, faultSchedule, type SimOptions, type SimResult } from './world.ts';
 import { shrink } from './shrink.ts';
 import { VARIANTS, type VariantName } from './variants.ts';
@@ -33,6 +37,62 @@ function describe(r: SimResult): string {
   return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.faults.length} faults`;
 }
 
+/** Runs the seed range in `jobs` child processes, passing their output through. */
+async function runJobs(from: number, count: number, jobs: number): Promise<void> {
+  const started = performance.now();
+  const per = Math.ceil(count / jobs);
+  const passOn = process.argv.slice(2).filter((a, i, all) => {
+    const flag =
+      ['--seeds', '--from', '--jobs'].includes(a) ||
+      ['--seeds', '--from', '--jobs'].includes(all[i - 1] ?? '');
+    return !flag;
+  });
+  const summaries = await Promise.all(
+    Array.from({ length: jobs }, (_, j) => j * per)
+      .filter((offset) => offset < count)
+      .map(
+        (offset) =>
+          new Promise<{ failed: number; code: number }>((resolve) => {
+            const child = spawn(
+              process.execPath,
+              [
+                ...process.execArgv,
+                fileURLToPath(import.meta.url),
+                '--from',
+                String(from + offset),
+                '--seeds',
+                String(Math.min(per, count - offset)),
+                '--jobs',
+                '1',
+                ...passOn,
+              ],
+              { stdio: ['ignore', 'pipe', 'inherit'] },
+            );
+            let failed = 0;
+            let buffered = '';
+            child.stdout.on('data', (chunk: Buffer) => {
+              buffered += chunk.toString();
+              const lines = buffered.split('\n');
+              buffered = lines.pop() ?? '';
+              for (const line of lines) {
+                const summary = /^\d+ seeds, (\d+) failed(.*), [\d.]+ s$/.exec(line);
+                if (summary) {
+                  failed += Number(summary[1]);
+                  if (summary[2]) console.log(`seeds from ${from + offset}:${summary[2]}`);
+                } else console.log(line);
+              }
+            });
+            child.on('exit', (code) => resolve({ failed, code: code ?? 1 }));
+          }),
+      ),
+  );
+  const failed = summaries.reduce((n, s) => n + s.failed, 0);
+  const seconds = (performance.now() - started) / 1000;
+  if (!process.argv.includes('--json'))
+    console.log(`${count} seeds, ${failed} failed, ${seconds.toFixed(1)} s`);
+  process.exit(summaries.some((s) => s.code !== 0) ? 1 : 0);
+}
+
 async function main(): Promise<void> {
   const variant = (arg('variant') ?? null) as VariantName | null;
   if (variant !== null && !(variant in VARIANTS)) {
@@ -40,6 +100,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const one = arg('seed');
+  const jobs = Number(arg('jobs') ?? os.availableParallelism());
+  if (one === undefined && jobs > 1) {
+    await runJobs(Number(arg('from') ?? 1), Number(arg('seeds') ?? 100), jobs);
+    return;
+  }
   const seeds =
     one !== undefined
       ? [Number(one)]
@@ -48,7 +113,9 @@ async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const started = performance.now();
   let failed = 0;
+  let ran = 0;
   for (const seed of seeds) {
+    ran++;
     const opts = simOptions(seed, variant);
     const r = runSimulation(opts);
     if (json) {
@@ -76,7 +143,10 @@ async function main(): Promise<void> {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  if (!json) console.log(`${seeds.length} seeds, ${failed} failed, ${seconds.toFixed(1)} s`);
+  if (!json) {
+    const stopped = ran < seeds.length ? ` (stopped after ${failed} failures: ${ran} of them ran)` : '';
+    console.log(`${seeds.length} seeds, ${failed} failed${stopped}, ${seconds.toFixed(1)} s`);
+  }
   process.exit(failed > 0 ? 1 : 0);
 }
 

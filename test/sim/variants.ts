@@ -9,6 +9,8 @@ import type { CoreFaults } from '../../src/consensus/core.ts';
 export const VARIANTS = {
   /** The old bug: a restarted primary keeps its term and epoch, so LSNs are reused under one identity. */
   'ring-before-wal-lsn-reuse': { ringBeforeWal: true },
+  /** A replica acknowledges records before its WAL append is durable. */
+  'ack-before-wal-append': { ackBeforeDurable: true },
   /** RECORDS from an older term are taken. */
   'stale-records-accepted': { acceptStaleRecords: true },
   /** A follower keeps a divergent tail instead of dropping it. */

@@ -17,6 +17,7 @@ import type { CoreFaults } from '../../src/consensus/core.ts';
 import type { Entry, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
 import type { Level } from '../../src/consensus/quorum.ts';
 import { encodeRecord, Op } from '../../src/log/record.ts';
+import { TermHistory } from '../../src/consensus/term-history.ts';
 import { Rng } from './rng.ts';
 import { Scheduler } from './scheduler.ts';
 import { configOf, SimNode, type SimSnapshot } from './node.ts';
@@ -240,32 +241,46 @@ export class World {
   }
 
   private deliverSnapshot(from: SimNode, to: string, snap: SimSnapshot): void {
-    this.transmit(from.id, to, () => {
-      const node = this.node(to);
-      node.received = snap;
-      node.runtime.step({
-        type: 'snapshotReceived',
-        from: from.id,
-        term: from.core.term,
-        snapshotLsn: snap.lsn,
-      });
-    });
+    // The stream runs over one connection: losing it fails the link, as a broken TCP stream
+    // does (peers.ts fails the session when streaming fails); it is never silently short.
+    this.transmit(
+      from.id,
+      to,
+      () => {
+        const node = this.node(to);
+        node.received = snap;
+        node.runtime.step({
+          type: 'snapshotReceived',
+          from: from.id,
+          term: from.core.term,
+          snapshotLsn: snap.lsn,
+        });
+      },
+      () => this.breakLink(from.id, to),
+    );
   }
 
   /** One message over the link from → to: delayed, maybe lost, duplicated or held back. */
-  private transmit(from: string, to: string, deliver: () => void): void {
+  private transmit(from: string, to: string, deliver: () => void, onLost?: () => void): void {
     const key = pairKey(from, to);
     if (!this.links.has(key)) return;
     this.stats.messages++;
     const lossy = this.lossyUntilMs > this.sched.nowMs;
-    if (lossy && this.net.chance(0.05)) return;
+    if (lossy && this.net.chance(0.05)) {
+      onLost?.();
+      return;
+    }
     const copies = lossy && this.net.chance(0.03) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = this.net.int(1, 25) + (lossy && this.net.chance(0.05) ? this.net.int(20, 200) : 0);
       const receiver = this.node(to);
       const sent = receiver.incarnation;
       this.sched.after(delay, () => {
-        if (!this.links.has(key) || !this.canTalk(from, to)) return;
+        if (!this.links.has(key)) return;
+        if (!this.canTalk(from, to)) {
+          onLost?.();
+          return;
+        }
         if (!receiver.alive || receiver.incarnation !== sent) return;
         if (receiver.paused) {
           this.sched.at(receiver.pausedUntilMs, () => {
@@ -468,7 +483,11 @@ export class World {
     // old primary); when followers refuse the primary because it lacks records they committed,
     // the one that committed the most (the refusal message names the LSN).
     const refusing = running.filter((n) => refusers.includes(n.id));
-    const candidates = refusing.length > 0 ? refusing : running.filter((n) => !this.rogues.has(n.id));
+    // As operations.md says: never promote a node whose log lacks what a running node reports
+    // committed (its commit_lsn); prefer nodes that followed the announced primary.
+    const eligible = running.filter((c) => running.every((n) => holdsCommitted(c, n)));
+    const followers = eligible.filter((n) => !this.rogues.has(n.id));
+    const candidates = refusing.length > 0 ? refusing : followers.length > 0 ? followers : eligible;
     if (candidates.length === 0) return false;
     const rank = refusing.length > 0 ? (n: SimNode) => n.core.commit * 1e6 + n.core.log.durableLsn : upToDate;
     const best = candidates.reduce((a, b) => (rank(b) > rank(a) ? b : a));
@@ -699,6 +718,14 @@ export class World {
       }
     }
   }
+}
+
+/** Whether `c`'s durable log holds every record `n` reports committed (same LSNs, same epochs). */
+function holdsCommitted(c: SimNode, n: SimNode): boolean {
+  const commit = Math.min(n.core.commit, n.core.log.durableLsn);
+  if (c === n || commit === 0) return true;
+  const mine = new TermHistory(c.core.termHistory);
+  return mine.matchPoint(c.core.log.durableLsn, new TermHistory(n.core.termHistory), commit) >= commit;
 }
 
 /** A node's durable log, as (term of its last record, last LSN), for choosing whom to promote. */
