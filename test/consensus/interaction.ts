@@ -600,7 +600,8 @@ export class InteractionEnv {
       term: n.core.term,
       probeId,
       snapshotLsn: lsn,
-      history,
+      // The snapshot's history ends at its LSN; the offer carries the leader's whole history.
+      history: n.core.termHistory,
       force,
     };
     out.push(`transport: pins snapshot ${lsn}, ${this.describe(offer)}`);
