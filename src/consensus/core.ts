@@ -1325,9 +1325,10 @@ export class ReplicationCore {
     // claims the term for itself (a competing primary) does not.
     const followsAnother =
       m.code === 'term-taken' && m.term === this.hs.term && m.leader !== this.id && m.leader !== m.from;
-    if (m.code === 'stale-term' && m.leader === this.id && m.term >= this.hs.term) {
+    if (m.code === 'stale-term' && m.leader === this.id && m.term >= this.hs.term && this.trusted(m.from)) {
       // A follower the operator pointed at this node has seen a later term (it led one itself,
       // say): the operator's word makes this node the primary, so it goes on in a term above.
+      // Only a member's word: a term counts only from a member (a stranger's refusal changes nothing).
       this.setHardState({ term: m.term });
       this.becomeLeader();
       return;

@@ -784,6 +784,7 @@ export class ReplicationNode {
     const peers = this.requirePrimary('addReplica');
     try {
       const id = await withTimeout(peers.dialAndIdentify(address), 30_000, `no node answered at ${address}`);
+      await this.configSettled('addReplica');
       const members = this.explicitMembers();
       const known = members.find((m) => m.id === id);
       if (known) {
@@ -800,9 +801,28 @@ export class ReplicationNode {
     }
   }
 
+  /**
+   * Membership changes go one at a time (the core refuses a second one
+   * while the first is not committed): waits for the one in flight, so
+   * that operator calls made one after another do not fail on each other.
+   */
+  private async configSettled(what: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.core.role === 'leader' && this.core.configPending && !this.stopped) {
+      if (Date.now() > deadline) {
+        throw new VrepError(
+          'ERR_CONSISTENCY_TIMEOUT',
+          `${what}: the previous membership change was not committed within ${timeoutMs} ms (a majority of the members did not acknowledge it)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
+  }
+
   /** Primary: removes a member (a config record) and stops feeding it. */
   async removeReplica(id: string): Promise<void> {
     const peers = this.requirePrimary('removeReplica');
+    await this.configSettled('removeReplica');
     const members = this.explicitMembers();
     const gone = members.find((m) => m.id === id);
     const connected = peers.session(id) !== undefined;

@@ -249,7 +249,10 @@ export class Peers {
       if (d.adding && !want.has(address)) want.set(address, d.kind);
     }
     for (const [address, d] of [...this.dialers]) {
-      if (!want.has(address)) {
+      const kind = want.get(address);
+      // A link dialed as a member's is not the operator's word: at the configured primary's address
+      // (a demoted primary pointed at a member) the dialer starts over as the primary's, and back.
+      if (kind === undefined || (kind !== d.kind && (kind === 'primary' || d.kind === 'primary'))) {
         this.dialers.delete(address);
         for (const w of d.waiters) w.reject(new Error(`stopped dialing ${address}`));
         void d.client.stop();

@@ -77,6 +77,17 @@ async function run(cmd: string, a: Record<string, unknown>): Promise<unknown> {
       return node.forceSync(a['id'] as string);
     case 'addReplica':
       return node.addReplica(a['address'] as string);
+    case 'promote':
+      return node.promote();
+    case 'configure':
+      return node.configure(a as { role?: 'primary' | 'replica'; masterAddress?: string | null });
+    case 'missing': {
+      // Which of these point ids this node does not hold (checked here, so IPC carries only ids).
+      const collection = a['collection'] as string;
+      const out: string[] = [];
+      for (const id of a['ids'] as string[]) if ((await node.get(collection, id)) === null) out.push(id);
+      return out;
+    }
     case 'stop':
       await node.stop();
       setImmediate(() => process.exit(0));
