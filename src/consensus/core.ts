@@ -133,6 +133,8 @@ export interface CoreFaults {
   countUndurableLeader: boolean;
   /** A follower acknowledges records as soon as they are appended, before its disk has them. */
   ackBeforeDurable: boolean;
+  /** Applied records are reported committed (log readers would see records the quorum lacks). */
+  commitAtApply: boolean;
 }
 
 export type CoreEvent =
@@ -299,6 +301,7 @@ export class ReplicationCore {
       keepDivergentTail: false,
       countUndurableLeader: false,
       ackBeforeDurable: false,
+      commitAtApply: false,
       ...opts.faults,
     };
     assert(
@@ -367,7 +370,7 @@ export class ReplicationCore {
   }
 
   get commit(): number {
-    return this.hs.commit;
+    return this.faults.commitAtApply ? Math.max(this.hs.commit, this.appliedLsn) : this.hs.commit;
   }
 
   /** Bumped whenever records are dropped from the log: LSNs of an older generation may now name other records. */

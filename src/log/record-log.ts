@@ -121,6 +121,8 @@ export class RecordLog {
       let at = 0;
       for (let i = 0; i < n; i++) {
         const len = this.scratchLengths[i] as number;
+        // The batch read may hold more than asked for: stop at the byte budget (one record at least).
+        if (out.length > 0 && total + len > maxBytes) return out;
         out.push(this.scratch.slice(at, at + len));
         at += len;
         total += len;

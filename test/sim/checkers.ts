@@ -73,7 +73,7 @@ export class Checker {
   observeCommits(nodes: readonly SimNode[]): void {
     for (const n of nodes) {
       if (!n.alive) continue;
-      const commit = Math.min(n.core.commit, n.log.length);
+      const commit = Math.min(n.core.hardState.commit, n.log.length);
       const seen = this.observed.get(n.id) ?? 0;
       if (n.log.length < seen) {
         this.violation(

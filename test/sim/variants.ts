@@ -15,6 +15,8 @@ export const VARIANTS = {
   'stale-records-accepted': { acceptStaleRecords: true },
   /** A follower keeps a divergent tail instead of dropping it. */
   'divergent-tail-kept': { keepDivergentTail: true },
+  /** Records are reported committed once applied: committed log readers see what a truncation drops. */
+  'commit-reported-at-apply': { commitAtApply: true },
   /** Quorum counted without the leader's own durability. */
   'quorum-without-leader-durability': { countUndurableLeader: true },
 } satisfies Record<string, Partial<CoreFaults>>;
