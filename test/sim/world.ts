@@ -128,8 +128,11 @@ export class World {
   private healing = false;
   /** Followers that refuse the primary as diverged (the operator reads it in their status). */
   private readonly refusing = new Set<string>();
-  /** Nodes restarted as primary with a stale config: the operator knows, and never promotes them until they follow again. */
-  private readonly rogues = new Set<string>();
+  /**
+   * Epochs begun by the primary the operator announced, in order (historyId → order): the
+   * operator knows whom it promoted, and reads each node's history in its status.
+   */
+  private readonly announced = new Map<string, number>();
   stats = { messages: 0, truncations: 0, fullSyncs: 0, failovers: 0 };
 
   constructor(readonly opts: SimOptions) {
@@ -154,11 +157,12 @@ export class World {
             sendSnapshotData: (from, to, snap) => this.deliverSnapshot(from, to, snap),
             event: (node, e) => {
               if (e.type === 'refused' && e.byMe && e.code === 'diverged') this.refusing.add(node.id);
-              if (e.type === 'synced') {
-                this.refusing.delete(e.peer);
-                // A returned old primary that synced with the real one follows its lineage again.
-                if (node.id === this.primary) this.rogues.delete(e.peer);
+              if (e.type === 'roleChanged' && e.role === 'leader' && node.id === this.primary) {
+                const epoch = node.core.termHistory.at(-1);
+                if (epoch && !this.announced.has(epoch.historyId))
+                  this.announced.set(epoch.historyId, this.announced.size + 1);
               }
+              if (e.type === 'synced') this.refusing.delete(e.peer);
               if (e.type === 'truncated') this.stats.truncations++;
               if (e.type === 'fullSyncOffered') this.stats.fullSyncs++;
               this.checker.onEvent(node.id, e);
@@ -479,17 +483,19 @@ export class World {
       old.role = 'follower';
       old.runtime.follow(false);
     }
-    // The most up-to-date log among the nodes that followed the announced primary (not a rogue
-    // old primary); when followers refuse the primary because it lacks records they committed,
-    // the one that committed the most (the refusal message names the LSN).
+    // As operations.md says: the node whose log reaches furthest in the epochs of the primaries
+    // the operator announced (a rogue old primary's own epoch does not count, what it got from
+    // the real primaries does), never one whose log lacks what a running node reports committed.
+    // When followers refuse the primary because it lacks records they committed, the one that
+    // committed the most (the refusal message names the LSN).
     const refusing = running.filter((n) => refusers.includes(n.id));
-    // As operations.md says: never promote a node whose log lacks what a running node reports
-    // committed (its commit_lsn); prefer nodes that followed the announced primary.
     const eligible = running.filter((c) => running.every((n) => holdsCommitted(c, n)));
-    const followers = eligible.filter((n) => !this.rogues.has(n.id));
-    const candidates = refusing.length > 0 ? refusing : followers.length > 0 ? followers : eligible;
+    const candidates = refusing.length > 0 ? refusing : eligible;
     if (candidates.length === 0) return false;
-    const rank = refusing.length > 0 ? (n: SimNode) => n.core.commit * 1e6 + n.core.log.durableLsn : upToDate;
+    const rank =
+      refusing.length > 0
+        ? (n: SimNode) => n.core.commit * 1e6 + n.core.log.durableLsn
+        : (n: SimNode) => this.lineageReach(n);
     const best = candidates.reduce((a, b) => (rank(b) > rank(a) ? b : a));
     this.stats.failovers++;
     this.checker.failoverAt(this.sched.nowMs);
@@ -508,6 +514,21 @@ export class World {
       }
     }
     return true;
+  }
+
+  /** How far `n`'s durable log reaches in the announced epochs: (latest announced epoch it holds records of, LSN). */
+  private lineageReach(n: SimNode): number {
+    const durable = n.core.log.durableLsn;
+    const epochs = n.core.termHistory;
+    let best = 0;
+    for (let i = 0; i < epochs.length; i++) {
+      const e = epochs[i] as (typeof epochs)[number];
+      const order = this.announced.get(e.historyId);
+      if (order === undefined || e.firstLsn > durable) continue;
+      const end = Math.min(durable, (epochs[i + 1]?.firstLsn ?? Infinity) - 1);
+      best = Math.max(best, order * 1e9 + end);
+    }
+    return best;
   }
 
   private crash(n: SimNode): void {
@@ -573,7 +594,6 @@ export class World {
           if (old.alive || this.healing) return;
           old.role = 'leader';
           old.configuredPrimary = null;
-          this.rogues.add(old.id);
           old.boot();
           // Later the operator notices and points it at the real primary.
           this.sched.after(f.durationMs, () => {
@@ -599,8 +619,7 @@ export class World {
         const kept = pick(others);
         for (const n of others)
           if (n !== kept) this.cut.set(pairKey(old.id, n.id), this.sched.nowMs + f.durationMs);
-        this.rogues.add(old.id);
-        const best = running.reduce((a, b) => (upToDate(b) > upToDate(a) ? b : a));
+        const best = running.reduce((a, b) => (this.lineageReach(b) > this.lineageReach(a) ? b : a));
         this.stats.failovers++;
         this.checker.failoverAt(this.sched.nowMs);
         this.primary = best.id;
@@ -726,13 +745,6 @@ function holdsCommitted(c: SimNode, n: SimNode): boolean {
   if (c === n || commit === 0) return true;
   const mine = new TermHistory(c.core.termHistory);
   return mine.matchPoint(c.core.log.durableLsn, new TermHistory(n.core.termHistory), commit) >= commit;
-}
-
-/** A node's durable log, as (term of its last record, last LSN), for choosing whom to promote. */
-function upToDate(n: SimNode): number {
-  const last = n.core.log.durableLsn;
-  const term = n.core.termHistory.filter((e) => e.firstLsn <= last).at(-1)?.term ?? 0;
-  return term * 1e9 + last;
 }
 
 export function runSimulation(opts: SimOptions): SimResult {
