@@ -135,6 +135,12 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     node_id: store.nodeId,
     term: core.term,
     history_id: history.at(-1)?.historyId ?? '0'.repeat(32),
+    history: history.map((e) => ({
+      term: e.term,
+      history_id: e.historyId,
+      leader: e.leaderId,
+      first_lsn: e.firstLsn,
+    })),
     last_lsn: log.lastLsn,
     commit_lsn: core.commit,
     applied_lsn: log.appliedLsn,

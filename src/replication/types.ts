@@ -133,6 +133,12 @@ export interface ReplicationStatus {
   term: number;
   /** Id of the epoch that wrote the last record (PSYNC2's replication id). */
   history_id: string;
+  /**
+   * The log's epochs, oldest first: which primary wrote its records from which LSN (an operator
+   * choosing whom to promote compares how far each node's log reaches in the epochs of the
+   * primaries it announced).
+   */
+  history: { term: number; history_id: string; leader: string; first_lsn: number }[];
   last_lsn: number;
   /** Held by a majority of the members (never dropped by a follower). */
   commit_lsn: number;

@@ -30,6 +30,7 @@ const base = {
   node_id: 'n1',
   term: 3,
   history_id: 'h',
+  history: [],
   last_lsn: 120,
   state: 'leader' as const,
   commit_lsn: 120,
