@@ -1,7 +1,7 @@
 /** vrep: a replication node for vector data. */
 export { VrepError, ErrorCodes, isVrepError } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
-export { ApiLimits } from './api-limits.ts';
+export { ApiLimits } from './limits.ts';
 export * from './native/index.ts';
 export { ReplicationNode } from './node/replication-node.ts';
 export type {

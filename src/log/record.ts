@@ -10,7 +10,7 @@
  */
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
-import { RecordLimits } from './limits.ts';
+import { RecordLimits } from '../limits.ts';
 
 export const RECORD_FORMAT_VERSION = 1;
 /** Bytes before the op body: length, crc, version, op, flags, lsn, term, hlc, lengths. */

@@ -32,7 +32,7 @@ import {
   RECORD_TERM_OFFSET,
 } from './record.ts';
 import { fsyncDir } from './atomic-file.ts';
-import { RecordLimits } from './limits.ts';
+import { RecordLimits } from '../limits.ts';
 
 export type FsyncPolicy = 'always' | 'everysec' | 'no';
 

@@ -10,7 +10,7 @@
  * See docs/native/json-points.md.
  */
 import assert from 'node:assert/strict';
-import { ApiLimits } from '../api-limits.ts';
+import { ApiLimits } from '../limits.ts';
 import { binding } from './addon.ts';
 import { checkInt, checkUint8Array, describe } from './checks.ts';
 import { JSON_MAX_DEPTH } from './json-objects.ts';
@@ -71,7 +71,7 @@ export interface JsonPointsOptions {
   maxInputBytes?: number;
 }
 
-/** The API's limits (src/api-limits.ts), so a batch the parser takes is one the store takes. */
+/** The API's limits (src/limits.ts), so a batch the parser takes is one the store takes. */
 export const DEFAULT_JSON_POINTS_LIMITS = {
   maxPoints: ApiLimits.maxBatchPoints,
   maxPayloadBytes: ApiLimits.maxPayloadBytes,

@@ -18,7 +18,7 @@ import {
   type MetricName,
   type RecordBody,
 } from '../log/record.ts';
-import { RecordLimits } from '../log/limits.ts';
+import { RecordLimits } from '../limits.ts';
 import type { Store, WriteResult } from '../store/store.ts';
 import {
   checkBatchSize,

@@ -4,7 +4,7 @@
  * events (counted in `dropped`), the node never blocks or grows without
  * bound on its account.
  */
-import type { NodeEvent } from '../node/types.ts';
+import type { NodeEvent } from './types.ts';
 
 export const MAX_QUEUED_EVENTS = 4096;
 

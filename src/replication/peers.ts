@@ -22,7 +22,7 @@ import type { Input, ReplicationCore } from '../consensus/core.ts';
 import type { Entry, Outgoing } from '../consensus/messages.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import { decodeRecord, Op, peekRecord, recordTerm } from '../log/record.ts';
-import { RecordLimits } from '../log/limits.ts';
+import { RecordLimits } from '../limits.ts';
 import type { Store } from '../store/store.ts';
 import type { SnapshotPin } from '../store/snapshots.ts';
 import { checkApplicable } from '../store/state.ts';

@@ -12,7 +12,6 @@
  */
 import { isVrepError } from '../errors.ts';
 import type { RecordLog } from '../log/record-log.ts';
-import type { FeederPool } from '../workers/feeder-pool.ts';
 import {
   encodeRecords,
   encodeRecordsAsync,
@@ -20,6 +19,22 @@ import {
   type EncodedRecords,
   type RecordsCompression,
 } from './records-payload.ts';
+
+/**
+ * Encoding off the event loop (the worker pool, src/workers/feeder-pool.ts,
+ * implements it; the node wires it in, so this layer does not depend on
+ * the pool). ERR_OVERLOADED when it is full.
+ */
+export interface RecordsEncoder {
+  /** Reads [fromLsn, ≤toLsn] from the circular log and encodes them; null when the ring no longer holds fromLsn. */
+  encodeFromRing(
+    fromLsn: number,
+    toLsn: number,
+    maxBytes: number,
+    compression: RecordsCompression,
+  ): Promise<EncodedRecords | null>;
+  encodeRecords(records: readonly Uint8Array[], compression: RecordsCompression): Promise<EncodedRecords>;
+}
 
 /** Raw record bytes per RECORDS frame at most (one bigger record still goes alone). */
 export const MAX_RECORDS_FRAME_BYTES = 4 * 1024 * 1024;
@@ -31,7 +46,7 @@ export class RecordsSource {
 
   constructor(
     private readonly log: () => RecordLog,
-    private readonly pool: FeederPool | null,
+    private readonly pool: RecordsEncoder | null,
     private readonly compression: RecordsCompression,
   ) {}
 

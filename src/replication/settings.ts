@@ -4,8 +4,8 @@
  * checked with a message naming the option.
  */
 import { VrepError } from '../errors.ts';
-import type { ReplicationOptions, TlsOptions } from '../node/types.ts';
-import type { ConsistencyLevel } from '../node/consistency.ts';
+import type { ReplicationOptions, TlsOptions } from './types.ts';
+import type { ConsistencyLevel } from './consistency.ts';
 import type { LinkLimits } from '../transport/link.ts';
 import { checkSecret } from '../transport/peer-auth.ts';
 

@@ -1,5 +1,5 @@
 /** Full-sync progress as status reports it, on either side of the link. */
-import type { SyncProgress } from '../node/types.ts';
+import type { SyncProgress } from './types.ts';
 
 /**
  * `done` of `total` bytes, `movedThisRun` of them in `elapsedMs` since this

@@ -18,7 +18,7 @@
  * is checked by the store like every other write (src/store/point-checks.ts).
  * Docs: docs/http-api.md.
  */
-import { ApiLimits } from '../api-limits.ts';
+import { ApiLimits } from '../limits.ts';
 import { VrepError } from '../errors.ts';
 
 export const BINARY_BATCH_MAGIC = 0x31425256; // "VRB1" read as little-endian u32

@@ -1,12 +1,12 @@
 /**
  * The one validation of points a client writes, whichever way they came (HTTP
  * JSON batch, HTTP binary batch, TS API `write` and `writePacked`): batch
- * size, ids, vectors and payloads against ApiLimits (src/api-limits.ts).
+ * size, ids, vectors and payloads against ApiLimits (src/limits.ts).
  * Messages name the point and field; a batch that fails writes nothing.
  * A payload that passes can always be parsed and serialized again.
  */
 import assert from 'node:assert/strict';
-import { ApiLimits } from '../api-limits.ts';
+import { ApiLimits } from '../limits.ts';
 import { VrepError } from '../errors.ts';
 import { distances, Metric } from '../native/distance.ts';
 import { firstInvalidJsonObject } from '../native/json-objects.ts';

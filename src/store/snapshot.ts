@@ -16,7 +16,7 @@ import { compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
-import { RecordLimits } from '../log/limits.ts';
+import { RecordLimits } from '../limits.ts';
 import { CHUNK_ROWS, type FrozenCollection } from './collection.ts';
 
 export const SNAPSHOT_DIR = 'snapshots';

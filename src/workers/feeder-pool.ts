@@ -21,6 +21,7 @@ import { checkInt, describe } from '../native/checks.ts';
 import { RingReader, RING_MAX_LSN, type RingHandle } from '../native/ring-log.ts';
 import { batchCodecLimits } from '../native/batch-codec.ts';
 import type { EncodedRecords, RecordsCompression } from '../replication/records-payload.ts';
+import type { RecordsEncoder } from '../replication/records-source.ts';
 import { ErrorCodes, VrepError } from '../errors.ts';
 // Types only: erased, so this does not load the worker module here.
 import type {
@@ -106,7 +107,7 @@ function checkCompression(fn: string, c: unknown): asserts c is RecordsCompressi
   checkInt(fn, 'compression.level', level, batchCodecLimits.minLevel, batchCodecLimits.maxLevel);
 }
 
-export class FeederPool {
+export class FeederPool implements RecordsEncoder {
   readonly threads: number;
   readonly maxQueue: number;
   readonly #pool: Piscina;

@@ -10,7 +10,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCli } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { ApiLimits } from '../../src/api-limits.ts';
+import { ApiLimits } from '../../src/limits.ts';
 import { BINARY_BATCH_MAGIC } from '../../src/server/binary-batch.ts';
 
 async function startServe(t: TestContext): Promise<{ base: string; exitCode: () => number | null }> {
