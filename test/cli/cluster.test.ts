@@ -5,31 +5,11 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { startCli, type Started } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { clusterPlan, formatLogLine, PEER_PORT_OFFSET } from '../../src/cli/cluster.ts';
-
-function listen(port: number): Promise<Server | null> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(null));
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
-
-/** A base port whose HTTP and peer ports for `nodes` nodes are all free right now. */
-async function freeBasePort(nodes: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = Array.from({ length: nodes }, (_, i) => [base + i, base + PEER_PORT_OFFSET + i]).flat();
-    const servers = await Promise.all(ports.map(listen));
-    await Promise.all(servers.map((s) => s && new Promise((r) => s.close(r))));
-    if (servers.every((s) => s !== null)) return base;
-  }
-  throw new Error('no free port range found');
-}
+import { freeBasePort, listen } from '../helpers/addresses.ts';
+import { clusterPlan, formatLogLine } from '../../src/cli/cluster.ts';
 
 function clusterUp(t: TestContext, args: string[]): Started {
   const cluster = startCli(['cluster', 'up', '--fsync', 'no', ...args]);

@@ -7,12 +7,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { repoRoot, startCli, type Started } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { freeBasePort } from '../helpers/addresses.ts';
 import { until } from '../helpers/node-proc.ts';
-import { PEER_PORT_OFFSET } from '../../src/cli/cluster.ts';
 
 const SERVING = /"msg":"vrep node serving"/;
 
@@ -169,25 +168,6 @@ test('a diverged replica: POST /replication/force-sync and vrep force-sync make 
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /nobody/);
 });
-
-function listen(port: number): Promise<Server | null> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(null));
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
-
-async function freeBasePort(nodes: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = Array.from({ length: nodes }, (_, i) => [base + i, base + PEER_PORT_OFFSET + i]).flat();
-    const servers = await Promise.all(ports.map(listen));
-    await Promise.all(servers.map((s) => s && new Promise((r) => s.close(r))));
-    if (servers.every((s) => s !== null)) return base;
-  }
-  throw new Error('no free port range found');
-}
 
 test('vrep cluster restart n2 restarts that node inside the running cluster', async (t) => {
   const base = await freeBasePort(2);

@@ -1,5 +1,7 @@
 /** Addresses of this machine, for tests that need a source address other than loopback. */
+import { createServer, type Server } from 'node:net';
 import os from 'node:os';
+import { PEER_PORT_OFFSET } from '../../src/cli/cluster.ts';
 
 /**
  * A non-loopback IPv4 address of this machine (connecting to it from here
@@ -12,4 +14,25 @@ export function nonLoopbackIPv4(): string | undefined {
     }
   }
   return undefined;
+}
+
+/** Listens on 127.0.0.1:`port`; null when it is taken. */
+export function listen(port: number): Promise<Server | null> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(null));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** A base port whose HTTP and peer ports for `nodes` nodes of `vrep cluster` are all free right now. */
+export async function freeBasePort(nodes: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const ports = Array.from({ length: nodes }, (_, i) => [base + i, base + PEER_PORT_OFFSET + i]).flat();
+    const servers = await Promise.all(ports.map(listen));
+    await Promise.all(servers.map((s) => s && new Promise((r) => s.close(r))));
+    if (servers.every((s) => s !== null)) return base;
+  }
+  throw new Error('no free port range found');
 }
