@@ -30,6 +30,8 @@
  * - the commit point counts records of the leader's own epoch (Raft §5.4.2).
  */
 import { assert } from './assert.ts';
+// Types only: the codes are the registry's; nothing of errors.ts runs here.
+import type { ErrorCodeSubset } from '../errors.ts';
 import { TermHistory, type Epoch } from './term-history.ts';
 import {
   checkMembership,
@@ -206,7 +208,7 @@ interface Receiving {
 
 export class CoreError extends Error {
   constructor(
-    readonly code: 'ERR_NOT_LEADER' | 'ERR_CONFIG_PENDING' | 'ERR_INVALID_INPUT',
+    readonly code: ErrorCodeSubset<'ERR_NOT_LEADER' | 'ERR_CONFIG_PENDING'>,
     message: string,
     readonly leader: string | null = null,
   ) {

@@ -22,7 +22,7 @@
 import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { VrepError } from '../errors.ts';
+import { VrepError, vrepError } from '../errors.ts';
 import { crc32c } from '../native/crc32c.ts';
 import {
   recordChecksumOk,
@@ -321,7 +321,7 @@ export class Wal {
    * the WAL is open and healthy, LSNs follow lastLsn, sizes within limits.
    */
   checkAppend(records: readonly Uint8Array[]): void {
-    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    if (this.closed) throw vrepError('ERR_WAL_CLOSED');
     if (this.failed) throw this.failed;
     if (this.queuedBytes > MAX_PENDING_BYTES) {
       throw new VrepError(
@@ -485,7 +485,7 @@ export class Wal {
    * record removes them all. Returns the number of records dropped.
    */
   async truncateAfter(lsn: number): Promise<number> {
-    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    if (this.closed) throw vrepError('ERR_WAL_CLOSED');
     await this.idle();
     if (lsn >= this.lastAppendedLsn) return 0;
     const dropped = this.lastAppendedLsn - lsn;
@@ -537,7 +537,7 @@ export class Wal {
    * follower that installed a snapshot continues after it).
    */
   async resetAt(nextLsn: number): Promise<void> {
-    if (this.closed) throw new VrepError('ERR_WAL_CLOSED', 'WAL is closed');
+    if (this.closed) throw vrepError('ERR_WAL_CLOSED');
     await this.idle();
     if (this.handle !== null) {
       await this.handle.close();

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { VrepError } from '../errors.ts';
+import { isErrorCode, VrepError } from '../errors.ts';
 import type { NativeBinding } from './binding-types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -30,5 +30,21 @@ function load(): NativeBinding {
   }
 }
 
+/**
+ * The class the addon builds its errors with (`new NativeError(code,
+ * message)`, native/errors.cc). C++ cannot share the ErrorCode type, so the
+ * code is checked here: one the registry lacks is an addon bug, raised as
+ * ERR_INTERNAL naming it rather than passed on untyped.
+ */
+export class NativeError extends VrepError {
+  constructor(code: string, message: string) {
+    const known = isErrorCode(code);
+    super(
+      known ? code : 'ERR_INTERNAL',
+      known ? message : `native error with unknown code ${code}: ${message}`,
+    );
+  }
+}
+
 export const binding: NativeBinding = load();
-binding.setErrorClass(VrepError);
+binding.setErrorClass(NativeError);

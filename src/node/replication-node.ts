@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
-import { isVrepError, VrepError } from '../errors.ts';
+import { isVrepError, messageOf, VrepError, vrepError } from '../errors.ts';
 import type { MetricName } from '../log/record.ts';
 import { decodeRecord, recordLsn, recordTerm } from '../log/record.ts';
 import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
@@ -509,30 +509,23 @@ export class ReplicationNode {
 
   /** This role is a replica or a deposed primary, or its disk refuses writes: say so, naming the primary. */
   private assertWritable(): void {
-    if (this.stopped) throw new VrepError('ERR_NODE_STOPPED', 'the node is stopping');
+    if (this.stopped) throw vrepError('ERR_NODE_STOPPED');
     if (this.failure)
       throw new VrepError('ERR_WAL_IO', `this node stopped taking writes: ${this.failure.message}`);
     const core = this.core;
     if (core.role === 'follower') {
-      const leader = core.leader;
-      const http = this.peers?.httpAddressOf(leader) ?? null;
+      const http = this.peers?.httpAddressOf(core.leader) ?? null;
       const peer = this.peers?.configuredPrimaryAddress ?? null;
-      throw Object.assign(
-        new VrepError(
-          'ERR_READ_ONLY',
-          `this node is a read-only replica; write to the primary${http ? ` at http://${http}` : peer ? ` (peer address ${peer})` : ''}`,
-        ),
+      throw new VrepError(
+        'ERR_READ_ONLY',
+        `this node is a read-only replica; write to the primary${http ? ` at http://${http}` : peer ? ` (peer address ${peer})` : ''}`,
         { primary: http },
       );
     }
     if (core.role === 'fenced') {
-      const http = this.peers?.httpAddressOf(core.leader) ?? null;
-      throw Object.assign(
-        new VrepError(
-          'ERR_NOT_LEADER',
-          `this node is no longer the primary (term ${core.term} began elsewhere${core.leader ? `, led by ${core.leader}` : ''}); it takes no writes`,
-        ),
-        { primary: http },
+      throw this.notLeader(
+        `this node is no longer the primary (term ${core.term} began elsewhere${core.leader ? `, led by ${core.leader}` : ''}); it takes no writes`,
+        core.leader,
       );
     }
     const wal = this.store.walFailure;
@@ -559,13 +552,15 @@ export class ReplicationNode {
     this.walProbe.unref();
   }
 
+  /** ERR_NOT_LEADER naming the leader's HTTP address when this node has heard it. */
+  private notLeader(why: string, leader: string | null): VrepError {
+    const primary = this.peers?.httpAddressOf(leader) ?? null;
+    return new VrepError('ERR_NOT_LEADER', messageOf('ERR_NOT_LEADER', why, primary), { primary });
+  }
+
   private mapWriteError(err: Error): Error {
     if (!(err instanceof WriteError)) return err;
-    if (err.code === 'ERR_NOT_LEADER') {
-      return Object.assign(new VrepError('ERR_NOT_LEADER', err.message), {
-        primary: this.peers?.httpAddressOf(err.leader) ?? null,
-      });
-    }
+    if (err.code === 'ERR_NOT_LEADER') return this.notLeader(err.message, err.leader);
     if (err.code === 'ERR_WAL_IO') this.probeWal();
     return new VrepError(err.code, err.message);
   }

@@ -9,7 +9,7 @@
  * Levels: One, this node's WAL; Quorum, a majority of the members (this
  * node's WAL counted once it has the record); All, every member.
  */
-import { VrepError } from '../errors.ts';
+import { VrepError, vrepError } from '../errors.ts';
 import {
   encodeRecordUnsealed,
   Op,
@@ -68,8 +68,7 @@ export class Writer {
         `collection name: expected 1-255 of [A-Za-z0-9_.-] starting with a letter or digit, got ${JSON.stringify(name)}`,
       );
     }
-    if (this.d.store.schema.get(name))
-      throw new VrepError('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`);
+    if (this.d.store.schema.get(name)) throw vrepError('ERR_COLLECTION_EXISTS', name);
     const { dimension, metric } = spec ?? {};
     if (!Number.isInteger(dimension) || dimension < 1 || dimension > RecordLimits.maxDimension) {
       throw invalid(
@@ -133,7 +132,7 @@ export class Writer {
 
   private shape(name: string): { dimension: number } {
     const shape = this.d.store.schema.get(name);
-    if (!shape) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
+    if (!shape) throw vrepError('ERR_COLLECTION_NOT_FOUND', name);
     return shape;
   }
 

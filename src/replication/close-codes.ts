@@ -1,10 +1,13 @@
 /**
  * WebSocket close codes of the replication layer, one table (the
  * transport's own, 4001-4030 and 4040, are in src/transport/link.ts; this
- * table takes 4040 from there rather than defining it again). Before
- * closing, the side that decided sends an ERROR frame {code, message}.
+ * table takes 4030 and 4040 from there rather than defining them again).
+ * Before closing, the side that decided sends an ERROR frame {code,
+ * message}. docs/replication.md lists them; test/docs/error-tables.test.ts
+ * holds the two together.
  */
 import { CloseCodes } from '../transport/link.ts';
+import type { ErrorCode } from '../errors.ts';
 
 export const ReplicationCloseCodes = {
   /** Peer authentication failed. */
@@ -24,7 +27,7 @@ export const ReplicationCloseCodes = {
 } as const;
 
 /** The close code for an error that ends a link, by its error code. */
-export function closeCodeOf(errorCode: string): number {
+export function closeCodeOf(errorCode: ErrorCode): number {
   switch (errorCode) {
     case 'ERR_AUTH':
       return ReplicationCloseCodes.authFailed;

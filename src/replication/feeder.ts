@@ -17,6 +17,7 @@ import type { RecordsSource } from './records-source.ts';
 import { encodeRecordsPrefix } from './records-payload.ts';
 import type { TokenBucket, TrafficClass } from './throttle.ts';
 import type { PeerSession } from './peer-session.ts';
+import { ReplicationCloseCodes } from './close-codes.ts';
 
 /** A request this many records behind the head is catch-up (bulk) traffic. */
 export const LIVE_WINDOW_RECORDS = 64;
@@ -77,7 +78,7 @@ export class Feeder {
     this.run(req)
       .catch((err: unknown) => {
         this.hooks.warn({ peer: this.peer, err: (err as Error).message }, 'replication: feeder failed');
-        this.session.fail(4041, `feeder failed: ${(err as Error).message}`);
+        this.session.fail(ReplicationCloseCodes.protocol, `feeder failed: ${(err as Error).message}`);
       })
       .finally(() => {
         this.busy = false;

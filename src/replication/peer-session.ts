@@ -9,7 +9,7 @@
  * A HELLO carries the sender's term only because the proof binds it; no
  * node ever takes a term from a HELLO (a stranger's claim changes nothing).
  */
-import { isVrepError, VrepError } from '../errors.ts';
+import { isErrorCode, isVrepError, VrepError, type ErrorCode } from '../errors.ts';
 import { FrameType, type Frame } from '../transport/frame.ts';
 import type { PeerLink } from '../transport/link.ts';
 import {
@@ -130,7 +130,12 @@ export class PeerSession {
   }
 
   /** Closes the link, telling the peer why (ERROR frame, then the close code). */
-  fail(code: number, reason: string, errorCode = 'ERR_PROTOCOL', level: 'warn' | 'info' = 'warn'): void {
+  fail(
+    code: number,
+    reason: string,
+    errorCode: ErrorCode = 'ERR_PROTOCOL',
+    level: 'warn' | 'info' = 'warn',
+  ): void {
     if (this.link.closed) return;
     this.logger[level](
       { link: this.link.id, peer: this.peer?.nodeId ?? this.link.remoteAddress, code, reason },
@@ -161,7 +166,9 @@ export class PeerSession {
           await this.handle(frame);
         } catch (err) {
           if (this.link.closed) return;
-          const errorCode = (err as { code?: string }).code ?? 'ERR_INTERNAL';
+          // Only registry codes go on the wire (a Node errno code is ours to hide).
+          const thrown = (err as { code?: unknown }).code;
+          const errorCode = isErrorCode(thrown) ? thrown : 'ERR_INTERNAL';
           if (!isVrepError(err)) this.logger.error({ err }, 'replication: unexpected error handling a frame');
           this.fail(
             closeCodeOf(errorCode),

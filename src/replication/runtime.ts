@@ -29,6 +29,7 @@ import {
   type Ready,
 } from '../consensus/core.ts';
 import type { Entry, Outgoing } from '../consensus/messages.ts';
+import { messageOf, type ErrorCodeSubset } from '../errors.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import type { ConfigEntry } from '../consensus/core.ts';
 import type { Level } from '../consensus/quorum.ts';
@@ -85,8 +86,9 @@ interface Waiter {
 /** Why a waiting write failed; the node maps these onto VrepErrors. */
 export class WriteError extends Error {
   constructor(
-    readonly code:
-      'ERR_CONSISTENCY_TIMEOUT' | 'ERR_NOT_LEADER' | 'ERR_WAL_IO' | 'ERR_OVERLOADED' | 'ERR_NODE_STOPPED',
+    readonly code: ErrorCodeSubset<
+      'ERR_CONSISTENCY_TIMEOUT' | 'ERR_NOT_LEADER' | 'ERR_WAL_IO' | 'ERR_OVERLOADED' | 'ERR_NODE_STOPPED'
+    >,
     message: string,
     readonly leader: string | null = null,
   ) {
@@ -155,7 +157,7 @@ export class ReplicationRuntime {
     done: (err: Error | null, result?: WriteOutcome) => void,
   ): void {
     if (this.stopped) {
-      done(new WriteError('ERR_NODE_STOPPED', 'the node is stopping'));
+      done(new WriteError('ERR_NODE_STOPPED', messageOf('ERR_NODE_STOPPED')));
       return;
     }
     if (this.waiters.length >= MAX_WAITING_WRITES) {

@@ -1,12 +1,13 @@
 /**
  * The HTTP data API of a node (docs/http-api.md): routes mapped onto
- * ReplicationNode calls, VrepError codes mapped onto HTTP statuses, and the
- * optional bearer token with a per-address limit on failed attempts.
+ * ReplicationNode calls, errors answered with their code's status from the
+ * registry (src/errors.ts), and the optional bearer token with a
+ * per-address limit on failed attempts.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { isVrepError, VrepError } from '../errors.ts';
+import { httpStatusOf, isVrepError, VrepError, vrepError } from '../errors.ts';
 import {
   errorReply,
   type HttpReply,
@@ -36,22 +37,6 @@ export interface HttpApiOptions {
   /** Extra fields of GET /health. */
   health: () => Record<string, unknown>;
 }
-
-const statusOfCode: Record<string, number> = {
-  ERR_INVALID_INPUT: 400,
-  ERR_INVALID_ARG: 400,
-  ERR_JSON_SYNTAX: 400,
-  ERR_JSON_POINT: 400,
-  ERR_COLLECTION_NOT_FOUND: 404,
-  ERR_COLLECTION_EXISTS: 409,
-  ERR_ROLE: 409,
-  ERR_READ_ONLY: 409,
-  ERR_UNSUPPORTED: 501,
-  ERR_RECORD_TOO_LARGE: 413,
-  ERR_CONSISTENCY_TIMEOUT: 503,
-  ERR_OVERLOADED: 503,
-  ERR_NODE_STOPPED: 503,
-};
 
 function invalid(message: string): VrepError {
   return new VrepError('ERR_INVALID_INPUT', message);
@@ -84,11 +69,10 @@ export function queryParam(req: HttpRequest, name: string): string | null {
   return values[0] ?? null;
 }
 
-class MediaTypeError extends Error {}
-
 function requireJson(req: HttpRequest): void {
   if (req.contentType !== 'application/json') {
-    throw new MediaTypeError(
+    throw new VrepError(
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
       `content-type: expected application/json, got ${req.contentType === '' ? 'none' : JSON.stringify(req.contentType)}`,
     );
   }
@@ -166,7 +150,6 @@ export function tokenGuard(
     if (head.route === '/health') return undefined;
     if (limiter.blocked(head.remoteAddress))
       return errorReply(
-        429,
         'ERR_TOO_MANY_FAILURES',
         'too many failed authentications from this address; retry later',
       );
@@ -176,7 +159,6 @@ export function tokenGuard(
     if (m && timingSafeEqual(sha256(m[1] as string), expected)) return undefined;
     limiter.fail(head.remoteAddress);
     return errorReply(
-      401,
       'ERR_UNAUTHORIZED',
       m ? 'authorization: wrong bearer token' : 'authorization: missing bearer token',
     );
@@ -185,20 +167,17 @@ export function tokenGuard(
 
 /** Maps anything a handler threw to a reply; never exposes a stack. */
 export function errorToReply(err: unknown, logger: Logger): HttpReply {
-  if (err instanceof MediaTypeError) return errorReply(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', err.message);
   if (err instanceof VrepError) {
-    const status = statusOfCode[err.code];
-    if (status !== undefined) {
-      const reply = errorReply(status, err.code, err.message);
-      // A replica's read-only error names the primary's HTTP address (null: not known yet).
-      if ('primary' in err) (reply.body as { error: Record<string, unknown> }).error['primary'] = err.primary;
-      return reply;
-    }
-    logger.error({ err }, 'request failed');
-    return errorReply(500, err.code, err.message);
+    const status = httpStatusOf(err.code);
+    // No status: the code never answers a request by design, so getting here is a bug to log.
+    if (status === null || status === 500) logger.error({ err }, 'request failed');
+    const error: Record<string, unknown> = { code: err.code, message: err.message };
+    // ERR_READ_ONLY, ERR_NOT_LEADER: the primary's HTTP address (null: not known yet).
+    if (err.primary !== undefined) error['primary'] = err.primary;
+    return { status: status ?? 500, body: { error } };
   }
   logger.error({ err }, 'request failed (unexpected error)');
-  return errorReply(500, 'ERR_INTERNAL', 'internal error (see the node log)');
+  return errorReply('ERR_INTERNAL', 'internal error (see the node log)');
 }
 
 /** The native points parser, its syntax errors in the wording every JSON route shares. */
@@ -219,8 +198,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
   const { node, metrics } = opts;
   const infoOf = (name: string): { name: string; dimension: number; metric: string; count: number } => {
     const info = node.collections().find((c) => c.name === name);
-    // The store's wording, so every route says the same.
-    if (!info) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
+    if (!info) throw vrepError('ERR_COLLECTION_NOT_FOUND', name);
     return info;
   };
 
@@ -317,12 +295,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         const id = param(req, 'id');
         const name = param(req, 'name');
         const p = await node.get(name, id);
-        if (p === null)
-          return errorReply(
-            404,
-            'ERR_POINT_NOT_FOUND',
-            `point ${JSON.stringify(id)} does not exist in collection "${name}"`,
-          );
+        if (p === null) throw vrepError('ERR_POINT_NOT_FOUND', id, name);
         return { status: 200, body: { id: p.id, vector: Array.from(p.vector), payload: p.payload } };
       },
     },

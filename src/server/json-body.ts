@@ -9,7 +9,7 @@
  * values parse, but later recursion over them (JSON.stringify of an answer
  * or a message) overflows the stack.
  */
-import { VrepError } from '../errors.ts';
+import { vrepError, type VrepError } from '../errors.ts';
 
 /** Deepest nesting of objects and arrays accepted, as simdjson's default. */
 export const MAX_JSON_DEPTH = 1024;
@@ -43,7 +43,7 @@ export function jsonNestedDeeperThan(bytes: Uint8Array, limit: number): boolean 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function syntaxError(why: string): VrepError {
-  return new VrepError('ERR_JSON_SYNTAX', `body: not valid JSON (${why})`);
+  return vrepError('ERR_JSON_SYNTAX', why);
 }
 
 const TOO_DEEP = `nested deeper than ${MAX_JSON_DEPTH} levels`;

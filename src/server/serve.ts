@@ -9,7 +9,7 @@
  * node closes its store, and no handler reaches the node once it is closing.
  */
 import type { Logger } from 'pino';
-import { VrepError } from '../errors.ts';
+import { messageOf, vrepError } from '../errors.ts';
 import { errorReply, startHttpServer, type HttpServer } from '../transport/http-server.ts';
 import { apiRoutes, errorToReply, tokenGuard } from './http-api.ts';
 import { replicationRoutes } from './replication-api.ts';
@@ -64,7 +64,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let stopping = false;
   const current = (): ReplicationNode => {
     // Never an answer from a closed store: a handler still running when the node stops gets 503.
-    if (stopping) throw new VrepError('ERR_NODE_STOPPED', 'the node is stopping');
+    if (stopping) throw vrepError('ERR_NODE_STOPPED');
     // The guard answers 503 before any handler runs while the node starts.
     if (started === undefined) throw new Error('node not started');
     return started;
@@ -103,9 +103,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     ],
     guard: (head) =>
       checkToken(head) ??
-      (started === undefined
-        ? errorReply(503, 'ERR_STARTING', 'the node is starting (recovering its data); retry shortly')
-        : undefined),
+      (started === undefined ? errorReply('ERR_STARTING', messageOf('ERR_STARTING')) : undefined),
     onResponse: (route, method, status) => metrics.httpRequests.inc({ route, method, status }),
     onError: (err) => errorToReply(err, logger),
   });

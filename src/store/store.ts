@@ -19,7 +19,7 @@
  */
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
-import { VrepError } from '../errors.ts';
+import { VrepError, vrepError } from '../errors.ts';
 import type { HybridClock } from '../clock/hlc.ts';
 import { decodeRecord } from '../log/record.ts';
 import type { RecordLog } from '../log/record-log.ts';
@@ -409,7 +409,7 @@ export class Store {
 
   private collection(name: string): Collection {
     const c = this.stateNow.collections.get(name);
-    if (!c) throw new VrepError('ERR_COLLECTION_NOT_FOUND', `collection "${name}" does not exist`);
+    if (!c) throw vrepError('ERR_COLLECTION_NOT_FOUND', name);
     return c;
   }
 

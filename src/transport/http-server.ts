@@ -18,6 +18,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { listenError } from './listen-error.ts';
+import { httpStatusOf, messageOf, type HttpErrorCode } from '../errors.ts';
 
 export interface HttpRequest {
   /** Upper case: GET, PUT, POST, DELETE ... (HEAD reaches the GET handler as HEAD). */
@@ -99,8 +100,9 @@ export interface HttpServer {
 const LINGER_MS = 1000;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 
-export function errorReply(status: number, code: string, message: string): HttpReply {
-  return { status, body: { error: { code, message } } };
+/** An error answer; its status is the code's, from the registry (src/errors.ts). */
+export function errorReply(code: HttpErrorCode, message: string): HttpReply {
+  return { status: httpStatusOf(code) as number, body: { error: { code, message } } };
 }
 
 interface CompiledRoute {
@@ -183,10 +185,10 @@ function headerCount(req: http.IncomingMessage, name: string): number {
 function clientErrorReply(err: NodeJS.ErrnoException & { reason?: string }): HttpReply {
   const why = err.reason ?? err.message;
   if (err.code === 'HPE_HEADER_OVERFLOW')
-    return errorReply(431, 'ERR_BAD_REQUEST', 'request: headers too large');
+    return errorReply('ERR_HEADERS_TOO_LARGE', 'request: headers too large');
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT')
-    return errorReply(408, 'ERR_REQUEST_TIMEOUT', 'request: not received in time');
-  return errorReply(400, 'ERR_BAD_REQUEST', `request: ${why}`);
+    return errorReply('ERR_REQUEST_TIMEOUT', 'request: not received in time');
+  return errorReply('ERR_BAD_REQUEST', `request: ${why}`);
 }
 
 /**
@@ -220,7 +222,7 @@ function writeRawReply(socket: Socket, reply: HttpReply): void {
 /** Starts an HTTP server; unknown paths get 404, known paths with another method 405. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const routes = compile(opts.routes);
-  const onError = opts.onError ?? ((): HttpReply => errorReply(500, 'ERR_INTERNAL', 'internal error'));
+  const onError = opts.onError ?? ((): HttpReply => errorReply('ERR_INTERNAL', 'internal error'));
   const maxInFlight = opts.maxInFlightRequests ?? DEFAULT_MAX_IN_FLIGHT;
   let inFlight = 0;
   let draining = false;
@@ -289,7 +291,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           sent = onError(err);
           payload = sent.text ?? JSON.stringify(sent.body ?? {});
         } catch {
-          sent = errorReply(500, 'ERR_INTERNAL', 'internal error');
+          sent = errorReply('ERR_INTERNAL', 'internal error');
           payload = JSON.stringify(sent.body);
         }
       }
@@ -297,7 +299,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     };
 
     if (!target) {
-      reply({ ...errorReply(400, 'ERR_BAD_REQUEST', 'request: target must be a path'), close: true });
+      reply({ ...errorReply('ERR_BAD_REQUEST', 'request: target must be a path'), close: true });
       return;
     }
     const { path } = target;
@@ -305,14 +307,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const hosts = headerCount(req, 'host');
     if ((req.httpVersion === '1.1' && hosts === 0) || hosts > 1) {
       const why = hosts === 0 ? 'an HTTP/1.1 request needs a Host header' : 'more than one Host header';
-      reply({ ...errorReply(400, 'ERR_BAD_REQUEST', `host: ${why}`), close: true });
+      reply({ ...errorReply('ERR_BAD_REQUEST', `host: ${why}`), close: true });
       return;
     }
     // llhttp has already refused codings where chunked is not last; anything but chunked alone is not implemented.
     if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
       reply({
         ...errorReply(
-          501,
           'ERR_UNSUPPORTED',
           `transfer-encoding: ${JSON.stringify(transferEncoding)} not supported (only chunked)`,
         ),
@@ -321,12 +322,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
     if (draining) {
-      reply({ ...errorReply(503, 'ERR_NODE_STOPPED', 'the node is stopping'), close: true });
+      reply({ ...errorReply('ERR_NODE_STOPPED', messageOf('ERR_NODE_STOPPED')), close: true });
       return;
     }
     if (inFlight > maxInFlight) {
       reply({
-        ...errorReply(503, 'ERR_OVERLOADED', `more than ${maxInFlight} requests in flight; retry shortly`),
+        ...errorReply('ERR_OVERLOADED', `more than ${maxInFlight} requests in flight; retry shortly`),
         headers: { 'retry-after': '1' },
         close: hasBody,
       });
@@ -337,7 +338,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     try {
       found = match(routes, path);
     } catch {
-      reply({ ...errorReply(400, 'ERR_INVALID_INPUT', 'path: malformed percent-encoding'), close: hasBody });
+      reply({ ...errorReply('ERR_INVALID_INPUT', 'path: malformed percent-encoding'), close: hasBody });
       return;
     }
     if (found) routeLabel = found.route.pattern;
@@ -348,17 +349,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
     if (!found) {
-      reply({ ...errorReply(404, 'ERR_NOT_FOUND', `no route ${method} ${path}`), close: hasBody });
+      reply({ ...errorReply('ERR_NOT_FOUND', `no route ${method} ${path}`), close: hasBody });
       return;
     }
     if (!handler) {
       const allowed = allowedMethods(found.route);
       reply({
-        ...errorReply(
-          405,
-          'ERR_METHOD_NOT_ALLOWED',
-          `${method} not allowed on ${path} (allowed: ${allowed})`,
-        ),
+        ...errorReply('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${path} (allowed: ${allowed})`),
         headers: { allow: allowed },
         close: hasBody,
       });
@@ -383,7 +380,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     };
 
     const tooLarge = (): HttpReply => ({
-      ...errorReply(413, 'ERR_BODY_TOO_LARGE', `request body: more than ${opts.maxBodyBytes} bytes`),
+      ...errorReply('ERR_BODY_TOO_LARGE', `request body: more than ${opts.maxBodyBytes} bytes`),
       close: true,
     });
     if (!hasBody) {
@@ -441,8 +438,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         res.destroy();
         return;
       }
-      let status = 500;
-      let payload = JSON.stringify(errorReply(500, 'ERR_INTERNAL', 'internal error').body);
+      const fallback = errorReply('ERR_INTERNAL', 'internal error');
+      let status = fallback.status;
+      let payload = JSON.stringify(fallback.body);
       try {
         const reply = onError(err);
         payload = JSON.stringify(reply.body ?? {});

@@ -14,7 +14,7 @@
 import { Piscina } from 'piscina';
 import { RingReader, type RingHandle } from '../native/ring-log.ts';
 import { encodeRecords, type RecordsCompression } from '../replication/records-payload.ts';
-import { ErrorCodes, isVrepError, VrepError } from '../errors.ts';
+import { ErrorCodes, isVrepError, VrepError, type ErrorCode } from '../errors.ts';
 
 /** What each pool thread receives once, at start-up. */
 export interface FeederWorkerData {
@@ -52,7 +52,7 @@ export type FeederReply =
     }
   /** `fromLsn` is no longer in the ring; `firstLsn` is the oldest it holds now. */
   | { kind: 'evicted'; firstLsn: number }
-  | { kind: 'error'; name: string; code: string | null; message: string };
+  | { kind: 'error'; name: string; code: ErrorCode | null; message: string };
 
 /** Records read per native call; a read of more loops. */
 const LENGTHS_PER_READ = 4096;

@@ -143,9 +143,10 @@ test('a diverged replica: POST /replication/force-sync and vrep force-sync make 
   // The route checks its body before calling the node.
   assert.equal((await post(primary.base, '/replication/force-sync', '{}')).status, 400);
   assert.equal((await post(primary.base, '/replication/force-sync', '{"replica":"r","x":1}')).status, 400);
-  // A replica has nobody to force (the node says ERR_UNSUPPORTED today; ERR_ROLE would be 409).
+  // A replica has nobody to force: an operation for another role.
   const onReplica = await post(replica.base, '/replication/force-sync', '{"replica":"r"}');
-  assert.ok([409, 501].includes(onReplica.status), JSON.stringify(onReplica.body));
+  assert.equal(onReplica.status, 409, JSON.stringify(onReplica.body));
+  assert.equal((onReplica.body['error'] as { code: string }).code, 'ERR_ROLE');
   assert.match((onReplica.body['error'] as { message: string }).message, /not a primary/);
 
   const cli = await run(['force-sync', '--url', primary.base, '--replica', 'r']);

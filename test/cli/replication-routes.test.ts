@@ -10,7 +10,7 @@ import { startCli } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { errorToReply } from '../../src/server/http-api.ts';
 import { configureChange } from '../../src/server/replication-api.ts';
-import { VrepError } from '../../src/errors.ts';
+import { messageOf, VrepError } from '../../src/errors.ts';
 
 const TOKEN = 'route-test-token';
 
@@ -125,21 +125,45 @@ test('configure bodies: role synonyms, master_address or primary_address, null c
 test('ERR_READ_ONLY is 409 and carries the primary address; ERR_UNSUPPORTED is 501', () => {
   const logger = pino({ level: 'silent' });
   const readOnly = errorToReply(
-    Object.assign(new VrepError('ERR_READ_ONLY', 'this node is a replica of n1'), {
-      primary: '127.0.0.1:15002',
-    }),
+    new VrepError('ERR_READ_ONLY', 'this node is a replica of n1', { primary: '127.0.0.1:15002' }),
     logger,
   );
   assert.equal(readOnly.status, 409);
   assert.deepEqual(readOnly.body, {
     error: { code: 'ERR_READ_ONLY', message: 'this node is a replica of n1', primary: '127.0.0.1:15002' },
   });
-  const unknownPrimary = errorToReply(
-    Object.assign(new VrepError('ERR_READ_ONLY', 'replica'), { primary: null }),
-    logger,
-  );
+  const unknownPrimary = errorToReply(new VrepError('ERR_READ_ONLY', 'replica', { primary: null }), logger);
   assert.deepEqual((unknownPrimary.body as { error: Record<string, unknown> }).error['primary'], null);
   const unsupported = errorToReply(new VrepError('ERR_UNSUPPORTED', 'not yet'), logger);
   assert.equal(unsupported.status, 501);
   assert.deepEqual(unsupported.body, { error: { code: 'ERR_UNSUPPORTED', message: 'not yet' } });
+});
+
+test('ERR_NOT_LEADER is 409 naming the leader as ERR_READ_ONLY does; ERR_WAL_IO is 503', () => {
+  const logger = pino({ level: 'silent' });
+  const why = 'this node is no longer the primary';
+  const notLeader = errorToReply(
+    new VrepError('ERR_NOT_LEADER', messageOf('ERR_NOT_LEADER', why, '10.0.0.2:15002'), {
+      primary: '10.0.0.2:15002',
+    }),
+    logger,
+  );
+  assert.equal(notLeader.status, 409);
+  assert.deepEqual(notLeader.body, {
+    error: {
+      code: 'ERR_NOT_LEADER',
+      message: 'this node is no longer the primary; write to the primary at http://10.0.0.2:15002',
+      primary: '10.0.0.2:15002',
+    },
+  });
+  const unknown = errorToReply(
+    new VrepError('ERR_NOT_LEADER', messageOf('ERR_NOT_LEADER', why, null), { primary: null }),
+    logger,
+  );
+  assert.deepEqual(unknown.body, { error: { code: 'ERR_NOT_LEADER', message: why, primary: null } });
+  assert.equal(errorToReply(new VrepError('ERR_WAL_IO', 'disk full'), logger).status, 503);
+  // A code that never answers a request by design is a bug if it does: 500 under its own code.
+  const internal = errorToReply(new VrepError('ERR_CORRUPT_FRAME', 'bad frame'), logger);
+  assert.equal(internal.status, 500);
+  assert.deepEqual(internal.body, { error: { code: 'ERR_CORRUPT_FRAME', message: 'bad frame' } });
 });

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHttpServer, type HttpReply } from '../../src/transport/http-server.ts';
+import { rawExchange, statusesOf } from '../helpers/raw-http.ts';
 
 function deepObject(depth: number): unknown {
   let value: unknown = {};
@@ -105,4 +106,20 @@ test('drain: no new connections, requests after it get 503, the one in flight is
   assert.equal(answer.status, 200);
   assert.equal(answer.headers.get('connection'), 'close');
   await drained;
+});
+
+test('headers over 16 KiB: 431 ERR_HEADERS_TOO_LARGE, the status from the error registry', async (t) => {
+  const server = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    maxBodyBytes: 1024,
+    routes: [{ method: 'GET', pattern: '/ok', handler: () => ({ status: 200, body: { ok: true } }) }],
+  });
+  t.after(() => server.close());
+  const { text } = await rawExchange(
+    server.port,
+    `GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`,
+  );
+  assert.deepEqual(statusesOf(text), [431], text);
+  assert.match(text, /"code":"ERR_HEADERS_TOO_LARGE"/);
 });
