@@ -6,7 +6,15 @@ import type { TestContext } from 'node:test';
 
 export function tempDir(t: TestContext, prefix = 'vrep-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Registered before the processes a test starts, so it may run while one still writes there:
+  // retry, and never fail the hooks after it (they stop those processes).
+  t.after(() => {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (err) {
+      process.emitWarning(`could not remove ${dir}: ${(err as Error).message}`);
+    }
+  });
   return dir;
 }
 
