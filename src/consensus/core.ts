@@ -1081,6 +1081,8 @@ export class ReplicationCore {
   }
 
   private onProbe(m: ProbeMessage): void {
+    // The answer must describe the log the install leaves: the leader repeats its probe.
+    if (this.installing !== null) return;
     if (m.from === this.leaderId && m.term === this.hs.term && this.roleNow === 'follower') {
       // An older probe (late, duplicated) is void; the same one again means our answer was lost,
       // unless its sync or full sync already came (then it is a late copy).
@@ -1119,6 +1121,8 @@ export class ReplicationCore {
 
   private onSync(m: SyncMessage): void {
     if (!this.fromLeader(m) || m.term !== this.hs.term || m.probeId !== this.answeredProbe) return;
+    // A late sync for the probe a full sync answered: it describes the log the snapshot replaces.
+    if (this.receiving !== null || this.installing !== null) return;
     const theirs = new TermHistory(m.history);
     // Never trust a claimed match beyond what the two histories share.
     const match = Math.min(m.match, this.history.matchPoint(this.lastLsn, theirs, m.lastLsn));
