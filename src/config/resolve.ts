@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { VrepError } from '../errors.ts';
 import type { ReplicationNodeOptions, ReplicationOptions, StorageOptions, Role } from '../node/types.ts';
 import type { ConsistencyLevel } from '../node/consistency.ts';
-import { parseHostPort } from './address.ts';
+import { parseHostPort } from '../transport/address.ts';
 import { isLoopbackHost } from '../transport/loopback.ts';
 import { fileSchema, keysAt, REPLICATION_SYNONYMS, type ConfigLayer, type LogLevel } from './schema.ts';
 import { coerce, ENV_SOURCES, FLAG_SOURCES, unknownEnvNames, type TextSource } from './sources.ts';

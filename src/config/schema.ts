@@ -8,7 +8,7 @@
  * layer the value came from.
  */
 import { z } from 'zod';
-import { isHost, parseHostPort } from './address.ts';
+import { isHost, parseHostPort } from '../transport/address.ts';
 
 /** Largest request body the HTTP layer can take (a uWS body is read into one buffer). */
 export const MAX_BODY_BYTES_LIMIT = 0xffff_ffff - 32;

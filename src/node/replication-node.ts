@@ -208,6 +208,10 @@ export class ReplicationNode {
         } catch (err) {
           durable = Promise.reject(err as Error);
         }
+        // A refused append (a full disk), on any role: find out when the disk takes writes again.
+        durable.catch(() => {
+          if (this.store.walFailure) this.probeWal();
+        });
         later(durable, done);
       },
       readLog: (fromLsn, toLsn, done) => {
@@ -318,6 +322,7 @@ export class ReplicationNode {
       secret: this.settings.secret,
       nonces: this.nonces,
       httpAddress: this.settings.httpAddress,
+      listenPort: () => this.peers?.peerPort ?? null,
       role: () =>
         this.currentRole === 'replica'
           ? 'replica'
@@ -623,6 +628,11 @@ export class ReplicationNode {
 
   get nodeId(): string {
     return this.store.nodeId;
+  }
+
+  /** Whether this node takes writes now, and why not (a replica, a full disk, fenced, stopping). */
+  get writable(): { ok: boolean; reason: string | null } {
+    return this.writableNow();
   }
 
   /** What start-up recovered (snapshot LSN, WAL records replayed, a cut tail). */

@@ -50,7 +50,7 @@ function replicaList(src: StatusSources): ReplicaInfo[] {
     const p = core.peer(id);
     const session = peers.session(id);
     const memberEntry = membership.members.find((m) => m.id === id);
-    const address = memberEntry?.address ?? (session ? session.link.remoteAddress : '');
+    const address = memberEntry?.address ?? session?.listenAddress ?? '';
     const [host, port] = splitAddress(address);
     const { lagMs, lagOps } = src.lagOf(id);
     let status: ReplicaState = 'Disconnected';

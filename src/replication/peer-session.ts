@@ -30,6 +30,7 @@ import {
   type NonceRegistry,
   newNonce,
 } from '../transport/peer-auth.ts';
+import { formatHostPort } from '../transport/address.ts';
 import { ReplicationCloseCodes, closeCodeOf } from './close-codes.ts';
 
 export interface LocalIdentity {
@@ -39,6 +40,8 @@ export interface LocalIdentity {
   /** Peer HELLO nonces seen recently (one registry per node): a replayed HELLO is refused. */
   nonces: NonceRegistry;
   httpAddress: string | null;
+  /** The port this node's peer listener is bound to (null while it has none). */
+  listenPort(): number | null;
   role(): Hello['role'];
   term(): number;
   lastLsn(): number;
@@ -114,6 +117,7 @@ export class PeerSession {
       nonce: this.nonce,
       auth: local.secret !== null,
       httpAddress: local.httpAddress,
+      listenPort: local.listenPort(),
     } satisfies Hello);
   }
 
@@ -123,6 +127,18 @@ export class PeerSession {
 
   get peerId(): string | null {
     return this.peer?.nodeId ?? null;
+  }
+
+  /**
+   * Where the peer's listener is: the address dialed, or (a link it dialed
+   * in) the link's source IP with the listener port its HELLO announced,
+   * as Redis combines the source IP with REPLCONF listening-port.
+   */
+  get listenAddress(): string {
+    if (this.dialed) return /^wss?:\/\/([^/]+)/.exec(this.link.remoteAddress)?.[1] ?? this.link.remoteAddress;
+    const ip = this.link.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+    const port = this.peer?.listenPort ?? null;
+    return port === null ? ip : formatHostPort(ip, port);
   }
 
   sendControl(type: FrameType, value: object): boolean {

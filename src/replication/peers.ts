@@ -13,6 +13,7 @@
  * with it exists.
  */
 import { open } from 'node:fs/promises';
+import { isVrepError, VrepError } from '../errors.ts';
 import path from 'node:path';
 import { FrameType, type Frame } from '../transport/frame.ts';
 import type { PeerLink } from '../transport/link.ts';
@@ -664,7 +665,11 @@ export class Peers {
         const r = this.inbound?.leader === from ? this.inbound.receiver : null;
         if (!r || !this.inbound) throw protocolError('SNAPSHOT_CHUNK outside a full sync');
         const piece = decodeSnapshotPiece(frame.payload);
-        await r.piece(piece.index, piece.offset, piece.bytes);
+        await r.piece(piece.index, piece.offset, piece.bytes).catch((err: unknown) => {
+          // This node's disk (full, failing): the link closes with a plain reason and the sync is retried.
+          if (isVrepError(err) || typeof (err as NodeJS.ErrnoException).code !== 'string') throw err;
+          throw new VrepError('ERR_WAL_IO', `full sync: cannot write the snapshot here: ${(err as Error).message}`);
+        });
         if (r.bytesReceived - this.inbound.lastReportedBytes >= PROGRESS_EVERY_BYTES) {
           this.inbound.lastReportedBytes = r.bytesReceived;
           s.sendControl(FrameType.SnapshotProgress, { syncBytes: r.bytesReceived });
@@ -726,7 +731,10 @@ export class Peers {
       entries.push({ lsn: head.lsn, term: recordTerm(bytes), bytes, config });
       if (head.lsn > last) fresh.push(schemaStub(head, bytes));
     }
-    if (fresh.length > 0) checkApplicable(this.store.schema.shapes(), fresh);
+    // Records that do not follow this log's head (a gap: the log just dropped a refused tail)
+    // are the core's to refuse; only records that would be appended are checked.
+    if (fresh.length > 0 && (fresh[0] as LogRecord).lsn === last + 1)
+      checkApplicable(this.store.schema.shapes(), fresh);
     this.hooks.step({
       type: 'records',
       from,

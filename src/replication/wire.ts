@@ -45,6 +45,8 @@ export const helloSchema = z
     /** This side requires and will send an AUTH proof. */
     auth: z.boolean(),
     httpAddress: z.string().max(300).nullable(),
+    /** The port of the sender's peer listener (with the link's source IP: where to dial it back), null if none. */
+    listenPort: z.number().int().min(1).max(65535).nullable(),
   })
   .strict();
 export type Hello = z.infer<typeof helloSchema>;

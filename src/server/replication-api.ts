@@ -10,7 +10,7 @@ import type { HttpRequest, Route } from '../transport/http-server.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import type { Role } from '../node/types.ts';
 import { jsonObject } from './http-api.ts';
-import { parseHostPort } from '../config/address.ts';
+import { parseHostPort } from '../transport/address.ts';
 import { ROLES } from '../config/schema.ts';
 import { show } from '../config/resolve.ts';
 

@@ -17,7 +17,7 @@ import { ServerMetrics } from './metrics.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ReplicationNode } from '../node/replication-node.ts';
 import type { ReplicationNodeOptions } from '../node/types.ts';
-import { formatHostPort } from '../config/address.ts';
+import { formatHostPort } from '../transport/address.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** How long a stop waits for HTTP requests in flight before the node closes under them. */
@@ -89,15 +89,21 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         logger,
         maxBodyBytes,
         token,
-        health: () => ({
-          status: 'ok',
-          node_id: node.nodeId,
-          role: node.role,
-          uptime_ms: Date.now() - startedAtMs,
-          last_lsn: node.lastLsn,
-          collections: node.collections().length,
-          native: nativeInfo(),
-        }),
+        health: () => {
+          const writable = node.writable;
+          // Degraded: a node meant to take writes (not a replica) that cannot (a full disk, fenced).
+          const degraded = node.role !== 'replica' && !writable.ok;
+          return {
+            status: degraded ? 'degraded' : 'ok',
+            writable,
+            node_id: node.nodeId,
+            role: node.role,
+            uptime_ms: Date.now() - startedAtMs,
+            last_lsn: node.lastLsn,
+            collections: node.collections().length,
+            native: nativeInfo(),
+          };
+        },
       }),
       ...replicationRoutes({ node }),
     ],

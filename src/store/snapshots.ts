@@ -6,8 +6,13 @@
  *   result (automatic snapshots, full syncs and the operator alike).
  * - Pins are taken synchronously: the newest snapshot is pinned in the same
  *   turn it is looked up, and a build's result is pinned the moment it is
- *   installed, before anything else can run. A pinned snapshot's files stay
- *   until its last pin is released, even when newer ones exist.
+ *   installed, before anything else can run; so is what the caller pins
+ *   with it (the WAL after the snapshot, `alsoPin`). A pinned snapshot's
+ *   files stay until its last pin is released, even when newer ones exist.
+ * - A snapshot of what the newest one already holds (same LSN, same
+ *   history: nothing applied since) is not built again: a rebuild would
+ *   replace, under the same name, files a full sync may be reading, and a
+ *   crash between its remove and its rename would leave no snapshot at all.
  * - Temporary directories are removed only at start-up (a running build
  *   owns its own; a failed build removes its own).
  * - The file format is snapshot.ts's.
@@ -36,6 +41,14 @@ interface Known {
   name: string;
   dir: string;
   lsn: number;
+  /** Its manifest's history id (null: unknown, never reused). */
+  historyId: string | null;
+}
+
+/** What a build would snapshot: the applied LSN and the history id of the epoch holding it. */
+export interface SnapshotTarget {
+  lsn: number;
+  historyId: string;
 }
 
 function lsnOf(name: string): number {
@@ -62,9 +75,15 @@ export class Snapshots {
   /** Reads the installed snapshots from disk again (after a full sync put one in place). */
   async rescan(): Promise<void> {
     const dirs = await listSnapshots(this.dataDir);
-    this.known = dirs
-      .map((dir) => ({ dir, name: path.basename(dir), lsn: lsnOf(path.basename(dir)) }))
-      .reverse();
+    const known: Known[] = [];
+    for (const dir of dirs.reverse()) {
+      const historyId = await readManifest(dir).then(
+        (m) => m.historyId,
+        () => null,
+      );
+      known.push({ dir, name: path.basename(dir), lsn: lsnOf(path.basename(dir)), historyId });
+    }
+    this.known = known;
   }
 
   get newest(): { dir: string; lsn: number } | null {
@@ -80,20 +99,41 @@ export class Snapshots {
   /**
    * Builds a snapshot, or joins the build already running (whose LSN may be
    * older than the caller hoped: it is the newest one there is). `build`
-   * is called only when a new build starts, and writes the files.
-   * `afterInstall` runs once it is in place (the WAL before it goes).
+   * is called only when a new build starts, and writes the files; not at
+   * all when the newest snapshot already is `target` (it is returned).
+   * `pinned` runs synchronously the moment the result is in place, before
+   * anything can prune it; `afterInstall` runs once it is in place (the WAL
+   * before it goes).
    */
   take(
+    target: SnapshotTarget,
     build: () => Promise<SnapshotInfo>,
     afterInstall: (info: SnapshotInfo) => Promise<void>,
+    pinned?: (name: string) => void,
   ): Promise<SnapshotInfo> {
     if (this.building) return this.building;
-    const run = (async () => {
-      const info = await build();
-      this.installed(info.dir);
-      await afterInstall(info);
-      return info;
-    })();
+    const newest = this.known.at(-1);
+    const same = newest !== undefined && newest.lsn === target.lsn && newest.historyId === target.historyId;
+    let run: Promise<SnapshotInfo>;
+    if (same) {
+      pinned?.(newest.name);
+      run = (async () => {
+        const manifest = await readManifest(newest.dir);
+        const bytes = manifest.collections.reduce(
+          (n, c) => n + c.chunks.reduce((m, k) => m + k.bytes, 0),
+          0,
+        );
+        return { dir: newest.dir, manifest, bytes };
+      })();
+    } else {
+      run = (async () => {
+        const info = await build();
+        this.installed(info.dir, info.manifest.historyId);
+        pinned?.(path.basename(info.dir));
+        await afterInstall(info);
+        return info;
+      })();
+    }
     this.building = run.finally(() => {
       this.building = null;
     });
@@ -101,10 +141,12 @@ export class Snapshots {
   }
 
   /** A snapshot directory was put in place (by a build, or by a full sync). */
-  installed(dir: string): void {
+  installed(dir: string, historyId: string | null): void {
     const name = path.basename(dir);
-    if (!this.known.some((k) => k.name === name)) {
-      this.known.push({ dir, name, lsn: lsnOf(name) });
+    const k = this.known.find((x) => x.name === name);
+    if (k) k.historyId = historyId;
+    else {
+      this.known.push({ dir, name, lsn: lsnOf(name), historyId });
       this.known.sort((a, b) => a.lsn - b.lsn);
     }
     this.prune();
@@ -112,51 +154,53 @@ export class Snapshots {
 
   /**
    * Pins the newest snapshot (building one if there is none, or if `fresh`)
-   * and reads its manifest. The pin is taken before any await.
+   * and reads its manifest. The pin, and `alsoPin(lsn)` (what the caller
+   * holds with it: the WAL after it), are taken before any await, or in the
+   * build's own continuation for a snapshot being built.
    */
-  async pinNewest(opts: { fresh?: boolean }, build: () => Promise<SnapshotInfo>): Promise<SnapshotPin> {
+  async pinNewest(
+    opts: { fresh?: boolean },
+    target: () => SnapshotTarget,
+    build: () => Promise<SnapshotInfo>,
+    alsoPin: (lsn: number) => () => void,
+  ): Promise<SnapshotPin> {
     let name: string;
+    let releaseAlso: () => void = () => {};
+    const hold = (n: string): void => {
+      this.pin(n);
+      releaseAlso = alsoPin(lsnOf(n));
+    };
     const newest = this.known.at(-1);
     if (newest !== undefined && opts.fresh !== true) {
       name = newest.name;
-      this.pin(name);
+      hold(name);
+    } else if (this.building) {
+      // Join it; its result is pinned in the continuation that sees it settle.
+      const info = await this.building.then((i) => {
+        hold(path.basename(i.dir));
+        return i;
+      });
+      name = path.basename(info.dir);
     } else {
-      // The result is pinned in the build's own continuation, before pruning can see it.
-      const info = await this.takePinned(build);
+      const info = await this.take(target(), build, async () => {}, hold);
       name = path.basename(info.dir);
     }
     const dir = path.join(this.root, name);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      releaseAlso();
+      this.unpin(name);
+    };
     try {
       const manifestText = await readFile(path.join(dir, 'manifest.json'), 'utf8');
       const manifest = await readManifest(dir);
-      let released = false;
-      return {
-        dir,
-        manifest,
-        manifestText,
-        release: () => {
-          if (released) return;
-          released = true;
-          this.unpin(name);
-        },
-      };
+      return { dir, manifest, manifestText, release };
     } catch (err) {
-      this.unpin(name);
+      release();
       throw err;
     }
-  }
-
-  private takePinned(build: () => Promise<SnapshotInfo>): Promise<SnapshotInfo> {
-    if (this.building) {
-      // Join it; pin its result synchronously when it settles.
-      return this.building.then((info) => {
-        this.pin(path.basename(info.dir));
-        return info;
-      });
-    }
-    return this.take(build, async (info) => {
-      this.pin(path.basename(info.dir));
-    });
   }
 
   private pin(name: string): void {

@@ -232,12 +232,29 @@ export class Store {
   /**
    * Persists the hard state, and the term history when given (fsync +
    * rename). Saves run one after another, each writing the latest meta.
+   * A save that changes nothing is skipped (no write: a node whose disk is
+   * full goes on). The commit point is a floor persisted lazily (late is
+   * safe): a save that only moves it and fails is logged and skipped, and
+   * a later one carries it; any other failed save rejects.
    */
   saveHardState(hs: HardState, history: Epoch[] | null): Promise<void> {
     this.assertOpen();
     const run = this.metaWrites.then(async () => {
       const next: NodeMeta = { ...this.meta, hardState: { ...hs }, history: history ?? this.meta.history };
-      await saveNodeMeta(this.dataDir, next);
+      const sameHistory = sameEpochs(next.history, this.meta.history);
+      const was = this.meta.hardState;
+      const sameVote = hs.term === was.term && hs.votedFor === was.votedFor;
+      if (sameHistory && sameVote && hs.commit === was.commit) return;
+      try {
+        await saveNodeMeta(this.dataDir, next);
+      } catch (err) {
+        if (!sameHistory || !sameVote) throw err;
+        this.warn(
+          { err: (err as Error).message, commit: hs.commit, persistedCommit: was.commit },
+          'node meta: could not persist the commit point; a later save will',
+        );
+        return;
+      }
       this.meta = next;
     });
     this.metaWrites = run.catch(() => undefined);
@@ -366,7 +383,7 @@ export class Store {
       history,
     );
     await rm(path.join(dir, FULLSYNC_MARKER), { force: true });
-    this.snapshots.installed(dir);
+    this.snapshots.installed(dir, manifest.historyId);
     return { history, configs };
   }
 
@@ -438,6 +455,7 @@ export class Store {
   snapshot(): Promise<SnapshotInfo> {
     this.assertOpen();
     return this.snapshots.take(
+      this.snapshotTarget(),
       () => this.buildSnapshot(),
       async (info) => {
         await this.log.wal.removeBefore(Math.min(info.manifest.lsn + 1, this.pins.floor()));
@@ -445,17 +463,32 @@ export class Store {
     );
   }
 
+  /** The epoch that wrote the applied state's last record (a snapshot of it carries its term and history id). */
+  private snapshotEpoch(lsn: number): { history: Epoch[]; term: number; historyId: string } {
+    const history = this.meta.history.filter((e) => e.firstLsn <= Math.max(lsn, 1));
+    const epoch = history.at(-1);
+    return {
+      history,
+      term: epoch?.term ?? this.meta.hardState.term,
+      historyId: epoch?.historyId ?? '0'.repeat(32),
+    };
+  }
+
+  private snapshotTarget(): { lsn: number; historyId: string } {
+    const lsn = this.stateNow.appliedLsn;
+    return { lsn, historyId: this.snapshotEpoch(lsn).historyId };
+  }
+
   private buildSnapshot(): Promise<SnapshotInfo> {
     const state = this.stateNow;
     const lsn = state.appliedLsn;
     const frozen = [...state.collections.values()].map((c) => c.freeze());
     this.bytesSinceSnapshot = 0;
-    const history = this.meta.history.filter((e) => e.firstLsn <= Math.max(lsn, 1));
-    const epoch = history.at(-1);
+    const { history, term, historyId } = this.snapshotEpoch(lsn);
     return writeSnapshot(this.dataDir, frozen, {
       lsn,
-      term: epoch?.term ?? this.meta.hardState.term,
-      historyId: epoch?.historyId ?? '0'.repeat(32),
+      term,
+      historyId,
       history,
       configs: this.configsAt(lsn),
     });
@@ -475,15 +508,17 @@ export class Store {
    */
   async pinSnapshot(opts: { fresh?: boolean } = {}): Promise<SnapshotPin> {
     this.assertOpen();
-    const pin = await this.snapshots.pinNewest(opts, () => this.buildSnapshot());
-    const logPin = this.pins.pin(pin.manifest.lsn + 1);
-    return {
-      ...pin,
-      release: () => {
-        logPin.release();
-        pin.release();
+    return this.snapshots.pinNewest(
+      opts,
+      () => this.snapshotTarget(),
+      () => this.buildSnapshot(),
+      // Taken in the same turn as the snapshot's own pin: no snapshot
+      // finishing meanwhile can remove the WAL records after it.
+      (lsn) => {
+        const logPin = this.pins.pin(lsn + 1);
+        return () => logPin.release();
       },
-    };
+    );
   }
 
   get snapshotLsn(): number {
@@ -499,4 +534,16 @@ export class Store {
     await this.log.close();
     await this.lock.release();
   }
+}
+
+function sameEpochs(a: readonly Epoch[], b: readonly Epoch[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((e, i) => {
+      const o = b[i] as Epoch;
+      return (
+        e.term === o.term && e.historyId === o.historyId && e.leaderId === o.leaderId && e.firstLsn === o.firstLsn
+      );
+    })
+  );
 }

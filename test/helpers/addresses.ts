@@ -36,3 +36,25 @@ export async function freeBasePort(nodes: number): Promise<number> {
   }
   throw new Error('no free port range found');
 }
+
+/** `count` distinct ports that are free on 127.0.0.1 right now. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve());
+      });
+      servers.push(server);
+    }
+    return servers.map((s) => {
+      const a = s.address();
+      if (a === null || typeof a === 'string') throw new Error('no port');
+      return a.port;
+    });
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}

@@ -76,6 +76,7 @@ export class RawPeer {
       nonce: randomBytes(32).toString('hex'),
       auth: false,
       httpAddress: null,
+      listenPort: null,
     });
   }
 

@@ -1,35 +1,13 @@
 /**
  * Shared pieces of the replication safety tests (test/replication/safety-*):
- * free loopback ports (so a node restarts on the same address), a registry
+ * free loopback ports (addresses.ts; so a node restarts on the same address), a registry
  * that kills every node process a test started, digests and convergence,
  * and the check that acknowledged point ids are present on a node.
  */
-import { createServer, type Server } from 'node:net';
 import type { TestContext } from 'node:test';
 import { NodeProc, until } from './node-proc.ts';
 import type { ReplicationStatus } from '../../src/node/types.ts';
-
-/** `count` distinct ports that are free on 127.0.0.1 right now. */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-      servers.push(server);
-    }
-    return servers.map((s) => {
-      const a = s.address();
-      if (a === null || typeof a === 'string') throw new Error('no port');
-      return a.port;
-    });
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  }
-}
+export { freePorts } from './addresses.ts';
 
 /** Every node process a test starts; all are killed when the test ends (even on failure). */
 export class Procs {

@@ -15,6 +15,8 @@ export interface SmallDisk {
   fill(): void;
   /** Removes the ballast: space is back. */
   free(): void;
+  /** Makes the disk this big (a tmpfs remount: what is on it stays). */
+  resize(sizeBytes: number): void;
 }
 
 export function smallDisk(t: TestContext, sizeBytes: number): SmallDisk | null {
@@ -42,6 +44,9 @@ export function smallDisk(t: TestContext, sizeBytes: number): SmallDisk | null {
     },
     free() {
       rmSync(ballast, { force: true });
+    },
+    resize(bytes: number) {
+      execFileSync('mount', ['-o', `remount,size=${bytes}`, dir], { stdio: 'pipe' });
     },
   };
 }

@@ -7,11 +7,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { startCli, type Started } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/node-proc.ts';
+import { freePorts } from '../helpers/addresses.ts';
 
 const SERVING = /"msg":"vrep node serving"/;
 
@@ -37,18 +38,6 @@ async function serve(t: TestContext, args: string[]): Promise<Serving> {
   return { node, httpPort: Number(fields.http.split(':')[1]), peerPort: fields.peerPort ?? null };
 }
 
-/** A port free right now (the kernel's pick for port 0, released again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function nodeIdAt(port: number): Promise<string> {
   // A fresh connection each time: with a shared port the kernel would spread them over both nodes.
   const res = await fetch(`http://127.0.0.1:${port}/health`, { headers: { connection: 'close' } });
@@ -58,7 +47,7 @@ async function nodeIdAt(port: number): Promise<string> {
 test('a second node on a busy HTTP port exits non-zero naming the port; the first keeps every connection', async (t) => {
   const dir = tempDir(t);
   // Both ask for the same given port (uWS set SO_REUSEPORT only on given ports, not on port 0).
-  const port = await freePort();
+  const port = (await freePorts(1))[0] as number;
   const first = await serve(t, [
     '--node-id',
     'first',
@@ -97,7 +86,7 @@ test('a second node on a busy peer port exits non-zero naming the port', async (
     '--http',
     '127.0.0.1:0',
     '--bind',
-    `127.0.0.1:${await freePort()}`,
+    `127.0.0.1:${(await freePorts(1))[0] as number}`,
     '--data-dir',
     path.join(dir, 'a'),
   ]);
