@@ -24,6 +24,8 @@ import type { Scheduler } from './scheduler.ts';
 export interface DiskOp {
   kind: string;
   complete(): void;
+  /** A crash while this append is being written: some of its first records reach the disk whole. */
+  tear?(pick: (count: number) => number): void;
 }
 
 /** What survives a crash: the durable records and the hard state. */
@@ -43,6 +45,8 @@ export interface SimHooks {
   violation(node: SimNode, message: string): void;
   diskLatencyMs(node: SimNode): number;
   diskFull(node: SimNode): boolean;
+  /** How many of the `count` records of an append cut by a crash are on the disk whole (0 to count: a torn tail). */
+  tornRecords(node: SimNode, count: number): number;
 }
 
 export interface SimSnapshot {
@@ -147,6 +151,10 @@ export class SimNode {
   }
 
   crash(): void {
+    // The append being written when the power goes may leave some of its records whole
+    // (recovery keeps those and cuts the torn one): records nobody was told are durable.
+    const writing = this.opBusy ? this.ops[0] : undefined;
+    writing?.tear?.((count) => this.hooks.tornRecords(this, count));
     this.alive = false;
     this.incarnation++;
     this.runtime.stop(new Error('crashed'));
@@ -163,13 +171,14 @@ export class SimNode {
     }
   }
 
-  private enqueue(kind: string, complete: () => void): void {
+  private enqueue(kind: string, complete: () => void, tear?: DiskOp['tear']): void {
     const incarnation = this.incarnation;
     this.ops.push({
       kind,
       complete: () => {
         if (incarnation === this.incarnation) complete();
       },
+      ...(tear ? { tear } : {}),
     });
     this.kick();
   }
@@ -238,21 +247,29 @@ export class SimNode {
         }
         this.log.push(...entries);
         const failuresBefore = this.appendFailures;
-        this.enqueue('append', () => {
-          if (this.hooks.diskFull(this) || failuresBefore !== this.appendFailures) {
-            // The WAL cuts a failed group off again, and refuses everything queued after it.
-            if (failuresBefore === this.appendFailures) this.appendFailures++;
-            this.log.length = Math.min(this.log.length, first.lsn - 1);
-            this.whenRunning(() => done(new Error('ENOSPC: no space left on device')));
-            return;
-          }
-          const last = (entries.at(-1) as Entry).lsn;
-          if (this.log.length >= last) {
-            this.durableLen = Math.max(this.durableLen, last);
-            this.durable.log = this.log.slice(0, this.durableLen);
-          }
-          this.whenRunning(() => done(null));
-        });
+        this.enqueue(
+          'append',
+          () => {
+            if (this.hooks.diskFull(this) || failuresBefore !== this.appendFailures) {
+              // The WAL cuts a failed group off again, and refuses everything queued after it.
+              if (failuresBefore === this.appendFailures) this.appendFailures++;
+              this.log.length = Math.min(this.log.length, first.lsn - 1);
+              this.whenRunning(() => done(new Error('ENOSPC: no space left on device')));
+              return;
+            }
+            const last = (entries.at(-1) as Entry).lsn;
+            if (this.log.length >= last) {
+              this.durableLen = Math.max(this.durableLen, last);
+              this.durable.log = this.log.slice(0, this.durableLen);
+            }
+            this.whenRunning(() => done(null));
+          },
+          (pick) => {
+            if (this.hooks.diskFull(this) || failuresBefore !== this.appendFailures) return;
+            if (first.lsn !== this.durable.log.length + 1) return;
+            this.durable.log = this.durable.log.concat(entries.slice(0, pick(entries.length)));
+          },
+        );
       },
       readLog: (fromLsn, toLsn, done) => done(null, this.log.slice(fromLsn - 1, toLsn)),
       apply: (entries) => {

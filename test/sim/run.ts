@@ -34,7 +34,7 @@ export function simOptions(seed: number, variant: VariantName | null): SimOption
 
 function describe(r: SimResult): string {
   const w = r.writes;
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.faults.length} faults`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.stats.tornTails} torn tails, ${r.faults.length} faults`;
 }
 
 /** Runs the seed range in `jobs` child processes, passing their output through. */

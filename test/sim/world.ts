@@ -9,9 +9,14 @@
  * Network: messages take 1-25 ms, and may be dropped, duplicated or held
  * back (reordered); partitions cut pairs of nodes; a link the core declares
  * silent is closed and redialled once the pair can talk. Disks complete
- * operations in order after 0-8 ms; a crash loses what is not complete;
- * a full disk refuses appends for a while. Clocks: a node can be paused
- * (SIGSTOP): it neither ticks nor hears anything until it resumes.
+ * operations in order after 0-8 ms; a crash loses what is not complete,
+ * but for a torn tail (the first records of the append being written when
+ * it struck, up to all of them, may be on the disk whole though nobody was
+ * told they were durable; WAL recovery keeps them and cuts a torn one);
+ * a full disk refuses
+ * appends for a while. Clocks: each node's runs at its own rate (0.8x to
+ * 1.25x), and a node can be paused (SIGSTOP): it neither ticks nor hears
+ * anything until it resumes.
  */
 import type { CoreFaults } from '../../src/consensus/core.ts';
 import type { Entry, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
@@ -73,6 +78,8 @@ export interface SimResult {
     truncations: number;
     fullSyncs: number;
     failovers: number;
+    /** Crashes that left whole records of the append being written (never reported durable). */
+    tornTails: number;
   };
 }
 
@@ -133,7 +140,7 @@ export class World {
    * operator knows whom it promoted, and reads each node's history in its status.
    */
   private readonly announced = new Map<string, number>();
-  stats = { messages: 0, truncations: 0, fullSyncs: 0, failovers: 0 };
+  stats = { messages: 0, truncations: 0, fullSyncs: 0, failovers: 0, tornTails: 0 };
 
   constructor(readonly opts: SimOptions) {
     this.net = new Rng(opts.seed, 1);
@@ -170,6 +177,11 @@ export class World {
             violation: (node, msg) => this.checker.violation(`${node.id}: ${msg}`),
             diskLatencyMs: () => this.disk.int(0, 8),
             diskFull: (node) => (this.diskFullUntil.get(node.id) ?? 0) > this.sched.nowMs,
+            tornRecords: (_node, count) => {
+              const kept = this.disk.chance(0.5) ? this.disk.int(0, count) : 0;
+              if (kept > 0) this.stats.tornTails++;
+              return kept;
+            },
           },
           opts.coreFaults ?? {},
         ),
@@ -340,11 +352,16 @@ export class World {
   // ------------------------------------------------------------------ time
 
   private startClocks(): void {
-    const tickAll = (): void => {
-      for (const n of this.nodes) if (n.alive && !n.paused) n.runtime.tick();
-      this.sched.after(TICK_MS, tickAll);
-    };
-    this.sched.after(TICK_MS, tickAll);
+    // Each node's clock runs at its own rate (skew: 0.8x to 1.25x), from its own stream.
+    const rates = new Rng(this.opts.seed, 4);
+    for (const n of this.nodes) {
+      const periodMs = Math.round((TICK_MS * 100) / rates.int(80, 125));
+      const tick = (): void => {
+        if (n.alive && !n.paused) n.runtime.tick();
+        this.sched.after(periodMs, tick);
+      };
+      this.sched.after(periodMs, tick);
+    }
     const redialAll = (): void => {
       this.redial();
       this.sched.after(100, redialAll);
@@ -497,13 +514,19 @@ export class World {
         ? (n: SimNode) => n.core.commit * 1e6 + n.core.log.durableLsn
         : (n: SimNode) => this.lineageReach(n);
     const best = candidates.reduce((a, b) => (rank(b) > rank(a) ? b : a));
+    this.promoteAndRepoint(best, this.nodes);
+    return true;
+  }
+
+  /** Promotes `best` and points the running nodes of `others` at it. */
+  private promoteAndRepoint(best: SimNode, others: readonly SimNode[]): void {
     this.stats.failovers++;
     this.checker.failoverAt(this.sched.nowMs);
     this.primary = best.id;
     best.role = 'leader';
     best.configuredPrimary = null;
     best.runtime.promote();
-    for (const n of this.nodes) {
+    for (const n of others) {
       if (n === best) continue;
       n.role = 'follower';
       n.configuredPrimary = best.id;
@@ -513,7 +536,6 @@ export class World {
         this.breakAllOf(n.id);
       }
     }
-    return true;
   }
 
   /** How far `n`'s durable log reaches in the announced epochs: (latest announced epoch it holds records of, LSN). */
@@ -620,19 +642,7 @@ export class World {
         for (const n of others)
           if (n !== kept) this.cut.set(pairKey(old.id, n.id), this.sched.nowMs + f.durationMs);
         const best = running.reduce((a, b) => (this.lineageReach(b) > this.lineageReach(a) ? b : a));
-        this.stats.failovers++;
-        this.checker.failoverAt(this.sched.nowMs);
-        this.primary = best.id;
-        best.role = 'leader';
-        best.configuredPrimary = null;
-        best.runtime.promote();
-        for (const n of running) {
-          if (n === best) continue;
-          n.role = 'follower';
-          n.configuredPrimary = best.id;
-          n.runtime.follow(true);
-          this.breakAllOf(n.id);
-        }
+        this.promoteAndRepoint(best, running);
         old.role = 'follower';
         old.configuredPrimary = best.id;
         // Reached at last: the operator points it at the new primary.
@@ -686,6 +696,7 @@ export class World {
         truncations: this.stats.truncations,
         fullSyncs: this.stats.fullSyncs,
         failovers: this.stats.failovers,
+        tornTails: this.stats.tornTails,
       },
     };
   }

@@ -38,6 +38,16 @@ async function serve(t: TestContext, args: string[]): Promise<Serving> {
   return { node, httpPort: Number(fields.http.split(':')[1]), peerPort: fields.peerPort ?? null };
 }
 
+/** `node` exits non-zero instead of serving. */
+async function refusesToServe(node: Started, why: string): Promise<void> {
+  const outcome = await Promise.race([
+    node.exited(30_000),
+    node.waitForLine(SERVING, 30_000).then(() => 'serving'),
+  ]);
+  assert.notEqual(outcome, 'serving', why);
+  assert.notEqual(outcome, 0);
+}
+
 async function nodeIdAt(port: number): Promise<string> {
   // A fresh connection each time: with a shared port the kernel would spread them over both nodes.
   const res = await fetch(`http://127.0.0.1:${port}/health`, { headers: { connection: 'close' } });
@@ -66,12 +76,7 @@ test('a second node on a busy HTTP port exits non-zero naming the port; the firs
     path.join(dir, 'b'),
   ]);
   t.after(() => second.kill());
-  const outcome = await Promise.race([
-    second.exited(30_000),
-    second.waitForLine(SERVING, 30_000).then(() => 'serving'),
-  ]);
-  assert.notEqual(outcome, 'serving', 'the second node must not serve on a port the first one holds');
-  assert.notEqual(outcome, 0);
+  await refusesToServe(second, 'the second node must not serve on a port the first one holds');
   assert.match(second.stderr(), new RegExp(`HTTP.*127\\.0\\.0\\.1:${first.httpPort}.*in use`));
   for (let i = 0; i < 20; i++) assert.equal(await nodeIdAt(first.httpPort), 'first');
 });
@@ -105,12 +110,7 @@ test('a second node on a busy peer port exits non-zero naming the port', async (
     path.join(dir, 'b'),
   ]);
   t.after(() => second.kill());
-  const outcome = await Promise.race([
-    second.exited(30_000),
-    second.waitForLine(SERVING, 30_000).then(() => 'serving'),
-  ]);
-  assert.notEqual(outcome, 'serving', 'the second node must not share the peer port');
-  assert.notEqual(outcome, 0);
+  await refusesToServe(second, 'the second node must not share the peer port');
   assert.match(second.stderr(), new RegExp(`peer server.*127\\.0\\.0\\.1:${first.peerPort}.*in use`));
 });
 
