@@ -441,6 +441,7 @@ export class World {
       term: 0,
       atMs: this.sched.nowMs,
       ackMs: 0,
+      byPrimary: target.id === this.primary,
     };
     if (!target.alive || target.paused || target.core.role !== 'leader') {
       rec.status = 'failed';
