@@ -105,7 +105,7 @@ program
         ...(opts.token !== undefined ? { token: opts.token } : {}),
       });
       process.stdout.write(
-        `full sync requested for replica ${opts.replica}: it reconnects and takes the primary's snapshot, discarding its own records\n`,
+        `full sync requested for replica ${opts.replica}: the primary offers it a full sync on its link, and it takes the snapshot, discarding its own records\n`,
       );
     }),
   );

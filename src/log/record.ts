@@ -2,7 +2,7 @@
  * The record: one binary format for every mutation. A record is encoded once
  * and the same bytes go to the WAL, the native circular log, every peer and
  * every change-stream consumer. The layout is documented in
- * docs/record-format.md; keep the two in step.
+ * docs/storage.md ("Record format"); keep the two in step.
  *
  * Batches stay column-shaped: all vectors of an upsert sit in one 4-byte
  * aligned float32 block, so applying a batch is one copy and compression sees

@@ -130,6 +130,8 @@ export class Wal {
   private closed = false;
   /** Bytes of the group a failure refused: probe() needs at least that much room. */
   private failedGroupBytes = 0;
+  /** A failed group could not be cut off: only a restart (recovery) may take writes again. */
+  private cutFailed = false;
   /** Resolves when the writer has nothing in hand (truncateAfter waits for it). */
   private idleWaiters: (() => void)[] = [];
   /** Last LSN handed to append() (written or queued). */
@@ -378,6 +380,8 @@ export class Wal {
           this.queue = [];
           this.failedGroupBytes = [...batch, ...rest].reduce((n, item) => n + item.bytes, 0);
           await this.rollBackTo(mark).catch((cutErr: unknown) => {
+            // The file and this WAL's idea of its end may now disagree: no probe may resume on that.
+            this.cutFailed = true;
             this.failed = new VrepError(
               'ERR_WAL_IO',
               `WAL write failed (${(err as Error).message}) and the partial write could not be cut off (${(cutErr as Error).message}); restart the node once the disk is healthy`,
@@ -442,7 +446,7 @@ export class Wal {
    */
   async probe(): Promise<boolean> {
     if (this.failed === null) return true;
-    if (this.closed || this.writing) return false;
+    if (this.closed || this.writing || this.cutFailed) return false;
     const seg = this.segments.at(-1);
     try {
       if (seg) {

@@ -20,7 +20,7 @@ export const ReplicationCloseCodes = {
   refused: 4043,
   /** The peer was silent longer than replica_timeout. */
   timeout: 4045,
-  /** The operator removed or re-synced this peer. */
+  /** The operator removed this peer, or re-pointed or reconfigured this node. */
   operator: 4046,
   /** This node is stopping. */
   shutdown: CloseCodes.shutdown,

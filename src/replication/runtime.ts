@@ -29,7 +29,7 @@ import {
   type Ready,
 } from '../consensus/core.ts';
 import type { Entry, Outgoing } from '../consensus/messages.ts';
-import { messageOf, type ErrorCodeSubset } from '../errors.ts';
+import { isVrepError, messageOf, type ErrorCodeSubset } from '../errors.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import type { ConfigEntry } from '../consensus/core.ts';
 import type { Level } from '../consensus/quorum.ts';
@@ -330,7 +330,13 @@ export class ReplicationRuntime {
         return;
       }
       // The disk refused the records: the writes fail (they changed nothing) and the core forgets them.
-      this.refuseWaitersFrom(firstLsn, generation, new WriteError('ERR_WAL_IO', err.message));
+      // A WAL too far behind, or closing, says so; anything else is the disk's failure.
+      const code = isVrepError(err, 'ERR_OVERLOADED')
+        ? 'ERR_OVERLOADED'
+        : isVrepError(err, 'ERR_WAL_CLOSED')
+          ? 'ERR_NODE_STOPPED'
+          : 'ERR_WAL_IO';
+      this.refuseWaitersFrom(firstLsn, generation, new WriteError(code, err.message));
       this.dropUnappliedAbove(firstLsn - 1);
       this.step({ type: 'localFailed', fromLsn: firstLsn, generation });
     });

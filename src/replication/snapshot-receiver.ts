@@ -3,8 +3,8 @@
  * directory (`snapshots/incoming/`) chunk file by chunk file, each checked
  * against the manifest (size, CRC32C) before it counts. A sync cut off
  * midway resumes after the last verified chunk: the staging directory and
- * its manifest survive restarts, and `inspectIncoming` tells the PSYNC
- * which chunks are already here.
+ * its manifest survive restarts, and `inspectIncoming` tells the next
+ * offer's answer which chunks are already here.
  *
  * Install: every file fsynced, a marker with the primary's term history
  * written, then one rename to `snapshots/snap-<lsn>` (the commit point).

@@ -131,7 +131,7 @@ export interface ReplicationStatus {
   enabled: boolean;
   node_id: string;
   term: number;
-  /** Id of the epoch that wrote the last record (PSYNC2's replication id). */
+  /** Id of the newest epoch of this node's term history (PSYNC2's replication id); it may have written nothing yet. */
   history_id: string;
   /**
    * The log's epochs, oldest first: which primary wrote its records from which LSN (an operator

@@ -109,7 +109,7 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
         const replica = jsonObject(req, ['replica'])['replica'];
         if (typeof replica !== 'string' || replica.length === 0 || replica.length > 255)
           throw invalid(`replica: expected a replica's node id, got ${show(replica)}`);
-        // The replica drops its link and asks again; the answer is a full sync (accepted, not yet done).
+        // The primary asks the replica's position again on the same link, and answers it with a full sync (requested, not yet done).
         await node.forceSync(replica);
         return { status: 202, body: { replica, full_sync: 'requested' } };
       },

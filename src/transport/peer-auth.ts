@@ -6,12 +6,11 @@
  * node ids, the cluster id, the sender's term and the direction. A proof is
  * therefore good for one connection, one ordered pair of nodes and one
  * direction: replayed, reflected or cross-cluster proofs do not verify.
- * `PeerAuthenticator` applies the whole policy for one node. Pure apart from
- * node:crypto and a default clock; the replication layer encodes and sends
- * the HELLO and AUTH frames.
+ * src/replication/peer-session.ts applies the policy (which checks, in
+ * which order, with which close reasons) and sends the HELLO and AUTH
+ * frames. Pure apart from node:crypto.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { ErrorCodes, VrepError } from '../errors.ts';
 
 /** Domain separation: the first MAC field, so these MACs can never be confused with another use of the secret. */
@@ -135,41 +134,6 @@ export function verifyProof(input: AuthProofInput, proof: Uint8Array | undefined
   return timingSafeEqual(authProof(input), proof);
 }
 
-/** Why a peer was refused; the `detail` of an ERR_AUTH error and of the 4040 close reason. */
-export type AuthFailure =
-  | 'missing proof'
-  | 'wrong proof'
-  | 'replayed nonce'
-  | 'wrong cluster'
-  /** The peer's HELLO nonce is not NONCE_BYTES long. */
-  | 'bad nonce'
-  /** The peer sent a proof but this node has no secret: the two are configured differently. */
-  | 'auth not configured';
-
-export class AuthError extends VrepError {
-  readonly failure: AuthFailure;
-
-  constructor(failure: AuthFailure, message: string) {
-    super(ErrorCodes.Auth, `peer auth failed: ${failure}: ${message}`);
-    this.name = 'AuthError';
-    this.failure = failure;
-  }
-}
-
-/** verifyProof that throws AuthError (ERR_AUTH) naming the peer, for handshake code that wants an error. */
-export function assertProof(input: AuthProofInput, proof: Uint8Array | undefined): void {
-  const peer = `${input.senderNodeId} (cluster ${input.clusterId})`;
-  if (proof === undefined || proof.byteLength === 0) {
-    throw new AuthError('missing proof', `${peer} sent no proof`);
-  }
-  if (!verifyProof(input, proof)) {
-    throw new AuthError(
-      'wrong proof',
-      `the proof from ${peer} does not match (another secret, or computed for other nonces)`,
-    );
-  }
-}
-
 export interface NonceRegistryOptions {
   /** Most nonces remembered; the oldest is forgotten first. */
   capacity: number;
@@ -233,115 +197,3 @@ export class NonceRegistry {
 }
 
 /** The authentication fields of a HELLO (the replication layer encodes the frame). */
-export interface HelloAuthFields {
-  nodeId: string;
-  clusterId: string;
-  term: number;
-  nonce: Uint8Array;
-}
-
-export interface PeerAuthenticatorOptions {
-  /** The shared secret; null or undefined: this node runs without peer authentication. */
-  secret?: string | null | undefined;
-  clusterId: string;
-  nodeId: string;
-  /** Shared by all links of the node. Default: 4096 nonces, 10 minutes. */
-  nonces?: NonceRegistry;
-  /** Clock for the nonce registry, ms; performance.now by default. */
-  nowMs?: () => number;
-}
-
-/**
- * The exchange of docs/wire-protocol.md "Peer authentication" for one node,
- * for all its links: builds its HELLO fields and AUTH proofs and checks the
- * peer's, throwing AuthError (ERR_AUTH) with the failure on every refusal.
- */
-export class PeerAuthenticator {
-  private readonly secret: string | undefined;
-  private readonly clusterId: string;
-  private readonly nodeId: string;
-  private readonly nonces: NonceRegistry;
-  private readonly nowMs: () => number;
-
-  constructor(options: PeerAuthenticatorOptions) {
-    if (options.secret !== null && options.secret !== undefined) checkSecret(options.secret);
-    this.secret = options.secret ?? undefined;
-    idField('clusterId', options.clusterId);
-    idField('nodeId', options.nodeId);
-    this.clusterId = options.clusterId;
-    this.nodeId = options.nodeId;
-    this.nonces = options.nonces ?? new NonceRegistry({ capacity: 4096, maxAgeMs: 10 * 60_000 });
-    this.nowMs = options.nowMs ?? (() => performance.now());
-  }
-
-  /** True when this node requires a valid proof from every peer. */
-  get required(): boolean {
-    return this.secret !== undefined;
-  }
-
-  /** This node's HELLO fields for a new link: a fresh nonce every time. */
-  hello(term: number): HelloAuthFields {
-    return { nodeId: this.nodeId, clusterId: this.clusterId, term, nonce: newNonce() };
-  }
-
-  /** Checks the peer's HELLO before answering it: cluster, nonce shape, nonce not seen before. */
-  checkHello(peer: HelloAuthFields): void {
-    if (peer.clusterId !== this.clusterId) {
-      throw new AuthError(
-        'wrong cluster',
-        `${peer.nodeId} belongs to cluster ${peer.clusterId}, this node to ${this.clusterId}`,
-      );
-    }
-    if (!(peer.nonce instanceof Uint8Array) || peer.nonce.byteLength !== NONCE_BYTES) {
-      throw new AuthError('bad nonce', `${peer.nodeId} sent a HELLO without a ${NONCE_BYTES}-byte nonce`);
-    }
-    if (!this.nonces.remember(peer.nonce, this.nowMs())) {
-      throw new AuthError('replayed nonce', `${peer.nodeId} sent a HELLO nonce seen before`);
-    }
-  }
-
-  /** The proof for this node's AUTH; empty when this node has no secret. */
-  proof(own: HelloAuthFields, peer: HelloAuthFields, ownDirection: AuthDirection): Uint8Array {
-    if (this.secret === undefined) return new Uint8Array(0);
-    return authProof(this.input(this.secret, own, peer, ownDirection, 'own'));
-  }
-
-  /** Checks the peer's AUTH proof; `peerDirection` is the direction the peer sends in. */
-  checkProof(
-    own: HelloAuthFields,
-    peer: HelloAuthFields,
-    peerDirection: AuthDirection,
-    proof: Uint8Array | undefined,
-  ): void {
-    if (this.secret === undefined) {
-      if (proof !== undefined && proof.byteLength > 0) {
-        throw new AuthError(
-          'auth not configured',
-          `${peer.nodeId} sent a proof but this node has no secret: configure the same secret on both`,
-        );
-      }
-      return;
-    }
-    assertProof(this.input(this.secret, own, peer, peerDirection, 'peer'), proof);
-  }
-
-  private input(
-    secret: string,
-    own: HelloAuthFields,
-    peer: HelloAuthFields,
-    direction: AuthDirection,
-    sender: 'own' | 'peer',
-  ): AuthProofInput {
-    const [from, to] = sender === 'own' ? [own, peer] : [peer, own];
-    return {
-      secret,
-      clusterId: this.clusterId,
-      senderNodeId: from.nodeId,
-      receiverNodeId: to.nodeId,
-      senderNonce: from.nonce,
-      receiverNonce: to.nonce,
-      senderTerm: from.term,
-      direction,
-    };
-  }
-}

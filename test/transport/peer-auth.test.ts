@@ -3,17 +3,12 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  assertProof,
-  AuthError,
   authProof,
   checkSecret,
   encodeAuthFields,
   newNonce,
   NonceRegistry,
-  PeerAuthenticator,
   verifyProof,
-  type HelloAuthFields,
-  type AuthFailure,
   type AuthProofInput,
 } from '../../src/transport/peer-auth.ts';
 import { isVrepError } from '../../src/errors.ts';
@@ -52,10 +47,6 @@ function inputFor(
   };
 }
 
-function refusedWith(failure: AuthFailure): (err: unknown) => boolean {
-  return (err) => isVrepError(err, 'ERR_AUTH') && err instanceof AuthError && err.failure === failure;
-}
-
 test('the right secret is accepted in both directions', () => {
   const dialer = hello('node-a', 7);
   const listener = hello('node-b', 7);
@@ -64,8 +55,6 @@ test('the right secret is accepted in both directions', () => {
   assert.equal(dialerProof.byteLength, 32);
   assert.equal(verifyProof(inputFor(SECRET, dialer, listener, 'dialer-to-listener'), dialerProof), true);
   assert.equal(verifyProof(inputFor(SECRET, listener, dialer, 'listener-to-dialer'), listenerProof), true);
-  assertProof(inputFor(SECRET, dialer, listener, 'dialer-to-listener'), dialerProof);
-  assertProof(inputFor(SECRET, listener, dialer, 'listener-to-dialer'), listenerProof);
 });
 
 test('a proof made with another secret is refused', () => {
@@ -74,7 +63,6 @@ test('a proof made with another secret is refused', () => {
   const forged = authProof(inputFor('not the cluster secret!', dialer, listener, 'dialer-to-listener'));
   const expected = inputFor(SECRET, dialer, listener, 'dialer-to-listener');
   assert.equal(verifyProof(expected, forged), false);
-  assert.throws(() => assertProof(expected, forged), refusedWith('wrong proof'));
 });
 
 test('a missing, empty, truncated or padded proof is refused', () => {
@@ -88,9 +76,6 @@ test('a missing, empty, truncated or padded proof is refused', () => {
   assert.equal(verifyProof(input, Buffer.concat([good, Buffer.of(0)])), false);
   // Not a Uint8Array at all (a decoder that produced the wrong type).
   assert.equal(verifyProof(input, 'x'.repeat(32) as unknown as Uint8Array), false);
-  assert.throws(() => assertProof(input, undefined), refusedWith('missing proof'));
-  assert.throws(() => assertProof(input, new Uint8Array(0)), refusedWith('missing proof'));
-  assert.throws(() => assertProof(input, good.subarray(0, 31)), refusedWith('wrong proof'));
 });
 
 test('a proof replayed from an earlier exchange is refused: the verifier nonce is fresh', () => {
@@ -101,7 +86,6 @@ test('a proof replayed from an earlier exchange is refused: the verifier nonce i
   const laterListener = { ...firstListener, nonce: newNonce() };
   const replayInput = inputFor(SECRET, dialer, laterListener, 'dialer-to-listener');
   assert.equal(verifyProof(replayInput, recorded), false);
-  assert.throws(() => assertProof(replayInput, recorded), refusedWith('wrong proof'));
   // And the listener's registry refuses the repeated HELLO nonce before any proof is checked.
   const seen = new NonceRegistry({ capacity: 16, maxAgeMs: 60_000 });
   assert.equal(seen.remember(dialer.nonce, 1000), true);
@@ -314,102 +298,4 @@ test('NonceRegistry checks its limits and its input', () => {
   const registry = new NonceRegistry({ capacity: 1, maxAgeMs: 1 });
   assert.throws(() => registry.remember(new Uint8Array(8), 0), /nonce must be 32 bytes/);
   assert.equal(registry.size, 0);
-});
-
-/**
- * Runs the whole exchange between a dialer and a listener as the replication
- * layer will: HELLOs, checks, AUTHs both ways. Returns each side's outcome.
- */
-function handshake(
-  dialer: PeerAuthenticator,
-  listener: PeerAuthenticator,
-  tamper: { dialerHello?: Partial<HelloAuthFields>; dialerProof?: Uint8Array } = {},
-): { dialer: AuthFailure | 'ok' | 'closed by the listener'; listener: AuthFailure | 'ok' } {
-  const dHello = { ...dialer.hello(4), ...tamper.dialerHello };
-  const lHello = listener.hello(4);
-  const outcome = (fn: () => void): AuthFailure | 'ok' => {
-    try {
-      fn();
-      return 'ok';
-    } catch (err) {
-      assert.ok(err instanceof AuthError && isVrepError(err, 'ERR_AUTH'), String(err));
-      return err.failure;
-    }
-  };
-  const listenerHello = outcome(() => listener.checkHello(dHello));
-  // A listener that refuses the HELLO never sends its AUTH: it closes with 4040.
-  if (listenerHello !== 'ok') return { listener: listenerHello, dialer: 'closed by the listener' };
-  return {
-    listener: outcome(() => {
-      const proof = tamper.dialerProof ?? dialer.proof(dHello, lHello, 'dialer-to-listener');
-      listener.checkProof(lHello, dHello, 'dialer-to-listener', proof);
-    }),
-    dialer: outcome(() => {
-      dialer.checkHello(lHello);
-      const proof = listener.proof(lHello, dHello, 'listener-to-dialer');
-      dialer.checkProof(dHello, lHello, 'listener-to-dialer', proof);
-    }),
-  };
-}
-
-const node = (nodeId: string, secret: string | null, clusterId = 'prod'): PeerAuthenticator =>
-  new PeerAuthenticator({ nodeId, clusterId, secret });
-
-test('PeerAuthenticator: the same secret on both sides passes both ways, link after link', () => {
-  const a = node('node-a', SECRET);
-  const b = node('node-b', SECRET);
-  assert.equal(a.required, true);
-  for (let i = 0; i < 3; i++) assert.deepEqual(handshake(a, b), { dialer: 'ok', listener: 'ok' });
-});
-
-test('PeerAuthenticator: wrong secret, no secret on one side, wrong cluster are refused', () => {
-  assert.deepEqual(handshake(node('a', SECRET), node('b', 'another secret of the cluster')), {
-    dialer: 'wrong proof',
-    listener: 'wrong proof',
-  });
-  // The dialer has no secret: the listener misses its proof, the dialer sees a proof it cannot check.
-  assert.deepEqual(handshake(node('a', null), node('b', SECRET)), {
-    dialer: 'auth not configured',
-    listener: 'missing proof',
-  });
-  assert.deepEqual(handshake(node('a', SECRET, 'staging'), node('b', SECRET, 'prod')), {
-    dialer: 'closed by the listener',
-    listener: 'wrong cluster',
-  });
-  // And the dialer refuses a listener of another cluster by itself.
-  const dialer = node('a', SECRET, 'staging');
-  assert.throws(() => dialer.checkHello(node('b', SECRET, 'prod').hello(1)), refusedWith('wrong cluster'));
-  // Both without a secret: nothing to check, the link is allowed (authentication is off).
-  assert.deepEqual(handshake(node('a', null), node('b', null)), { dialer: 'ok', listener: 'ok' });
-});
-
-test('PeerAuthenticator: a replayed handshake is refused', () => {
-  const a = node('node-a', SECRET);
-  const b = node('node-b', SECRET);
-  // Record one good exchange as an eavesdropper would.
-  const dHello = a.hello(4);
-  const lHello = b.hello(4);
-  b.checkHello(dHello);
-  const recordedProof = a.proof(dHello, lHello, 'dialer-to-listener');
-  b.checkProof(lHello, dHello, 'dialer-to-listener', recordedProof);
-  // Replay HELLO and AUTH on a new link to the same listener: the nonce was seen.
-  assert.equal(
-    handshake(a, b, { dialerHello: dHello, dialerProof: recordedProof }).listener,
-    'replayed nonce',
-  );
-  // Replay to a listener that never saw the nonce (restarted): the proof answers an old challenge.
-  const restarted = node('node-b', SECRET);
-  assert.equal(
-    handshake(a, restarted, { dialerHello: dHello, dialerProof: recordedProof }).listener,
-    'wrong proof',
-  );
-});
-
-test('PeerAuthenticator: a HELLO without a proper nonce and a bad secret are refused', () => {
-  assert.equal(
-    handshake(node('a', SECRET), node('b', SECRET), { dialerHello: { nonce: new Uint8Array(4) } }).listener,
-    'bad nonce',
-  );
-  assert.throws(() => node('a', 'short'), /at least 16 bytes/);
-  assert.throws(() => new PeerAuthenticator({ nodeId: '', clusterId: 'c', secret: SECRET }), /nodeId/);
 });
