@@ -639,10 +639,13 @@ export class World {
         const running = this.nodes.filter((n) => n.alive && n !== old);
         // Only with the old primary running and a majority without it.
         if (!old.alive || running.length < 2) return;
+        // The runbook among the nodes it can reach: never one lacking what another reports committed.
+        const eligible = running.filter((c) => running.every((n) => holdsCommitted(c, n)));
+        if (eligible.length === 0) return;
         const kept = pick(others);
         for (const n of others)
           if (n !== kept) this.cut.set(pairKey(old.id, n.id), this.sched.nowMs + f.durationMs);
-        const best = running.reduce((a, b) => (this.lineageReach(b) > this.lineageReach(a) ? b : a));
+        const best = eligible.reduce((a, b) => (this.lineageReach(b) > this.lineageReach(a) ? b : a));
         this.promoteAndRepoint(best, running);
         old.role = 'follower';
         old.configuredPrimary = best.id;
