@@ -50,6 +50,11 @@ const HOST = '127.0.0.1';
 export function clusterPlan(opts: ClusterOptions): ClusterNodePlan[] {
   const plan: ClusterNodePlan[] = [];
   const primaryBind = `${HOST}:${opts.basePort + PEER_PORT_OFFSET}`;
+  // The replicas are the primary's members from the first start: Quorum is a majority of all nodes.
+  const replicaBinds = Array.from(
+    { length: opts.nodes - 1 },
+    (_, i) => `${HOST}:${opts.basePort + PEER_PORT_OFFSET + i + 1}`,
+  );
   for (let i = 0; i < opts.nodes; i++) {
     const id = `n${i + 1}`;
     const role = i === 0 ? 'primary' : 'replica';
@@ -73,7 +78,11 @@ export function clusterPlan(opts: ClusterOptions): ClusterNodePlan[] {
       // Readiness is read from the "serving" info line: keep it whatever VREP_LOG_LEVEL says.
       '--log-level',
       'info',
-      ...(role === 'replica' ? ['--primary', primaryBind] : []),
+      ...(role === 'replica'
+        ? ['--primary', primaryBind]
+        : replicaBinds.length > 0
+          ? ['--peers', replicaBinds.join(',')]
+          : []),
     ];
     plan.push({ id, role, httpAddress, bindAddress, dataDir, args });
   }

@@ -21,7 +21,7 @@ function clusterUp(t: TestContext, args: string[]): Started {
   return cluster;
 }
 
-test('the plan: n1 primary, replicas pointing at its peer port, consecutive ports, one data dir each', () => {
+test('the plan: n1 primary with the replicas as members, replicas pointing at its peer port, consecutive ports, one data dir each', () => {
   const plan = clusterPlan({ nodes: 3, basePort: 15002, dataDir: 'cd', fsync: 'everysec' });
   assert.deepEqual(
     plan.map((p) => [p.id, p.role, p.httpAddress, p.bindAddress, p.dataDir]),
@@ -32,6 +32,8 @@ test('the plan: n1 primary, replicas pointing at its peer port, consecutive port
     ],
   );
   assert.ok(!plan[0]?.args.includes('--primary'));
+  // The replicas are members: Quorum is 2 of 3.
+  assert.deepEqual(plan[0]?.args.slice(-2), ['--peers', '127.0.0.1:15103,127.0.0.1:15104']);
   assert.deepEqual(plan[2]?.args.slice(-2), ['--primary', '127.0.0.1:15102']);
   assert.equal(
     formatLogLine('{"level":40,"time":1,"pid":2,"hostname":"h","name":"vrep","msg":"hi","x":1}'),
@@ -67,11 +69,11 @@ test('3 nodes come up Connected, then SIGTERM stops them all and exits 0', async
   const deadline = Date.now() + 30_000;
   for (;;) {
     const body = (await (await fetch(`${n1}/replication/replicas`)).json()) as {
-      replicas: { id: string; status: string }[];
+      replicas: { id: string; status: string; member: boolean }[];
       count: number;
     };
     last = body;
-    if (body.count === 2 && body.replicas.every((r) => r.status === 'Connected')) break;
+    if (body.count === 2 && body.replicas.every((r) => r.status === 'Connected' && r.member)) break;
     assert.ok(Date.now() < deadline, `replicas not Connected within 30 s: ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
