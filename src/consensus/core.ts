@@ -201,6 +201,8 @@ export type Input = Incoming | LocalInput;
 interface Receiving {
   leader: string;
   term: number;
+  /** The probe the offer answered. */
+  probeId: number;
   snapshotLsn: number;
   history: Epoch[];
   commit: number;
@@ -1255,6 +1257,8 @@ export class ReplicationCore {
     if (!this.fromLeader(m)) return;
     // Offered in answer to our position, or later (the records we need were compacted away).
     if (m.probeId !== this.answeredProbe && !(this.synced && m.probeId === this.syncedProbe)) return;
+    // A copy of an offer already installed (or one this log has passed) brings nothing.
+    if (this.synced && !m.force && m.snapshotLsn <= this.lastLsn) return;
     const theirs = new TermHistory(m.history);
     const keeps = this.history.matchPoint(this.hs.commit, theirs, m.snapshotLsn) >= this.hs.commit;
     if (!m.force && this.lastLsn > 0 && (!keeps || m.snapshotLsn < this.hs.commit)) {
@@ -1271,6 +1275,7 @@ export class ReplicationCore {
     this.receiving = {
       leader: m.from,
       term: m.term,
+      probeId: m.probeId,
       snapshotLsn: m.snapshotLsn,
       history: m.history,
       commit: 0,
@@ -1320,6 +1325,9 @@ export class ReplicationCore {
     this.onLogChange({ type: 'snapshot', snapshotLsn });
     if (r && r.leader === this.leaderId && r.term === this.hs.term) {
       this.synced = true;
+      // The full sync answered the probe: a late sync or copy of it is void.
+      this.syncedProbe = r.probeId;
+      if (this.answeredProbe === r.probeId) this.answeredProbe = null;
       this.ackDue = true;
       this.out.events.push({ type: 'followed', leader: r.leader, mode: 'full', lsn: snapshotLsn });
     }

@@ -496,10 +496,14 @@ export class World {
     const running = this.nodes.filter((n) => n.alive);
     // Promoting without a majority of the members running could lose what a majority acknowledged.
     if (running.length <= this.nodes.length / 2) return false;
-    const old = this.node(this.primary);
-    if (old.alive) {
-      old.role = 'follower';
-      old.runtime.follow(false);
+    // Step 2 of the runbook: every running node acting as a primary (the announced one, and
+    // one the operator could not reach before) follows nobody, so the one promoted begins a
+    // new epoch the others cannot outrun.
+    for (const n of running) {
+      if (n.role === 'leader' || n.core.role !== 'follower') {
+        n.role = 'follower';
+        n.runtime.follow(false);
+      }
     }
     // As operations.md says: the node whose log reaches furthest in the epochs of the primaries
     // the operator announced (a rogue old primary's own epoch does not count, what it got from
