@@ -668,7 +668,10 @@ export class Peers {
         await r.piece(piece.index, piece.offset, piece.bytes).catch((err: unknown) => {
           // This node's disk (full, failing): the link closes with a plain reason and the sync is retried.
           if (isVrepError(err) || typeof (err as NodeJS.ErrnoException).code !== 'string') throw err;
-          throw new VrepError('ERR_WAL_IO', `full sync: cannot write the snapshot here: ${(err as Error).message}`);
+          throw new VrepError(
+            'ERR_WAL_IO',
+            `full sync: cannot write the snapshot here: ${(err as Error).message}`,
+          );
         });
         if (r.bytesReceived - this.inbound.lastReportedBytes >= PROGRESS_EVERY_BYTES) {
           this.inbound.lastReportedBytes = r.bytesReceived;

@@ -119,10 +119,7 @@ export class Snapshots {
       pinned?.(newest.name);
       run = (async () => {
         const manifest = await readManifest(newest.dir);
-        const bytes = manifest.collections.reduce(
-          (n, c) => n + c.chunks.reduce((m, k) => m + k.bytes, 0),
-          0,
-        );
+        const bytes = manifest.collections.reduce((n, c) => n + c.chunks.reduce((m, k) => m + k.bytes, 0), 0);
         return { dir: newest.dir, manifest, bytes };
       })();
     } else {

@@ -542,7 +542,10 @@ function sameEpochs(a: readonly Epoch[], b: readonly Epoch[]): boolean {
     a.every((e, i) => {
       const o = b[i] as Epoch;
       return (
-        e.term === o.term && e.historyId === o.historyId && e.leaderId === o.leaderId && e.firstLsn === o.firstLsn
+        e.term === o.term &&
+        e.historyId === o.historyId &&
+        e.leaderId === o.leaderId &&
+        e.firstLsn === o.firstLsn
       );
     })
   );
