@@ -278,6 +278,8 @@ export class ReplicationCore {
   private ackDue = false;
   private receiving: Receiving | null = null;
   private installing: Receiving | null = null;
+  /** The operator promoted this node while a snapshot was being installed: it leads once the install is done. */
+  private promoteAfterInstall = false;
 
   // Output being gathered for the next Ready.
   private out: Omit<Ready, 'hardState' | 'history' | 'applyThrough' | 'generation'> =
@@ -501,12 +503,18 @@ export class ReplicationCore {
   /** Operator: this node becomes the primary, in a new term (manual failover). */
   promote(): void {
     if (this.roleNow === 'leader') return;
+    if (this.installing !== null) {
+      // The install replaces the log: an epoch begun now would start on the log it replaces.
+      this.promoteAfterInstall = true;
+      return;
+    }
     this.becomeLeader();
   }
 
   /** Operator: this node follows (a configured primary when `viaConfiguredPrimary`). */
   follow(followsConfiguredPrimary: boolean): void {
     this.followsConfiguredPrimary = followsConfiguredPrimary;
+    this.promoteAfterInstall = false;
     if (this.roleNow !== 'follower') this.becomeFollower(null);
     this.leaderId = null;
     this.synced = false;
@@ -1330,6 +1338,10 @@ export class ReplicationCore {
       if (this.answeredProbe === r.probeId) this.answeredProbe = null;
       this.ackDue = true;
       this.out.events.push({ type: 'followed', leader: r.leader, mode: 'full', lsn: snapshotLsn });
+    }
+    if (this.promoteAfterInstall) {
+      this.promoteAfterInstall = false;
+      this.becomeLeader();
     }
   }
 

@@ -806,6 +806,20 @@ export class ReplicationNode {
     }
   }
 
+  /** Waits until the core leads (a promotion waits for a snapshot install in progress). */
+  private async whenLeader(what: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.core.role !== 'leader' && !this.stopped) {
+      if (Date.now() > deadline) {
+        throw new VrepError(
+          'ERR_ROLE',
+          `${what}: still not the primary after ${timeoutMs} ms (a snapshot install did not finish)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
+  }
+
   /**
    * Membership changes go one at a time (the core refuses a second one
    * while the first is not committed): waits for the one in flight, so
@@ -863,6 +877,8 @@ export class ReplicationNode {
       this.runtime.promote();
       this.peers?.setConfiguredPrimary(null);
       this.settings = { ...this.settings, masterAddress: null };
+      // A snapshot being installed finishes first (the core leads once it is in place).
+      await this.whenLeader('promote()');
       if (!isMember(this.core.membership, this.store.nodeId) && this.core.membership.members.length > 1) {
         await this.writer.proposeConfig({ members: this.explicitMembers() });
       }

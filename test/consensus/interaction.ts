@@ -163,7 +163,11 @@ export class InteractionEnv {
         n.role = 'leader';
         n.primary = null;
         n.core.promote();
-        return [`${n.id} is primary in term ${n.core.term}`];
+        return [
+          n.core.role === 'leader'
+            ? `${n.id} is primary in term ${n.core.term}`
+            : `${n.id} leads once its snapshot install is done (now ${n.core.role} in term ${n.core.term})`,
+        ];
       }
       case 'follow': {
         const n = this.running(cmd);
