@@ -77,7 +77,7 @@ for (const variant of Object.keys(VARIANTS) as VariantName[]) {
       if (r.ok) continue;
       t.diagnostic(`caught at seed ${seed}: ${r.violations[0]}`);
       // The shrunk schedule still fails, and is no longer than the first.
-      const small = shrink(opts, faultSchedule(seed, opts.faultCount ?? 12, opts.durationMs), 12);
+      const small = shrink(opts, faultSchedule(seed, opts.faultCount ?? 12, opts.durationMs), 6);
       assert.ok(small.length <= r.faults.length);
       assert.equal(runSimulation({ ...opts, faults: small }).ok, false, 'the shrunk schedule fails too');
       t.diagnostic(`shrunk from ${r.faults.length} to ${small.length} faults`);
