@@ -496,14 +496,10 @@ export class World {
     const running = this.nodes.filter((n) => n.alive);
     // Promoting without a majority of the members running could lose what a majority acknowledged.
     if (running.length <= this.nodes.length / 2) return false;
-    // Step 2 of the runbook: every running node acting as a primary (the announced one, and
-    // one the operator could not reach before) follows nobody, so the one promoted begins a
-    // new epoch the others cannot outrun.
-    for (const n of running) {
-      if (n.role === 'leader' || n.core.role !== 'follower') {
-        n.role = 'follower';
-        n.runtime.follow(false);
-      }
+    const old = this.node(this.primary);
+    if (old.alive) {
+      old.role = 'follower';
+      old.runtime.follow(false);
     }
     // As operations.md says: the node whose log reaches furthest in the epochs of the primaries
     // the operator announced (a rogue old primary's own epoch does not count, what it got from
@@ -523,8 +519,17 @@ export class World {
     return true;
   }
 
-  /** Promotes `best` and points the running nodes of `others` at it. */
+  /** Promotes `best` and points the running nodes of `others` (those the operator reaches) at it. */
   private promoteAndRepoint(best: SimNode, others: readonly SimNode[]): void {
+    // Step 2 of the runbook: every node it reaches that acts as a primary (one it could not
+    // reach at an earlier failover, say, and `best` itself) follows nobody first, so the one
+    // promoted begins a new epoch, announced now, that no stale epoch can outrank.
+    for (const n of others) {
+      if (n.alive && (n.role === 'leader' || n.core.role !== 'follower')) {
+        n.role = 'follower';
+        n.runtime.follow(false);
+      }
+    }
     this.stats.failovers++;
     this.checker.failoverAt(this.sched.nowMs);
     this.primary = best.id;
