@@ -498,7 +498,10 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
     {
       nodeId: 'fp',
       dataDir: nodeDir('fp'),
-      storage: { fsync: 'no' },
+      // Small segments: the snapshot covers all but the last one, so the WAL no longer starts at
+      // LSN 1 and the joiner's empty log needs a full sync, as a new replica of a primary that has
+      // run for a while does (with 64 MiB segments the quick run's 43 MB would stream as records).
+      storage: { fsync: 'no', walSegmentBytes: 4 * 1024 * 1024 },
       replication: rolesAvailable
         ? { role: 'primary', bindAddress: `127.0.0.1:${port}` }
         : { role: 'standalone' },
@@ -585,6 +588,7 @@ async function fullSyncCase(rolesAvailable: boolean): Promise<FullSyncCase> {
     const syncMs = performance.now() - syncStart;
     const equal = await digestsEqual([primary, joiner], 'full');
     if (!equal) problems.push('vrep digests differ after the full sync');
+    if (joined.status.stats.full_syncs < 1) problems.push('the joining replica synced without a full sync');
     return {
       snapshotBytes,
       vectors: loaded.vectors,

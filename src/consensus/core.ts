@@ -616,7 +616,8 @@ export class ReplicationCore {
       o.disconnect.length > 0 ||
       o.offerSnapshot.length > 0 ||
       o.events.length > 0 ||
-      this.applyThroughNow() > this.appliedLsn
+      this.applyThroughNow() > this.appliedLsn ||
+      this.appendsDue()
     );
   }
 
@@ -895,6 +896,23 @@ export class ReplicationCore {
     p.snapshotLsn = snapshotLsn;
   }
 
+  private sendableLsn(): number {
+    return this.faults.ringBeforeWal || this.faults.countUndurableLeader ? this.lastLsn : this.durableLsn;
+  }
+
+  /**
+   * A follower's window has room for records it lacks: the next Ready asks
+   * for a frame. Without this, a frame reported sent (or an acknowledgement
+   * that opened the window) waited for the next tick or message to be
+   * followed by another: one frame per heartbeat once writes stop.
+   */
+  private appendsDue(): boolean {
+    if (this.roleNow !== 'leader') return false;
+    const sendable = this.sendableLsn();
+    for (const p of this.progress.values()) if (p.canSend(sendable)) return true;
+    return false;
+  }
+
   /**
    * Records go out only once this leader's own disk has them: a follower
    * never holds a record its leader could lose in a crash, or that the
@@ -902,8 +920,7 @@ export class ReplicationCore {
    */
   private fillAppends(): void {
     if (this.roleNow !== 'leader') return;
-    const sendable =
-      this.faults.ringBeforeWal || this.faults.countUndurableLeader ? this.lastLsn : this.durableLsn;
+    const sendable = this.sendableLsn();
     for (const p of this.progress.values()) {
       if (!p.canSend(sendable)) continue;
       p.sending = true;

@@ -16,10 +16,12 @@
  * hard state, the term history, the durable records) and loses the rest.
  *
  * Commands (nodes are n1, n2, ...; `[...]` is optional):
- *   add-nodes N [leader=n1] [primary=n1|none] [heartbeat=2] [timeout=8] [seed=1]
+ *   add-nodes N [leader=n1] [primary=n1|none] [heartbeat=2] [timeout=8] [seed=1] [frame=K]
  *       N nodes; `leader` starts as primary, the others as followers of the
  *       primary at their configured address (`primary`; none: they trust the
- *       members of their log, or anyone while their log is empty).
+ *       members of their log, or anyone while their log is empty). `frame`:
+ *       records per RECORDS frame at most (default: all requested), as a
+ *       real frame's byte limit cuts a request short.
  *   connect A B [C ...]         opens a link between every pair named
  *   disconnect A B              closes the link (messages on it are lost)
  *   propose N [DATA ...] [count=K]  one batch of records (DATA as payloads)
@@ -137,6 +139,8 @@ export class InteractionEnv {
   private readonly faults: Partial<CoreFaults>;
   private heartbeatTicks = 2;
   private timeoutTicks = 8;
+  /** Records per RECORDS frame at most (`add-nodes frame=K`). */
+  private recordsPerFrame = Infinity;
   private readonly historyNames = new Map<string, string>();
   private readonly probeNames = new Map<number, string>();
 
@@ -259,6 +263,7 @@ export class InteractionEnv {
     const seed = Number(cmd.named.get('seed') ?? '1');
     this.heartbeatTicks = Number(cmd.named.get('heartbeat') ?? this.heartbeatTicks);
     this.timeoutTicks = Number(cmd.named.get('timeout') ?? this.timeoutTicks);
+    this.recordsPerFrame = Number(cmd.named.get('frame') ?? this.recordsPerFrame);
     const out: string[] = [];
     for (let i = 1; i <= count; i++) {
       const id = `n${this.nodes.size + 1}`;
@@ -568,7 +573,10 @@ export class InteractionEnv {
       n.core.step({ type: 'appendUnavailable', ...base });
       return;
     }
-    const entries = n.log.slice(m.firstLsn - 1, Math.min(m.maxLsn, n.log.length));
+    const entries = n.log.slice(
+      m.firstLsn - 1,
+      Math.min(m.maxLsn, n.log.length, m.firstLsn - 1 + this.recordsPerFrame),
+    );
     if (entries.length === 0) {
       n.core.step({ type: 'appendSent', ...base, lastLsn: m.firstLsn - 1, bytes: 0 });
       return;
