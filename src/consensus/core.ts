@@ -184,7 +184,11 @@ export type LocalInput =
   | { type: 'localDurable'; lsn: number; generation: number }
   /** The WAL refused records from `fromLsn` on: they are not in the log. */
   | { type: 'localFailed'; fromLsn: number; generation: number }
-  /** The transport sent the frame of the append request from `firstLsn`, holding records up to `lastLsn`. */
+  /**
+   * The transport sent the frame of the append request from `firstLsn`,
+   * holding records up to `lastLsn` (`bytes` 0: it had nothing to send, and
+   * the follower waits for the log to grow or the next heartbeat).
+   */
   | { type: 'appendSent'; to: string; term: number; requestId: number; lastLsn: number; bytes: number }
   /** The transport cannot read the records of that request any more (compacted): a full sync is needed. */
   | { type: 'appendUnavailable'; to: string; term: number; requestId: number }
@@ -555,6 +559,7 @@ export class ReplicationCore {
     if (this.roleNow === 'leader') {
       for (const p of this.progress.values()) {
         p.stateTicks += this.heartbeatTicks;
+        p.waitingForLog = false;
         if (p.state === 'snapshot' && !p.snapshotAccepted && p.stateTicks > this.timeoutTicks) {
           this.probe(p); // the offer (or its answer) was lost: ask again
           continue;
@@ -974,6 +979,7 @@ export class ReplicationCore {
     if (durable <= this.durableLsn) return;
     this.durableLsn = durable;
     if (this.roleNow === 'leader') {
+      for (const p of this.progress.values()) p.waitingForLog = false;
       this.applyLimit = this.durableLsn;
       this.advanceCommit();
     } else if (this.roleNow === 'follower' && this.synced) {

@@ -39,6 +39,12 @@ export class Progress {
   silentTicks = 0;
   /** The operator asked for a full sync of this follower. */
   forceFull = false;
+  /**
+   * The transport found nothing to send for the last request (its log view
+   * was behind the core's): no new request until the log grows or a
+   * heartbeat passes, so an open window never spins on empty requests.
+   */
+  waitingForLog = false;
   private readonly inflightLast: number[] = [];
   private readonly inflightBytes: number[] = [];
   private inflightTotal = 0;
@@ -63,6 +69,7 @@ export class Progress {
     return (
       this.state === 'replicate' &&
       !this.sending &&
+      !this.waitingForLog &&
       this.next <= lastLsn &&
       this.inflightLast.length < MAX_INFLIGHT_FRAMES &&
       this.inflightTotal < MAX_INFLIGHT_BYTES
@@ -72,6 +79,10 @@ export class Progress {
   /** A frame of records [.., lastLsn] went out. */
   sent(lastLsn: number, bytes: number): void {
     this.sending = false;
+    if (bytes === 0) {
+      this.waitingForLog = true;
+      return;
+    }
     // An acknowledgement may have moved `next` past the frame meanwhile (records it already had).
     this.next = Math.max(this.next, lastLsn + 1);
     this.inflightLast.push(lastLsn);
@@ -101,6 +112,7 @@ export class Progress {
     this.snapshotLsn = 0;
     this.snapshotAccepted = false;
     this.sending = false;
+    this.waitingForLog = false;
     this.inflightLast.length = 0;
     this.inflightBytes.length = 0;
     this.inflightTotal = 0;

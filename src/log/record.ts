@@ -8,6 +8,7 @@
  * aligned float32 block, so applying a batch is one copy and compression sees
  * the vectors together.
  */
+import { Buffer, isAscii } from 'node:buffer';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 import { RecordLimits } from '../limits.ts';
@@ -462,9 +463,24 @@ export function decodeRecord(record: Uint8Array): LogRecord {
   };
   const readStrings = (lengths: Uint32Array, label: string): string[] => {
     const out: string[] = new Array(lengths.length);
+    let total = 0;
+    for (let i = 0; i < lengths.length; i++) total += lengths[i] as number;
+    need(total, label);
+    const block = record.subarray(at, at + total);
+    if (isAscii(block)) {
+      // Ids are ASCII almost always: one decode of the whole block, then slices (byte = char
+      // offsets), instead of a TextDecoder call per id (the cost of every apply and WAL read).
+      const all = Buffer.from(block.buffer, block.byteOffset, block.byteLength).toString('latin1');
+      for (let i = 0, from = 0; i < lengths.length; i++) {
+        const n = lengths[i] as number;
+        out[i] = all.slice(from, from + n);
+        from += n;
+      }
+      at += total;
+      return out;
+    }
     for (let i = 0; i < lengths.length; i++) {
       const n = lengths[i] as number;
-      need(n, `${label}[${i}]`);
       out[i] = text(record, at, n, `${label}[${i}]`);
       at += n;
     }

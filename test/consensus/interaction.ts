@@ -41,6 +41,8 @@
  *   crash N                     N stops; what is not durable is gone
  *   restart N [role=leader|follower] [primary=P|none]  starts N from its disk
  *   compact N LSN               N's log no longer holds records up to LSN
+ *   starve N [count=1]          N's transport sends nothing for its next request(s)
+ *                               (its view of the log lags the core's)
  *   status N | held N | log N   what N knows
  *
  * Printed names: history ids are h1, h2, ... and probe ids p1, p2, ... in
@@ -114,6 +116,8 @@ class Node {
   received: Snapshot | null = null;
   /** The snapshot installed last (0: none). */
   snapshotLsn = 0;
+  /** Append requests the transport answers with nothing sent (`starve`). */
+  starved = 0;
 
   constructor(
     readonly id: string,
@@ -216,6 +220,11 @@ export class InteractionEnv {
         return this.crash(this.running(cmd));
       case 'restart':
         return this.restart(cmd);
+      case 'starve': {
+        const n = this.running(cmd);
+        n.starved += Number(cmd.named.get('count') ?? '1');
+        return [`${n.id}'s transport finds nothing to send for its next ${n.starved} request(s)`];
+      }
       case 'compact': {
         const n = this.running(cmd);
         const upTo = Number(cmd.positional[1]);
@@ -577,6 +586,11 @@ export class InteractionEnv {
       m.firstLsn - 1,
       Math.min(m.maxLsn, n.log.length, m.firstLsn - 1 + this.recordsPerFrame),
     );
+    if (n.starved > 0) {
+      n.starved--;
+      entries.length = 0;
+      out.push(`transport: nothing to send to ${m.to} (appendSent, 0 bytes)`);
+    }
     if (entries.length === 0) {
       n.core.step({ type: 'appendSent', ...base, lastLsn: m.firstLsn - 1, bytes: 0 });
       return;

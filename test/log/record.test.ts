@@ -149,3 +149,36 @@ test('encode refuses bad fields with messages naming them', () => {
   ];
   for (const [r, re] of cases) assert.throws(() => encodeRecord(r), re);
 });
+
+test('ids decode the same on the all-ASCII path and the UTF-8 path', () => {
+  const batch = (ids: string[]): LogRecord =>
+    ({
+      lsn: 1,
+      term: 1,
+      hlcMs: 0,
+      hlcLogical: 0,
+      origin: 'n1',
+      collection: 'c',
+      op: Op.Upsert,
+      dimension: 1,
+      ids,
+      vectors: new Float32Array(ids.length),
+      payloads: ids.map(() => new Uint8Array(0)),
+    }) as LogRecord;
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.string({ minLength: 1, maxLength: 30, unit: 'binary-ascii' }), {
+        minLength: 1,
+        maxLength: 50,
+      }),
+      fc.option(fc.string({ minLength: 1, maxLength: 5, unit: 'grapheme' })),
+      (ascii, other) => {
+        const ids = other === null || ascii.includes(other) ? ascii : [...ascii, other];
+        const decoded = decodeRecord(encodeRecord(batch(ids)));
+        assert.ok(decoded.op === Op.Upsert);
+        assert.deepEqual(decoded.ids, ids);
+      },
+    ),
+    { numRuns: scale(300, 3000) },
+  );
+});
