@@ -93,7 +93,11 @@ export class NodeChild {
   ): Promise<{ child: NodeChild; started: { nodeId: string; peerPort: number | null } | null }> {
     const proc = track(
       fork(childPath, options ? [JSON.stringify(options)] : [], {
-        execArgv: ['--import', 'tsx'],
+        execArgv: [
+          '--import',
+          'tsx',
+          ...(process.env['VREP_BENCH_CHILD_ARGS'] ?? '').split(' ').filter(Boolean),
+        ],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );
@@ -123,6 +127,12 @@ export class NodeChild {
   async stop(timeoutMs = 30_000): Promise<void> {
     try {
       if (!this.exitError) await this.call({ cmd: 'stop' }, timeoutMs);
+      if (this.process.connected && this.process.exitCode === null) {
+        // A clean exit (the child exits when its channel closes), so exit hooks such as --cpu-prof run.
+        const gone = new Promise<void>((resolve) => this.process.once('exit', () => resolve()));
+        this.process.disconnect();
+        await withTimeout(gone, 5000, `${this.name} to exit`).catch(() => undefined);
+      }
     } finally {
       await kill(this.process);
     }

@@ -862,6 +862,7 @@ export class ReplicationCore {
     if (m.gap !== null && m.gap < p.next && !p.sending) {
       // Frames were lost on the way: resend from what it expects (its log is a prefix of ours).
       p.reset('replicate', Math.max(m.gap, p.match + 1));
+      p.resending = true;
     }
     this.advanceCommit();
   }

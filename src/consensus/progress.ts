@@ -45,6 +45,12 @@ export class Progress {
    * heartbeat passes, so an open window never spins on empty requests.
    */
   waitingForLog = false;
+  /**
+   * Frames were lost or overtaken (an ACK named a gap): one frame at a time
+   * until an acknowledgement moves `match` (etcd's probe), so a window of
+   * frames is not resent again on every gap while they keep arriving.
+   */
+  resending = false;
   private readonly inflightLast: number[] = [];
   private readonly inflightBytes: number[] = [];
   private inflightTotal = 0;
@@ -71,7 +77,7 @@ export class Progress {
       !this.sending &&
       !this.waitingForLog &&
       this.next <= lastLsn &&
-      this.inflightLast.length < MAX_INFLIGHT_FRAMES &&
+      this.inflightLast.length < (this.resending ? 1 : MAX_INFLIGHT_FRAMES) &&
       this.inflightTotal < MAX_INFLIGHT_BYTES
     );
   }
@@ -99,6 +105,7 @@ export class Progress {
     if (lsn <= this.match) return false;
     this.match = lsn;
     this.stalledTicks = 0;
+    this.resending = false;
     if (this.next <= lsn) this.next = lsn + 1;
     return true;
   }
@@ -113,6 +120,7 @@ export class Progress {
     this.snapshotAccepted = false;
     this.sending = false;
     this.waitingForLog = false;
+    this.resending = false;
     this.inflightLast.length = 0;
     this.inflightBytes.length = 0;
     this.inflightTotal = 0;

@@ -75,17 +75,22 @@ export class Feeder {
       this.hooks.warn({ peer: this.peer }, 'replication: feeder got a request while one runs');
     }
     this.busy = true;
-    this.run(req)
-      .catch((err: unknown) => {
+    this.run(req).then(
+      (report) => {
+        // Free before reporting: the core may ask for the next frame within the report.
+        this.busy = false;
+        if (report !== null) this.hooks.step(report);
+      },
+      (err: unknown) => {
+        this.busy = false;
         this.hooks.warn({ peer: this.peer, err: (err as Error).message }, 'replication: feeder failed');
         this.session.fail(ReplicationCloseCodes.protocol, `feeder failed: ${(err as Error).message}`);
-      })
-      .finally(() => {
-        this.busy = false;
-      });
+      },
+    );
   }
 
-  private async run(req: AppendRequest): Promise<void> {
+  /** Sends one frame for `req`; what to tell the core (null: nothing, the link is gone). */
+  private async run(req: AppendRequest): Promise<LocalInput | null> {
     // What this follower needs stays in the WAL until it has it.
     if (this.cursor === null) this.cursor = this.hooks.openCursor(req.firstLsn);
     else this.cursor.seek(req.firstLsn);
@@ -97,27 +102,14 @@ export class Feeder {
       if (range !== null) encoded = await this.hooks.records.next(range.fromLsn, range.toLsn, behind);
     } catch (err) {
       if (isVrepError(err, 'ERR_LSN_EVICTED')) {
-        this.hooks.step({
-          type: 'appendUnavailable',
-          to: this.peer,
-          term: req.term,
-          requestId: req.requestId,
-        });
-        return;
+        return { type: 'appendUnavailable', to: this.peer, term: req.term, requestId: req.requestId };
       }
       throw err;
     }
-    if (this.closed || this.session.link.closed) return;
+    if (this.closed || this.session.link.closed) return null;
     if (encoded === null) {
-      this.hooks.step({
-        type: 'appendSent',
-        to: this.peer,
-        term: req.term,
-        requestId: req.requestId,
-        lastLsn: req.firstLsn - 1,
-        bytes: 0,
-      });
-      return;
+      const nothing = { to: this.peer, term: req.term, requestId: req.requestId };
+      return { type: 'appendSent', ...nothing, lastLsn: req.firstLsn - 1, bytes: 0 };
     }
     const prefix = encodeRecordsPrefix(req.term, req.commit, req.applyLimit);
     const sent = await sendPaced(
@@ -127,16 +119,16 @@ export class Feeder {
       { type: FrameType.Records, payload: encoded.payload, flags: encoded.flags, prefix },
       behind ? 'bulk' : 'live',
     );
-    if (!sent) return;
+    if (!sent) return null;
     cursor.advanceTo(encoded.firstLsn + encoded.count);
-    this.hooks.step({
+    return {
       type: 'appendSent',
       to: this.peer,
       term: req.term,
       requestId: req.requestId,
       lastLsn: encoded.firstLsn + encoded.count - 1,
       bytes: encoded.payload.length,
-    });
+    };
   }
 
   close(): void {
