@@ -337,7 +337,11 @@ export class ReplicationRuntime {
           ? 'ERR_NODE_STOPPED'
           : 'ERR_WAL_IO';
       this.refuseWaitersFrom(firstLsn, generation, new WriteError(code, err.message));
-      this.dropUnappliedAbove(firstLsn - 1);
+      // A report for a log a truncation or install has replaced since (an older generation) is
+      // void: that cut dropped those records already, and what is in memory now is the new log's
+      // (sim seed 5151: a leader's refused append reported after it followed a new leader made it
+      // forget and apply again records it had applied).
+      if (generation === this.core.logGeneration) this.dropUnappliedAbove(firstLsn - 1);
       this.step({ type: 'localFailed', fromLsn: firstLsn, generation });
     });
   }

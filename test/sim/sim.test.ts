@@ -87,6 +87,17 @@ for (const variant of Object.keys(VARIANTS) as VariantName[]) {
   });
 }
 
+// Seeds that each found a bug (the fix names it). Any change to the core or the simulator
+// changes what a seed does, so these are a floor, not proof: the transcripts pin the rules.
+const FOUND_BUGS = [282, 910, 1801, 2392, 5151];
+
+test('simulator: the seeds that once found bugs still pass', () => {
+  for (const seed of FOUND_BUGS) {
+    const r = runSimulation(simOptions(seed, null));
+    assert.ok(r.ok, `seed ${seed}: ${r.violations[0] ?? ''} (replay: npm run test:sim -- --seed ${seed})`);
+  }
+});
+
 test('simulator: a seed replays exactly', () => {
   const a = runSimulation(simOptions(42, null));
   const b = runSimulation(simOptions(42, null));
