@@ -154,6 +154,48 @@ uint32_t Crc32cArm(uint32_t crc, const uint8_t* p, size_t n) {
 }
 #endif
 
+// ---- combine ----------------------------------------------------------------
+//
+// With the standard conditioning (register starts at ~0, result inverted),
+// CRC(a||b) = CRC(a) * x^(8 len(b)) mod P  xor  CRC(b): the conditioning
+// terms cancel. Polynomials here are in the reflected order of the CRC
+// itself: bit 31 holds the coefficient of x^0, bit 0 that of x^31.
+
+// a * b mod P.
+uint32_t MultiplyModP(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (int i = 0; i < 32; i++) {
+    if (a & 0x80000000u) product ^= b;
+    a <<= 1;
+    b = (b & 1) ? (b >> 1) ^ kPolyReflected : b >> 1;  // b *= x
+  }
+  return product;
+}
+
+struct PowerTable {
+  // x^(2^k) mod P for k in [0, 64).
+  uint32_t x2k[64];
+};
+
+constexpr PowerTable MakePowerTable() {
+  PowerTable t{};
+  uint32_t p = 0x40000000u;  // x^1
+  for (int k = 0; k < 64; k++) {
+    t.x2k[k] = p;
+    // p = p * p mod P (constexpr copy of MultiplyModP).
+    uint32_t a = p, b = p, product = 0;
+    for (int i = 0; i < 32; i++) {
+      if (a & 0x80000000u) product ^= b;
+      a <<= 1;
+      b = (b & 1) ? (b >> 1) ^ kPolyReflected : b >> 1;
+    }
+    p = product;
+  }
+  return t;
+}
+
+constexpr PowerTable kPowers = MakePowerTable();
+
 // ---- JS surface -------------------------------------------------------------
 
 struct Crc32cArgs {
@@ -189,6 +231,28 @@ Napi::Value JsCrc(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), kCrc(a.previous, a.data, a.lengthBytes));
 }
 
+uint32_t ReadU32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsNumber()) ThrowError(info.Env(), codes::kInvalidArg, std::string("crc32cCombine(") + what + "): expected a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v))) {
+    ThrowError(info.Env(), codes::kInvalidArg, std::string("crc32cCombine(") + what + "): expected an integer in [0, 2^32-1]");
+  }
+  return static_cast<uint32_t>(v);
+}
+
+Napi::Value JsCrc32cCombine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) ThrowError(env, codes::kInvalidArg, "crc32cCombine(crcA, crcB, lengthB): expected 3 arguments");
+  uint32_t a = ReadU32(info, 0, "crcA");
+  uint32_t b = ReadU32(info, 1, "crcB");
+  if (!info[2].IsNumber()) ThrowError(env, codes::kInvalidArg, "crc32cCombine(lengthB): expected a number");
+  double len = info[2].As<Napi::Number>().DoubleValue();
+  if (!(len >= 0 && len <= 9007199254740991.0) || len != static_cast<double>(static_cast<uint64_t>(len))) {
+    ThrowError(env, codes::kInvalidArg, "crc32cCombine(lengthB): expected an integer in [0, 2^53-1]");
+  }
+  return Napi::Number::New(env, Crc32cCombine(a, b, static_cast<uint64_t>(len)));
+}
+
 Napi::Value JsCrc32cImplementation(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), Crc32cImplementation());
 }
@@ -208,6 +272,16 @@ uint32_t Crc32c(uint32_t previous, const uint8_t* data, size_t lengthBytes) {
   return Crc32cSoftware(previous, data, lengthBytes);
 }
 
+uint32_t Crc32cCombine(uint32_t crcA, uint32_t crcB, uint64_t lengthB) {
+  // crcA * x^(8 lengthB): one multiply per set bit of the bit count (it fits in 64 bits below 2^61 bytes).
+  uint64_t bits = lengthB << 3;
+  uint32_t shifted = crcA;
+  for (int k = 0; bits != 0 && k < 64; k++, bits >>= 1) {
+    if (bits & 1) shifted = MultiplyModP(shifted, kPowers.x2k[k]);
+  }
+  return shifted ^ crcB;
+}
+
 const char* Crc32cImplementation() {
 #if VREP_CRC32C_X64
   if (kHasSse42) return "sse4.2";
@@ -220,6 +294,7 @@ const char* Crc32cImplementation() {
 void InitCrc32c(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32c", Napi::Function::New(env, JsCrc<Crc32c>, "crc32c"));
   exports.Set("crc32cSoftware", Napi::Function::New(env, JsCrc<Crc32cSoftware>, "crc32cSoftware"));
+  exports.Set("crc32cCombine", Napi::Function::New(env, JsCrc32cCombine, "crc32cCombine"));
   exports.Set("crc32cImplementation", Napi::Function::New(env, JsCrc32cImplementation, "crc32cImplementation"));
 }
 

@@ -145,6 +145,20 @@ export class RecordLog {
     this.ring.resetTo(nextLsn);
   }
 
+  /** Bytes of the record at `lsn` when the circular log holds it (null when it does not). */
+  bytesInRing(lsn: number): number | null {
+    if (lsn < this.ring.firstLsn() || lsn > this.ring.lastLsn()) return null;
+    try {
+      this.ring.peek(lsn, 0, this.lengthField);
+    } catch (err) {
+      if (isVrepError(err, 'ERR_LSN_EVICTED') || isVrepError(err, 'ERR_LSN_TRUNCATED')) return null;
+      throw err;
+    }
+    return new DataView(this.lengthField.buffer).getUint32(0, true);
+  }
+
+  private readonly lengthField = new Uint8Array(4);
+
   /** Term of the record at `lsn`: from its header in memory, else on disk. */
   async termAt(lsn: number): Promise<number> {
     if (lsn >= this.ring.firstLsn() && lsn <= this.ring.lastLsn()) {

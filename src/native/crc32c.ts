@@ -12,6 +12,7 @@ export type Crc32cImplementation = 'sse4.2' | 'armv8-crc' | 'software';
 export interface Crc32cBinding {
   crc32c(data: Uint8Array, previous?: number): number;
   crc32cSoftware(data: Uint8Array, previous?: number): number;
+  crc32cCombine(crcA: number, crcB: number, lengthB: number): number;
   crc32cImplementation(): Crc32cImplementation;
 }
 
@@ -36,6 +37,18 @@ export function crc32cSoftware(data: Uint8Array, previous = 0): number {
   checkUint8Array('crc32cSoftware', 'data', data);
   checkInt('crc32cSoftware', 'previous', previous, 0, MAX_UINT32);
   return binding.crc32cSoftware(data, previous);
+}
+
+/**
+ * The CRC32C of `a` followed by `b`, from `crc32c(a)`, `crc32c(b)` and
+ * `b.length`, without the bytes: a payload's CRC, taken once, serves every
+ * frame it is sent in. Wraps native `crc32cCombine`.
+ */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  checkInt('crc32cCombine', 'crcA', crcA, 0, MAX_UINT32);
+  checkInt('crc32cCombine', 'crcB', crcB, 0, MAX_UINT32);
+  checkInt('crc32cCombine', 'lengthB', lengthB, 0, Number.MAX_SAFE_INTEGER);
+  return binding.crc32cCombine(crcA, crcB, lengthB);
 }
 
 /** The path `crc32c` uses here. Wraps native `crc32cImplementation`. */

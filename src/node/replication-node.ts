@@ -80,6 +80,8 @@ export class ReplicationNode {
   private readonly runtime: ReplicationRuntime;
   private readonly writer: Writer;
   private peers: Peers | null = null;
+  /** RECORDS payloads for the feeders (with the compression policy), while the role has peers. */
+  private records: RecordsSource | null = null;
   private pool: FeederPool | null = null;
   private readonly events_ = new EventHub();
   private readonly commitTimes = new CommitTimes();
@@ -337,7 +339,13 @@ export class ReplicationNode {
   private async startRole(): Promise<void> {
     if (this.currentRole === 'standalone' || this.peers) return;
     this.pool ??= new FeederPool(this.store.records.ring.handle, { threads: 1 });
-    const records = new RecordsSource(() => this.store.records, this.pool, this.settings.compression);
+    const records = new RecordsSource(
+      () => this.store.records,
+      this.pool,
+      this.settings.compression,
+      () => this.settings.bandwidthBytesPerSec !== null,
+    );
+    this.records = records;
     const peers = new Peers(this.identity(), this.settings, this.logger, this.store, records, {
       step: (input) => this.runtime.step(input),
       core: () => this.core,
@@ -352,6 +360,7 @@ export class ReplicationNode {
   private async stopRole(): Promise<void> {
     const peers = this.peers;
     this.peers = null;
+    this.records = null;
     await peers?.stop();
   }
 
@@ -718,6 +727,7 @@ export class ReplicationNode {
       refusedReason: this.refusedReason,
       refusedBy: this.refusedBy,
       truncatedRecords: this.truncatedRecords,
+      compression: this.records?.policy.stats() ?? null,
       appliedFromPrimary: this.appliedFromPrimary,
       writable: this.writableNow(),
     };

@@ -29,6 +29,8 @@ export interface StatusSources {
   refusedReason: string | null;
   refusedBy: ReadonlyMap<string, string>;
   truncatedRecords: number;
+  /** The primary's compression policy, while it feeds replicas. */
+  compression: { saving: number | null; skipped: number } | null;
   appliedFromPrimary: number;
   writable: { ok: boolean; reason: string | null };
 }
@@ -121,6 +123,8 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     frames_rejected: src.link.framesRejected,
     slow_peer_disconnects: src.link.slowPeerDisconnects,
     truncated_records: src.truncatedRecords,
+    compression_saving: src.compression?.saving ?? null,
+    compression_skipped: src.compression?.skipped ?? 0,
   };
   const members: MemberInfo[] = core.membership.members.map((m) => ({
     id: m.id,

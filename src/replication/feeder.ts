@@ -37,7 +37,7 @@ export async function sendPaced(
   session: PeerSession,
   throttle: TokenBucket | null,
   nowMs: () => number,
-  frame: { type: FrameType; payload: Uint8Array; flags?: number; prefix?: Uint8Array },
+  frame: { type: FrameType; payload: Uint8Array; flags?: number; prefix?: Uint8Array; payloadCrc?: number },
   cls: TrafficClass,
 ): Promise<boolean> {
   const link = session.link;
@@ -116,7 +116,13 @@ export class Feeder {
       this.session,
       this.throttle,
       this.hooks.nowMs,
-      { type: FrameType.Records, payload: encoded.payload, flags: encoded.flags, prefix },
+      {
+        type: FrameType.Records,
+        payload: encoded.payload,
+        flags: encoded.flags,
+        prefix,
+        payloadCrc: encoded.crc,
+      },
       behind ? 'bulk' : 'live',
     );
     if (!sent) return null;

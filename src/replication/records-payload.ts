@@ -11,6 +11,7 @@
 import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
 import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
 import { FrameFlags } from '../transport/frame.ts';
+import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 
 export const RECORDS_HEADER_BYTES = 16;
@@ -25,6 +26,10 @@ export interface EncodedRecords {
   firstLsn: number;
   count: number;
   rawBytes: number;
+  /** Compression was tried (enabled, and the batch big enough), whether or not it was kept. */
+  tried: boolean;
+  /** crc32c(payload): taken once, where the payload is made, for every frame it is sent in. */
+  crc: number;
 }
 
 export interface RecordsCompression {
@@ -63,14 +68,15 @@ function finish(
   count: number,
 ): EncodedRecords {
   const rawBytes = raw.length - RECORDS_HEADER_BYTES;
+  const tried = compressed !== null;
   if (compressed !== null && compressed.length <= rawBytes * (1 - MIN_SAVING)) {
     const out = new Uint8Array(RECORDS_HEADER_BYTES + compressed.length);
     out.set(compressed, RECORDS_HEADER_BYTES);
     writeHeader(out, firstLsn, count, rawBytes);
-    return { payload: out, flags: FrameFlags.Compressed, firstLsn, count, rawBytes };
+    return { payload: out, flags: FrameFlags.Compressed, firstLsn, count, rawBytes, tried, crc: crc32c(out) };
   }
   writeHeader(raw, firstLsn, count, rawBytes);
-  return { payload: raw, flags: 0, firstLsn, count, rawBytes };
+  return { payload: raw, flags: 0, firstLsn, count, rawBytes, tried, crc: crc32c(raw) };
 }
 
 function wantsCompression(rawBytes: number, c: RecordsCompression): boolean {

@@ -4,18 +4,22 @@
  * the same moment: the range is read and compressed once and the payload
  * shared, so a second replica costs a send, not a second compression.
  *
- * Catch-up is read and compressed by the worker pool straight from the
+ * Catch-up is read and encoded by the worker pool straight from the
  * circular log (the WAL is read here and only compressed there). Near the
- * head the records are read here (a copy) and compressed in the pool too
- * when they are big enough to be compressed at all; only small ones are
- * encoded on the event loop.
+ * head so is a range of MIN_OFFLOAD_BYTES or more; a smaller one is read
+ * here (a copy) and encoded on the event loop, or compressed in the pool
+ * when it is big enough to be compressed at all. Whether a payload is compressed at all is the
+ * CompressionPolicy's call (compression-policy.ts).
  */
 import { isVrepError } from '../errors.ts';
+import { FrameFlags } from '../transport/frame.ts';
 import type { RecordLog } from '../log/record-log.ts';
+import { CompressionPolicy } from './compression-policy.ts';
 import {
   encodeRecords,
   encodeRecordsAsync,
   MIN_COMPRESS_BYTES,
+  RECORDS_HEADER_BYTES,
   type EncodedRecords,
   type RecordsCompression,
 } from './records-payload.ts';
@@ -36,6 +40,12 @@ export interface RecordsEncoder {
   encodeRecords(records: readonly Uint8Array[], compression: RecordsCompression): Promise<EncodedRecords>;
 }
 
+/**
+ * Near the head, a range of about this many bytes or more is read and
+ * encoded by the worker pool too, compressed or not: on the event loop its
+ * copies (out of the ring, into one payload) cost more than the trip.
+ */
+export const MIN_OFFLOAD_BYTES = 64 * 1024;
 /** Raw record bytes per RECORDS frame at most (one bigger record still goes alone). */
 export const MAX_RECORDS_FRAME_BYTES = 4 * 1024 * 1024;
 /** Recent payloads kept for feeders that ask for the same range (at most 4 x 4 MiB). */
@@ -43,12 +53,19 @@ const SHARED_PAYLOADS = 4;
 
 export class RecordsSource {
   private readonly recent = new Map<string, Promise<EncodedRecords | null>>();
+  readonly policy: CompressionPolicy;
+  private readonly off: RecordsCompression;
 
+  /** `linkLimited`: true while a bandwidth limit applies to the links (then compressing always pays). */
   constructor(
     private readonly log: () => RecordLog,
     private readonly pool: RecordsEncoder | null,
     private readonly compression: RecordsCompression,
-  ) {}
+    linkLimited: () => boolean = () => false,
+  ) {
+    this.policy = new CompressionPolicy(compression.enabled, linkLimited);
+    this.off = { ...compression, enabled: false };
+  }
 
   /** The payload of records [from, ≤last] (at most MAX_RECORDS_FRAME_BYTES); null when nothing is readable yet. */
   next(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
@@ -67,10 +84,26 @@ export class RecordsSource {
   }
 
   private async encode(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
-    const { pool, compression } = this;
+    const encoded = await this.encodeWith(
+      from,
+      last,
+      behind,
+      this.policy.next() ? this.compression : this.off,
+    );
+    if (encoded !== null) this.observe(encoded);
+    return encoded;
+  }
+
+  private async encodeWith(
+    from: number,
+    last: number,
+    behind: boolean,
+    compression: RecordsCompression,
+  ): Promise<EncodedRecords | null> {
+    const { pool } = this;
     const log = this.log();
     try {
-      if (behind && pool) {
+      if (pool && (behind || this.bigRange(log, from, last))) {
         const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
         if (fromRing !== null) return fromRing;
       }
@@ -88,5 +121,19 @@ export class RecordsSource {
       const records = await log.read(from, last, MAX_RECORDS_FRAME_BYTES);
       return records.length === 0 ? null : encodeRecordsAsync(records, compression);
     }
+  }
+
+  /** The range's bytes, estimated from its first record's (batches near the head are alike), reach MIN_OFFLOAD_BYTES. */
+  private bigRange(log: RecordLog, from: number, last: number): boolean {
+    const first = log.bytesInRing(from);
+    return first !== null && first * Math.min(last - from + 1, 1024) >= MIN_OFFLOAD_BYTES;
+  }
+
+  /** Tells the policy what an attempt saved (payloads too small to be tried, or not tried, say nothing). */
+  private observe(e: EncodedRecords): void {
+    if (!e.tried) return;
+    const sent =
+      (e.flags & FrameFlags.Compressed) !== 0 ? e.payload.length - RECORDS_HEADER_BYTES : e.rawBytes;
+    this.policy.observe(1 - sent / e.rawBytes);
   }
 }

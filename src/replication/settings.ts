@@ -81,7 +81,8 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
     consistency,
     compression: {
       enabled: o.compression?.enabled ?? true,
-      level: int('compression.level', o.compression?.level, 1, 1, 19),
+      // 1 to zstd's highest level, as the config file allows (src/config/schema.ts).
+      level: int('compression.level', o.compression?.level, 1, 1, 22),
     },
     bandwidthBytesPerSec: bw,
     lagThresholdOps: int('lagThresholdOps', o.lagThresholdOps, 10_000, 1, Number.MAX_SAFE_INTEGER),

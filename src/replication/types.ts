@@ -121,6 +121,10 @@ export interface ReplicationStats {
   slow_peer_disconnects: number;
   /** Records this node dropped from its log since it started (a divergent tail; see the log and `lost/`). */
   truncated_records: number;
+  /** Primary: share of the bytes compression saved on the payloads it was tried on, recently (null: none tried yet). */
+  compression_saving: number | null;
+  /** Primary: RECORDS payloads sent uncompressed because compression did not pay (replication.md). */
+  compression_skipped: number;
 }
 
 /** GET /replication/status. */

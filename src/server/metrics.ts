@@ -104,6 +104,16 @@ export class ServerMetrics {
       'Peers disconnected for not draining',
       (s) => s.stats.slow_peer_disconnects,
     );
+    nodeCounter(
+      'vrep_replication_compression_skipped_total',
+      'RECORDS payloads sent uncompressed because compression did not pay',
+      (s) => s.stats.compression_skipped,
+    );
+    nodeGauge(
+      'vrep_replication_compression_saving_ratio',
+      'Share of the bytes compression saved on recent RECORDS payloads it was tried on (0 until tried)',
+      (s) => s.stats.compression_saving ?? 0,
+    );
     nodeGauge(
       'vrep_replication_lag_operations',
       'Replica: operations behind its primary; primary: the largest among replicas',

@@ -10,7 +10,7 @@
  * with a machine-readable `reason`; it throws nothing else.
  */
 import { ErrorCodes, VrepError } from '../errors.ts';
-import { crc32c } from '../native/crc32c.ts';
+import { crc32c, crc32cCombine } from '../native/crc32c.ts';
 
 /** "VF" (vrep frame), little-endian u16 at offset 0. */
 export const FRAME_MAGIC = 0x4656;
@@ -120,7 +120,12 @@ function checkEncodeArgs(type: number, flags: number, seq: number, payload: Uint
  * Encodes one frame into a new buffer of FRAME_HEADER_BYTES + payload bytes
  * (the payload is copied once; WebSocket clients mask the message in place).
  * A `prefix` goes in front of the payload, in the same copy: a small
- * per-link header before a body shared by several links.
+ * per-link header before a body shared by several links. `payloadCrc`,
+ * when given, is `crc32c(payload)` taken once by the caller: the frame's
+ * CRC is then combined from it without another pass over the payload (a
+ * payload of megabytes sent on several links is summed once, not per
+ * link). A wrong value makes the peer refuse the frame, never accept
+ * damaged bytes.
  */
 export function encodeFrame(
   type: FrameType,
@@ -128,6 +133,7 @@ export function encodeFrame(
   seq: number,
   payload: Uint8Array,
   prefix?: Uint8Array,
+  payloadCrc?: number,
 ): Uint8Array {
   checkEncodeArgs(type, flags, seq, payload);
   const prefixBytes = prefix?.byteLength ?? 0;
@@ -147,8 +153,17 @@ export function encodeFrame(
   dv.setUint32(SEQ_OFFSET + 4, Math.floor(seq / 0x1_0000_0000), true);
   dv.setUint32(LENGTH_OFFSET, prefixBytes + payload.byteLength, true);
   if (prefix) out.set(prefix, FRAME_HEADER_BYTES);
-  out.set(payload, FRAME_HEADER_BYTES + prefixBytes);
-  dv.setUint32(CRC_OFFSET, frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES)), true);
+  const payloadAt = FRAME_HEADER_BYTES + prefixBytes;
+  out.set(payload, payloadAt);
+  const crc =
+    payloadCrc === undefined
+      ? frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES))
+      : crc32cCombine(
+          frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES, payloadAt)),
+          payloadCrc,
+          payload.byteLength,
+        );
+  dv.setUint32(CRC_OFFSET, crc, true);
   return out;
 }
 

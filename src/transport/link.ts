@@ -32,6 +32,8 @@ export interface OutgoingFrame {
   prefix?: Uint8Array;
   /** FrameFlags bits; 0 when omitted. */
   flags?: number;
+  /** crc32c(payload), when the sender has it (see encodeFrame). */
+  payloadCrc?: number;
 }
 
 export interface CloseInfo {
@@ -154,6 +156,7 @@ export const silentLogger: LinkLogger = { info: () => {}, warn: () => {} };
 export interface SocketOps {
   /** Queue bytes as one binary message; false if the library refused them. */
   write(bytes: Uint8Array): boolean;
+
   bufferedAmount(): number;
   /** Close frame with code and reason. */
   end(code: number, reason: string): void;
@@ -246,7 +249,14 @@ export class LinkCore implements PeerLink {
         `send: a ${payloadBytes}-byte payload exceeds maxFrameBytes ${this.limits.maxFrameBytes}`,
       );
     }
-    const bytes = encodeFrame(frame.type, frame.flags ?? 0, this.nextSendSeq, frame.payload, frame.prefix);
+    const bytes = encodeFrame(
+      frame.type,
+      frame.flags ?? 0,
+      this.nextSendSeq,
+      frame.payload,
+      frame.prefix,
+      frame.payloadCrc,
+    );
     if (!this.ops.write(bytes)) {
       // The library dropped a frame we numbered: the peer would see a gap. Start over.
       this.fail(CloseCodes.sendFailed, 'send refused by the socket library', false);

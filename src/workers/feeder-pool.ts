@@ -287,6 +287,8 @@ export class FeederPool implements RecordsEncoder {
           firstLsn: reply.firstLsn,
           count: reply.count,
           rawBytes: reply.rawBytes,
+          tried: reply.tried,
+          crc: reply.crc,
         };
       case 'evicted':
         return null;

@@ -49,6 +49,8 @@ export type FeederReply =
       firstLsn: number;
       count: number;
       rawBytes: number;
+      tried: boolean;
+      crc: number;
     }
   /** `fromLsn` is no longer in the ring; `firstLsn` is the oldest it holds now. */
   | { kind: 'evicted'; firstLsn: number }
@@ -168,6 +170,8 @@ function encode(records: Uint8Array[], compression: RecordsCompression): FeederR
     firstLsn: encoded.firstLsn,
     count: encoded.count,
     rawBytes: encoded.rawBytes,
+    tried: encoded.tried,
+    crc: encoded.crc,
   };
 }
 

@@ -22,6 +22,8 @@ const stats = (over: Partial<ReplicationStats> = {}): ReplicationStats => ({
   frames_rejected: 0,
   slow_peer_disconnects: 0,
   truncated_records: 0,
+  compression_saving: null,
+  compression_skipped: 0,
   ...over,
 });
 

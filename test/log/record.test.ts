@@ -94,6 +94,40 @@ test('any single bit flip or truncation is detected, never decoded', () => {
   );
 });
 
+test('checksumVerified skips only the checksum: a flipped vector bit decodes, a cut or a bad length never does', () => {
+  const r = encodeRecord({
+    lsn: 9,
+    term: 2,
+    hlcMs: 1,
+    hlcLogical: 0,
+    origin: 'n',
+    collection: 'c',
+    op: Op.Upsert,
+    dimension: 2,
+    ids: ['a'],
+    vectors: new Float32Array([1, 2]),
+    payloads: [new Uint8Array(0)],
+  });
+  const clean = decodeRecord(r);
+  assert.equal(clean.op, Op.Upsert);
+  if (clean.op !== Op.Upsert) return;
+  const at = clean.vectors.byteOffset - r.byteOffset; // the first float's first byte
+  const flipped = r.slice();
+  flipped[at] = (flipped[at] as number) ^ 0x40;
+  assert.throws(
+    () => decodeRecord(flipped),
+    (e: unknown) => isVrepError(e, 'ERR_CORRUPT_RECORD'),
+  );
+  const d = decodeRecord(flipped, { checksumVerified: true });
+  assert.equal(d.lsn, 9);
+  for (const cut of [1, 8, r.length - 1]) {
+    assert.throws(
+      () => decodeRecord(r.slice(0, cut), { checksumVerified: true }),
+      (e: unknown) => isVrepError(e, 'ERR_CORRUPT_RECORD'),
+    );
+  }
+});
+
 test('the vector block is an aligned zero-copy view into the record', () => {
   const r = encodeRecord({
     lsn: 7,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { crc32c, crc32cImplementation, crc32cSoftware } from '../../src/native/crc32c.ts';
+import { crc32c, crc32cCombine, crc32cImplementation, crc32cSoftware } from '../../src/native/crc32c.ts';
 import { binding } from '../../src/native/addon.ts';
 import { isVrepError } from '../../src/errors.ts';
 
@@ -76,6 +76,50 @@ test('incremental chaining equals one shot', () => {
       assert.equal(crcSoft, whole);
     }),
     { numRuns: 200 },
+  );
+});
+
+test('combine: crc32cCombine(crc(a), crc(b), |b|) is crc(a || b), for any split and for empty parts', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 5000 }), fc.nat(), (data, cut) => {
+      const at = cut % (data.length + 1);
+      const a = data.subarray(0, at);
+      const b = data.subarray(at);
+      assert.equal(crc32cCombine(crc32c(a), crc32c(b), b.length), crc32c(data));
+    }),
+    { numRuns: 300 },
+  );
+  // Long runs of zeros exercise the high powers (a few MB, as a RECORDS payload).
+  const big = new Uint8Array(3 * 1024 * 1024 + 17);
+  big[5] = 1;
+  big[big.length - 1] = 0xff;
+  const head = big.subarray(0, 40);
+  const tail = big.subarray(40);
+  assert.equal(crc32cCombine(crc32c(head), crc32c(tail), tail.length), crc32c(big));
+  assert.equal(crc32cCombine(0x12345678, 0, 0), 0x12345678);
+});
+
+test('combine refuses values that are not CRCs or lengths', () => {
+  for (const [a, b, n] of [
+    [-1, 0, 0],
+    [2 ** 32, 0, 0],
+    [0, 1.5, 0],
+    [0, 0, -1],
+    [0, 0, 2 ** 53],
+    [0, 0, NaN],
+  ] as const) {
+    assert.throws(
+      () => crc32cCombine(a, b, n),
+      (e) => e instanceof RangeError || e instanceof TypeError,
+    );
+    assert.throws(
+      () => binding.crc32cCombine(a, b, n),
+      (e) => isVrepError(e, 'ERR_INVALID_ARG'),
+    );
+  }
+  assert.throws(
+    () => (binding.crc32cCombine as (...a: unknown[]) => number)(1, 2),
+    (e) => isVrepError(e, 'ERR_INVALID_ARG'),
   );
 });
 

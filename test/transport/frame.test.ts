@@ -12,6 +12,7 @@ import {
   type FrameRejectReason,
 } from '../../src/transport/frame.ts';
 import { ErrorCodes } from '../../src/errors.ts';
+import { crc32c } from '../../src/native/crc32c.ts';
 
 const MAX = 1 << 16;
 const types = Object.values(FrameType);
@@ -155,4 +156,17 @@ test('encodeFrame checks its arguments', () => {
   assert.throws(() => encodeFrame(FrameType.Ack, 0, 0, p), /seq/);
   assert.throws(() => encodeFrame(FrameType.Ack, 0, 1.5, p), /seq/);
   assert.throws(() => encodeFrame(FrameType.Ack, 0, 1, [1] as unknown as Uint8Array), /Uint8Array/);
+});
+
+test('a payload CRC given by the sender gives the same bytes as summing the payload; a wrong one is refused', () => {
+  fc.assert(
+    fc.property(arbFrame, fc.uint8Array({ maxLength: 40 }), (f, prefix) => {
+      const summed = encodeFrame(f.type, f.flags, f.seq, f.payload, prefix);
+      const given = encodeFrame(f.type, f.flags, f.seq, f.payload, prefix, crc32c(f.payload));
+      assert.deepEqual(given, summed);
+      const wrong = encodeFrame(f.type, f.flags, f.seq, f.payload, prefix, (crc32c(f.payload) ^ 1) >>> 0);
+      rejects(() => decodeFrame(wrong, { maxFrameBytes: MAX, expectedSeq: f.seq }), ['bad-crc']);
+    }),
+    { numRuns: 300 },
+  );
 });
