@@ -162,7 +162,7 @@ uint32_t Crc32cArm(uint32_t crc, const uint8_t* p, size_t n) {
 // itself: bit 31 holds the coefficient of x^0, bit 0 that of x^31.
 
 // a * b mod P.
-uint32_t MultiplyModP(uint32_t a, uint32_t b) {
+constexpr uint32_t MultiplyModP(uint32_t a, uint32_t b) {
   uint32_t product = 0;
   for (int i = 0; i < 32; i++) {
     if (a & 0x80000000u) product ^= b;
@@ -182,14 +182,7 @@ constexpr PowerTable MakePowerTable() {
   uint32_t p = 0x40000000u;  // x^1
   for (int k = 0; k < 64; k++) {
     t.x2k[k] = p;
-    // p = p * p mod P (constexpr copy of MultiplyModP).
-    uint32_t a = p, b = p, product = 0;
-    for (int i = 0; i < 32; i++) {
-      if (a & 0x80000000u) product ^= b;
-      a <<= 1;
-      b = (b & 1) ? (b >> 1) ^ kPolyReflected : b >> 1;
-    }
-    p = product;
+    p = MultiplyModP(p, p);
   }
   return t;
 }
@@ -197,6 +190,17 @@ constexpr PowerTable MakePowerTable() {
 constexpr PowerTable kPowers = MakePowerTable();
 
 // ---- JS surface -------------------------------------------------------------
+
+// info[i] as a uint32 (a CRC); throws ERR_INVALID_ARG naming `fn(what)`.
+uint32_t ReadUint32Arg(const Napi::CallbackInfo& info, size_t i, const std::string& fn, const char* what) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsNumber()) ThrowError(env, codes::kInvalidArg, fn + "(" + what + "): expected a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v))) {
+    ThrowError(env, codes::kInvalidArg, fn + "(" + what + "): expected an integer in [0, 2^32-1]");
+  }
+  return static_cast<uint32_t>(v);
+}
 
 struct Crc32cArgs {
   const uint8_t* data;
@@ -214,14 +218,7 @@ Crc32cArgs ReadArgs(const Napi::CallbackInfo& info, const char* fn) {
   }
   auto data = info[0].As<Napi::Uint8Array>();
   uint32_t previous = 0;
-  if (info.Length() == 2 && !info[1].IsUndefined()) {
-    if (!info[1].IsNumber()) ThrowError(env, codes::kInvalidArg, std::string(fn) + "(previous): expected a number");
-    double v = info[1].As<Napi::Number>().DoubleValue();
-    if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v))) {
-      ThrowError(env, codes::kInvalidArg, std::string(fn) + "(previous): expected an integer in [0, 2^32-1]");
-    }
-    previous = static_cast<uint32_t>(v);
-  }
+  if (info.Length() == 2 && !info[1].IsUndefined()) previous = ReadUint32Arg(info, 1, fn, "previous");
   return {data.ByteLength() ? data.Data() : nullptr, data.ByteLength(), previous};
 }
 
@@ -231,20 +228,11 @@ Napi::Value JsCrc(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), kCrc(a.previous, a.data, a.lengthBytes));
 }
 
-uint32_t ReadU32(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsNumber()) ThrowError(info.Env(), codes::kInvalidArg, std::string("crc32cCombine(") + what + "): expected a number");
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v))) {
-    ThrowError(info.Env(), codes::kInvalidArg, std::string("crc32cCombine(") + what + "): expected an integer in [0, 2^32-1]");
-  }
-  return static_cast<uint32_t>(v);
-}
-
 Napi::Value JsCrc32cCombine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3) ThrowError(env, codes::kInvalidArg, "crc32cCombine(crcA, crcB, lengthB): expected 3 arguments");
-  uint32_t a = ReadU32(info, 0, "crcA");
-  uint32_t b = ReadU32(info, 1, "crcB");
+  uint32_t a = ReadUint32Arg(info, 0, "crc32cCombine", "crcA");
+  uint32_t b = ReadUint32Arg(info, 1, "crc32cCombine", "crcB");
   if (!info[2].IsNumber()) ThrowError(env, codes::kInvalidArg, "crc32cCombine(lengthB): expected a number");
   double len = info[2].As<Napi::Number>().DoubleValue();
   if (!(len >= 0 && len <= 9007199254740991.0) || len != static_cast<double>(static_cast<uint64_t>(len))) {

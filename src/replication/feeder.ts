@@ -17,6 +17,7 @@ import type { RecordsSource } from './records-source.ts';
 import { encodeRecordsPrefix } from './records-payload.ts';
 import type { TokenBucket, TrafficClass } from './throttle.ts';
 import type { PeerSession } from './peer-session.ts';
+import type { OutgoingFrame } from '../transport/link.ts';
 import { ReplicationCloseCodes } from './close-codes.ts';
 
 /** A request this many records behind the head is catch-up (bulk) traffic. */
@@ -37,7 +38,7 @@ export async function sendPaced(
   session: PeerSession,
   throttle: TokenBucket | null,
   nowMs: () => number,
-  frame: { type: FrameType; payload: Uint8Array; flags?: number; prefix?: Uint8Array; payloadCrc?: number },
+  frame: OutgoingFrame,
   cls: TrafficClass,
 ): Promise<boolean> {
   const link = session.link;

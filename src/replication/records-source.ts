@@ -8,8 +8,8 @@
  * circular log (the WAL is read here and only compressed there). Near the
  * head so is a range of MIN_OFFLOAD_BYTES or more; a smaller one is read
  * here (a copy) and encoded on the event loop, or compressed in the pool
- * when it is big enough to be compressed at all. Whether a payload is compressed at all is the
- * CompressionPolicy's call (compression-policy.ts).
+ * when it is big enough to be compressed at all. Whether a range big enough
+ * is compressed is the CompressionPolicy's call (compression-policy.ts).
  */
 import { isVrepError } from '../errors.ts';
 import { FrameFlags } from '../transport/frame.ts';
@@ -84,26 +84,26 @@ export class RecordsSource {
   }
 
   private async encode(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
-    const encoded = await this.encodeWith(
-      from,
-      last,
-      behind,
-      this.policy.next() ? this.compression : this.off,
-    );
+    const log = this.log();
+    const bytes = this.estimatedBytes(log, from, last);
+    // Only a range big enough to be compressed at all asks the policy (and counts as tried or skipped).
+    const compress = (bytes ?? MIN_COMPRESS_BYTES) >= MIN_COMPRESS_BYTES && this.policy.next();
+    const offload = behind || (bytes ?? 0) >= MIN_OFFLOAD_BYTES;
+    const encoded = await this.encodeWith(log, from, last, offload, compress ? this.compression : this.off);
     if (encoded !== null) this.observe(encoded);
     return encoded;
   }
 
   private async encodeWith(
+    log: RecordLog,
     from: number,
     last: number,
-    behind: boolean,
+    offload: boolean,
     compression: RecordsCompression,
   ): Promise<EncodedRecords | null> {
     const { pool } = this;
-    const log = this.log();
     try {
-      if (pool && (behind || this.bigRange(log, from, last))) {
+      if (pool && offload) {
         const fromRing = await pool.encodeFromRing(from, last, MAX_RECORDS_FRAME_BYTES, compression);
         if (fromRing !== null) return fromRing;
       }
@@ -123,10 +123,14 @@ export class RecordsSource {
     }
   }
 
-  /** The range's bytes, estimated from its first record's (batches near the head are alike), reach MIN_OFFLOAD_BYTES. */
-  private bigRange(log: RecordLog, from: number, last: number): boolean {
+  /**
+   * The range's bytes, up to a frame's worth, estimated from its first
+   * record's (batches near the head are alike); null when the ring no
+   * longer holds it.
+   */
+  private estimatedBytes(log: RecordLog, from: number, last: number): number | null {
     const first = log.bytesInRing(from);
-    return first !== null && first * Math.min(last - from + 1, 1024) >= MIN_OFFLOAD_BYTES;
+    return first === null ? null : Math.min(first * (last - from + 1), MAX_RECORDS_FRAME_BYTES);
   }
 
   /** Tells the policy what an attempt saved (payloads too small to be tried, or not tried, say nothing). */

@@ -156,7 +156,6 @@ export const silentLogger: LinkLogger = { info: () => {}, warn: () => {} };
 export interface SocketOps {
   /** Queue bytes as one binary message; false if the library refused them. */
   write(bytes: Uint8Array): boolean;
-
   bufferedAmount(): number;
   /** Close frame with code and reason. */
   end(code: number, reason: string): void;

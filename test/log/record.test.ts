@@ -94,20 +94,27 @@ test('any single bit flip or truncation is detected, never decoded', () => {
   );
 });
 
-test('checksumVerified skips only the checksum: a flipped vector bit decodes, a cut or a bad length never does', () => {
-  const r = encodeRecord({
-    lsn: 9,
-    term: 2,
+/** An upsert record with fixed header fields, for the tests that look at one record's bytes. */
+function smallUpsert(
+  fields: { lsn: number; ids: string[]; vectors: Float32Array; dimension: number } & Partial<{
+    collection: string;
+    payloads: Uint8Array[];
+  }>,
+): Uint8Array {
+  return encodeRecord({
+    term: 1,
     hlcMs: 1,
     hlcLogical: 0,
     origin: 'n',
     collection: 'c',
     op: Op.Upsert,
-    dimension: 2,
-    ids: ['a'],
-    vectors: new Float32Array([1, 2]),
-    payloads: [new Uint8Array(0)],
+    payloads: fields.ids.map(() => new Uint8Array(0)),
+    ...fields,
   });
+}
+
+test('checksumVerified skips only the checksum: a flipped vector bit decodes, a cut or a bad length never does', () => {
+  const r = smallUpsert({ lsn: 9, ids: ['a'], vectors: new Float32Array([1, 2]), dimension: 2 });
   const clean = decodeRecord(r);
   assert.equal(clean.op, Op.Upsert);
   if (clean.op !== Op.Upsert) return;
@@ -129,14 +136,9 @@ test('checksumVerified skips only the checksum: a flipped vector bit decodes, a 
 });
 
 test('the vector block is an aligned zero-copy view into the record', () => {
-  const r = encodeRecord({
+  const r = smallUpsert({
     lsn: 7,
-    term: 1,
-    hlcMs: 1,
-    hlcLogical: 0,
-    origin: 'n',
     collection: 'abc',
-    op: Op.Upsert,
     dimension: 3,
     ids: ['a', 'b'],
     vectors: new Float32Array([1, 2, 3, 4, 5, 6]),
