@@ -179,6 +179,11 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
     let current: LinkCore | undefined;
     ws.on('open', () => {
       opened = true;
+      // stop() came while connecting: the peer already holds a link, so say goodbye cleanly.
+      if (stopped) {
+        ws.close(1000, 'client stopping');
+        return;
+      }
       attempt = 0;
       connects++;
       const created: LinkCore = new LinkCore({
@@ -247,7 +252,8 @@ export function startPeerClient(options: PeerClientOptions): PeerClient {
       return new Promise<void>((resolve) => {
         ws.once('close', () => resolve());
         if (link) link.close(1000, 'client stopping');
-        else ws.terminate();
+        // Still connecting: the 'open' handler closes with 1000 (or the timer below cuts it).
+        else if (ws.readyState !== WebSocket.CONNECTING) ws.terminate();
         // A graceful close waits for the peer's reply; do not wait on a dead peer.
         const force = setTimeout(() => ws.terminate(), 1000);
         ws.once('close', () => clearTimeout(force));

@@ -335,6 +335,34 @@ test('dialer: failed dials are retried on the injected clock; stop() cancels the
   assert.equal(client.connects, 0);
 });
 
+test('a dialer stopped while its handshake is in flight closes with 1000 and announces no link', async (t) => {
+  const srv = side();
+  let stopped: Promise<void> | undefined;
+  const dialer: { client?: PeerClient } = {};
+  const server = await startPeerServer({
+    host: '127.0.0.1',
+    port: 0,
+    ...LIMITS,
+    onLink: (link) => {
+      srv.attach(link);
+      // The server holds the link before the dialer has read the 101 reply: stop now.
+      assert.equal(dialer.client?.link, undefined, 'the dialer has not opened yet');
+      stopped = dialer.client!.stop();
+    },
+  });
+  t.after(() => server.close());
+  const client = startPeerClient({
+    url: `ws://127.0.0.1:${server.port}/peer`,
+    ...LIMITS,
+    onLink: () => assert.fail('a stopped dialer announces no link'),
+  });
+  dialer.client = client;
+  await waitFor('the server link to close', () => srv.closes.length === 1);
+  await stopped;
+  assert.deepEqual({ code: srv.closes[0]!.code, by: srv.closes[0]!.by }, { code: 1000, by: 'remote' });
+  assert.equal(client.connects, 0);
+});
+
 test('the server binds the asked host and port; a taken port is an error', async (t) => {
   const a = await startPeerServer({ host: '127.0.0.1', port: 0, onLink: () => {} });
   t.after(() => a.close());
