@@ -137,6 +137,8 @@ export interface CoreFaults {
   ackBeforeDurable: boolean;
   /** Applied records are reported committed (log readers would see records the quorum lacks). */
   commitAtApply: boolean;
+  /** Records the disk refused stay applied (the state keeps writes the log does not have). */
+  keepRefusedApplied: boolean;
 }
 
 export type CoreEvent =
@@ -312,6 +314,7 @@ export class ReplicationCore {
       countUndurableLeader: false,
       ackBeforeDurable: false,
       commitAtApply: false,
+      keepRefusedApplied: false,
       ...opts.faults,
     };
     assert(
@@ -993,10 +996,16 @@ export class ReplicationCore {
     if (generation !== this.generation || fromLsn > this.lastLsn) return;
     // The records are not in the log (the WAL cut them off; the rest of the
     // log must drop them too). None was sent: records go out once durable.
-    this.dropAbove(fromLsn - 1);
-    this.out.truncateAfter =
-      this.out.truncateAfter === null ? fromLsn - 1 : Math.min(this.out.truncateAfter, fromLsn - 1);
+    // A follower may have applied them already (it applies before its disk
+    // has them): the state goes back too.
+    this.cutLog(fromLsn - 1, !this.faults.keepRefusedApplied);
     for (const p of this.progress.values()) if (p.next > fromLsn) p.reset(p.state, fromLsn);
+    if (this.roleNow === 'follower' && this.synced) {
+      // Tell the leader now rather than at its next records: not synced, so it
+      // probes again and sends from where this log ends (a quiet leader sends none).
+      this.synced = false;
+      this.ackDue = true;
+    }
   }
 
   /** Forgets records above `lsn` (they are being dropped from the log). */
@@ -1197,7 +1206,13 @@ export class ReplicationCore {
   private truncateTo(lsn: number): void {
     const droppedFrom = lsn + 1;
     const droppedTo = this.lastLsn;
-    const rollback = this.appliedLsn > lsn;
+    this.cutLog(lsn, true);
+    this.out.events.push({ type: 'truncated', afterLsn: lsn, droppedFrom, droppedTo });
+  }
+
+  /** Drops the log above `lsn` (the Ready truncates it) and, with `rollBack`, any state applied above it. */
+  private cutLog(lsn: number, rollBack: boolean): void {
+    const rollback = rollBack && this.appliedLsn > lsn;
     this.dropAbove(lsn);
     this.out.truncateAfter = this.out.truncateAfter === null ? lsn : Math.min(this.out.truncateAfter, lsn);
     if (this.out.append) {
@@ -1210,7 +1225,6 @@ export class ReplicationCore {
       this.appliedLsn = lsn;
       this.out.rollbackTo = this.out.rollbackTo === null ? lsn : Math.min(this.out.rollbackTo, lsn);
     }
-    this.out.events.push({ type: 'truncated', afterLsn: lsn, droppedFrom, droppedTo });
   }
 
   private takeLeaderPoints(commit: number, applyLimit: number): void {
@@ -1427,10 +1441,19 @@ export class ReplicationCore {
     }
   }
 
-  /** Records become visible once this node's own disk has them, and the leader says they may be. */
+  /**
+   * What may be visible now. A leader applies its own records once its disk
+   * has them (its apply limit is what it sends). A follower applies what the
+   * leader made visible as soon as the records are in its log, without
+   * waiting for its own disk: the leader's disk already holds them, its ack
+   * still waits for its disk, and a refusal by its disk rolls them back
+   * (onLocalFailed). Waiting would turn every stall of the replica's disk
+   * into read lag.
+   */
   private applyThroughNow(): number {
     if (this.faults.countUndurableLeader && this.roleNow === 'leader') return this.lastLsn;
-    return Math.max(this.appliedLsn, Math.min(this.applyLimit, this.durableLsn));
+    const held = this.roleNow === 'leader' ? this.durableLsn : this.lastLsn;
+    return Math.max(this.appliedLsn, Math.min(this.applyLimit, held));
   }
 
   /** For status: a follower's state as this leader sees it. */

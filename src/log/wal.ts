@@ -138,6 +138,10 @@ export class Wal {
   private lastAppendedLsn: number;
   /** Last LSN written to the files (queued ones excluded). */
   private lastWritten: number;
+  /** Last LSN durable per the fsync policy (what append() has resolved). */
+  private durableUpTo: number;
+  /** whenDurable() callers, until their LSN is durable or cut off. */
+  private durableWaiters: { lsn: number; resolve: (held: boolean) => void }[] = [];
   /** Observed fsync latencies for metrics, ms (bounded ring of recent ones). */
   readonly fsyncLatenciesMs: number[] = [];
 
@@ -147,6 +151,7 @@ export class Wal {
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.lastAppendedLsn = lastLsn;
     this.lastWritten = lastLsn;
+    this.durableUpTo = lastLsn;
   }
 
   /**
@@ -365,10 +370,12 @@ export class Wal {
           }
           if (this.policy === 'always') await this.sync();
           else this.dirty = true;
+          this.durableUpTo = this.lastWritten;
           for (const item of batch) {
             this.queuedBytes -= item.bytes;
             item.resolve();
           }
+          this.settleDurableWaiters();
         } catch (err) {
           // The group is refused as a whole, and what of it reached the file
           // is cut off again: a refused record must not reappear at the next
@@ -392,6 +399,7 @@ export class Wal {
             this.queuedBytes -= item.bytes;
             item.reject(this.failed);
           }
+          this.settleDurableWaiters();
           return;
         }
       }
@@ -435,6 +443,7 @@ export class Wal {
     }
     this.lastAppendedLsn = mark.lastLsn;
     this.lastWritten = mark.lastLsn;
+    this.durableUpTo = Math.min(this.durableUpTo, mark.lastLsn);
     await fsyncDir(this.dir);
   }
 
@@ -514,6 +523,8 @@ export class Wal {
     await fsyncDir(this.dir);
     this.lastAppendedLsn = lsn;
     this.lastWritten = lsn;
+    this.durableUpTo = Math.min(this.durableUpTo, lsn);
+    this.settleDurableWaiters();
     return dropped;
   }
 
@@ -551,6 +562,9 @@ export class Wal {
     await fsyncDir(this.dir);
     this.lastAppendedLsn = nextLsn - 1;
     this.lastWritten = nextLsn - 1;
+    // A new log: nothing waited for in the old one is held by it.
+    this.durableUpTo = nextLsn - 1;
+    for (const w of this.durableWaiters.splice(0)) w.resolve(false);
   }
 
   /**
@@ -579,6 +593,29 @@ export class Wal {
   /** LSN of the last record written to the files (queued ones excluded). */
   get lastWrittenLsn(): number {
     return this.lastWritten;
+  }
+
+  /**
+   * True once every record up to `lsn` is durable per the fsync policy;
+   * false if one of them is cut off first (refused by the disk, truncated,
+   * a reset) or the WAL closes without it. A snapshot of state applied
+   * ahead of the WAL (a follower applies before its disk has the records)
+   * is put in place only once this says its records are held.
+   */
+  whenDurable(lsn: number): Promise<boolean> {
+    if (lsn <= this.durableUpTo) return Promise.resolve(true);
+    if (this.closed || lsn > this.lastAppendedLsn) return Promise.resolve(false);
+    return new Promise((resolve) => this.durableWaiters.push({ lsn, resolve }));
+  }
+
+  private settleDurableWaiters(): void {
+    if (this.durableWaiters.length === 0) return;
+    this.durableWaiters = this.durableWaiters.filter((w) => {
+      if (w.lsn <= this.durableUpTo) w.resolve(true);
+      else if (w.lsn > this.lastAppendedLsn || this.failed !== null) w.resolve(false);
+      else return true;
+      return false;
+    });
   }
 
   private async writeRecord(record: Uint8Array): Promise<void> {
@@ -643,6 +680,7 @@ export class Wal {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
+    for (const w of this.durableWaiters.splice(0)) w.resolve(w.lsn <= this.durableUpTo);
     if (this.syncTimer) clearInterval(this.syncTimer);
     if (this.handle) {
       await this.handle.sync();

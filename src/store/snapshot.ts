@@ -142,6 +142,12 @@ export async function writeSnapshot(
     history: SnapshotManifest['history'];
     configs: SnapshotManifest['configs'];
     level?: number;
+    /**
+     * Resolves once the log durably holds every record up to `lsn` (the
+     * state may run ahead of the WAL on a follower); false abandons the
+     * snapshot (ERR_LSN_TRUNCATED) before it is put in place.
+     */
+    logHolds?: () => Promise<boolean>;
   },
 ): Promise<SnapshotInfo> {
   const root = path.join(dataDir, SNAPSHOT_DIR);
@@ -208,6 +214,12 @@ export async function writeSnapshot(
       encoder.encode(JSON.stringify({ body: text, crc32c: crc32c(encoder.encode(text)) })),
     );
     await fsyncDir(tmp);
+    if (meta.logHolds && !(await meta.logHolds())) {
+      throw new VrepError(
+        'ERR_LSN_TRUNCATED',
+        `snapshot at LSN ${meta.lsn} abandoned: the log dropped records it covers before its disk held them`,
+      );
+    }
     await rm(finalDir, { recursive: true, force: true });
     await rename(tmp, finalDir);
     await fsyncDir(root);

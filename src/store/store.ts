@@ -496,6 +496,7 @@ export class Store {
       historyId,
       history,
       configs: this.configsAt(lsn),
+      logHolds: () => this.log.wal.whenDurable(lsn),
     });
   }
 

@@ -35,6 +35,7 @@
  *                               it and keeps it for `advance`)
  *   advance N                   handles the Ready `ready N hold` kept
  *   persist N [N2 ...]          N's disk completes its appends (localDurable)
+ *   refuse N                    N's disk refuses its appends in flight (localFailed)
  *   deliver [N ...] [from=P] [type=T]  delivers queued messages, in order
  *   drop [N ...] [from=P] [type=T]     loses them
  *   stabilize [N ...]           ready / persist / deliver until nothing moves
@@ -210,6 +211,8 @@ export class InteractionEnv {
         for (const n of this.nodesOf(cmd)) this.persist(n, out);
         return out.length > 0 ? out : ['nothing to persist'];
       }
+      case 'refuse':
+        return this.refuse(this.running(cmd));
       case 'deliver':
         return this.deliverCommand(cmd, false);
       case 'drop':
@@ -646,6 +649,20 @@ export class InteractionEnv {
       out.push(`${n.id} disk: ${range(first, last)} durable`);
     }
     this.completeWrites(n);
+  }
+
+  /** The disk refuses every append in flight (a full disk): the WAL cuts them off, from the first. */
+  private refuse(n: Node): string[] {
+    const writes = n.writing;
+    const first = writes[0]?.entries[0];
+    if (first === undefined) return ['nothing to refuse'];
+    n.writing = [];
+    n.log.length = Math.min(n.log.length, first.lsn - 1);
+    const last = (writes.at(-1)?.entries.at(-1) as Entry).lsn;
+    for (const w of writes) {
+      n.core.step({ type: 'localFailed', fromLsn: (w.entries[0] as Entry).lsn, generation: w.generation });
+    }
+    return [`${n.id} disk: ${range(first.lsn, last)} refused`];
   }
 
   private completeWrites(n: Node): void {

@@ -103,6 +103,13 @@ const BROKEN: { fault: keyof CoreFaults; file: string; command: string; shows: R
     command: 'held n1',
     shows: /^held one=3 quorum=1/m,
   },
+  // The follower's disk refuses records it applied: the state keeps them.
+  {
+    fault: 'keepRefusedApplied',
+    file: 'follower-apply-before-disk.txt',
+    command: 'ready n2',
+    shows: /^truncate after 0\nhistory \[\]/m,
+  },
   // Records go out in the same Ready that starts their append on the leader.
   {
     fault: 'ringBeforeWal',

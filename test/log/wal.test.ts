@@ -301,3 +301,34 @@ test('WAL on a full disk: the failed group is refused and cut off, later appends
   );
   await again.wal.close();
 });
+
+test('WAL whenDurable: true once the records are durable, false when the disk refuses them first', async (t) => {
+  const disk = smallDisk(t, 4 * 1024 * 1024);
+  if (disk === null) {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  const dir = path.join(disk.dir, 'wal');
+  const { wal } = await openCollect(dir, { fsync: 'always', segmentBytes: 256 * 1024 });
+  const appended = wal.append([1, 2, 3].map((l) => rec(l, 50, 64)));
+  const pending = wal.whenDurable(3);
+  assert.equal(await wal.whenDurable(4), false, 'an LSN not appended is not waited for');
+  await appended;
+  assert.equal(await pending, true);
+  assert.equal(await wal.whenDurable(2), true);
+  disk.fill();
+  const waits: Promise<boolean>[] = [];
+  let refused = false;
+  for (let lsn = 4; lsn <= 400 && !refused; lsn++) {
+    const write = wal.append([rec(lsn, 50, 64)]);
+    waits.push(wal.whenDurable(lsn));
+    await write.catch(() => (refused = true));
+  }
+  assert.ok(refused, 'the full disk refused a write');
+  const held = await Promise.all(waits);
+  assert.equal(held.at(-1), false, 'the refused record is never held');
+  assert.ok(held.slice(0, -1).every(Boolean), 'the ones before it are');
+  disk.free();
+  await wal.close();
+  assert.equal(await wal.whenDurable(held.length + 3), false, 'a closed WAL holds nothing more');
+});

@@ -3,6 +3,7 @@
  * - records applied out of LSN order, with a gap or twice (NodeState.apply
  *   refuses those; the node reports them here);
  * - two nodes holding different records at an LSN both have committed;
+ * - a record of another term than its node's term history gives for its LSN;
  * - a node losing a record it had committed;
  * - a write acknowledged at Quorum or All missing once the faults heal; a
  *   write acknowledged at One by the primary missing although no failover
@@ -69,10 +70,17 @@ export class Checker {
 
   onEvent(_node: string, _e: CoreEvent): void {}
 
-  /** Committed prefixes never diverge, and a node never loses what it committed. */
+  /**
+   * Committed prefixes never diverge, a node never loses what it committed,
+   * and every record is of the term its node's history gives for its LSN.
+   */
   observeCommits(nodes: readonly SimNode[]): void {
     for (const n of nodes) {
       if (!n.alive) continue;
+      // Each record is of the term its node's history gives for that LSN (the
+      // core checks that before it appends: RECORDS that do not fit are refused).
+      // Only between Readies: a truncation the core decided is on the disk a Ready later.
+      if (n.quiescent) this.checkTerms(n);
       const commit = Math.min(n.core.hardState.commit, n.log.length);
       const seen = this.observed.get(n.id) ?? 0;
       if (n.log.length < seen) {
@@ -93,6 +101,21 @@ export class Checker {
         }
       }
       if (commit > seen) this.observed.set(n.id, commit);
+    }
+  }
+
+  private checkTerms(n: SimNode): void {
+    const epochs = n.core.termHistory;
+    const upTo = Math.min(n.log.length, n.core.log.lastLsn);
+    for (let lsn = n.core.log.firstLsn, k = 0; lsn <= upTo; lsn++) {
+      while (k + 1 < epochs.length && (epochs[k + 1] as { firstLsn: number }).firstLsn <= lsn) k++;
+      const epoch = epochs[k];
+      const term = (n.log[lsn - 1] as Entry).term;
+      if (epoch === undefined || epoch.firstLsn > lsn || epoch.term !== term) {
+        const gives = epoch && epoch.firstLsn <= lsn ? `term ${epoch.term}` : 'no epoch';
+        this.violation(`${n.id}'s record at LSN ${lsn} is of term ${term}, its history gives ${gives}`);
+        return;
+      }
     }
   }
 

@@ -114,6 +114,11 @@ export class SimNode {
     return this.sched.nowMs < this.pausedUntilMs;
   }
 
+  /** Nothing in flight: no disk operation, no Ready to handle (the log and the core agree now). */
+  get quiescent(): boolean {
+    return this.alive && !this.paused && this.ops.length === 0 && !this.opBusy && !this.core.hasReady();
+  }
+
   /** Starts the process from what is durable (a fresh start or a restart after a crash). */
   boot(): void {
     this.incarnation++;

@@ -19,6 +19,8 @@ export const VARIANTS = {
   'commit-reported-at-apply': { commitAtApply: true },
   /** Quorum counted without the leader's own durability. */
   'quorum-without-leader-durability': { countUndurableLeader: true },
+  /** A follower applies before its disk has the records and keeps them applied when the disk refuses them. */
+  'refused-records-stay-applied': { keepRefusedApplied: true },
 } satisfies Record<string, Partial<CoreFaults>>;
 
 export type VariantName = keyof typeof VARIANTS;

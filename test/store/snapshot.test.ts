@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Store } from '../../src/store/store.ts';
@@ -8,6 +16,8 @@ import { StoreWriter } from '../helpers/store-writer.ts';
 import { Collection } from '../../src/store/collection.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { scale, tempDir } from '../helpers/tmp.ts';
+import { smallDisk } from '../helpers/small-disk.ts';
+import { encodeRecord, Op, recordTerm } from '../../src/log/record.ts';
 
 const DIM = 8;
 const enc = new TextEncoder();
@@ -123,5 +133,55 @@ test('damaged snapshot files stop start-up with a message naming the file; never
       },
     ),
     { numRuns: scale(30, 300) },
+  );
+});
+
+test('a snapshot of state applied ahead of the WAL goes in place only once the WAL holds it; refused records abandon it', async (t) => {
+  // The WAL on a small disk that fills; the snapshots beside it on a disk with room.
+  const disk = smallDisk(t, 2 * 1024 * 1024);
+  if (disk === null) {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  const dataDir = tempDir(t);
+  mkdirSync(path.join(disk.dir, 'wal'));
+  symlinkSync(path.join(disk.dir, 'wal'), path.join(dataDir, 'wal'));
+  const store = await Store.open({ dataDir, nodeId: 'n1', fsync: 'always', snapshotEveryBytes: 0 });
+  t.after(() => store.close());
+  await new StoreWriter(store).createCollection('c', { dimension: DIM, metric: 'cosine' });
+  await fill(store, 0, 5);
+  // As a follower does: the record is appended, and applied before its disk has it.
+  const applyAhead = (rows: number): { lsn: number; durable: Promise<void> } => {
+    const lsn = store.lastLsn + 1;
+    const b = batch(lsn, rows);
+    const bytes = encodeRecord({
+      lsn,
+      term: 1,
+      hlcMs: lsn,
+      hlcLogical: 0,
+      origin: 'test',
+      collection: 'c',
+      op: Op.Upsert,
+      dimension: DIM,
+      ...b,
+    });
+    const durable = store.append([bytes]);
+    store.apply([{ lsn, term: recordTerm(bytes), bytes, config: null }]);
+    return { lsn, durable };
+  };
+  const ahead = applyAhead(50);
+  const info = await store.snapshot();
+  await ahead.durable;
+  assert.equal(info.manifest.lsn, ahead.lsn, 'taken at the applied LSN once the WAL held it');
+
+  disk.fill();
+  const refused = applyAhead(5000);
+  const abandoned = store.snapshot();
+  await assert.rejects(refused.durable, (e: unknown) => isVrepError(e, 'ERR_WAL_IO'));
+  await assert.rejects(abandoned, (e: unknown) => isVrepError(e, 'ERR_LSN_TRUNCATED'));
+  assert.equal(store.snapshotLsn, ahead.lsn, 'the newest snapshot is still the one the WAL holds');
+  assert.deepEqual(
+    readdirSync(path.join(dataDir, 'snapshots')).filter((n) => n.startsWith('snap-')).length,
+    1,
   );
 });
