@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { Wal, type FsyncPolicy } from '../../src/log/wal.ts';
 import { encodeRecord, Op, recordLsn } from '../../src/log/record.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { scale, tempDir } from '../helpers/tmp.ts';
-import { smallDisk } from '../helpers/small-disk.ts';
+import { smallDisk, type SmallDisk } from '../helpers/small-disk.ts';
 
 function rec(lsn: number, points = 1 + (lsn % 5), dim = 8): Uint8Array {
   const ids = Array.from({ length: points }, (_, i) => `p${lsn}-${i}`);
@@ -261,14 +261,22 @@ test('WAL truncateAfter: cuts inside a segment and across segments; appends cont
   await last.wal.close();
 });
 
-test('WAL on a full disk: the failed group is refused and cut off, later appends are refused until space is back, nothing refused survives a restart', async (t) => {
+/** A WAL (fsync always) on a 4 MiB tmpfs that the test can fill; null (the test skipped) without root. */
+async function walOnSmallDisk(t: TestContext): Promise<{ disk: SmallDisk; dir: string; wal: Wal } | null> {
   const disk = smallDisk(t, 4 * 1024 * 1024);
   if (disk === null) {
     t.skip('mounting a tmpfs needs root');
-    return;
+    return null;
   }
   const dir = path.join(disk.dir, 'wal');
   const { wal } = await openCollect(dir, { fsync: 'always', segmentBytes: 256 * 1024 });
+  return { disk, dir, wal };
+}
+
+test('WAL on a full disk: the failed group is refused and cut off, later appends are refused until space is back, nothing refused survives a restart', async (t) => {
+  const small = await walOnSmallDisk(t);
+  if (small === null) return;
+  const { disk, dir, wal } = small;
   for (let lsn = 1; lsn <= 10; lsn++) await wal.append([rec(lsn, 50, 64)]);
   disk.fill();
   // Records of ~13 KB each: the disk cannot take many more.
@@ -303,13 +311,9 @@ test('WAL on a full disk: the failed group is refused and cut off, later appends
 });
 
 test('WAL whenDurable: true once the records are durable, false when the disk refuses them first', async (t) => {
-  const disk = smallDisk(t, 4 * 1024 * 1024);
-  if (disk === null) {
-    t.skip('mounting a tmpfs needs root');
-    return;
-  }
-  const dir = path.join(disk.dir, 'wal');
-  const { wal } = await openCollect(dir, { fsync: 'always', segmentBytes: 256 * 1024 });
+  const small = await walOnSmallDisk(t);
+  if (small === null) return;
+  const { disk, wal } = small;
   const appended = wal.append([1, 2, 3].map((l) => rec(l, 50, 64)));
   const pending = wal.whenDurable(3);
   assert.equal(await wal.whenDurable(4), false, 'an LSN not appended is not waited for');
