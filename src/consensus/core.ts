@@ -1194,6 +1194,9 @@ export class ReplicationCore {
     this.takeLeaderPoints(m.commit, m.applyLimit);
     this.out.events.push({ type: 'followed', leader: m.from, mode: 'partial', lsn: match });
     this.ackDue = true;
+    // The leader goes on from the match it computed; this log ends below it (its disk refused
+    // records after the position was sent, sim seed 4590): say where, or the leader waits forever.
+    if (match < m.match) this.sendAck(this.lastLsn + 1);
   }
 
   private adoptEpoch(e: Epoch): void {

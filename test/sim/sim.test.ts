@@ -89,7 +89,7 @@ for (const variant of Object.keys(VARIANTS) as VariantName[]) {
 
 // Seeds that each found a bug (the fix names it). Any change to the core or the simulator
 // changes what a seed does, so these are a floor, not proof: the transcripts pin the rules.
-const FOUND_BUGS = [282, 910, 1801, 2392, 5151];
+const FOUND_BUGS = [282, 910, 1801, 2392, 4590, 5151];
 
 test('simulator: the seeds that once found bugs still pass', () => {
   for (const seed of FOUND_BUGS) {
