@@ -14,6 +14,7 @@ import type { CoreEvent } from '../../src/consensus/core.ts';
 import type { Entry } from '../../src/consensus/messages.ts';
 import type { Level } from '../../src/consensus/quorum.ts';
 import type { SimNode } from './node.ts';
+import { TermHistory } from '../../src/consensus/term-history.ts';
 
 export interface WriteRecord {
   seq: number;
@@ -104,19 +105,25 @@ export class Checker {
     }
   }
 
+  /** Per node: the core and log generation last checked, and how far (a log only grows within one). */
+  private readonly termsChecked = new Map<string, { core: object; generation: number; upTo: number }>();
+
   private checkTerms(n: SimNode): void {
-    const epochs = n.core.termHistory;
+    const history = new TermHistory(n.core.termHistory);
     const upTo = Math.min(n.log.length, n.core.log.lastLsn);
-    for (let lsn = n.core.log.firstLsn, k = 0; lsn <= upTo; lsn++) {
-      while (k + 1 < epochs.length && (epochs[k + 1] as { firstLsn: number }).firstLsn <= lsn) k++;
-      const epoch = epochs[k];
+    const last = this.termsChecked.get(n.id);
+    const same = last !== undefined && last.core === n.core && last.generation === n.core.logGeneration;
+    const from = Math.max(n.core.log.firstLsn, same ? last.upTo + 1 : 1);
+    for (let lsn = from; lsn <= upTo; lsn++) {
+      const epoch = history.epochAt(lsn);
       const term = (n.log[lsn - 1] as Entry).term;
-      if (epoch === undefined || epoch.firstLsn > lsn || epoch.term !== term) {
-        const gives = epoch && epoch.firstLsn <= lsn ? `term ${epoch.term}` : 'no epoch';
+      if (epoch === undefined || epoch.term !== term) {
+        const gives = epoch ? `term ${epoch.term}` : 'no epoch';
         this.violation(`${n.id}'s record at LSN ${lsn} is of term ${term}, its history gives ${gives}`);
         return;
       }
     }
+    this.termsChecked.set(n.id, { core: n.core, generation: n.core.logGeneration, upTo });
   }
 
   finish(nodes: readonly SimNode[], primary: SimNode): void {
