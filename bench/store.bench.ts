@@ -5,6 +5,7 @@
  * - recovery time (snapshot + WAL replay) for 1M x 128 vs reading the same
  *   files and checksumming them;
  * - snapshot build MB/s vs compressing the same vector bytes alone;
+ * - paced write latency while a snapshot is built vs the same writes alone;
  * - search latency, 100k x 768, k=10, vs usearch's exact search (1 thread).
  */
 import {
@@ -19,6 +20,7 @@ import {
   statSync,
 } from 'node:fs';
 import os from 'node:os';
+import * as hdr from 'hdr-histogram-js';
 import path from 'node:path';
 import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
 import { loadUsearch } from './lib/peers.ts';
@@ -184,6 +186,81 @@ function randomBatch(start: number, n: number, dim: number) {
         note: `${(totalBytes / 2 ** 20).toFixed(0)} MiB on disk`,
       },
       { name: 'read + CRC32C of the same files', value: boundSeconds * 1000, unit: 'ms' },
+    ],
+  });
+}
+
+// ---- write latency while a snapshot is built --------------------------------
+// A snapshot competes with the WAL for the disk and libuv's thread pool; the
+// bound is the same paced writes with no snapshot running, on the same node.
+{
+  const dim = 128;
+  const n = quick ? 100_000 : 700_000;
+  const batchesPerSec = 39;
+  const node = await ReplicationNode.start({
+    dataDir: path.join(tmpRoot, 'snapshot-stall'),
+    storage: { fsync: 'everysec', snapshotEveryBytes: 0 },
+  });
+  await node.createCollection('w', { dimension: dim, metric: 'l2' });
+  const pool = Array.from({ length: 4 }, (_, b) => randomBatch(b * 1000, 1000, dim));
+  let next = 0;
+  const write = () => {
+    const b = pool[next % pool.length] as ReturnType<typeof randomBatch>;
+    const ids = b.ids.map((id) => `${next}-${id}`);
+    next++;
+    return node.writePacked('w', { ...b, ids });
+  };
+  for (let s = 0; s < n; s += 1000) await write();
+  /** Writes at batchesPerSec until `stop.done`: each write's latency, µs. */
+  const paced = async (stop: { done: boolean }): Promise<hdr.Histogram> => {
+    const h = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    const t0 = performance.now();
+    for (let k = 0; !stop.done; k++) {
+      const waitMs = t0 + (k * 1000) / batchesPerSec - performance.now();
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+      const s0 = performance.now();
+      await write();
+      h.recordValue(Math.round((performance.now() - s0) * 1000));
+    }
+    return h;
+  };
+  // The bound first, so it carries no after-effects of the snapshot (its
+  // garbage, the WAL segments it lets go).
+  const quiet = { done: false };
+  setTimeout(() => (quiet.done = true), quick ? 2000 : 5000);
+  const alone = await paced(quiet);
+  const during = { done: false };
+  const s0 = performance.now();
+  const snapshotting = node.snapshot().finally(() => (during.done = true));
+  const withSnapshot = await paced(during);
+  await snapshotting;
+  const snapshotMs = performance.now() - s0;
+  await node.stop();
+  const ms = (h: hdr.Histogram, p: number) => h.getValueAtPercentile(p) / 1000;
+  const row = (name: string, h: hdr.Histogram, p: number): Row => ({ name, value: ms(h, p), unit: 'ms' });
+  const boundP99 = row('no snapshot running: write p99', alone, 99);
+  const boundMax = row('no snapshot running: write max', alone, 100);
+  sections.push({
+    title:
+      `write latency while a snapshot of ${n} x ${dim} is built (fsync everysec, ` +
+      `${batchesPerSec} batches of 1000/s; the snapshot took ${(snapshotMs / 1000).toFixed(1)} s)`,
+    rows: [
+      boundP99,
+      {
+        ...row('during the snapshot: write p99', withSnapshot, 99),
+        ratio: ms(withSnapshot, 99) / boundP99.value,
+        vs: boundP99.name,
+      },
+      boundMax,
+      {
+        ...row('during the snapshot: write max', withSnapshot, 100),
+        ratio: ms(withSnapshot, 100) / boundMax.value,
+        vs: boundMax.name,
+      },
     ],
   });
 }
