@@ -95,6 +95,8 @@ export class ReplicationNode {
   /** A follower's refusal of its primary, for status; cleared once it follows. */
   private refusedReason: string | null = null;
   private readonly refusedBy = new Map<string, string>();
+  /** Snapshot bytes sent to a follower, until it reports itself synced (its FullSyncFinished). */
+  private readonly fullSyncBytesSent = new Map<string, number>();
   private truncatedRecords = 0;
   private appliedFromPrimary = 0;
   private readonly lagging = new Set<string>();
@@ -430,7 +432,9 @@ export class ReplicationNode {
           this.leaderCounters.lastSyncMs = atMs;
         } else {
           this.leaderCounters.lastSyncMs = atMs;
-          this.events_.emit({ type: 'FullSyncFinished', peer: e.peer, snapshotLsn: e.lsn, bytes: 0, atMs });
+          const bytes = this.fullSyncBytesSent.get(e.peer) ?? 0;
+          this.fullSyncBytesSent.delete(e.peer);
+          this.events_.emit({ type: 'FullSyncFinished', peer: e.peer, snapshotLsn: e.lsn, bytes, atMs });
         }
         this.events_.emit({ type: 'Synced', peer: e.peer, lsn: e.lsn, mode: e.mode, atMs });
         return;
@@ -485,6 +489,9 @@ export class ReplicationNode {
           resumeFromChunk: e.fromChunk,
           atMs,
         });
+        return;
+      case 'fullSyncSent':
+        this.fullSyncBytesSent.set(e.peer, e.bytes);
         return;
       case 'fullSyncInstalled':
         this.events_.emit({

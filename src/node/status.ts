@@ -106,7 +106,7 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     bytes_received: src.link.bytesReceived,
     last_sync: src.counters.lastSyncMs,
     operations_pending: lagOps,
-    snapshot_size: 0,
+    snapshot_size: src.store.snapshotBytes,
     connected_replicas: replicas.filter((r) => r.status !== 'Disconnected').length,
     master_offset: masterLastLsn,
     replica_offset:

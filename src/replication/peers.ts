@@ -88,7 +88,9 @@ export type PeersEvent =
       fromChunk: number;
       side: 'sender' | 'receiver';
     }
-  | { type: 'fullSyncInstalled'; peer: string; snapshotLsn: number; bytes: number };
+  | { type: 'fullSyncInstalled'; peer: string; snapshotLsn: number; bytes: number }
+  /** The leader sent a snapshot's last byte (`bytes`: sent in this run, after any resumed part). */
+  | { type: 'fullSyncSent'; peer: string; snapshotLsn: number; bytes: number };
 
 interface Dialer {
   address: string;
@@ -545,6 +547,7 @@ export class Peers {
     // The follower installs from its own copy: the files here are not needed any more.
     out.pin.release();
     this.outbound.delete(out.peer);
+    this.hooks.event({ type: 'fullSyncSent', peer: out.peer, snapshotLsn: out.snapshotLsn, bytes: out.sent });
     this.logger.info(
       { peer: out.peer, snapshotLsn: out.snapshotLsn, bytes: out.sent, ms: Date.now() - out.startedAtMs },
       'replication: full sync sent',

@@ -107,6 +107,7 @@ export interface ReplicationStats {
   /** Wall-clock ms of the last completed sync (full or partial); 0 = never. */
   last_sync: number;
   operations_pending: number;
+  /** Bytes of this node's newest snapshot on disk (0 with none). */
   snapshot_size: number;
   connected_replicas: number;
   /** Primary: its last LSN. Replica: the primary's last LSN as last heard. */

@@ -257,6 +257,11 @@ export async function listSnapshots(dataDir: string): Promise<string[]> {
     .map((n) => path.join(root, n));
 }
 
+/** Sum of a snapshot's chunk file sizes, from its manifest. */
+export function manifestBytes(manifest: SnapshotManifest): number {
+  return manifest.collections.reduce((n, c) => n + c.chunks.reduce((m, k) => m + k.bytes, 0), 0);
+}
+
 /** Reads and verifies a manifest (its own CRC, its schema). */
 export async function readManifest(dir: string): Promise<SnapshotManifest> {
   const file = path.join(dir, MANIFEST);

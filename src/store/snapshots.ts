@@ -21,6 +21,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   listSnapshots,
+  manifestBytes,
   readManifest,
   SNAPSHOT_DIR,
   snapshotName,
@@ -43,6 +44,8 @@ interface Known {
   lsn: number;
   /** Its manifest's history id (null: unknown, never reused). */
   historyId: string | null;
+  /** Sum of its chunk file sizes (0: its manifest is unreadable). */
+  bytes: number;
 }
 
 /** What a build would snapshot: the applied LSN and the history id of the epoch holding it. */
@@ -77,18 +80,21 @@ export class Snapshots {
     const dirs = await listSnapshots(this.dataDir);
     const known: Known[] = [];
     for (const dir of dirs.reverse()) {
-      const historyId = await readManifest(dir).then(
-        (m) => m.historyId,
-        () => null,
-      );
-      known.push({ dir, name: path.basename(dir), lsn: lsnOf(path.basename(dir)), historyId });
+      const manifest = await readManifest(dir).catch(() => null);
+      known.push({
+        dir,
+        name: path.basename(dir),
+        lsn: lsnOf(path.basename(dir)),
+        historyId: manifest?.historyId ?? null,
+        bytes: manifest ? manifestBytes(manifest) : 0,
+      });
     }
     this.known = known;
   }
 
-  get newest(): { dir: string; lsn: number } | null {
+  get newest(): { dir: string; lsn: number; bytes: number } | null {
     const k = this.known.at(-1);
-    return k ? { dir: k.dir, lsn: k.lsn } : null;
+    return k ? { dir: k.dir, lsn: k.lsn, bytes: k.bytes } : null;
   }
 
   /** True while a build runs. */
@@ -119,13 +125,12 @@ export class Snapshots {
       pinned?.(newest.name);
       run = (async () => {
         const manifest = await readManifest(newest.dir);
-        const bytes = manifest.collections.reduce((n, c) => n + c.chunks.reduce((m, k) => m + k.bytes, 0), 0);
-        return { dir: newest.dir, manifest, bytes };
+        return { dir: newest.dir, manifest, bytes: manifestBytes(manifest) };
       })();
     } else {
       run = (async () => {
         const info = await build();
-        this.installed(info.dir, info.manifest.historyId);
+        this.installed(info.dir, info.manifest);
         pinned?.(path.basename(info.dir));
         await afterInstall(info);
         return info;
@@ -138,12 +143,15 @@ export class Snapshots {
   }
 
   /** A snapshot directory was put in place (by a build, or by a full sync). */
-  installed(dir: string, historyId: string | null): void {
+  installed(dir: string, manifest: SnapshotManifest): void {
     const name = path.basename(dir);
     const k = this.known.find((x) => x.name === name);
-    if (k) k.historyId = historyId;
-    else {
-      this.known.push({ dir, name, lsn: lsnOf(name), historyId });
+    const bytes = manifestBytes(manifest);
+    if (k) {
+      k.historyId = manifest.historyId;
+      k.bytes = bytes;
+    } else {
+      this.known.push({ dir, name, lsn: lsnOf(name), historyId: manifest.historyId, bytes });
       this.known.sort((a, b) => a.lsn - b.lsn);
     }
     this.prune();

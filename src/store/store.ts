@@ -388,7 +388,7 @@ export class Store {
       history,
     );
     await rm(path.join(dir, FULLSYNC_MARKER), { force: true });
-    this.snapshots.installed(dir, manifest.historyId);
+    this.snapshots.installed(dir, manifest);
     return { history, configs };
   }
 
@@ -529,6 +529,11 @@ export class Store {
 
   get snapshotLsn(): number {
     return this.snapshots.newest?.lsn ?? 0;
+  }
+
+  /** Bytes of the newest snapshot's files (0 with none). */
+  get snapshotBytes(): number {
+    return this.snapshots.newest?.bytes ?? 0;
   }
 
   /** Flushes the WAL and closes; waits for a running snapshot. */

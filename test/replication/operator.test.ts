@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ReplicationNode } from '../../src/node/replication-node.ts';
+import type { NodeEvent } from '../../src/replication/types.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/node-proc.ts';
 
@@ -41,6 +42,10 @@ test(
     assert.equal(replica.lastLsn, primary.lastLsn, 'an All write is on the replica when it resolves');
 
     const fullBefore = primary.replicationStats().full_syncs;
+    const finished: NodeEvent[] = [];
+    void (async () => {
+      for await (const e of primary.events()) if (e.type === 'FullSyncFinished') finished.push(e);
+    })();
     await primary.forceSync('r');
     await until(
       async () => primary.replicationStats().full_syncs === fullBefore + 1,
@@ -53,6 +58,16 @@ test(
       'the replica back after its full sync',
     );
     assert.equal(replica.digest('c'), primary.digest('c'));
+    // The snapshot the full sync took and sent: the same files on both nodes.
+    const snapshotBytes = primary.replicationStats().snapshot_size;
+    assert.ok(snapshotBytes > 0, 'the primary reports the size of the snapshot it took');
+    assert.equal(replica.replicationStats().snapshot_size, snapshotBytes, 'the replica holds that snapshot');
+    await until(async () => finished.length === 1, 5000, 'FullSyncFinished on the primary');
+    assert.equal(
+      (finished[0] as Extract<NodeEvent, { type: 'FullSyncFinished' }>).bytes,
+      snapshotBytes,
+      'FullSyncFinished says how many snapshot bytes were sent',
+    );
 
     await primary.removeReplica('r');
     assert.deepEqual(primary.replicas(), []);
