@@ -56,6 +56,15 @@ export interface NodeMeta {
   history: Epoch[];
 }
 
+/**
+ * The epochs of `history` up to the one that wrote `lsn` (the last one is
+ * that epoch; LSN 0, an empty state, counts as LSN 1's): what a snapshot at
+ * `lsn` carries, and what a snapshot found at start-up must agree with.
+ */
+export function epochsThrough(history: readonly Epoch[], lsn: number): Epoch[] {
+  return history.filter((e) => e.firstLsn <= Math.max(lsn, 1));
+}
+
 export function newHistoryId(): string {
   return randomBytes(16).toString('hex');
 }

@@ -15,7 +15,7 @@ import { fsyncDir } from '../log/atomic-file.ts';
 import type { ConfigEntry } from '../consensus/core.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import { Collection } from './collection.ts';
-import { loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
+import { epochsThrough, loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta } from './node-meta.ts';
 import {
   FULLSYNC_MARKER,
   listSnapshots,
@@ -95,12 +95,14 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
     const [newest] = await listSnapshots(dataDir);
     if (newest !== undefined) {
       const manifest = await readManifest(newest);
-      if (manifest.history !== undefined && manifest.history.length > 0) {
-        const known = meta.history.find((e) => e.historyId === manifest.historyId);
-        if (known === undefined && meta.history.length > 0) {
+      if (manifest.history !== undefined && manifest.history.length > 0 && meta.history.length > 0) {
+        // The node's history must say the snapshot's last record was written by the epoch the
+        // snapshot names: otherwise the log was cut below it and it holds records since replaced.
+        const epoch = epochsThrough(meta.history, manifest.lsn).at(-1);
+        if (epoch?.historyId !== manifest.historyId) {
           throw new VrepError(
             'ERR_SNAPSHOT_CORRUPT',
-            `${newest}: snapshot of history ${manifest.historyId}, which the node's term history does not hold`,
+            `${newest}: snapshot at LSN ${manifest.lsn} of history ${manifest.historyId}, but the node's term history has LSN ${manifest.lsn} in ${epoch ? `history ${epoch.historyId}` : 'no epoch'}: it holds records the log no longer has; remove the node data and resync it`,
           );
         }
       }

@@ -19,6 +19,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir } from '../log/atomic-file.ts';
 import {
   listSnapshots,
   manifestBytes,
@@ -247,7 +248,23 @@ export class Snapshots {
     return null;
   }
 
-  /** Waits for a running build (closing). */
+  /**
+   * Removes every snapshot above `lsn`, pinned or not, once a running build
+   * has settled (it may install one above `lsn`), and fsyncs the directory
+   * before it resolves. For a log cut at `lsn`: the records such a snapshot
+   * holds are no longer the log's. Returns the removed snapshots' names.
+   */
+  async removeAbove(lsn: number): Promise<string[]> {
+    await this.settle();
+    const above = this.known.filter((k) => k.lsn > lsn);
+    if (above.length === 0) return [];
+    this.known = this.known.filter((k) => k.lsn <= lsn);
+    for (const k of above) await rm(k.dir, { recursive: true, force: true });
+    await fsyncDir(this.root);
+    return above.map((k) => k.name);
+  }
+
+  /** Waits for a running build (closing, or before removeAbove). */
   async settle(): Promise<void> {
     if (this.building) await this.building.catch(() => undefined);
   }

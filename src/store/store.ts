@@ -28,7 +28,7 @@ import type { ConfigEntry, HardState } from '../consensus/core.ts';
 import type { Entry } from '../consensus/messages.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import { Collection, type CollectionInfo, type PointView } from './collection.ts';
-import { saveNodeMeta, type NodeMeta } from './node-meta.ts';
+import { epochsThrough, saveNodeMeta, type NodeMeta } from './node-meta.ts';
 import { FULLSYNC_MARKER, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
 import { Snapshots, type SnapshotPin } from './snapshots.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
@@ -222,9 +222,16 @@ export class Store {
     return durable;
   }
 
-  /** Drops log records above `lsn`. */
+  /**
+   * Drops log records above `lsn`. Snapshots above it go first: they hold
+   * records the log drops, and start-up would load them back (a deposed
+   * primary may have snapshotted its divergent tail).
+   */
   async truncateAfter(lsn: number): Promise<void> {
     this.assertOpen();
+    const removed = await this.snapshots.removeAbove(lsn);
+    if (removed.length > 0)
+      this.warn({ afterLsn: lsn, snapshots: removed }, 'log: removed snapshots above the cut');
     const dropped = await this.log.truncateAfter(lsn);
     if (dropped > 0) this.warn({ afterLsn: lsn, records: dropped }, 'log: truncated a divergent tail');
   }
@@ -470,7 +477,7 @@ export class Store {
 
   /** The epoch that wrote the applied state's last record (a snapshot of it carries its term and history id). */
   private snapshotEpoch(lsn: number): { history: Epoch[]; term: number; historyId: string } {
-    const history = this.meta.history.filter((e) => e.firstLsn <= Math.max(lsn, 1));
+    const history = epochsThrough(this.meta.history, lsn);
     const epoch = history.at(-1);
     return {
       history,

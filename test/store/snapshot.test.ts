@@ -185,3 +185,51 @@ test('a snapshot of state applied ahead of the WAL goes in place only once the W
     1,
   );
 });
+
+test('a log cut below a snapshot removes it: the restarted store holds the cut state, not the dropped records', async (t) => {
+  const dataDir = tempDir(t);
+  const opts = { dataDir, fsync: 'no' as const, snapshotEveryBytes: 0 };
+  const store = await Store.open(opts);
+  await new StoreWriter(store).createCollection('c', { dimension: DIM, metric: 'cosine' });
+  await fill(store, 0, 20);
+  const cut = store.lastLsn;
+  const digestAtCut = store.digest('c');
+  // A deposed primary's divergent tail, applied and snapshotted before it was deposed.
+  await fill(store, 20, 40);
+  const snap = await store.snapshot();
+  assert.ok(snap.manifest.lsn > cut);
+  await store.truncateAfter(cut);
+  await store.rollback(cut);
+  assert.equal(store.digest('c'), digestAtCut);
+  assert.equal(store.snapshotLsn, 0, 'no snapshot above the cut is left');
+  assert.deepEqual(readdirSync(path.join(dataDir, 'snapshots')), []);
+  await store.close();
+
+  const reopened = await Store.open(opts);
+  t.after(() => reopened.close());
+  assert.equal(reopened.lastLsn, cut);
+  assert.equal(reopened.digest('c'), digestAtCut, 'the dropped records do not come back from a snapshot');
+});
+
+test('start-up refuses a snapshot whose LSN the term history gives to another epoch (it holds replaced records)', async (t) => {
+  const dataDir = tempDir(t);
+  const opts = { dataDir, fsync: 'no' as const, snapshotEveryBytes: 0 };
+  const store = await Store.open(opts);
+  const first = { term: 1, historyId: 'cd'.repeat(16), leaderId: 'self', firstLsn: 1 };
+  await store.saveHardState({ term: 1, votedFor: null, commit: 0 }, [first]);
+  await new StoreWriter(store).createCollection('c', { dimension: DIM, metric: 'cosine' });
+  await fill(store, 0, 20);
+  const snap = await store.snapshot();
+  assert.equal(snap.manifest.historyId, first.historyId);
+  // The history as a node that followed a new leader from below the snapshot would hold it,
+  // had the snapshot been left behind.
+  const replacedFrom = snap.manifest.lsn - 3;
+  const history = [first, { term: 2, historyId: 'ab'.repeat(16), leaderId: 'other', firstLsn: replacedFrom }];
+  await store.saveHardState({ term: 2, votedFor: null, commit: 0 }, history);
+  await store.close();
+  await assert.rejects(Store.open(opts), (err: unknown) => {
+    assert.ok(isVrepError(err, 'ERR_SNAPSHOT_CORRUPT'), String(err));
+    assert.match((err as Error).message, /holds records the log no longer has/);
+    return true;
+  });
+});
