@@ -241,6 +241,8 @@ interface LagCase {
   early: number;
   /** The primary's write() call to acknowledgement. */
   writeLatency: { p50Ms: number; p99Ms: number; maxMs: number };
+  /** Snapshots each node built during the case, primary first (a build competes with the WAL for the disk). */
+  snapshotsBuilt: number[];
 }
 
 const newHistogram = (): hdr.Histogram =>
@@ -320,6 +322,11 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
   );
   await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
   await Promise.all(replicas.map((r) => r.call({ cmd: 'watch' }, 10_000)));
+  const snapshotsTaken = async (): Promise<number[]> =>
+    (await Promise.all([primary, ...replicas].map((n) => n.status()))).map(
+      (s) => s.status.stats.snapshots_taken,
+    );
+  const snapshotsBefore = await snapshotsTaken();
   const ingest = await primary.call<IngestResult>(
     {
       cmd: 'ingest',
@@ -333,6 +340,7 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
     LAG_MS + CASE_TIMEOUT_MS,
   );
   await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  const snapshotsBuilt = (await snapshotsTaken()).map((n, i) => n - (snapshotsBefore[i] as number));
   const applied = await Promise.all(
     replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
   );
@@ -350,6 +358,7 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
     ratePerSec,
     achievedPerSec: ingest.vectorsPerSec,
     writeLatency,
+    snapshotsBuilt,
     ...lagStats(ingest.commits, applied),
   };
 }
@@ -741,7 +750,9 @@ async function main(): Promise<Section[]> {
           name: `dim ${dim}: primary write() latency p50`,
           value: w.p50Ms,
           unit: 'ms',
-          note: `${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)})`,
+          note:
+            `${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)}); ` +
+            `snapshots built meanwhile (primary / replicas): ${lag.snapshotsBuilt.join(' / ')}`,
         };
         const writeP99: Row = { name: `dim ${dim}: primary write() latency p99`, value: w.p99Ms, unit: 'ms' };
         const fromAck = (k: 'p50Ms' | 'p99Ms' | 'maxMs'): string =>

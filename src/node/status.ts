@@ -107,6 +107,7 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     last_sync: src.counters.lastSyncMs,
     operations_pending: lagOps,
     snapshot_size: src.store.snapshotBytes,
+    snapshots_taken: src.store.snapshotsBuilt,
     connected_replicas: replicas.filter((r) => r.status !== 'Disconnected').length,
     master_offset: masterLastLsn,
     replica_offset:

@@ -109,6 +109,8 @@ export interface ReplicationStats {
   operations_pending: number;
   /** Bytes of this node's newest snapshot on disk (0 with none). */
   snapshot_size: number;
+  /** Snapshots this node built since it started (automatic, on request, for full syncs). */
+  snapshots_taken: number;
   connected_replicas: number;
   /** Primary: its last LSN. Replica: the primary's last LSN as last heard. */
   master_offset: number;

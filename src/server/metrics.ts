@@ -88,6 +88,12 @@ export class ServerMetrics {
       (s) => s.stats.full_syncs,
     );
     nodeCounter('vrep_replication_partial_syncs_total', 'Partial resyncs', (s) => s.stats.partial_syncs);
+    nodeCounter(
+      'vrep_snapshots_total',
+      'Snapshots this node built (automatic, on request, for full syncs)',
+      (s) => s.stats.snapshots_taken,
+    );
+    nodeGauge('vrep_snapshot_bytes', "Size of this node's newest snapshot", (s) => s.stats.snapshot_size);
     nodeCounter('vrep_replication_sent_bytes_total', 'Bytes sent on peer links', (s) => s.stats.bytes_sent);
     nodeCounter(
       'vrep_replication_received_bytes_total',

@@ -65,6 +65,7 @@ export class Snapshots {
   private known: Known[] = [];
   private readonly pins = new Map<string, number>();
   private building: Promise<SnapshotInfo> | null = null;
+  private builtCount = 0;
 
   private constructor(readonly dataDir: string) {
     this.root = path.join(dataDir, SNAPSHOT_DIR);
@@ -96,6 +97,11 @@ export class Snapshots {
   get newest(): { dir: string; lsn: number; bytes: number } | null {
     const k = this.known.at(-1);
     return k ? { dir: k.dir, lsn: k.lsn, bytes: k.bytes } : null;
+  }
+
+  /** Snapshots this process built and installed. */
+  get built(): number {
+    return this.builtCount;
   }
 
   /** True while a build runs. */
@@ -131,6 +137,7 @@ export class Snapshots {
     } else {
       run = (async () => {
         const info = await build();
+        this.builtCount++;
         this.installed(info.dir, info.manifest);
         pinned?.(path.basename(info.dir));
         await afterInstall(info);

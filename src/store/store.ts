@@ -538,6 +538,11 @@ export class Store {
     return this.snapshots.newest?.lsn ?? 0;
   }
 
+  /** Snapshots this store built since it opened (automatic, operator's, for full syncs). */
+  get snapshotsBuilt(): number {
+    return this.snapshots.built;
+  }
+
   /** Bytes of the newest snapshot's files (0 with none). */
   get snapshotBytes(): number {
     return this.snapshots.newest?.bytes ?? 0;

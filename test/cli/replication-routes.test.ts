@@ -64,6 +64,7 @@ test('replication routes: documented shapes, 400/415 for bad bodies, 501 for wha
     'last_sync',
     'operations_pending',
     'snapshot_size',
+    'snapshots_taken',
     'connected_replicas',
     'master_offset',
     'replica_offset',

@@ -12,6 +12,7 @@ const stats = (over: Partial<ReplicationStats> = {}): ReplicationStats => ({
   last_sync: 0,
   operations_pending: 0,
   snapshot_size: 0,
+  snapshots_taken: 0,
   connected_replicas: 0,
   master_offset: 0,
   replica_offset: 0,

@@ -76,6 +76,12 @@ function checkExposition(text: string, label: string): Map<string, PrometheusFam
   return families;
 }
 
+function family(all: Map<string, PrometheusFamily>, name: string): PrometheusFamily {
+  const found = all.get(name);
+  assert.ok(found, `${name} is exported`);
+  return found;
+}
+
 function value(families: Map<string, PrometheusFamily>, name: string): number {
   const family = families.get(name);
   assert.ok(family, `${name} is exported`);
@@ -158,6 +164,23 @@ test('/metrics parses as the Prometheus text format and follows its naming rules
     for (const name of replicationCounters) assert.ok(value(after, name) >= value(before, name), name);
   }
   assert.ok(value(p2, 'vrep_replication_sent_bytes_total') > value(p1, 'vrep_replication_sent_bytes_total'));
+
+  // A forced full sync: the primary builds a snapshot, the replica installs its copy.
+  assert.equal(value(p2, 'vrep_snapshots_total'), 0);
+  assert.equal(value(p2, 'vrep_snapshot_bytes'), 0);
+  await json(primary.base, 'POST', '/replication/force-sync', { replica: 'r' });
+  const deadline = Date.now() + 30_000;
+  while (value(checkExposition(await scrape(replica.base), 'replica'), 'vrep_snapshot_bytes') === 0) {
+    assert.ok(Date.now() < deadline, 'the replica installs the snapshot within 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const p3 = checkExposition(await scrape(primary.base), 'primary, after a full sync');
+  const r3 = checkExposition(await scrape(replica.base), 'replica, after a full sync');
+  assert.equal(family(p3, 'vrep_snapshots_total').type, 'COUNTER');
+  assert.equal(value(p3, 'vrep_snapshots_total'), 1, 'the primary built one snapshot');
+  assert.equal(value(r3, 'vrep_snapshots_total'), 0, 'the replica built none: it received one');
+  assert.ok(value(p3, 'vrep_snapshot_bytes') > 0);
+  assert.equal(value(r3, 'vrep_snapshot_bytes'), value(p3, 'vrep_snapshot_bytes'), 'the same files');
 
   const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   await t.test(
