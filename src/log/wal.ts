@@ -5,12 +5,16 @@
  * - fsync policy as Redis appendfsync: `always` (fsync before an append
  *   resolves; concurrent appends share one fsync: group commit), `everysec`
  *   (a timer fsyncs once a second), `no` (the OS decides).
- * - Rotation: a segment past `segmentBytes` is fsynced and closed, and the
- *   next record starts a new file named by its first LSN.
+ * - Rotation: a segment past `segmentBytes` is closed, and the next record
+ *   starts a new file named by its first LSN. Under `always` the old one is
+ *   fsynced first; otherwise its fsync runs beside the appends and the new
+ *   header says so until it is done (docs/storage.md#wal).
  * - Recovery: every record is length-, CRC- and LSN-checked. A bad record at
  *   the tail of the last segment with nothing valid after it is a torn write:
- *   the file is cut there and the cut is reported. A bad record anywhere else
- *   stops start-up with the file and offset: never skipped silently.
+ *   the file is cut there and the cut is reported; so is one at the tail of
+ *   the segment before, when the last header says that one may be unsynced
+ *   (the last segment then goes). A bad record anywhere else stops start-up
+ *   with the file and offset: never skipped silently.
  * - Truncation: `truncateAfter(lsn)` drops a divergent tail (the records a
  *   deposed leader never had committed), cutting the file at a record
  *   boundary; the next append continues at lsn + 1.
@@ -81,11 +85,19 @@ function emptySegment(file: string, firstLsn: number): Segment {
   return { file, firstLsn, lastLsn: firstLsn - 1, sizeBytes: SEGMENT_HEADER_BYTES, index: [] };
 }
 
-function segmentHeader(firstLsn: number): Uint8Array {
+/**
+ * Header flag: the segment before this one may not be fsynced yet (it was
+ * started by a rotation that left that fsync to the background). A torn
+ * tail there is then a crash inside the fsync policy's window, not damage.
+ */
+const FLAG_PREDECESSOR_UNSYNCED = 1;
+
+function segmentHeader(firstLsn: number, flags = 0): Uint8Array {
   const h = new Uint8Array(SEGMENT_HEADER_BYTES);
   const v = new DataView(h.buffer);
   h.set(new TextEncoder().encode(SEGMENT_MAGIC), 0);
   v.setUint32(8, 1, true);
+  v.setUint32(12, flags, true);
   v.setBigUint64(16, BigInt(firstLsn), true);
   v.setUint32(24, crc32c(h.subarray(0, 24)), true);
   return h;
@@ -97,6 +109,26 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array, position: numbe
   while (written < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
     written += bytesWritten;
+  }
+}
+
+/**
+ * Whether the segment before `file` (the last segment) may never have been
+ * fsynced: its header says so, or its header itself never reached the disk
+ * (short or all zeros), which the rotation that made it would have done
+ * only after fsyncing the one before.
+ */
+async function predecessorMayBeUnsynced(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const header = new Uint8Array(SEGMENT_HEADER_BYTES);
+    const { bytesRead } = await handle.read(header, 0, SEGMENT_HEADER_BYTES, 0);
+    if (bytesRead < SEGMENT_HEADER_BYTES || header.every((b) => b === 0)) return true;
+    const v = new DataView(header.buffer);
+    if (crc32c(header.subarray(0, 24)) !== v.getUint32(24, true)) return false;
+    return (v.getUint32(12, true) & FLAG_PREDECESSOR_UNSYNCED) !== 0;
+  } finally {
+    await handle.close();
   }
 }
 
@@ -132,6 +164,11 @@ export class Wal {
   private failedGroupBytes = 0;
   /** A failed group could not be cut off: only a restart (recovery) may take writes again. */
   private cutFailed = false;
+  /**
+   * The previous segment's fsync and close after a rotation under
+   * `everysec` or `no`, run beside the appends (null when none runs).
+   */
+  private sealing: Promise<void> | null = null;
   /** Resolves when the writer has nothing in hand (truncateAfter waits for it). */
   private idleWaiters: (() => void)[] = [];
   /** Last LSN handed to append() (written or queued). */
@@ -177,18 +214,43 @@ export class Wal {
       lastLsn: 0,
       truncated: null,
     };
+    // The last segment's header may say the one before it was never fsynced
+    // (a crash within the policy's window after a rotation): that one may
+    // then end torn, and whatever follows the tear goes with it.
+    const lastFile = names.length >= 2 ? path.join(dir, names.at(-1) as string) : null;
+    const predecessorUnsynced = lastFile !== null && (await predecessorMayBeUnsynced(lastFile));
     const segments: Segment[] = [];
     let expectedLsn = -1;
     for (let s = 0; s < names.length; s++) {
       const name = names[s] as string;
       const file = path.join(dir, name);
       const isLast = s === names.length - 1;
+      const mayTear = isLast || (s === names.length - 2 && predecessorUnsynced);
       const bytes = new Uint8Array(await readFile(file));
-      const seg = await Wal.scanSegment(file, bytes, isLast, expectedLsn, afterLsn, onRecord, opts, report);
+      const seg = await Wal.scanSegment(
+        file,
+        bytes,
+        isLast,
+        mayTear,
+        expectedLsn,
+        afterLsn,
+        onRecord,
+        opts,
+        report,
+      );
       if (seg === null) continue; // an empty, torn segment header at the tail: removed
       if (seg.lastLsn >= seg.firstLsn) expectedLsn = seg.lastLsn + 1;
       else if (expectedLsn === -1) expectedLsn = seg.firstLsn;
       segments.push(seg);
+      if (!isLast && report.truncated !== null) {
+        // Torn before the last segment: the records after the tear are gone, so is that segment.
+        await rm(lastFile as string);
+        opts.warn?.(
+          { file: lastFile, afterLsn: seg.lastLsn },
+          'WAL: removed the last segment, which followed a torn tail in the segment before it (a crash within the fsync window)',
+        );
+        break;
+      }
     }
     const lastLsn = segments.length > 0 ? (segments.at(-1) as Segment).lastLsn : startLsn - 1;
     if (segments.length > 0 && (segments[0] as Segment).firstLsn > startLsn) {
@@ -211,6 +273,7 @@ export class Wal {
     file: string,
     bytes: Uint8Array,
     isLast: boolean,
+    mayTear: boolean,
     expectedLsn: number,
     afterLsn: number,
     onRecord: (record: Uint8Array, lsn: number) => void,
@@ -227,6 +290,16 @@ export class Wal {
       throw walError(`${file}: segment header truncated (${bytes.length} bytes)`);
     }
     const hv = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_BYTES);
+    if (isLast && bytes.subarray(0, SEGMENT_HEADER_BYTES).every((b) => b === 0)) {
+      // Created by a rotation that left its fsyncs to the background, and the
+      // header never reached the disk: nothing in it was fsynced either.
+      await rm(file);
+      opts.warn?.(
+        { file, sizeBytes: bytes.length },
+        'WAL: removed a last segment whose header never reached the disk',
+      );
+      return null;
+    }
     const magic = new TextDecoder().decode(bytes.subarray(0, 8));
     if (magic !== SEGMENT_MAGIC || hv.getUint32(24, true) !== crc32c(bytes.subarray(0, 24))) {
       throw walError(`${file}: bad segment header at offset 0`);
@@ -255,7 +328,8 @@ export class Wal {
         if (lsn !== lsnWanted) problem = `LSN ${lsn} where ${lsnWanted} was expected`;
       }
       if (problem !== null) {
-        // Torn tail only if this is the last segment and nothing valid follows.
+        // Torn tail only where one may be (the last segment, or the one before
+        // it when that was never fsynced) and nothing valid follows.
         let validAfter = -1;
         for (let o = offset + 1; o + RECORD_HEADER_BYTES <= bytes.length; o++) {
           if (validRecordAt(bytes, o)) {
@@ -263,7 +337,7 @@ export class Wal {
             break;
           }
         }
-        if (!isLast || validAfter !== -1) {
+        if (!mayTear || validAfter !== -1) {
           throw walError(
             `${file}: corrupt record at offset ${offset} (${problem})` +
               (validAfter !== -1 ? `; valid records follow at offset ${validAfter}` : '') +
@@ -424,6 +498,7 @@ export class Wal {
 
   /** Removes what was written after `mark` (segments started since, the tail of the one before). */
   private async rollBackTo(mark: ReturnType<Wal['markEnd']>): Promise<void> {
+    await this.sealing;
     while (this.segments.length > mark.segments) {
       const seg = this.segments.pop() as Segment;
       if (this.handle !== null) {
@@ -486,8 +561,9 @@ export class Wal {
 
   /** Waits until the writer has nothing in hand. */
   private async idle(): Promise<void> {
-    while (this.writing || this.queue.length > 0) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    while (this.writing || this.queue.length > 0 || this.sealing !== null) {
+      if (this.sealing !== null && !this.writing && this.queue.length === 0) await this.sealing;
+      else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }
 
@@ -638,21 +714,58 @@ export class Wal {
       this.handle = await open(last.file, 'r+');
       return last;
     }
+    // Under `always` the appends wait for fsyncs anyway; otherwise the old
+    // segment's fsync (and the new one's) run beside the appends, one such
+    // rotation at a time, and the new header says its predecessor may be
+    // unsynced until they are done.
+    let predecessor: FileHandle | null = null;
     if (this.handle !== null) {
-      await this.handle.sync();
-      await this.handle.close();
+      if (this.policy !== 'always' && this.sealing === null) predecessor = this.handle;
+      else {
+        await this.sealing;
+        await this.handle.sync();
+        await this.handle.close();
+      }
       this.handle = null;
     }
     const file = path.join(this.dir, segmentName(firstLsn));
     const handle = await open(file, 'w+');
-    const header = segmentHeader(firstLsn);
+    const header = segmentHeader(firstLsn, predecessor ? FLAG_PREDECESSOR_UNSYNCED : 0);
     await handle.write(header, 0, header.length, 0);
-    await handle.sync();
-    await fsyncDir(this.dir);
+    if (predecessor === null) {
+      await handle.sync();
+      await fsyncDir(this.dir);
+    }
     this.handle = handle;
     const seg = emptySegment(file, firstLsn);
     this.segments.push(seg);
+    if (predecessor !== null) {
+      this.sealing = this.seal(predecessor, handle, firstLsn).finally(() => (this.sealing = null));
+    }
     return seg;
+  }
+
+  /**
+   * After a rotation: fsyncs and closes the previous segment, then clears
+   * the new segment's flag and makes the new file and its name durable. A
+   * failure refuses later appends, as a failed timer fsync does.
+   */
+  private async seal(previous: FileHandle, current: FileHandle, firstLsn: number): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await previous.sync();
+      this.noteFsync(t0);
+      await previous.close();
+      const header = segmentHeader(firstLsn);
+      await current.write(header, 0, header.length, 0);
+      await current.sync();
+      await fsyncDir(this.dir);
+    } catch (err) {
+      await previous.close().catch(() => undefined);
+      this.failed ??= new VrepError('ERR_WAL_IO', `WAL fsync failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   private async sync(): Promise<void> {
@@ -660,6 +773,10 @@ export class Wal {
     const t0 = performance.now();
     await this.handle.sync();
     this.dirty = false;
+    this.noteFsync(t0);
+  }
+
+  private noteFsync(t0: number): void {
     if (this.fsyncLatenciesMs.length >= 1024) this.fsyncLatenciesMs.shift();
     this.fsyncLatenciesMs.push(performance.now() - t0);
   }

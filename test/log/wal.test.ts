@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { Wal, type FsyncPolicy } from '../../src/log/wal.ts';
 import { encodeRecord, Op, recordLsn } from '../../src/log/record.ts';
 import { isVrepError } from '../../src/errors.ts';
+import { crc32c } from '../../src/native/crc32c.ts';
 import { scale, tempDir } from '../helpers/tmp.ts';
 import { smallDisk, type SmallDisk } from '../helpers/small-disk.ts';
 
@@ -335,4 +336,79 @@ test('WAL whenDurable: true once the records are durable, false when the disk re
   disk.free();
   await wal.close();
   assert.equal(await wal.whenDurable(held.length + 3), false, 'a closed WAL holds nothing more');
+});
+
+/** Rewrites a segment header's flags (and its CRC), as a rotation that left its fsyncs to the background wrote it. */
+function setHeaderFlags(file: string, flags: number): void {
+  const bytes = readFileSync(file);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, 32);
+  v.setUint32(12, flags, true);
+  v.setUint32(24, crc32c(bytes.subarray(0, 24)), true);
+  writeFileSync(file, bytes);
+}
+
+const headerFlags = (file: string): number => readFileSync(file).readUInt32LE(12);
+
+for (const fsync of ['everysec', 'no'] as const) {
+  test(`WAL (${fsync}): rotations leave the old segment's fsync to the background; once done no header says its predecessor is unsynced`, async (t) => {
+    const dir = tempDir(t);
+    await writeN(dir, 300, 4096, fsync);
+    const files = segments(dir);
+    assert.ok(files.length > 5, 'rotation happened');
+    for (const f of files) assert.equal(headerFlags(f), 0, `${path.basename(f)} is sealed`);
+    const { seen, report } = await openCollect(dir);
+    assert.equal(seen.length, 300);
+    assert.equal(report.truncated, null);
+  });
+}
+
+test('WAL after a crash within the fsync window of a rotation: a torn tail before the last segment is cut when that segment says so, and the last segment goes', async (t) => {
+  for (const lastHeader of ['flagged', 'zeros'] as const) {
+    const dir = tempDir(t);
+    await writeN(dir, 100, 2048);
+    const files = segments(dir);
+    const last = files.at(-1) as string;
+    const before = files.at(-2) as string;
+    const firstOfLast = Number(path.basename(last).slice(4, 24));
+    if (lastHeader === 'flagged') setHeaderFlags(last, 1);
+    else writeFileSync(last, Buffer.concat([Buffer.alloc(32), readFileSync(last).subarray(32)]));
+    truncateSync(before, statSync(before).size - 7);
+    const { wal, seen, report, warnings } = await openCollect(dir);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: firstOfLast - 2 }, (_, i) => i + 1),
+      `${lastHeader}: every whole record before the tear`,
+    );
+    assert.equal(report.truncated?.file, before, lastHeader);
+    assert.ok(!segments(dir).includes(last), `${lastHeader}: the segment after the tear is removed`);
+    assert.ok(warnings.length >= 2, lastHeader);
+    await wal.append([rec(firstOfLast - 1)]);
+    await wal.close();
+    const again = await openCollect(dir);
+    assert.equal(again.wal.lastLsn, firstOfLast - 1, lastHeader);
+    await again.wal.close();
+  }
+});
+
+test('WAL: the same tear with a last segment that does not say so stops start-up; a last segment whose header never reached the disk is removed', async (t) => {
+  const dir = tempDir(t);
+  await writeN(dir, 100, 2048);
+  const files = segments(dir);
+  const before = files.at(-2) as string;
+  truncateSync(before, statSync(before).size - 7);
+  await assert.rejects(openCollect(dir), /corrupt record at offset/);
+
+  const dir2 = tempDir(t);
+  await writeN(dir2, 100, 2048);
+  const last = segments(dir2).at(-1) as string;
+  const firstOfLast = Number(path.basename(last).slice(4, 24));
+  writeFileSync(last, Buffer.concat([Buffer.alloc(32), readFileSync(last).subarray(32)]));
+  const { wal, seen, warnings } = await openCollect(dir2);
+  assert.deepEqual(
+    seen,
+    Array.from({ length: firstOfLast - 1 }, (_, i) => i + 1),
+  );
+  assert.ok(!segments(dir2).includes(last));
+  assert.match(JSON.stringify(warnings), /sizeBytes/);
+  await wal.close();
 });
