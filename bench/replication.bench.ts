@@ -225,6 +225,7 @@ async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResul
 interface LagStats {
   p50Ms: number;
   p99Ms: number;
+  p999Ms: number;
   maxMs: number;
   perReplicaP99Ms: number[];
 }
@@ -298,6 +299,7 @@ function lagStats(
   const stats = (h: hdr.Histogram, perReplicaP99Ms: number[]): LagStats => ({
     p50Ms: h.getValueAtPercentile(50) / 1000,
     p99Ms: h.getValueAtPercentile(99) / 1000,
+    p999Ms: h.getValueAtPercentile(99.9) / 1000,
     maxMs: h.maxValue / 1000,
     perReplicaP99Ms,
   });
@@ -755,7 +757,7 @@ async function main(): Promise<Section[]> {
             `snapshots built meanwhile (primary / replicas): ${lag.snapshotsBuilt.join(' / ')}`,
         };
         const writeP99: Row = { name: `dim ${dim}: primary write() latency p99`, value: w.p99Ms, unit: 'ms' };
-        const fromAck = (k: 'p50Ms' | 'p99Ms' | 'maxMs'): string =>
+        const fromAck = (k: 'p50Ms' | 'p99Ms' | 'p999Ms' | 'maxMs'): string =>
           `${lag.fromAck[k].toFixed(2)} ms after the ack`;
         lagRows.push(
           writeP50,
@@ -781,6 +783,12 @@ async function main(): Promise<Section[]> {
             },
             writeP99,
           ),
+          {
+            name: `dim ${dim}: replica lag p999`,
+            value: lag.fromCall.p999Ms,
+            unit: 'ms',
+            note: fromAck('p999Ms'),
+          },
           {
             name: `dim ${dim}: replica lag max`,
             value: lag.fromCall.maxMs,
