@@ -227,6 +227,18 @@ export class Wal {
       const isLast = s === names.length - 1;
       const mayTear = isLast || (s === names.length - 2 && predecessorUnsynced);
       const bytes = new Uint8Array(await readFile(file));
+      // Torn before the last segment: the records after the tear are gone, so is that segment.
+      const removeLast =
+        !mayTear || isLast || lastFile === null
+          ? null
+          : async (): Promise<void> => {
+              await rm(lastFile);
+              await fsyncDir(dir);
+              opts.warn?.(
+                { file: lastFile },
+                'WAL: removed the last segment, which followed a torn tail in the segment before it (a crash within the fsync window)',
+              );
+            };
       const seg = await Wal.scanSegment(
         file,
         bytes,
@@ -237,20 +249,13 @@ export class Wal {
         onRecord,
         opts,
         report,
+        removeLast,
       );
       if (seg === null) continue; // an empty, torn segment header at the tail: removed
       if (seg.lastLsn >= seg.firstLsn) expectedLsn = seg.lastLsn + 1;
       else if (expectedLsn === -1) expectedLsn = seg.firstLsn;
       segments.push(seg);
-      if (!isLast && report.truncated !== null) {
-        // Torn before the last segment: the records after the tear are gone, so is that segment.
-        await rm(lastFile as string);
-        opts.warn?.(
-          { file: lastFile, afterLsn: seg.lastLsn },
-          'WAL: removed the last segment, which followed a torn tail in the segment before it (a crash within the fsync window)',
-        );
-        break;
-      }
+      if (!isLast && report.truncated !== null) break;
     }
     const lastLsn = segments.length > 0 ? (segments.at(-1) as Segment).lastLsn : startLsn - 1;
     if (segments.length > 0 && (segments[0] as Segment).firstLsn > startLsn) {
@@ -279,6 +284,7 @@ export class Wal {
     onRecord: (record: Uint8Array, lsn: number) => void,
     opts: WalOptions,
     report: WalRecoveryReport,
+    beforeCut: (() => Promise<void>) | null,
   ): Promise<Segment | null> {
     if (bytes.length < SEGMENT_HEADER_BYTES) {
       if (isLast) {
@@ -344,6 +350,9 @@ export class Wal {
               '; refusing to start: restore this file or remove the node data and resync',
           );
         }
+        // The segment after this one goes first: were it still there after a
+        // crash in between, the cut would look like a missing segment.
+        await beforeCut?.();
         const handle = await open(file, 'r+');
         try {
           await handle.truncate(offset);
