@@ -254,7 +254,7 @@ export class ReplicationNode {
         this.failure = err;
         this.logger.error(
           { err: err.message },
-          'replication: the node stopped replicating after a disk error',
+          'replication: the node stopped replicating (its disk failed, or it cannot rebuild its state after a cut)',
         );
       },
     };

@@ -346,7 +346,7 @@ export class Store {
       if (records.length === 0) {
         throw new VrepError(
           'ERR_LSN_EVICTED',
-          `rebuilding the state up to LSN ${lsn}: records from ${from} are gone`,
+          `rebuilding the state up to LSN ${lsn}: records from ${from} are gone (no snapshot at or below it, and the WAL before the newer ones was removed); remove this node's data and let it resync`,
         );
       }
       for (const bytes of records) state.apply(decodeRecord(bytes));
