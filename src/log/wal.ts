@@ -113,20 +113,36 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array, position: numbe
 }
 
 /**
+ * Reads a segment header: `unwritten` when it never reached the disk (short,
+ * or all zeros: a crash while the segment was being made), `bad` when it is
+ * there but not ours or damaged.
+ */
+function parseHeader(
+  bytes: Uint8Array,
+): { kind: 'unwritten' } | { kind: 'bad' } | { kind: 'ok'; firstLsn: number; flags: number } {
+  if (bytes.length < SEGMENT_HEADER_BYTES) return { kind: 'unwritten' };
+  const header = bytes.subarray(0, SEGMENT_HEADER_BYTES);
+  if (header.every((b) => b === 0)) return { kind: 'unwritten' };
+  const v = new DataView(header.buffer, header.byteOffset, SEGMENT_HEADER_BYTES);
+  const magic = new TextDecoder().decode(header.subarray(0, 8));
+  if (magic !== SEGMENT_MAGIC || v.getUint32(24, true) !== crc32c(header.subarray(0, 24)))
+    return { kind: 'bad' };
+  return { kind: 'ok', firstLsn: Number(v.getBigUint64(16, true)), flags: v.getUint32(12, true) };
+}
+
+/**
  * Whether the segment before `file` (the last segment) may never have been
- * fsynced: its header says so, or its header itself never reached the disk
- * (short or all zeros), which the rotation that made it would have done
- * only after fsyncing the one before.
+ * fsynced: its header says so, or its header itself never reached the disk,
+ * which the rotation that made it would have done only after fsyncing the
+ * one before.
  */
 async function predecessorMayBeUnsynced(file: string): Promise<boolean> {
   const handle = await open(file, 'r');
   try {
     const header = new Uint8Array(SEGMENT_HEADER_BYTES);
     const { bytesRead } = await handle.read(header, 0, SEGMENT_HEADER_BYTES, 0);
-    if (bytesRead < SEGMENT_HEADER_BYTES || header.every((b) => b === 0)) return true;
-    const v = new DataView(header.buffer);
-    if (crc32c(header.subarray(0, 24)) !== v.getUint32(24, true)) return false;
-    return (v.getUint32(12, true) & FLAG_PREDECESSOR_UNSYNCED) !== 0;
+    const h = parseHeader(header.subarray(0, bytesRead));
+    return h.kind === 'unwritten' || (h.kind === 'ok' && (h.flags & FLAG_PREDECESSOR_UNSYNCED) !== 0);
   } finally {
     await handle.close();
   }
@@ -286,31 +302,26 @@ export class Wal {
     report: WalRecoveryReport,
     beforeCut: (() => Promise<void>) | null,
   ): Promise<Segment | null> {
-    if (bytes.length < SEGMENT_HEADER_BYTES) {
+    const header = parseHeader(bytes);
+    if (header.kind === 'unwritten') {
       if (isLast) {
-        // Crashed while creating the segment: nothing in it was acknowledged.
+        // Crashed while creating the segment (its header never reached the
+        // disk): nothing in it was fsynced, so nothing in it was acknowledged.
         await rm(file);
-        opts.warn?.({ file, sizeBytes: bytes.length }, 'WAL: removed a segment with a torn header');
+        opts.warn?.(
+          { file, sizeBytes: bytes.length },
+          'WAL: removed a last segment whose header never reached the disk',
+        );
         return null;
       }
-      throw walError(`${file}: segment header truncated (${bytes.length} bytes)`);
-    }
-    const hv = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_BYTES);
-    if (isLast && bytes.subarray(0, SEGMENT_HEADER_BYTES).every((b) => b === 0)) {
-      // Created by a rotation that left its fsyncs to the background, and the
-      // header never reached the disk: nothing in it was fsynced either.
-      await rm(file);
-      opts.warn?.(
-        { file, sizeBytes: bytes.length },
-        'WAL: removed a last segment whose header never reached the disk',
+      throw walError(
+        bytes.length < SEGMENT_HEADER_BYTES
+          ? `${file}: segment header truncated (${bytes.length} bytes)`
+          : `${file}: segment header is all zeros`,
       );
-      return null;
     }
-    const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-    if (magic !== SEGMENT_MAGIC || hv.getUint32(24, true) !== crc32c(bytes.subarray(0, 24))) {
-      throw walError(`${file}: bad segment header at offset 0`);
-    }
-    const firstLsn = Number(hv.getBigUint64(16, true));
+    if (header.kind === 'bad') throw walError(`${file}: bad segment header at offset 0`);
+    const firstLsn = header.firstLsn;
     if (path.basename(file) !== segmentName(firstLsn)) {
       throw walError(`${file}: header says first LSN ${firstLsn}, the name disagrees`);
     }
