@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import { emit, isQuick, type Row, type Section } from './lib/harness.ts';
+import { emit, isQuick, latencyHistogram, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
 import type { ReplicationNodeOptions } from '../src/node/types.ts';
 import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
@@ -246,13 +246,6 @@ interface LagCase {
   snapshotsBuilt: number[];
 }
 
-const newHistogram = (): hdr.Histogram =>
-  hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 600_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-
 /**
  * Lag per batch (one LSN each) and replica: wall time the replica's lastLsn
  * first showed it (polled every 1 ms in the replica's process, so up to
@@ -269,14 +262,14 @@ function lagStats(
   samples: number;
   early: number;
 } {
-  const allCall = newHistogram();
-  const allAck = newHistogram();
+  const allCall = latencyHistogram();
+  const allAck = latencyHistogram();
   const callP99: number[] = [];
   const ackP99: number[] = [];
   let early = 0;
   for (const seen of applied) {
-    const oneCall = newHistogram();
-    const oneAck = newHistogram();
+    const oneCall = latencyHistogram();
+    const oneAck = latencyHistogram();
     let j = 0;
     for (const [lsn, calledMs, ackedMs] of commits) {
       while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
@@ -347,7 +340,7 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
     replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
   );
   await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
-  const write = newHistogram();
+  const write = latencyHistogram();
   for (const [, calledMs, ackedMs] of ingest.commits)
     write.recordValue(Math.max(0, Math.round((ackedMs - calledMs) * 1000)));
   const writeLatency = {

@@ -22,7 +22,15 @@ import {
 import os from 'node:os';
 import * as hdr from 'hdr-histogram-js';
 import path from 'node:path';
-import { emit, isQuick, measure, withRatios, type Row, type Section } from './lib/harness.ts';
+import {
+  emit,
+  isQuick,
+  latencyHistogram,
+  measure,
+  withRatios,
+  type Row,
+  type Section,
+} from './lib/harness.ts';
 import { loadUsearch } from './lib/peers.ts';
 import { Store } from '../src/store/store.ts';
 import { ReplicationNode } from '../src/node/replication-node.ts';
@@ -213,11 +221,7 @@ function randomBatch(start: number, n: number, dim: number) {
   for (let s = 0; s < n; s += 1000) await write();
   /** Writes at batchesPerSec until `stop.done`: each write's latency, µs. */
   const paced = async (stop: { done: boolean }): Promise<hdr.Histogram> => {
-    const h = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: 600_000_000,
-      numberOfSignificantValueDigits: 3,
-    });
+    const h = latencyHistogram();
     const t0 = performance.now();
     for (let k = 0; !stop.done; k++) {
       const waitMs = t0 + (k * 1000) / batchesPerSec - performance.now();

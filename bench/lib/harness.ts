@@ -5,6 +5,7 @@
  * run, as a ratio: the machines are shared and noisy, bare numbers mislead.
  */
 import { performance } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
 
 export interface Measurement {
   /** Operations per second (an operation is one call of the measured fn). */
@@ -108,4 +109,13 @@ export const RESULT_PREFIX = 'VREP_BENCH_RESULT ';
 /** Hands this bench file's sections to bench/run.ts (one JSON line). */
 export function emit(bench: string, sections: Section[]): void {
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify({ bench, sections })}\n`);
+}
+
+/** A latency histogram in microseconds, up to 600 s, 3 significant digits. */
+export function latencyHistogram(): hdr.Histogram {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 }
