@@ -11,6 +11,8 @@
  *   read them from here. They are at most RecordLimits (asserted below), so
  *   anything a client may write is a valid record. Documented in
  *   docs/http-api.md and docs/storage.md.
+ * - LostFileLimits: how much of a dropped tail is in memory at once while
+ *   it is listed in a `lost/` file (src/store/lost-records.ts).
  */
 import assert from 'node:assert/strict';
 
@@ -55,7 +57,15 @@ export const ApiLimits = {
   maxPayloadDepth: 64,
 } as const;
 
+export const LostFileLimits = {
+  /** Records read, decoded and written per batch. */
+  batchRecords: 1024,
+  /** Record bytes read per batch (a batch holds one record at least, so one record may exceed it). */
+  batchBytes: 16 * 1024 * 1024,
+} as const;
+
 assert.ok(ApiLimits.maxBatchPoints <= RecordLimits.maxBatchPoints, 'ApiLimits.maxBatchPoints');
 assert.ok(ApiLimits.maxIdBytes <= RecordLimits.maxIdBytes, 'ApiLimits.maxIdBytes');
 assert.ok(ApiLimits.maxPayloadBytes <= RecordLimits.maxPayloadBytes, 'ApiLimits.maxPayloadBytes');
 assert.ok(ApiLimits.maxPayloadDepth >= 1, 'ApiLimits.maxPayloadDepth');
+assert.ok(LostFileLimits.batchRecords >= 1 && LostFileLimits.batchBytes >= 1, 'LostFileLimits');

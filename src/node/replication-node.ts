@@ -8,13 +8,17 @@
  * elections come later.
  */
 import { randomInt } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { pino } from 'pino';
 import { isVrepError, messageOf, VrepError, vrepError } from '../errors.ts';
 import type { MetricName } from '../log/record.ts';
-import { decodeRecord, recordLsn, recordTerm } from '../log/record.ts';
-import { Store, type RecoveryReport, type StoreOptions, type WriteResult } from '../store/store.ts';
+import { recordLsn, recordTerm } from '../log/record.ts';
+import {
+  Store,
+  type LostRecords,
+  type RecoveryReport,
+  type StoreOptions,
+  type WriteResult,
+} from '../store/store.ts';
 import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
 import type { CollectionInfo } from '../store/collection.ts';
@@ -97,7 +101,12 @@ export class ReplicationNode {
   private readonly refusedBy = new Map<string, string>();
   /** Snapshot bytes sent to a follower, until it reports itself synced (its FullSyncFinished). */
   private readonly fullSyncBytesSent = new Map<string, number>();
-  private truncatedRecords = 0;
+  /** Divergent tails this node dropped since it started, each listed in a `lost/` file. */
+  private readonly truncation: { records: number; files: number; last: LostRecords | null } = {
+    records: 0,
+    files: 0,
+    last: null,
+  };
   private appliedFromPrimary = 0;
   private readonly lagging = new Set<string>();
   private followerCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
@@ -261,62 +270,26 @@ export class ReplicationNode {
   }
 
   /**
-   * Drops records above `afterLsn` (a divergent tail). What goes is written
-   * to `lost/` first, one JSON line per record with its ids, so an operator
-   * can see which writes acknowledged only at One were discarded.
+   * Drops records above `afterLsn` (a divergent tail). The store lists what
+   * goes in a `lost/` file first (src/store/lost-records.ts), so an
+   * operator can see which writes acknowledged only at One were discarded;
+   * when it cannot, the truncation fails and the runtime stops the node.
    */
   private async truncate(afterLsn: number): Promise<void> {
-    const s = this.store;
-    const last = s.lastLsn;
-    let lostFile: string | null = null;
-    if (last > afterLsn) {
-      const lines: string[] = [];
-      try {
-        for (let from = afterLsn + 1; from <= last;) {
-          const records = await s.records.read(from, last, 16 * 1024 * 1024);
-          if (records.length === 0) break;
-          for (const bytes of records) {
-            const r = decodeRecord(bytes);
-            const ids = r.op === 3 || r.op === 4 ? r.ids : [];
-            lines.push(
-              JSON.stringify({
-                lsn: r.lsn,
-                term: r.term,
-                op: r.op,
-                collection: r.collection,
-                origin: r.origin,
-                hlcMs: r.hlcMs,
-                ids,
-              }),
-            );
-          }
-          from += records.length;
-        }
-      } catch (err) {
-        this.logger.warn(
-          { err: (err as Error).message },
-          'replication: could not read the records being dropped',
-        );
-      }
-      const dir = path.join(s.dataDir, 'lost');
-      await mkdir(dir, { recursive: true });
-      lostFile = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-after-${afterLsn}.jsonl`);
-      await writeFile(lostFile, lines.length > 0 ? `${lines.join('\n')}\n` : '');
-      this.truncatedRecords += last - afterLsn;
-      this.logger.warn(
-        { afterLsn, fromLsn: afterLsn + 1, toLsn: last, records: last - afterLsn, lostFile },
-        'replication: dropped records the primary does not have (listed in the lost file)',
-      );
-      this.events_.emit({
-        type: 'Truncated',
-        afterLsn,
-        fromLsn: afterLsn + 1,
-        toLsn: last,
-        lostFile,
-        atMs: Date.now(),
-      });
-    }
-    await s.truncateAfter(afterLsn);
+    const lost = await this.store.truncateAfter(afterLsn);
+    if (lost === null) return;
+    this.truncation.records += lost.records;
+    this.truncation.files++;
+    this.truncation.last = lost;
+    this.events_.emit({
+      type: 'Truncated',
+      afterLsn,
+      fromLsn: lost.fromLsn,
+      toLsn: lost.toLsn,
+      records: lost.records,
+      file: lost.file,
+      atMs: lost.atMs,
+    });
   }
 
   private identity(): LocalIdentity {
@@ -733,7 +706,7 @@ export class ReplicationNode {
       link: this.peers?.linkCounters ?? sumLinkCounters([]),
       refusedReason: this.refusedReason,
       refusedBy: this.refusedBy,
-      truncatedRecords: this.truncatedRecords,
+      truncation: this.truncation,
       compression: this.records?.policy.stats() ?? null,
       appliedFromPrimary: this.appliedFromPrimary,
       writable: this.writableNow(),

@@ -28,7 +28,12 @@ export interface StatusSources {
   link: LinkTotals;
   refusedReason: string | null;
   refusedBy: ReadonlyMap<string, string>;
-  truncatedRecords: number;
+  /** Divergent tails dropped since the node started (records, `lost/` files, the last one). */
+  truncation: {
+    records: number;
+    files: number;
+    last: { file: string; fromLsn: number; toLsn: number; records: number; atMs: number } | null;
+  };
   /** The primary's compression policy, while it feeds replicas. */
   compression: { saving: number | null; skipped: number } | null;
   appliedFromPrimary: number;
@@ -80,6 +85,17 @@ function replicaList(src: StatusSources): ReplicaInfo[] {
   return out;
 }
 
+function lastTruncation(last: StatusSources['truncation']['last']): ReplicationStatus['last_truncation'] {
+  if (last === null) return null;
+  return {
+    file: last.file,
+    from_lsn: last.fromLsn,
+    to_lsn: last.toLsn,
+    records: last.records,
+    at: last.atMs,
+  };
+}
+
 export function buildStatus(src: StatusSources): ReplicationStatus {
   const { core, store, peers } = src;
   const replicas = replicaList(src);
@@ -123,7 +139,8 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     partial_syncs: src.counters.partialSyncs,
     frames_rejected: src.link.framesRejected,
     slow_peer_disconnects: src.link.slowPeerDisconnects,
-    truncated_records: src.truncatedRecords,
+    truncated_records: src.truncation.records,
+    lost_files: src.truncation.files,
     compression_saving: src.compression?.saving ?? null,
     compression_skipped: src.compression?.skipped ?? 0,
   };
@@ -160,6 +177,7 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     members,
     stats,
     replicas,
+    last_truncation: lastTruncation(src.truncation.last),
   };
   if (follower) {
     const primaryId = core.leader;

@@ -122,8 +122,10 @@ export interface ReplicationStats {
   partial_syncs: number;
   frames_rejected: number;
   slow_peer_disconnects: number;
-  /** Records this node dropped from its log since it started (a divergent tail; see the log and `lost/`). */
+  /** Records this node dropped from its log since it started (divergent tails), each listed in a `lost/` file. */
   truncated_records: number;
+  /** Files this node wrote to `<data_dir>/lost/` since it started (one per truncation that dropped records). */
+  lost_files: number;
   /** Primary: share of the bytes compression saved on the payloads it was tried on, recently (null: none tried yet). */
   compression_saving: number | null;
   /** Primary: RECORDS payloads sent uncompressed because compression did not pay (replication.md). */
@@ -168,6 +170,11 @@ export interface ReplicationStatus {
   };
   stats: ReplicationStats;
   replicas: ReplicaInfo[];
+  /**
+   * The last divergent tail this node dropped since it started (null: none): the records
+   * (from_lsn..to_lsn) and the `lost/` file that lists them; `at` in Unix ms.
+   */
+  last_truncation: { file: string; from_lsn: number; to_lsn: number; records: number; at: number } | null;
 }
 
 export type NodeEvent =
@@ -179,13 +186,17 @@ export type NodeEvent =
   | { type: 'Lagging'; peer: string; lagOperations: number; lagMs: number; atMs: number }
   | { type: 'Refused'; peer: string; reason: string; atMs: number }
   | { type: 'RoleChanged'; role: Role; term: number; atMs: number }
-  /** This node dropped records above `afterLsn` from its log (they never reached the leader it follows). */
+  /**
+   * This node dropped records fromLsn..toLsn (all above `afterLsn`) from its log: the leader
+   * it follows never had them. `file` lists them (docs/storage.md, "Lost records").
+   */
   | {
       type: 'Truncated';
       afterLsn: number;
       fromLsn: number;
       toLsn: number;
-      lostFile: string | null;
+      records: number;
+      file: string;
       atMs: number;
     }
   /** This primary learned of a newer term and takes no writes. */

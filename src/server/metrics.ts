@@ -93,6 +93,11 @@ export class ServerMetrics {
       'Snapshots this node built (automatic, on request, for full syncs)',
       (s) => s.stats.snapshots_taken,
     );
+    nodeCounter(
+      'vrep_truncated_records_total',
+      'Records dropped from the log as a divergent tail (each listed in a file under lost/)',
+      (s) => s.stats.truncated_records,
+    );
     nodeGauge('vrep_snapshot_bytes', "Size of this node's newest snapshot", (s) => s.stats.snapshot_size);
     nodeCounter('vrep_replication_sent_bytes_total', 'Bytes sent on peer links', (s) => s.stats.bytes_sent);
     nodeCounter(

@@ -11,7 +11,8 @@
  * - node-meta.ts: hard state and term history on disk;
  * - snapshots.ts / snapshot.ts: builds (one at a time), pins, the format;
  * - log-pins.ts: what the WAL must keep for readers;
- * - log-cursor.ts / cursors.ts: readers' places in the log (named ones saved).
+ * - log-cursor.ts / cursors.ts: readers' places in the log (named ones saved);
+ * - lost-records.ts: the `lost/` file listing what a log cut drops.
  *
  * A full sync installs into the running store (`installReceived`): the
  * snapshot is loaded beside the current state, which serves reads until
@@ -40,12 +41,14 @@ import { SchemaView } from './schema-view.ts';
 import { LogPins } from './log-pins.ts';
 import { Cursors, type OpenCursorOptions } from './cursors.ts';
 import type { LogCursor } from './log-cursor.ts';
+import { LOST_DIR, writeLostFile, type LostRecords } from './lost-records.ts';
 
 export type { RecoveryReport } from './recovery.ts';
 export type { SnapshotPin } from './snapshots.ts';
 export type { LogPin } from './log-pins.ts';
 export type { LogCursor, CursorBound } from './log-cursor.ts';
 export type { OpenCursorOptions } from './cursors.ts';
+export type { LostRecords } from './lost-records.ts';
 
 export interface StoreOptions {
   dataDir: string;
@@ -223,17 +226,64 @@ export class Store {
   }
 
   /**
-   * Drops log records above `lsn`. Snapshots above it go first: they hold
-   * records the log drops, and start-up would load them back (a deposed
-   * primary may have snapshotted its divergent tail).
+   * Drops log records above `lsn`, and returns what went (null: nothing did).
+   * In this order, so that a failure at any step leaves a log that is still
+   * whole or already cut, never a tail dropped without a trace:
+   *
+   * 1. appends in flight finish (or are refused): what the WAL then holds
+   *    above the cut is what goes; records the disk refused are not in it;
+   * 2. those records are listed in a `lost/` file (lost-records.ts), with
+   *    the log pinned so a snapshot finishing meanwhile cannot remove them.
+   *    When that fails (a full disk), this rejects and nothing is dropped;
+   * 3. snapshots above the cut go: they hold records the log drops, and
+   *    start-up would load them back (a deposed primary may have
+   *    snapshotted its divergent tail);
+   * 4. the WAL and the ring drop the records.
    */
-  async truncateAfter(lsn: number): Promise<void> {
+  async truncateAfter(lsn: number): Promise<LostRecords | null> {
     this.assertOpen();
+    await this.log.wal.whenDurable(this.log.lastLsn);
+    const last = this.log.lastLsn;
+    let lost: LostRecords | null = null;
+    if (last > lsn) {
+      const pin = this.pins.pin(lsn + 1);
+      try {
+        lost = await writeLostFile({
+          dataDir: this.dataDir,
+          nodeId: this.meta.nodeId,
+          afterLsn: lsn,
+          toLsn: last,
+          firstReadableLsn: this.log.firstLsn,
+          history: this.meta.history,
+          read: (from, to, maxBytes) => this.log.read(from, to, maxBytes),
+        });
+      } catch (err) {
+        throw new Error(
+          `truncating the log after LSN ${lsn}: could not list the ${last - lsn} records it drops in ${path.join(this.dataDir, LOST_DIR)} (${(err as Error).message}); nothing was dropped`,
+          { cause: err },
+        );
+      } finally {
+        pin.release();
+      }
+    }
     const removed = await this.snapshots.removeAbove(lsn);
     if (removed.length > 0)
       this.warn({ afterLsn: lsn, snapshots: removed }, 'log: removed snapshots above the cut');
     const dropped = await this.log.truncateAfter(lsn);
-    if (dropped > 0) this.warn({ afterLsn: lsn, records: dropped }, 'log: truncated a divergent tail');
+    if (lost !== null) {
+      this.warn(
+        {
+          afterLsn: lsn,
+          fromLsn: lost.fromLsn,
+          toLsn: lost.toLsn,
+          records: dropped,
+          ...(lost.unlisted > 0 ? { unlisted: lost.unlisted } : {}),
+          file: lost.file,
+        },
+        `log: dropped ${dropped} records above LSN ${lsn} (a divergent tail), listed in ${lost.file}`,
+      );
+    }
+    return lost;
   }
 
   /**

@@ -23,6 +23,7 @@ const stats = (over: Partial<ReplicationStats> = {}): ReplicationStats => ({
   frames_rejected: 0,
   slow_peer_disconnects: 0,
   truncated_records: 0,
+  lost_files: 0,
   compression_saving: null,
   compression_skipped: 0,
   ...over,
@@ -41,6 +42,7 @@ const base = {
   writable: { ok: true, reason: null },
   leader: null,
   members: [],
+  last_truncation: null,
 };
 
 test('progress bars and tables', () => {

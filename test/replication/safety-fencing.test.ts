@@ -5,8 +5,9 @@
  * back with its old options, still a primary in its own eyes: its members
  * follow B, so it must not acknowledge a Quorum write. What it takes at One
  * is a divergent tail: once A is pointed at B as a replica, that tail is
- * dropped (counted in `truncated_records`, a Truncated event, the records
- * listed in a file under `lost/`) and A's content becomes B's.
+ * dropped (counted in `truncated_records` and `vrep_truncated_records_total`,
+ * a Truncated event, its ids listed in a file under `lost/`) and A's content
+ * becomes B's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { until } from '../helpers/node-proc.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import type { NodeEvent, ReplicationNodeOptions } from '../../src/node/types.ts';
+import { ServerMetrics } from '../../src/server/metrics.ts';
 import { digestOf, freePorts, idsOf, missingOn, Procs, status, waitConverged } from '../helpers/safety.ts';
 
 const TIMING = { heartbeatIntervalMs: 100, replicaTimeoutMs: 5000, reconnectIntervalMs: 200 };
@@ -82,6 +84,7 @@ test(
         () => undefined,
       );
     }
+    assert.ok(tookAlone.length > 0, 'the returning old primary took no One write');
     const aLast = (await digestOf(a, 'c')).lastLsn;
     assert.ok(aLast > fork, `A wrote nothing after its restart (last LSN ${aLast}, fork at ${fork})`);
     await write(b, 4000, 'quorum');
@@ -104,13 +107,59 @@ test(
     );
     assert.ok(truncated.length >= 1, 'no Truncated event');
     assert.ok(truncated.some((e) => e.afterLsn <= fork && e.toLsn >= aLast));
+    assert.equal(
+      truncated.reduce((n, e) => n + e.records, 0),
+      aStatus.stats.truncated_records,
+      'the events count what the stats count',
+    );
+    // One lost/ file per truncation, named by the events; its lines list the tail.
     const lostDir = path.join(dir, 'a', 'lost');
-    const lost = readdirSync(lostDir)
-      .map((f) => readFileSync(path.join(lostDir, f), 'utf8'))
-      .join('');
-    for (const first of tookAlone) {
-      assert.ok(lost.includes(`"p${first}"`), `p${first} (taken at One by A alone) is not listed in lost/`);
+    const names = readdirSync(lostDir).sort();
+    assert.deepEqual(names, truncated.map((e) => path.basename(e.file)).sort());
+    assert.equal(aStatus.stats.lost_files, names.length);
+    const lastEvent = truncated.at(-1) as (typeof truncated)[number];
+    assert.deepEqual(aStatus.last_truncation, {
+      file: lastEvent.file,
+      from_lsn: lastEvent.fromLsn,
+      to_lsn: lastEvent.toLsn,
+      records: lastEvent.records,
+      at: lastEvent.atMs,
+    });
+    const listed: { lsn: number; op: string; collection: string; ids: string[] }[] = [];
+    for (const e of truncated) {
+      const [head, ...lines] = readFileSync(e.file, 'utf8').trimEnd().split('\n');
+      const header = JSON.parse(head as string) as Record<string, unknown>;
+      assert.equal(header['nodeId'], 'a');
+      assert.equal(header['truncatedAfter'], e.afterLsn);
+      assert.equal(header['records'], e.records);
+      assert.equal(header['unlisted'], 0);
+      const records = lines.map((l) => JSON.parse(l) as (typeof listed)[number]);
+      assert.deepEqual(
+        records.map((r) => r.lsn),
+        Array.from({ length: e.records }, (_, k) => e.fromLsn + k),
+        `${e.file} lists LSNs ${e.fromLsn}..${e.toLsn}`,
+      );
+      listed.push(...records);
     }
+    const listedIds = new Set(
+      listed.filter((r) => r.op === 'upsert' && r.collection === 'c').flatMap((r) => r.ids),
+    );
+    for (const first of tookAlone) {
+      for (const id of idsOf(first, 10))
+        assert.ok(listedIds.has(id), `${id} (taken at One by A alone) is not listed in lost/`);
+    }
+    for (const id of [...idsOf(0, 50), ...idsOf(1000, 10), ...idsOf(4000, 20)])
+      assert.ok(!listedIds.has(id), `${id} is listed in lost/, but it was not dropped`);
+    // The counter /metrics exports, from this status.
+    const metrics = new ServerMetrics();
+    metrics.observeNode(
+      () => aStatus,
+      () => [],
+    );
+    assert.match(
+      (await metrics.render()).text,
+      new RegExp(`^vrep_truncated_records_total ${aStatus.stats.truncated_records}$`, 'm'),
+    );
     const aloneIds = tookAlone.flatMap((first) => idsOf(first, 10));
     for (const node of [a, b, c]) {
       assert.deepEqual(

@@ -95,6 +95,7 @@ const replicationCounters = [
   'vrep_replication_received_bytes_total',
   'vrep_replication_frames_rejected_total',
   'vrep_replication_slow_peer_disconnects_total',
+  'vrep_truncated_records_total',
 ];
 
 test('/metrics parses as the Prometheus text format and follows its naming rules', async (t) => {
