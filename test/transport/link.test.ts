@@ -7,6 +7,7 @@ import { CloseCodes, type CloseInfo, type LinkLimits, type PeerLink } from '../.
 import { startPeerServer, type PeerServer } from '../../src/transport/peer-server.ts';
 import {
   backoffDelayMs,
+  defaultBackoff,
   startPeerClient,
   type ClientEnv,
   type PeerClient,
@@ -290,14 +291,22 @@ test('dialer keep-alive: pongs keep an idle link open; a silent peer is dropped 
   assert.ok(client.link && !client.link.closed);
 });
 
-test('backoff: exponential from initialMs, capped at maxMs, jitter takes off up to its fraction', () => {
-  const b = { initialMs: 100, maxMs: 1000, jitter: 0.5 };
+test('backoff: exponential from initialMs by growth, capped at maxMs, jitter takes off up to its fraction', () => {
+  const b = { initialMs: 100, maxMs: 1000, growth: 2, jitter: 0.5 };
   assert.deepEqual(
     [0, 1, 2, 3, 4, 10, 100].map((a) => backoffDelayMs(a, b, 0)),
     [100, 200, 400, 800, 1000, 1000, 1000],
   );
   assert.equal(backoffDelayMs(2, b, 0.999999), 200);
   assert.equal(backoffDelayMs(2, { ...b, jitter: 0 }, 0.9), 400);
+  // The default grows by a quarter per failed dial (why: peer-client.ts, test/transport/rejoin.test.ts).
+  assert.deepEqual(
+    [0, 1, 2, 3, 10, 100].map((a) => backoffDelayMs(a, { ...defaultBackoff, maxMs: 1000 }, 0)),
+    [100, 125, 156, 195, 931, 1000],
+  );
+  // Far past the range of a double: the cap, and 0 stays 0.
+  assert.equal(backoffDelayMs(1e6, b, 0), 1000);
+  assert.equal(backoffDelayMs(1e6, { ...b, initialMs: 0 }, 0), 0);
 });
 
 test('dialer: failed dials are retried on the injected clock; stop() cancels the pending redial', async () => {
@@ -317,7 +326,7 @@ test('dialer: failed dials are retried on the injected clock; stop() cancels the
   };
   const client = startPeerClient({
     url: `ws://127.0.0.1:${deadPort}/peer`,
-    backoff: { initialMs: 100, maxMs: 400, jitter: 0.5 },
+    backoff: { initialMs: 100, maxMs: 150, jitter: 0.5 },
     env,
     onLink: () => assert.fail('no link expected'),
   });
@@ -325,9 +334,10 @@ test('dialer: failed dials are retried on the injected clock; stop() cancels the
     await waitFor(`redial ${i} scheduled`, () => timers.length === i + 1);
     if (i < 3) timers[i]!.fn();
   }
+  // 100 ms x 1.25 per failed dial (the default growth) up to the cap of 150, half the jitter off.
   assert.deepEqual(
     timers.map((h) => h.ms),
-    [75, 150, 300, 300],
+    [75, 94, 113, 113],
   );
   assert.equal(client.dialFailures, 4);
   await client.stop();
