@@ -9,10 +9,14 @@
  * passed in, time from ticks. The deterministic simulator (test/sim/) runs
  * this same code.
  *
- * Roles, set by the operator (manual failover; elections come later):
+ * Roles, set by the operator (manual failover) or, with `elections`, by
+ * votes (Raft §5.2, PreVote and CheckQuorum of the thesis §9.6, §6.2):
  * - leader (primary): takes writes, assigns (term, LSN), feeds followers;
  * - follower (replica, or observer when not a member): follows one leader;
- * - fenced: a leader that learned of a newer term; takes no writes.
+ * - candidate (elections): asks the voters for their (pre-)votes;
+ * - fenced (manual roles): a leader that learned of a newer term; takes no
+ *   writes until the operator points it at a primary. With elections a
+ *   leader that sees a newer term steps down to follower instead.
  *
  * The log's identity is (epoch, LSN) (term-history.ts). Every leader
  * start begins a new epoch with a new term, so a restarted primary's new
@@ -27,7 +31,17 @@
  * - a follower never drops records it knows to be committed (`diverged`),
  *   nor records it acknowledged in this term;
  * - the leader counts its own records only once its disk has them;
- * - the commit point counts records of the leader's own epoch (Raft §5.4.2).
+ * - the commit point counts records of the leader's own epoch (Raft §5.4.2);
+ *   an elected leader's first record is a config record of its own term
+ *   (its no-op), so earlier records commit without waiting for a write;
+ * - elections: one vote per term, fsynced before it is sent (the Ready
+ *   contract), only for a log at least as up to date (election.ts); no vote
+ *   and no pre-vote while the voter hears a leader (unless forced by a
+ *   transfer); a leader that has not heard a majority for an election
+ *   timeout steps down (CheckQuorum);
+ * - a linearizable read is answered at the commit point once a majority
+ *   confirmed this leader after the read came in (etcd's ReadIndex), and
+ *   only once a record of its own term is committed.
  */
 import { assert } from './assert.ts';
 // Types only: the codes are the registry's; nothing of errors.ts runs here.
@@ -44,6 +58,7 @@ import {
   type Membership,
 } from './membership.ts';
 import { heldBy, levelMet, memberPositions, type Level } from './quorum.ts';
+import { majorityOf, randomizedTimeout, upToDate, voterIds, VoteTally, type LogEnd } from './election.ts';
 import { Progress, type ProgressState } from './progress.ts';
 import type {
   AckMessage,
@@ -59,9 +74,26 @@ import type {
   SnapshotAcceptMessage,
   SnapshotOfferMessage,
   SyncMessage,
+  TimeoutNowMessage,
+  VoteMessage,
+  VoteRequestMessage,
 } from './messages.ts';
 
-export type Role = 'leader' | 'follower' | 'fenced';
+export type Role = 'leader' | 'follower' | 'candidate' | 'fenced';
+
+/** Automatic failover: the voters elect the leader. */
+export interface ElectionOptions {
+  /** Ticks without a leader before a voter campaigns (drawn in [electionTicks, 2 * electionTicks)). */
+  electionTicks: number;
+  /** The voters while the log holds no config record (a new cluster). */
+  bootstrap: Membership;
+  /**
+   * Builds the config record a new leader appends as its first record (its
+   * no-op, Raft §8): with it, records of earlier terms commit without
+   * waiting for a client write.
+   */
+  encodeConfig: (lsn: number, term: number, membership: Membership) => Uint8Array;
+}
 
 export interface HardState {
   term: number;
@@ -101,6 +133,8 @@ export interface CoreOptions {
   timeoutTicks: number;
   /** Follower with a configured primary: it follows only the node reached at that address. */
   followsConfiguredPrimary: boolean;
+  /** Elections instead of operator-set roles (`role` must then be 'follower'). */
+  elections?: ElectionOptions | null;
   /** Deliberate defects, for proving the simulator's checkers catch them. Never set in production. */
   faults?: Partial<CoreFaults>;
   /**
@@ -139,6 +173,14 @@ export interface CoreFaults {
   commitAtApply: boolean;
   /** Records the disk refused stay applied (the state keeps writes the log does not have). */
   keepRefusedApplied: boolean;
+  /** A vote is granted whatever the candidate's log (no §5.4.1 check). */
+  voteWithoutLogCheck: boolean;
+  /** Voters campaign at once, without a pre-vote. */
+  noPreVote: boolean;
+  /** A leader cut off from the majority goes on leading. */
+  skipCheckQuorum: boolean;
+  /** A linearizable read is answered from the local state, with no ReadIndex round. */
+  readWithoutRound: boolean;
 }
 
 export type CoreEvent =
@@ -151,7 +193,13 @@ export type CoreEvent =
   | { type: 'refused'; peer: string; code: RefusalCode; reason: string; byMe: boolean }
   | { type: 'fenced'; by: string; term: number }
   | { type: 'truncated'; afterLsn: number; droppedFrom: number; droppedTo: number }
-  | { type: 'peerSilent'; peer: string };
+  | { type: 'peerSilent'; peer: string }
+  /** Elections: this node asks for (pre-)votes for `term`. */
+  | { type: 'campaign'; term: number; preVote: boolean; force: boolean }
+  /** Elections: this leader steps down (a newer term, or it lost the majority: CheckQuorum). */
+  | { type: 'steppedDown'; term: number; reason: string }
+  /** Leadership transfer: handed over (TimeoutNow sent), or given up. */
+  | { type: 'transfer'; to: string; outcome: 'handedOver' | 'aborted'; reason: string };
 
 export interface Ready {
   /** Persist (fsync) before any message of this Ready is sent. */
@@ -175,6 +223,8 @@ export interface Ready {
   applyThrough: number;
   /** The log's generation after this Ready: durability is reported under it (see LocalInput). */
   generation: number;
+  /** Linearizable reads settled: serve once applied through `index`; null: this node no longer leads. */
+  reads: { id: number; index: number | null }[];
   events: CoreEvent[];
 }
 
@@ -216,7 +266,9 @@ interface Receiving {
 
 export class CoreError extends Error {
   constructor(
-    readonly code: ErrorCodeSubset<'ERR_NOT_LEADER' | 'ERR_CONFIG_PENDING'>,
+    readonly code: ErrorCodeSubset<
+      'ERR_NOT_LEADER' | 'ERR_CONFIG_PENDING' | 'ERR_TRANSFER_IN_PROGRESS' | 'ERR_OVERLOADED'
+    >,
     message: string,
     readonly leader: string | null = null,
   ) {
@@ -224,6 +276,9 @@ export class CoreError extends Error {
     this.name = 'CoreError';
   }
 }
+
+/** Linearizable reads waiting for their round at once, at most. */
+export const MAX_PENDING_READS = 10_000;
 
 function hex32(rng: () => number): string {
   let out = '';
@@ -286,6 +341,30 @@ export class ReplicationCore {
   private installing: Receiving | null = null;
   /** The operator promoted this node while a snapshot was being installed: it leads once the install is done. */
   private promoteAfterInstall = false;
+  /** The highest ReadIndex round heard from the leader in this term (echoed in acks). */
+  private leaderReadSeq = 0;
+
+  // Elections (null: manual roles).
+  private readonly elections: ElectionOptions | null;
+  /**
+   * Ticks since this follower last heard its leader (or granted a vote), or
+   * since this leader last checked its quorum. Within `electionTicks` of a
+   * leader's message a voter is "in lease": it gives no vote to anyone.
+   */
+  private electionElapsed = 0;
+  private electionTimeout = 0;
+  private campaignState: { term: number; preVote: boolean; force: boolean; tally: VoteTally } | null = null;
+  /** Leader: voters heard from in the current CheckQuorum period. */
+  private readonly recentlyActive = new Set<string>();
+  /** Leader: a transfer in progress (no writes meanwhile). */
+  private transferTo: { to: string; elapsedTicks: number; handedOver: boolean } | null = null;
+
+  // Linearizable reads (leader).
+  /** The latest ReadIndex round this leader started. */
+  private readSeq = 0;
+  private readonly pendingReads: { id: number; seq: number }[] = [];
+  /** Per follower: the highest round it confirmed in this term. */
+  private readonly readConfirmed = new Map<string, number>();
 
   // Output being gathered for the next Ready.
   private out: Omit<Ready, 'hardState' | 'history' | 'applyThrough' | 'generation'> =
@@ -315,8 +394,22 @@ export class ReplicationCore {
       ackBeforeDurable: false,
       commitAtApply: false,
       keepRefusedApplied: false,
+      voteWithoutLogCheck: false,
+      noPreVote: false,
+      skipCheckQuorum: false,
+      readWithoutRound: false,
       ...opts.faults,
     };
+    this.elections = opts.elections ?? null;
+    if (this.elections) {
+      assert(opts.role === 'follower', 'with elections every node starts as a follower');
+      assert(!opts.followsConfiguredPrimary, 'with elections no node follows a configured primary');
+      assert(
+        this.elections.electionTicks > opts.heartbeatTicks,
+        'the election timeout must exceed the heartbeat interval',
+      );
+      checkMembership(this.elections.bootstrap);
+    }
     assert(
       opts.heartbeatTicks >= 1 && opts.timeoutTicks > opts.heartbeatTicks,
       'timeout must exceed heartbeat',
@@ -329,7 +422,9 @@ export class ReplicationCore {
     const cfg = this.configs.at(-1)?.membership;
     if (
       last?.leaderId === this.id &&
-      (cfg === undefined || (cfg.members.length === 1 && cfg.members[0]?.id === this.id))
+      (cfg === undefined
+        ? this.elections === null
+        : cfg.members.length === 1 && cfg.members[0]?.id === this.id)
     ) {
       // Its own log as the only member: every record on its disk was committed.
       this.hs = { ...this.hs, commit: this.lastLsn };
@@ -337,7 +432,8 @@ export class ReplicationCore {
     this.roleNow = 'follower';
     // Probe ids start anywhere: a restarted leader's first probes are not mistaken for old ones.
     this.nextProbeId = 1 + Math.floor(this.rng() * 2 ** 30);
-    if (opts.role === 'leader') this.becomeLeader();
+    this.resetElectionTimer();
+    if (opts.role === 'leader') this.becomeLeader(this.hs.term + 1);
     else this.applyLimit = this.appliedLsn;
   }
 
@@ -350,6 +446,7 @@ export class ReplicationCore {
       messages: [],
       disconnect: [],
       offerSnapshot: [],
+      reads: [],
       events: [],
     };
   }
@@ -404,10 +501,11 @@ export class ReplicationCore {
     return this.roleNow === 'follower' && this.synced;
   }
 
-  /** The membership in force: the last config record in the log, else the leader alone. */
+  /** The membership in force: the last config record in the log, else the bootstrap voters (elections) or the leader alone. */
   get membership(): Membership {
     const last = this.configs.at(-1);
     if (last) return last.membership;
+    if (this.elections) return this.elections.bootstrap;
     const leader = this.leader ?? this.history.epochAt(this.lastLsn)?.leaderId ?? this.id;
     return leaderOnly(leader);
   }
@@ -462,6 +560,30 @@ export class ReplicationCore {
       .map((m) => m.address as string);
   }
 
+  /** Elections decide the roles (role auto). */
+  get electionsOn(): boolean {
+    return this.elections !== null;
+  }
+
+  /**
+   * What this node makes visible is committed (elections): its state never
+   * holds a record a failover could drop, so a One write is acknowledged at
+   * the leader's disk before it is visible.
+   */
+  get appliesCommittedOnly(): boolean {
+    return this.elections !== null;
+  }
+
+  /** Leader: the voter leadership is being handed to, if a transfer runs. */
+  get transferTarget(): string | null {
+    return this.transferTo?.to ?? null;
+  }
+
+  /** Linearizable reads waiting for their ReadIndex round. */
+  get pendingReadCount(): number {
+    return this.pendingReads.length;
+  }
+
   // ------------------------------------------------------------------ inputs
 
   /**
@@ -482,6 +604,12 @@ export class ReplicationCore {
           ? `this node was primary in term ${this.epochTerm()} but term ${this.hs.term} has begun${this.leaderId ? ` (led by ${this.leaderId})` : ''}; it takes no writes`
           : `this node is not the primary${this.leaderId ? ` (${this.leaderId} is)` : ''}`,
         this.leaderId,
+      );
+    }
+    if (this.transferTo !== null) {
+      throw new CoreError(
+        'ERR_TRANSFER_IN_PROGRESS',
+        `leadership is being handed to ${this.transferTo.to}: no writes until it takes over (or the transfer is given up)`,
       );
     }
     assert(Number.isInteger(count) && count >= 1, `propose(${count})`);
@@ -507,7 +635,12 @@ export class ReplicationCore {
     return { firstLsn, lastLsn: this.lastLsn, term };
   }
 
-  /** Operator: this node becomes the primary, in a new term (manual failover). */
+  /**
+   * Operator: this node becomes the primary, in a new term (manual
+   * failover). With elections: it campaigns now, without a pre-vote and
+   * heard even by voters that hear a leader (the voters' log check still
+   * holds: a node lacking committed records cannot win).
+   */
   promote(): void {
     if (this.roleNow === 'leader') return;
     if (this.installing !== null) {
@@ -515,7 +648,52 @@ export class ReplicationCore {
       this.promoteAfterInstall = true;
       return;
     }
-    this.becomeLeader();
+    this.takeOver();
+  }
+
+  private takeOver(): void {
+    if (this.elections) this.campaign(false, true);
+    else this.becomeLeader(this.hs.term + 1);
+  }
+
+  /**
+   * Leader (elections): hands leadership to the voter `to` (Raft thesis
+   * §3.10). No writes meanwhile; once `to` holds the whole log it gets
+   * TimeoutNow and campaigns at once. Given up after an election timeout.
+   */
+  transferLeadership(to: string): void {
+    if (this.roleNow !== 'leader') {
+      throw new CoreError('ERR_NOT_LEADER', `this node is not the primary`, this.leaderId);
+    }
+    assert(this.elections !== null, 'a leadership transfer needs elections');
+    assert(to !== this.id && voterIds(this.membership).includes(to), `${to} is not another voter`);
+    this.transferTo = { to, elapsedTicks: 0, handedOver: false };
+    this.maybeHandOver();
+  }
+
+  /**
+   * Leader: a linearizable read `id` (etcd's ReadIndex, ReadOnlySafe). It is
+   * settled in a later Ready's `reads`: at the commit point once a majority
+   * of voters confirmed this leader after the read came in, or with null
+   * once this node no longer leads. Throws CoreError ERR_NOT_LEADER on any
+   * other role.
+   */
+  readIndex(id: number): void {
+    if (this.roleNow !== 'leader') {
+      throw new CoreError('ERR_NOT_LEADER', `this node is not the primary`, this.leaderId);
+    }
+    if (this.pendingReads.length >= MAX_PENDING_READS) {
+      throw new CoreError('ERR_OVERLOADED', `${MAX_PENDING_READS} linearizable reads wait already`);
+    }
+    if (this.faults.readWithoutRound) {
+      this.out.reads.push({ id, index: this.appliedLsn });
+      return;
+    }
+    // Reads that come in while a round is out join the next one (one round per batch of reads).
+    const roundOut = this.confirmedReadSeq() < this.readSeq;
+    this.pendingReads.push({ id, seq: this.readSeq + 1 });
+    if (!roundOut) this.startReadRound();
+    this.confirmReads();
   }
 
   /** Operator: this node follows (a configured primary when `viaConfiguredPrimary`). */
@@ -543,6 +721,7 @@ export class ReplicationCore {
   }
 
   tick(): void {
+    if (this.elections) this.tickElection(this.elections);
     for (const [peer, link] of this.links) {
       // Only a relationship expects traffic: the leader hears its followers, a follower its leader.
       const related = this.roleNow === 'leader' ? this.progress.has(peer) : peer === this.leaderId;
@@ -623,6 +802,7 @@ export class ReplicationCore {
       o.messages.length > 0 ||
       o.disconnect.length > 0 ||
       o.offerSnapshot.length > 0 ||
+      o.reads.length > 0 ||
       o.events.length > 0 ||
       this.applyThroughNow() > this.appliedLsn ||
       this.appendsDue()
@@ -668,11 +848,17 @@ export class ReplicationCore {
     return this.history.last?.term ?? 0;
   }
 
-  private becomeLeader(): void {
+  /** Leads `term` (manual roles: the term after this node's; elections: the term it won). */
+  private becomeLeader(newTerm: number): void {
     // The defect keeps the old term and epoch across a restart (LSNs reused under one identity).
     const reuse = this.faults.ringBeforeWal && this.history.length > 0;
-    const term = reuse ? Math.max(this.hs.term, 1) : this.hs.term + 1;
+    const term = reuse ? Math.max(this.hs.term, 1) : newTerm;
     this.setHardState({ term, votedFor: this.id });
+    this.campaignState = null;
+    this.transferTo = null;
+    this.electionElapsed = 0;
+    this.recentlyActive.clear();
+    this.readConfirmed.clear();
     this.roleNow = 'leader';
     this.leaderId = null;
     this.synced = false;
@@ -683,14 +869,30 @@ export class ReplicationCore {
       this.history.begin({ term, historyId: hex32(this.rng), leaderId: this.id, firstLsn: this.lastLsn + 1 });
       this.historyDirty = true;
     }
-    this.applyLimit = this.durableLsn;
+    this.applyLimit = this.leaderApplyLimit();
     this.progress.clear();
-    for (const [peer] of this.links) this.addProgress(peer);
     this.out.events.push({ type: 'roleChanged', role: 'leader', term, leader: this.id });
+    if (this.elections) {
+      // Its no-op (Raft §8): a record of its own term, so what earlier terms left commits now.
+      const lsn = this.lastLsn + 1;
+      const membership = this.membership;
+      this.appendLocal([
+        { lsn, term, bytes: this.elections.encodeConfig(lsn, term, membership), config: membership },
+      ]);
+    }
+    for (const [peer] of this.links) this.addProgress(peer);
+  }
+
+  /** What a leader makes visible: its durable records, or with elections only what is committed too. */
+  private leaderApplyLimit(): number {
+    return this.elections ? Math.min(this.durableLsn, this.hs.commit) : this.durableLsn;
   }
 
   private becomeFollower(leader: string | null): void {
     const was = this.roleNow;
+    if (was === 'leader') this.failReads();
+    this.campaignState = null;
+    this.transferTo = null;
     this.roleNow = 'follower';
     this.progress.clear();
     this.leaderId = leader;
@@ -703,11 +905,244 @@ export class ReplicationCore {
 
   private fence(by: string, term: number, leader: string | null): void {
     if (term > this.hs.term) this.setHardState({ term, votedFor: leader });
+    this.failReads();
     this.roleNow = 'fenced';
     this.leaderId = leader;
     for (const p of this.progress.values()) p.reset('refused', p.next);
     this.out.events.push({ type: 'fenced', by, term });
     this.out.events.push({ type: 'roleChanged', role: 'fenced', term: this.hs.term, leader });
+  }
+
+  // ------------------------------------------------------------------ elections
+
+  private resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    if (this.elections) this.electionTimeout = randomizedTimeout(this.elections.electionTicks, this.rng);
+  }
+
+  private isVoter(id: string): boolean {
+    return voterIds(this.membership).includes(id);
+  }
+
+  private logEnd(): LogEnd {
+    return { lastTerm: this.history.termAt(this.lastLsn), lastLsn: this.lastLsn };
+  }
+
+  /** A leader was heard within the election timeout: this voter gives no vote (thesis §9.6). */
+  private inLease(electionTicks: number): boolean {
+    if (this.roleNow === 'leader') return true;
+    return this.leaderId !== null && this.electionElapsed < electionTicks;
+  }
+
+  private tickElection(e: ElectionOptions): void {
+    this.electionElapsed++;
+    if (this.roleNow === 'leader') {
+      const t = this.transferTo;
+      if (t && ++t.elapsedTicks >= e.electionTicks) {
+        this.transferTo = null;
+        this.out.events.push({
+          type: 'transfer',
+          to: t.to,
+          outcome: 'aborted',
+          reason: `${t.to} did not take over within ${e.electionTicks} ticks; this node takes writes again`,
+        });
+      }
+      if (this.electionElapsed < e.electionTicks) return;
+      // CheckQuorum (thesis §6.2): a leader the majority no longer hears must not act as one.
+      this.electionElapsed = 0;
+      const m = this.membership;
+      const active = voterIds(m).filter((id) => id === this.id || this.recentlyActive.has(id)).length;
+      this.recentlyActive.clear();
+      if (active < majorityOf(m) && !this.faults.skipCheckQuorum) {
+        this.stepDown(
+          this.hs.term,
+          `heard from ${active} of the ${majorityOf(m)} voters a majority needs within an election timeout (CheckQuorum)`,
+        );
+      }
+      return;
+    }
+    if (this.roleNow === 'fenced' || this.installing !== null || !this.isVoter(this.id)) return;
+    if (this.electionElapsed >= this.electionTimeout) this.campaign(!this.faults.noPreVote, false);
+  }
+
+  /** Asks the voters for pre-votes (would they elect this node?) or votes, in the next term. */
+  private campaign(preVote: boolean, force: boolean): void {
+    const term = this.hs.term + 1;
+    this.resetElectionTimer();
+    // A real campaign: the term and the vote for itself go to disk before any request (Ready).
+    if (!preVote) this.setHardState({ term, votedFor: this.id });
+    const was = this.roleNow;
+    this.roleNow = 'candidate';
+    this.progress.clear();
+    this.leaderId = null;
+    this.synced = false;
+    this.answeredProbe = null;
+    this.receiving = null;
+    this.campaignState = { term, preVote, force, tally: new VoteTally(this.membership, this.id) };
+    if (was !== 'candidate') {
+      this.out.events.push({ type: 'roleChanged', role: 'candidate', term: this.hs.term, leader: null });
+    }
+    this.out.events.push({ type: 'campaign', term, preVote, force });
+    const end = this.logEnd();
+    for (const to of voterIds(this.membership)) {
+      if (to === this.id) continue;
+      this.out.messages.push({
+        type: 'voteRequest',
+        from: this.id,
+        to,
+        term,
+        preVote,
+        lastLsn: end.lastLsn,
+        lastTerm: end.lastTerm,
+        force,
+      } satisfies VoteRequestMessage);
+    }
+    this.countVotes();
+  }
+
+  private countVotes(): void {
+    const c = this.campaignState;
+    if (c === null || this.roleNow !== 'candidate') return;
+    const outcome = c.tally.outcome;
+    if (outcome === 'won') {
+      if (c.preVote) this.campaign(false, c.force);
+      else this.becomeLeader(c.term);
+    } else if (outcome === 'lost') {
+      // Waits for a leader, or its next timeout.
+      this.becomeFollower(null);
+    }
+  }
+
+  /** Elections: follows nobody for now in `term` (a newer term seen, or CheckQuorum). */
+  private stepDown(term: number, reason: string): void {
+    if (term > this.hs.term) this.setHardState({ term, votedFor: null });
+    if (this.roleNow === 'leader') this.out.events.push({ type: 'steppedDown', term: this.hs.term, reason });
+    this.becomeFollower(null);
+    this.resetElectionTimer();
+  }
+
+  private onVoteRequest(m: VoteRequestMessage): void {
+    const e = this.elections;
+    if (e === null || !this.isVoter(m.from)) return;
+    // A vote now would depose a leader this node still hears: ignored (thesis §9.6), unless forced.
+    if (m.term > this.hs.term && !m.force && this.inLease(e.electionTicks)) return;
+    if (m.term < this.hs.term) {
+      this.replyVote(m, false, this.hs.term);
+      return;
+    }
+    if (!m.preVote && m.term > this.hs.term) this.stepDown(m.term, `${m.from} campaigns in term ${m.term}`);
+    const canVote =
+      this.hs.votedFor === m.from ||
+      (this.hs.votedFor === null && this.leaderId === null && this.roleNow !== 'leader') ||
+      (m.preVote && m.term > this.hs.term);
+    const logOk = this.faults.voteWithoutLogCheck || upToDate(m, this.logEnd());
+    if (!canVote || !logOk) {
+      this.replyVote(m, false, this.hs.term);
+      return;
+    }
+    if (!m.preVote) {
+      this.setHardState({ votedFor: m.from });
+      this.resetElectionTimer();
+    }
+    this.replyVote(m, true, m.term);
+  }
+
+  private replyVote(m: VoteRequestMessage, granted: boolean, term: number): void {
+    this.out.messages.push({
+      type: 'vote',
+      from: this.id,
+      to: m.from,
+      term,
+      preVote: m.preVote,
+      granted,
+    } satisfies VoteMessage);
+  }
+
+  private onVote(m: VoteMessage): void {
+    const c = this.campaignState;
+    if (c === null || this.roleNow !== 'candidate' || m.preVote !== c.preVote) return;
+    // A grant is for this campaign's term; a pre-vote refusal carries the voter's (lower) term.
+    if (m.granted ? m.term !== c.term : m.term > c.term || (!c.preVote && m.term !== c.term)) return;
+    c.tally.record(m.from, m.granted);
+    this.countVotes();
+  }
+
+  private onTimeoutNow(m: TimeoutNowMessage): void {
+    if (this.elections === null || !this.fromLeader(m) || !this.isVoter(this.id)) return;
+    this.campaign(false, true);
+  }
+
+  /** Transfer: the target holds the whole log, so it can win: tell it to campaign now. */
+  private maybeHandOver(): void {
+    const t = this.transferTo;
+    if (t === null || t.handedOver || this.roleNow !== 'leader') return;
+    const p = this.progress.get(t.to);
+    if (p === undefined || p.state !== 'replicate' || p.match < this.lastLsn) return;
+    t.handedOver = true;
+    this.out.messages.push({ type: 'timeoutNow', from: this.id, to: t.to, term: this.hs.term });
+    this.out.events.push({
+      type: 'transfer',
+      to: t.to,
+      outcome: 'handedOver',
+      reason: `${t.to} holds the log through LSN ${p.match}`,
+    });
+  }
+
+  /** Elections: a leader's message in this node's term, from one it does not follow yet (it was a candidate, or knew none). */
+  private adoptLeader(from: string, term: number): void {
+    if (this.hs.votedFor === null) this.setHardState({ votedFor: from });
+    this.campaignState = null;
+    this.roleNow = 'follower';
+    this.leaderId = from;
+    this.leaderCommit = 0;
+    this.leaderLast = 0;
+    this.leaderReadSeq = 0;
+    this.synced = false;
+    this.answeredProbe = null;
+    this.lastProbeId = 0;
+    // Not synced: the ack says so, and the leader probes this node's position.
+    this.ackDue = true;
+    this.out.events.push({ type: 'roleChanged', role: 'follower', term, leader: from });
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  private ownTermCommitted(): boolean {
+    const m = this.membership;
+    const single = m.members.length === 1 && m.members[0]?.id === this.id;
+    return single || this.hs.commit >= (this.history.last?.firstLsn ?? 1);
+  }
+
+  /** The latest round a majority of voters confirmed (this leader counts for its own). */
+  private confirmedReadSeq(): number {
+    const m = this.membership;
+    const positions = m.members.map((x) =>
+      x.id === null ? 0 : x.id === this.id ? this.readSeq : (this.readConfirmed.get(x.id) ?? 0),
+    );
+    return heldBy(positions, majorityOf(m));
+  }
+
+  private startReadRound(): void {
+    this.readSeq++;
+    for (const p of this.progress.values()) if (this.isVoter(p.peer)) this.sendHeartbeat(p.peer);
+  }
+
+  private confirmReads(): void {
+    if (this.roleNow !== 'leader' || this.pendingReads.length === 0) return;
+    // Until a record of this term commits, the commit point may lag what earlier leaders committed.
+    if (!this.ownTermCommitted()) return;
+    const confirmed = this.confirmedReadSeq();
+    while (this.pendingReads.length > 0 && (this.pendingReads[0] as { seq: number }).seq <= confirmed) {
+      const r = this.pendingReads.shift() as { id: number };
+      this.out.reads.push({ id: r.id, index: this.hs.commit });
+    }
+    if (this.pendingReads.length > 0 && confirmed >= this.readSeq) this.startReadRound();
+  }
+
+  private failReads(): void {
+    for (const r of this.pendingReads) this.out.reads.push({ id: r.id, index: null });
+    this.pendingReads.length = 0;
+    this.readConfirmed.clear();
   }
 
   private setHardState(change: Partial<HardState>): void {
@@ -792,11 +1227,20 @@ export class ReplicationCore {
       commit: this.hs.commit,
       applyLimit: this.applyLimit,
       lastLsn: this.lastLsn,
+      readSeq: this.readSeq,
     } satisfies HeartbeatMessage);
+  }
+
+  /** A follower in this term says which ReadIndex round it heard: it still follows this leader. */
+  private readConfirmedBy(peer: string, readSeq: number): void {
+    if (readSeq <= (this.readConfirmed.get(peer) ?? 0)) return;
+    this.readConfirmed.set(peer, readSeq);
+    this.confirmReads();
   }
 
   private onPosition(m: PositionMessage): void {
     const p = this.progress.get(m.from);
+    if (p && m.term === this.hs.term) this.readConfirmedBy(m.from, m.readSeq);
     if (!p || m.probeId !== p.probeId || m.term !== this.hs.term) return;
     const theirs = new TermHistory(m.history);
     const match = this.history.matchPoint(this.lastLsn, theirs, m.lastLsn);
@@ -839,6 +1283,7 @@ export class ReplicationCore {
   private onAck(m: AckMessage): void {
     const p = this.progress.get(m.from);
     if (!p || m.term !== this.hs.term) return;
+    this.readConfirmedBy(m.from, m.readSeq);
     if (!m.synced) {
       // It lost track of this leader's log (its records did not fit the history it was
       // given, a full sync that went away): ask its position again. (A follower still
@@ -868,6 +1313,7 @@ export class ReplicationCore {
       p.resending = true;
     }
     this.advanceCommit();
+    this.maybeHandOver();
   }
 
   private onAppendSent(input: {
@@ -956,7 +1402,11 @@ export class ReplicationCore {
     const held = Math.min(heldBy(positions, Math.floor(m.members.length / 2) + 1), this.lastLsn);
     const ownEpochStart = this.history.last?.firstLsn ?? 1;
     const single = m.members.length === 1 && m.members[0]?.id === this.id;
-    if (held > this.hs.commit && (single || held >= ownEpochStart)) this.setCommit(held);
+    if (held > this.hs.commit && (single || held >= ownEpochStart)) {
+      this.setCommit(held);
+      this.applyLimit = Math.max(this.applyLimit, this.leaderApplyLimit());
+      this.confirmReads();
+    }
   }
 
   private setCommit(commit: number): void {
@@ -984,7 +1434,7 @@ export class ReplicationCore {
     this.durableLsn = durable;
     if (this.roleNow === 'leader') {
       for (const p of this.progress.values()) p.waitingForLog = false;
-      this.applyLimit = this.durableLsn;
+      this.applyLimit = this.leaderApplyLimit();
       this.advanceCommit();
     } else if (this.roleNow === 'follower' && this.synced) {
       this.followCommit();
@@ -1047,6 +1497,20 @@ export class ReplicationCore {
 
   /** Whether this node takes `from` as its leader for `term`; answers the refusal itself when not. */
   private acceptLeader(from: string, term: number): boolean {
+    if (this.roleNow === 'candidate') {
+      // Someone won this term (or a later one): the campaign is over.
+      if (term < this.hs.term) {
+        this.refuse(
+          from,
+          this.hs.term,
+          'stale-term',
+          `${from} leads term ${term}, but ${this.id} has seen term ${this.hs.term}`,
+        );
+        return false;
+      }
+      this.campaignState = null;
+      this.roleNow = 'follower';
+    }
     if (this.roleNow === 'leader') {
       if (term > this.hs.term && this.trusted(from)) {
         this.fence(from, term, from);
@@ -1071,7 +1535,8 @@ export class ReplicationCore {
       return false;
     }
     const viaConfigured = this.links.get(from)?.viaConfiguredPrimary === true;
-    const emptyLog = this.lastLsn === 0 && this.hs.commit === 0;
+    // A new node follows whoever leads first (manual roles); with elections only a member.
+    const emptyLog = this.lastLsn === 0 && this.hs.commit === 0 && this.elections === null;
     if (this.followsConfiguredPrimary ? !viaConfigured : !(emptyLog || isMember(this.membership, from))) {
       this.refuse(
         from,
@@ -1097,7 +1562,15 @@ export class ReplicationCore {
     // The operator's word (the configured primary) overrides this node's own claim on a term; with
     // manual roles two nodes can claim one term (an old primary restarted after a failover), and the
     // term history still tells their records apart.
-    if (term === this.hs.term && this.hs.votedFor !== null && this.hs.votedFor !== from && !viaConfigured) {
+    // With elections a term has one leader (the votes see to it); a vote this node gave
+    // another candidate of that term does not make this leader less of one.
+    if (
+      this.elections === null &&
+      term === this.hs.term &&
+      this.hs.votedFor !== null &&
+      this.hs.votedFor !== from &&
+      !viaConfigured
+    ) {
       this.refuse(
         from,
         this.hs.term,
@@ -1111,8 +1584,14 @@ export class ReplicationCore {
       this.refuse(from, this.hs.term, 'busy', `${this.id} already follows ${this.leaderId}`);
       return false;
     }
-    if (this.leaderId !== from || term !== this.hs.term) this.lastProbeId = 0;
-    if (term > this.hs.term || this.hs.votedFor !== from) this.setHardState({ term, votedFor: from });
+    if (this.leaderId !== from || term !== this.hs.term) {
+      this.lastProbeId = 0;
+      this.leaderReadSeq = 0;
+    }
+    if (term > this.hs.term) this.setHardState({ term, votedFor: from });
+    else if (this.hs.votedFor !== from && (this.elections === null || this.hs.votedFor === null)) {
+      this.setHardState({ votedFor: from });
+    }
     if (this.leaderId !== from) {
       this.leaderId = from;
       this.leaderCommit = 0;
@@ -1120,6 +1599,7 @@ export class ReplicationCore {
       this.synced = false;
       this.out.events.push({ type: 'roleChanged', role: 'follower', term, leader: from });
     }
+    this.electionElapsed = 0;
     return true;
   }
 
@@ -1154,12 +1634,15 @@ export class ReplicationCore {
       lastLsn: this.lastLsn,
       history: this.history.list(),
       commit: this.hs.commit,
+      readSeq: this.leaderReadSeq,
     } satisfies PositionMessage);
   }
 
-  /** A message of the current leader in the current term (after it was accepted by a probe). */
+  /** A message of the current leader in the current term (after it was accepted by a probe): the election timer restarts. */
   private fromLeader(m: { from: string; term: number }): boolean {
-    return this.roleNow === 'follower' && m.from === this.leaderId && m.term === this.hs.term;
+    const ok = this.roleNow === 'follower' && m.from === this.leaderId && m.term === this.hs.term;
+    if (ok) this.electionElapsed = 0;
+    return ok;
   }
 
   private onSync(m: SyncMessage): void {
@@ -1274,6 +1757,7 @@ export class ReplicationCore {
 
   private onHeartbeat(m: HeartbeatMessage): void {
     if (!this.fromLeader(m)) return;
+    this.leaderReadSeq = Math.max(this.leaderReadSeq, m.readSeq);
     this.leaderLast = Math.max(this.leaderLast, m.lastLsn);
     if (this.synced) this.takeLeaderPoints(m.commit, m.applyLimit);
     this.ackDue = true;
@@ -1299,6 +1783,7 @@ export class ReplicationCore {
       synced,
       gap,
       receivingSnapshot: this.receiving !== null || this.installing !== null,
+      readSeq: this.leaderReadSeq,
     } satisfies AckMessage);
   }
 
@@ -1382,7 +1867,7 @@ export class ReplicationCore {
     }
     if (this.promoteAfterInstall) {
       this.promoteAfterInstall = false;
-      this.becomeLeader();
+      this.takeOver();
     }
   }
 
@@ -1390,6 +1875,14 @@ export class ReplicationCore {
     this.out.events.push({ type: 'refused', peer: m.from, code: m.code, reason: m.reason, byMe: false });
     if (this.roleNow !== 'leader') return;
     const p = this.progress.get(m.from);
+    if (this.elections) {
+      // A newer term deposed this leader before this point (onMessage); the operator's word does not apply.
+      if (p) {
+        p.reset('refused', p.next);
+        p.refusal = `${m.code}: ${m.reason}`;
+      }
+      return;
+    }
     const member = isMember(this.membership, m.from);
     // A higher term, or a follower of another leader in this term, deposes this leader. A node that
     // claims the term for itself (a competing primary) does not.
@@ -1400,7 +1893,7 @@ export class ReplicationCore {
       // say): the operator's word makes this node the primary, so it goes on in a term above.
       // Only a member's word: a term counts only from a member (a stranger's refusal changes nothing).
       this.setHardState({ term: m.term });
-      this.becomeLeader();
+      this.becomeLeader(this.hs.term + 1);
       return;
     }
     if (member && (m.term > this.hs.term || followsAnother)) {
@@ -1415,6 +1908,10 @@ export class ReplicationCore {
 
   private onMessage(m: Incoming): void {
     this.heard(m.from);
+    if (this.elections) {
+      if (!this.electionTermRules(m)) return;
+      if (this.roleNow === 'leader' && m.term === this.hs.term) this.recentlyActive.add(m.from);
+    }
     switch (m.type) {
       case 'probe':
         return this.onProbe(m);
@@ -1441,7 +1938,38 @@ export class ReplicationCore {
         return this.onAck(m);
       case 'refuse':
         return this.onRefuse(m);
+      case 'voteRequest':
+        return this.onVoteRequest(m);
+      case 'vote':
+        return this.onVote(m);
+      case 'timeoutNow':
+        return this.onTimeoutNow(m);
     }
+  }
+
+  /**
+   * Elections: what a message's term does before it is handled (Raft §5.1).
+   * A member's newer term makes this node a follower of nobody in it (a vote
+   * request decides for itself: the lease may ignore it); a leader's message
+   * in this term makes a candidate, or a node that knew no leader, its
+   * follower. False: the message is done with.
+   */
+  private electionTermRules(m: Incoming): boolean {
+    if (!this.trusted(m.from)) return true;
+    const fromLeader =
+      m.type === 'heartbeat' || m.type === 'records' || m.type === 'sync' || m.type === 'snapshotOffer';
+    const preVoteGrant = m.type === 'vote' && m.preVote && m.granted;
+    if (m.term > this.hs.term && m.type !== 'voteRequest' && !preVoteGrant) {
+      this.stepDown(m.term, `${m.from} is in term ${m.term}`);
+    }
+    if (
+      fromLeader &&
+      m.term === this.hs.term &&
+      (this.roleNow === 'candidate' || (this.roleNow === 'follower' && this.leaderId === null))
+    ) {
+      this.adoptLeader(m.from, m.term);
+    }
+    return true;
   }
 
   /**

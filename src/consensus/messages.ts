@@ -8,8 +8,10 @@
  * Leader → follower: probe (I lead this term; where are you?), sync (what
  * you must drop, and where we continue), snapshotOffer (a full sync), append
  * (records; the core names the range, the transport packs the bytes),
- * heartbeat. Follower → leader: position (my log), ack (what I hold
- * durably), snapshotAccept, refuse (why I will not follow).
+ * heartbeat, timeoutNow (campaign now: a leadership transfer). Follower →
+ * leader: position (my log), ack (what I hold durably), snapshotAccept,
+ * refuse (why I will not follow). Between voters (elections): voteRequest
+ * and vote, each a pre-vote (would you?) or a real one.
  */
 import type { Epoch } from './term-history.ts';
 import type { Membership } from './membership.ts';
@@ -36,6 +38,8 @@ export interface PositionMessage extends Base {
   history: Epoch[];
   /** What the follower knows to be committed: it will not drop records up to here. */
   commit: number;
+  /** The highest ReadIndex round heard from this leader in this term. */
+  readSeq: number;
 }
 
 export interface SyncMessage extends Base {
@@ -98,6 +102,8 @@ export interface HeartbeatMessage extends Base {
   commit: number;
   applyLimit: number;
   lastLsn: number;
+  /** The leader's latest ReadIndex round: echoed in acks, it confirms the leader still leads. */
+  readSeq: number;
 }
 
 export interface AckMessage extends Base {
@@ -110,6 +116,34 @@ export interface AckMessage extends Base {
   gap: number | null;
   /** A full sync is coming in (offered and accepted, not installed yet). */
   receivingSnapshot: boolean;
+  /** The highest ReadIndex round heard from this leader in this term. */
+  readSeq: number;
+}
+
+/**
+ * A candidate asks for a vote (Raft §5.2), or, as a pre-vote (thesis §9.6),
+ * whether it would get one: `term` is then the term it would stand in, and
+ * no voter changes its own term for it.
+ */
+export interface VoteRequestMessage extends Base {
+  type: 'voteRequest';
+  preVote: boolean;
+  /** The candidate's log end (Raft §5.4.1). */
+  lastLsn: number;
+  lastTerm: number;
+  /** A leadership transfer or the operator's forced election: granted even while the voter hears a leader. */
+  force: boolean;
+}
+
+export interface VoteMessage extends Base {
+  type: 'vote';
+  preVote: boolean;
+  granted: boolean;
+}
+
+/** The leader hands over: the receiver campaigns at once, without a pre-vote (thesis §3.10). */
+export interface TimeoutNowMessage extends Base {
+  type: 'timeoutNow';
 }
 
 export type RefusalCode =
@@ -142,7 +176,10 @@ export type Message =
   | RecordsMessage
   | HeartbeatMessage
   | AckMessage
-  | RefuseMessage;
+  | RefuseMessage
+  | VoteRequestMessage
+  | VoteMessage
+  | TimeoutNowMessage;
 
 /** Messages the core sends (an AppendRequest goes to the transport, which sends records). */
 export type Outgoing = Exclude<Message, RecordsMessage>;

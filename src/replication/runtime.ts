@@ -14,7 +14,7 @@
  *   4. install a received snapshot;
  *   5. append records (asynchronous: durability is reported as a step);
  *   6. send messages (only now: a reply may depend on step 3);
- *   7. apply records up to applyThrough; settle waiting writes.
+ *   7. apply records up to applyThrough; settle waiting writes and reads.
  * One Ready is handled at a time; steps that arrive meanwhile go into the
  * core and come out in the next one.
  *
@@ -87,7 +87,12 @@ interface Waiter {
 export class WriteError extends Error {
   constructor(
     readonly code: ErrorCodeSubset<
-      'ERR_CONSISTENCY_TIMEOUT' | 'ERR_NOT_LEADER' | 'ERR_WAL_IO' | 'ERR_OVERLOADED' | 'ERR_NODE_STOPPED'
+      | 'ERR_CONSISTENCY_TIMEOUT'
+      | 'ERR_NOT_LEADER'
+      | 'ERR_WAL_IO'
+      | 'ERR_OVERLOADED'
+      | 'ERR_NODE_STOPPED'
+      | 'ERR_TRANSFER_IN_PROGRESS'
     >,
     message: string,
     readonly leader: string | null = null,
@@ -99,6 +104,13 @@ export class WriteError extends Error {
 
 /** Writes waiting for their level at once, at most. */
 export const MAX_WAITING_WRITES = 100_000;
+
+/** A linearizable read: confirmed at `index` (null until its ReadIndex round is done), served once applied there. */
+interface ReadWaiter {
+  index: number | null;
+  deadlineTick: number;
+  done: (err: Error | null, index?: number) => void;
+}
 /** Bytes of appended records held in memory until applied, at most; past it new writes are refused. */
 export const MAX_UNAPPLIED_BYTES = 1024 * 1024 * 1024;
 
@@ -117,6 +129,8 @@ export class ReplicationRuntime {
   private reportedCommit = -1;
   /** Lowest LSN whose append is in flight per generation (to refuse the writes of a failed one). */
   private readonly inFlight: { firstLsn: number; lastLsn: number; generation: number }[] = [];
+  private readonly reads = new Map<number, ReadWaiter>();
+  private nextReadId = 1;
 
   constructor(core: ReplicationCore, ports: RuntimePorts) {
     this.core = core;
@@ -183,13 +197,7 @@ export class ReplicationRuntime {
       result = this.core.propose(count, encode, opts.config ?? null);
     } catch (err) {
       if (err instanceof CoreError) {
-        done(
-          new WriteError(
-            err.code === 'ERR_NOT_LEADER' ? 'ERR_NOT_LEADER' : 'ERR_OVERLOADED',
-            err.message,
-            err.leader,
-          ),
-        );
+        done(coreRefusal(err));
         return;
       }
       throw err;
@@ -206,8 +214,40 @@ export class ReplicationRuntime {
     this.pump();
   }
 
+  /**
+   * A linearizable read (leader only): `done(null, index)` once this leader
+   * confirmed it still leads after the call and has applied through the
+   * commit point `index`; the caller then reads its state. ERR_NOT_LEADER
+   * when it does not (or stops) lead; ERR_CONSISTENCY_TIMEOUT past the
+   * deadline in ticks.
+   */
+  read(timeoutTicks: number, done: (err: Error | null, index?: number) => void): void {
+    if (this.stopped) {
+      done(new WriteError('ERR_NODE_STOPPED', messageOf('ERR_NODE_STOPPED')));
+      return;
+    }
+    const id = this.nextReadId++;
+    try {
+      this.core.readIndex(id);
+    } catch (err) {
+      if (err instanceof CoreError) {
+        done(coreRefusal(err));
+        return;
+      }
+      throw err;
+    }
+    this.reads.set(id, { index: null, deadlineTick: this.ticks + timeoutTicks, done });
+    this.pump();
+  }
+
   promote(): void {
     this.core.promote();
+    this.pump();
+  }
+
+  /** Leader with elections: hands leadership to the voter `to` (see ReplicationCore.transferLeadership). */
+  transfer(to: string): void {
+    this.core.transferLeadership(to);
     this.pump();
   }
 
@@ -227,7 +267,7 @@ export class ReplicationRuntime {
     this.pump();
   }
 
-  /** Stops taking work; waiting writes fail with `reason`. */
+  /** Stops taking work; waiting writes and reads fail with `reason`. */
   stop(reason: Error): void {
     this.stopped = true;
     this.failWaiters(reason);
@@ -298,6 +338,7 @@ export class ReplicationRuntime {
       for (const d of rd.disconnect) this.ports.disconnect(d.peer, d.reason);
       for (const o of rd.offerSnapshot) this.ports.offerSnapshot(o.to, this.core.term, o.probeId, o.force);
       for (const e of rd.events) this.ports.event(e);
+      for (const r of rd.reads) this.readConfirmed(r.id, r.index);
       if (rd.installSnapshot !== null) done();
       else this.applyThrough(rd.applyThrough, done);
     };
@@ -403,12 +444,38 @@ export class ReplicationRuntime {
 
   // ------------------------------------------------------------------ waiters
 
+  private readConfirmed(id: number, index: number | null): void {
+    const r = this.reads.get(id);
+    if (r === undefined) return; // timed out meanwhile
+    if (index === null) {
+      this.reads.delete(id);
+      r.done(
+        new WriteError(
+          'ERR_NOT_LEADER',
+          'this node stopped being the primary before the read was confirmed',
+          this.core.leader,
+        ),
+      );
+      return;
+    }
+    r.index = index;
+  }
+
+  private settleReads(): void {
+    for (const [id, r] of this.reads) {
+      if (r.index === null || this.appliedTo < r.index) continue;
+      this.reads.delete(id);
+      r.done(null, r.index);
+    }
+  }
+
   private settleWaiters(): void {
     const committed = Math.min(this.core.commit, this.appliedTo);
     if (committed !== this.reportedCommit) {
       this.reportedCommit = committed;
       this.ports.committed?.(committed);
     }
+    if (this.reads.size > 0) this.settleReads();
     if (this.waiters.length === 0) return;
     const core = this.core;
     // What each level holds now, computed once for all waiters.
@@ -429,14 +496,28 @@ export class ReplicationRuntime {
         return false;
       }
       if (heldFor(w.level) < w.lsn) return true;
-      // Visible here before the caller hears of it: a read after the write sees it.
-      if (this.appliedTo < w.lsn) return true;
+      // Visible here before the caller hears of it: a read after the write sees it. Where only
+      // committed records are visible (elections), One is acknowledged at the disk, before that.
+      const visibleFirst = w.level !== 'one' || !core.appliesCommittedOnly;
+      if (visibleFirst && this.appliedTo < w.lsn) return true;
       w.done(null, w.result);
       return false;
     });
   }
 
   private expireWaiters(): void {
+    for (const [id, r] of this.reads) {
+      if (r.deadlineTick > this.ticks) continue;
+      this.reads.delete(id);
+      r.done(
+        new WriteError(
+          'ERR_CONSISTENCY_TIMEOUT',
+          r.index === null
+            ? 'no majority confirmed this primary in time; the read was not served'
+            : `the state did not reach the read's commit point (LSN ${r.index}) in time`,
+        ),
+      );
+    }
     if (this.waiters.length === 0) return;
     // Cheap when nothing is due (the common case): one pass to find the earliest deadline.
     let earliest = Infinity;
@@ -467,5 +548,15 @@ export class ReplicationRuntime {
     const all = this.waiters;
     this.waiters = [];
     for (const w of all) w.done(err);
+    const reads = [...this.reads.values()];
+    this.reads.clear();
+    for (const r of reads) r.done(err);
   }
+}
+
+/** The core refused a proposal or a read: the same refusal as a WriteError. */
+function coreRefusal(err: CoreError): WriteError {
+  const code =
+    err.code === 'ERR_NOT_LEADER' || err.code === 'ERR_TRANSFER_IN_PROGRESS' ? err.code : 'ERR_OVERLOADED';
+  return new WriteError(code, err.message, err.leader);
 }

@@ -136,7 +136,7 @@ export interface ReplicationStats {
 export interface ReplicationStatus {
   role: Role;
   /** What the node does now: leads, follows, or was deposed (a primary that learned of a newer term). */
-  state: 'leader' | 'follower' | 'fenced';
+  state: 'leader' | 'follower' | 'candidate' | 'fenced';
   enabled: boolean;
   node_id: string;
   term: number;

@@ -14,8 +14,8 @@ import { FrameType } from '../transport/frame.ts';
 import type { Incoming, Outgoing } from '../consensus/messages.ts';
 import { MAX_EPOCHS } from '../consensus/term-history.ts';
 
-/** 2: terms and term histories (protocol 1 had PSYNC by history id alone). */
-export const PROTOCOL_VERSION = 2;
+/** 3: elections (votes, TimeoutNow) and ReadIndex rounds; 2: terms and term histories; 1: PSYNC by history id. */
+export const PROTOCOL_VERSION = 3;
 /** Largest control message (a SNAPSHOT_OFFER carries the snapshot manifest). */
 export const MAX_CONTROL_BYTES = 16 * 1024 * 1024;
 /** Snapshot chunk files are sent in pieces of at most this many bytes. */
@@ -36,7 +36,7 @@ export const helloSchema = z
     clusterId: z.string().min(1).max(255),
     nodeId,
     /** What the sender is now (for logs and status; the core decides who follows whom). */
-    role: z.enum(['primary', 'replica', 'standalone']),
+    role: z.enum(['primary', 'replica', 'standalone', 'candidate']),
     /** The sender's term when it sent this (bound into the proof; never adopted from a HELLO). */
     term,
     lastLsn: lsn,
@@ -57,7 +57,7 @@ const probeSchema = z
   .object({ term, probeId: z.number().int().min(1), commit: lsn, applyLimit: lsn, lastLsn: lsn })
   .strict();
 const positionSchema = z
-  .object({ term, probeId: z.number().int().min(1), lastLsn: lsn, history, commit: lsn })
+  .object({ term, probeId: z.number().int().min(1), lastLsn: lsn, history, commit: lsn, readSeq: lsn })
   .strict();
 const syncSchema = z
   .object({
@@ -104,6 +104,7 @@ const heartbeatSchema = z
     lastLsn: lsn,
     /** The follower's lag as the leader measures it (age of the oldest write it lacks), ms. */
     lagMs: z.number().nonnegative().nullable(),
+    readSeq: lsn,
   })
   .strict();
 const ackSchema = z
@@ -113,8 +114,14 @@ const ackSchema = z
     synced: z.boolean(),
     gap: lsn.nullable(),
     receivingSnapshot: z.boolean(),
+    readSeq: lsn,
   })
   .strict();
+const voteRequestSchema = z
+  .object({ term, preVote: z.boolean(), lastLsn: lsn, lastTerm: term, force: z.boolean() })
+  .strict();
+const voteSchema = z.object({ term, preVote: z.boolean(), granted: z.boolean() }).strict();
+const timeoutNowSchema = z.object({ term }).strict();
 const refuseSchema = z
   .object({
     term,
@@ -185,6 +192,7 @@ export function encodeCoreMessage(m: Exclude<Outgoing, { type: 'append' | 'snaps
           lastLsn: m.lastLsn,
           history: m.history,
           commit: m.commit,
+          readSeq: m.readSeq,
         }),
       };
     case 'sync':
@@ -209,6 +217,7 @@ export function encodeCoreMessage(m: Exclude<Outgoing, { type: 'append' | 'snaps
           applyLimit: m.applyLimit,
           lastLsn: m.lastLsn,
           lagMs: null,
+          readSeq: m.readSeq,
         }),
       };
     case 'ack':
@@ -220,8 +229,27 @@ export function encodeCoreMessage(m: Exclude<Outgoing, { type: 'append' | 'snaps
           synced: m.synced,
           gap: m.gap,
           receivingSnapshot: m.receivingSnapshot,
+          readSeq: m.readSeq,
         }),
       };
+    case 'voteRequest':
+      return {
+        type: FrameType.VoteRequest,
+        payload: encodeControl({
+          term: m.term,
+          preVote: m.preVote,
+          lastLsn: m.lastLsn,
+          lastTerm: m.lastTerm,
+          force: m.force,
+        }),
+      };
+    case 'vote':
+      return {
+        type: FrameType.Vote,
+        payload: encodeControl({ term: m.term, preVote: m.preVote, granted: m.granted }),
+      };
+    case 'timeoutNow':
+      return { type: FrameType.TimeoutNow, payload: encodeControl({ term: m.term }) };
     case 'refuse':
       return {
         type: FrameType.Refuse,
@@ -265,12 +293,24 @@ export function decodeCoreMessage(
         commit: hb.commit,
         applyLimit: hb.applyLimit,
         lastLsn: hb.lastLsn,
+        readSeq: hb.readSeq,
       };
     }
     case FrameType.Ack:
       return { type: 'ack', from, to, ...decodeControl(ackSchema, 'ACK', payload) };
     case FrameType.Refuse:
       return { type: 'refuse', from, to, ...decodeControl(refuseSchema, 'REFUSE', payload) };
+    case FrameType.VoteRequest:
+      return {
+        type: 'voteRequest',
+        from,
+        to,
+        ...decodeControl(voteRequestSchema, 'VOTE_REQUEST', payload),
+      };
+    case FrameType.Vote:
+      return { type: 'vote', from, to, ...decodeControl(voteSchema, 'VOTE', payload) };
+    case FrameType.TimeoutNow:
+      return { type: 'timeoutNow', from, to, ...decodeControl(timeoutNowSchema, 'TIMEOUT_NOW', payload) };
     default:
       return null;
   }

@@ -45,6 +45,12 @@ export const FrameType = {
   Refuse: 14,
   /** Follower → leader: snapshot bytes written so far (flow control of a full sync). */
   SnapshotProgress: 15,
+  /** Candidate → voter: a (pre-)vote request (elections). */
+  VoteRequest: 16,
+  /** Voter → candidate: the (pre-)vote, granted or not. */
+  Vote: 17,
+  /** Leader → the voter it hands over to: campaign now. */
+  TimeoutNow: 18,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

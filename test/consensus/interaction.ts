@@ -884,6 +884,12 @@ export class InteractionEnv {
         return `${head} ${m.code}${m.leader !== null ? ` leader=${m.leader}` : ''} "${m.reason}"`;
       case 'snapshotData':
         return `${head} lsn=${m.snapshot.lsn} records=${m.snapshot.records.length}`;
+      case 'voteRequest':
+        return `${head}${m.preVote ? ' pre' : ''}${m.force ? ' force' : ''} last=${m.lastLsn}@${m.lastTerm}`;
+      case 'vote':
+        return `${head}${m.preVote ? ' pre' : ''} ${m.granted ? 'granted' : 'rejected'}`;
+      case 'timeoutNow':
+        return head;
     }
   }
 
@@ -905,6 +911,12 @@ export class InteractionEnv {
         return `truncated after ${e.afterLsn}: dropped ${range(e.droppedFrom, e.droppedTo)}`;
       case 'peerSilent':
         return `peer ${e.peer} silent`;
+      case 'campaign':
+        return `campaign term=${e.term}${e.preVote ? ' pre' : ''}${e.force ? ' force' : ''}`;
+      case 'steppedDown':
+        return `stepped down (term ${e.term}): ${e.reason}`;
+      case 'transfer':
+        return `transfer to ${e.to} ${e.outcome}`;
     }
   }
 }

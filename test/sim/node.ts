@@ -16,7 +16,7 @@ import type { Entry, Outgoing } from '../../src/consensus/messages.ts';
 import type { Epoch } from '../../src/consensus/term-history.ts';
 import type { Membership } from '../../src/consensus/membership.ts';
 import { ReplicationRuntime, type RuntimePorts } from '../../src/replication/runtime.ts';
-import { decodeRecord, Op } from '../../src/log/record.ts';
+import { decodeRecord, encodeRecord, Op } from '../../src/log/record.ts';
 import { NodeState } from '../../src/store/state.ts';
 import type { Rng } from './rng.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -28,8 +28,14 @@ export interface DiskOp {
   tear?(pick: (count: number) => number): void;
 }
 
+/** Elections (role auto): the voters, and the ticks a voter waits for a leader. */
+export interface SimElections {
+  voters: string[];
+  electionTicks: number;
+}
+
 /** What survives a crash: the durable records and the hard state. */
-interface Durable {
+export interface Durable {
   log: Entry[];
   hardState: HardState;
   history: Epoch[];
@@ -102,11 +108,13 @@ export class SimNode {
     private readonly rng: Rng,
     private readonly hooks: SimHooks,
     private readonly faults: Partial<CoreFaults>,
+    private readonly elections: SimElections | null = null,
+    genesis: Durable | null = null,
   ) {
     this.id = id;
     this.role = role;
     this.configuredPrimary = configuredPrimary;
-    this.durable = { log: [], hardState: { term: 0, votedFor: null, commit: 0 }, history: [] };
+    this.durable = genesis ?? { log: [], hardState: { term: 0, votedFor: null, commit: 0 }, history: [] };
     this.boot();
   }
 
@@ -130,29 +138,47 @@ export class SimNode {
     this.log = this.durable.log.slice();
     this.durableLen = this.log.length;
     this.state.reset(0);
-    for (const e of this.log) this.applyOne(e);
+    // With elections only committed records are applied (recovery replays up to the commit point).
+    const lastLsn = this.log.length;
+    const appliedLsn = this.elections ? Math.min(this.durable.hardState.commit, lastLsn) : lastLsn;
+    for (const e of this.log.slice(0, appliedLsn)) this.applyOne(e);
     const configs: ConfigEntry[] = [];
     for (const e of this.log) if (e.config) configs.push({ lsn: e.lsn, membership: e.config });
-    const lastLsn = this.log.length;
     this.core = new ReplicationCore({
       id: this.id,
-      role: this.role,
+      role: this.elections ? 'follower' : this.role,
       hardState: this.durable.hardState,
       log: {
         lastLsn,
         firstLsn: this.compactedTo,
         history: this.durable.history,
         configs,
-        appliedLsn: lastLsn,
+        appliedLsn,
       },
       rng: () => this.rng.next(),
       heartbeatTicks: 5,
       timeoutTicks: 40,
-      followsConfiguredPrimary: this.role === 'follower' && this.configuredPrimary !== null,
+      followsConfiguredPrimary:
+        !this.elections && this.role === 'follower' && this.configuredPrimary !== null,
       faults: this.faults,
+      elections: this.elections && {
+        electionTicks: this.elections.electionTicks,
+        bootstrap: { members: this.elections.voters.map((v) => ({ id: v, address: null })) },
+        encodeConfig: (lsn, term, membership) =>
+          encodeRecord({
+            lsn,
+            term,
+            hlcMs: 0,
+            hlcLogical: 0,
+            origin: this.id,
+            collection: '',
+            op: Op.Config,
+            members: membership.members,
+          }),
+      },
     });
     this.runtime = new ReplicationRuntime(this.core, this.ports());
-    this.runtime.initApplied(lastLsn);
+    this.runtime.initApplied(appliedLsn);
   }
 
   crash(): void {

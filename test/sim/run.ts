@@ -1,6 +1,7 @@
 /**
- * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--variant NAME] [--jobs N] [--verbose]`:
- * runs the deterministic simulator over seeds; a failing seed is printed
+ * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--mode elections|manual] [--variant NAME] [--jobs N] [--verbose]`:
+ * runs the deterministic simulator over seeds (mode `elections`, role auto,
+ * unless told `manual`: an operator fails over); a failing seed is printed
  * with the command that replays it and its fault schedule shrunk. `--jobs`
  * splits the seeds over that many processes (default: one per CPU).
  */
@@ -21,20 +22,28 @@ function arg(name: string): string | undefined {
  * virtual seconds, then healing. `npm test` and `npm run test:sim` run the
  * same shape; they differ in how many seeds.
  */
-export function simOptions(seed: number, variant: VariantName | null): SimOptions {
+export function simOptions(
+  seed: number,
+  variant: VariantName | null,
+  mode: SimMode = 'elections',
+): SimOptions {
   return {
     seed,
     nodes: 3,
     durationMs: 10_000,
     writesPerSec: 250,
     faultCount: 12,
-    ...(variant ? { coreFaults: VARIANTS[variant] } : {}),
+    elections: (variant ? VARIANTS[variant].mode : mode) === 'elections',
+    ...(variant ? { coreFaults: VARIANTS[variant].faults } : {}),
   };
 }
 
+/** `elections`: role auto, the nodes elect their leader; `manual`: an operator fails over (roles primary / replica). */
+export type SimMode = 'elections' | 'manual';
+
 function describe(r: SimResult): string {
   const w = r.writes;
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.stats.tornTails} torn tails, ${r.faults.length} faults`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; ${r.stats.campaigns} campaigns, ${r.stats.registerOps} register ops; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.stats.tornTails} torn tails, ${r.faults.length} faults`;
 }
 
 /** Runs the seed range in `jobs` child processes, passing their output through. */
@@ -110,13 +119,18 @@ async function main(): Promise<void> {
       ? [Number(one)]
       : Array.from({ length: Number(arg('seeds') ?? 100) }, (_, i) => Number(arg('from') ?? 1) + i);
   const verbose = process.argv.includes('--verbose');
+  const mode = (arg('mode') ?? 'elections') as SimMode;
+  if (mode !== 'elections' && mode !== 'manual') {
+    console.error(`unknown mode ${String(mode)}; known: elections, manual`);
+    process.exit(2);
+  }
   const json = process.argv.includes('--json');
   const started = performance.now();
   let failed = 0;
   let ran = 0;
   for (const seed of seeds) {
     ran++;
-    const opts = simOptions(seed, variant);
+    const opts = simOptions(seed, variant, mode);
     const r = runSimulation(opts);
     if (json) {
       console.log(
@@ -138,7 +152,9 @@ async function main(): Promise<void> {
       for (const v of r.violations.slice(0, 10)) console.log(`  ${v}`);
       const small = shrink(opts, faultSchedule(seed, opts.faultCount ?? 12, opts.durationMs));
       console.log(`  shrunk to ${small.length} faults: ${JSON.stringify(small)}`);
-      console.log(`  replay: npm run test:sim -- --seed ${seed}${variant ? ` --variant ${variant}` : ''}`);
+      console.log(
+        `  replay: npm run test:sim -- --seed ${seed} --mode ${mode}${variant ? ` --variant ${variant}` : ''}`,
+      );
       if (one === undefined && failed >= 3) break;
     }
   }

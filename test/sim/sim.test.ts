@@ -5,7 +5,9 @@
  * number of seeds (a checker that cannot fail proves nothing); and a seed
  * that replays exactly.
  *
- * `npm run test:sim -- --seeds 10000` runs the long version.
+ * Both modes run: `elections` (role auto: votes, PreVote, CheckQuorum,
+ * transfers, linearizable reads) and `manual` (an operator fails over).
+ * `npm run test:sim -- --seeds 10000 [--mode manual]` runs the long version.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +15,7 @@ import path from 'node:path';
 import { repoRoot, startNode } from '../helpers/process.ts';
 import { scale } from '../helpers/tmp.ts';
 import { runSimulation, faultSchedule } from './world.ts';
-import { simOptions } from './run.ts';
+import { simOptions, type SimMode } from './run.ts';
 import { shrink } from './shrink.ts';
 import { VARIANTS, type VariantName } from './variants.ts';
 
@@ -22,13 +24,27 @@ interface SeedLine {
   ok: boolean;
   violations: string[];
   writes: { ok: number; failed: number; indeterminate: number; byLevel: Record<string, number> };
-  stats: { applied: number; messages: number; truncations: number; fullSyncs: number; failovers: number };
+  stats: {
+    applied: number;
+    messages: number;
+    truncations: number;
+    fullSyncs: number;
+    failovers: number;
+    campaigns: number;
+    registerOps: number;
+  };
   faults: number;
 }
 
 const SEEDS = scale(300, 2000);
 
-test(`simulator: ${SEEDS} seeds of faults, every checker holds`, { timeout: 1_200_000 }, async (t) => {
+for (const mode of ['elections', 'manual'] satisfies SimMode[]) {
+  test(`simulator (${mode}): ${SEEDS} seeds of faults, every checker holds`, { timeout: 1_200_000 }, (t) =>
+    seeds(t, mode),
+  );
+}
+
+async function seeds(t: import('node:test').TestContext, mode: SimMode): Promise<void> {
   // Two processes, one per core: each runs half of the seeds.
   const half = Math.ceil(SEEDS / 2);
   const runs = [1, 1 + half].map((from) =>
@@ -40,6 +56,8 @@ test(`simulator: ${SEEDS} seeds of faults, every checker holds`, { timeout: 1_20
       String(from),
       '--seeds',
       String(Math.min(half, SEEDS - from + 1)),
+      '--mode',
+      mode,
       '--json',
     ]),
   );
@@ -56,8 +74,11 @@ test(`simulator: ${SEEDS} seeds of faults, every checker holds`, { timeout: 1_20
   const failed = lines.filter((l) => !l.ok);
   const sum = (f: (l: SeedLine) => number): number => lines.reduce((n, l) => n + f(l), 0);
   t.diagnostic(
-    `${SEEDS} seeds: ${sum((l) => l.writes.ok + l.writes.failed + l.writes.indeterminate)} writes (${sum((l) => l.writes.ok)} acknowledged: ${sum((l) => l.writes.byLevel['quorum'] ?? 0)} at quorum, ${sum((l) => l.writes.byLevel['all'] ?? 0)} at all), ${sum((l) => l.faults)} faults, ${sum((l) => l.stats.failovers)} failovers, ${sum((l) => l.stats.truncations)} truncations, ${sum((l) => l.stats.fullSyncs)} full syncs`,
+    `${SEEDS} seeds: ${sum((l) => l.writes.ok + l.writes.failed + l.writes.indeterminate)} writes (${sum((l) => l.writes.ok)} acknowledged: ${sum((l) => l.writes.byLevel['quorum'] ?? 0)} at quorum, ${sum((l) => l.writes.byLevel['all'] ?? 0)} at all), ${sum((l) => l.faults)} faults, ${sum((l) => l.stats.failovers)} failovers, ${sum((l) => l.stats.campaigns)} campaigns, ${sum((l) => l.stats.registerOps)} register operations checked for linearizability, ${sum((l) => l.stats.truncations)} truncations, ${sum((l) => l.stats.fullSyncs)} full syncs`,
   );
+  if (mode === 'elections') {
+    assert.ok(sum((l) => l.stats.registerOps) > 0, 'register operations were checked');
+  }
   const fewest = Math.min(...lines.map((l) => l.writes.ok + l.writes.failed + l.writes.indeterminate));
   assert.ok(fewest >= 1000, `every seed runs thousands of operations (fewest: ${fewest})`);
   assert.deepEqual(
@@ -66,7 +87,7 @@ test(`simulator: ${SEEDS} seeds of faults, every checker holds`, { timeout: 1_20
     ),
     [],
   );
-});
+}
 
 for (const variant of Object.keys(VARIANTS) as VariantName[]) {
   test(`simulator: the broken variant "${variant}" is caught`, { timeout: 600_000 }, (t) => {
@@ -75,7 +96,7 @@ for (const variant of Object.keys(VARIANTS) as VariantName[]) {
       const opts = simOptions(seed, variant);
       const r = runSimulation(opts);
       if (r.ok) continue;
-      t.diagnostic(`caught at seed ${seed}: ${r.violations[0]}`);
+      t.diagnostic(`caught at seed ${seed} (${VARIANTS[variant].mode}): ${r.violations[0]}`);
       // The shrunk schedule still fails, and is no longer than the first.
       const small = shrink(opts, faultSchedule(seed, opts.faultCount ?? 12, opts.durationMs), 6);
       assert.ok(small.length <= r.faults.length);
@@ -93,13 +114,18 @@ const FOUND_BUGS = [282, 910, 1801, 2392, 4590, 5151];
 
 test('simulator: the seeds that once found bugs still pass', () => {
   for (const seed of FOUND_BUGS) {
-    const r = runSimulation(simOptions(seed, null));
-    assert.ok(r.ok, `seed ${seed}: ${r.violations[0] ?? ''} (replay: npm run test:sim -- --seed ${seed})`);
+    const r = runSimulation(simOptions(seed, null, 'manual'));
+    assert.ok(
+      r.ok,
+      `seed ${seed}: ${r.violations[0] ?? ''} (replay: npm run test:sim -- --seed ${seed} --mode manual)`,
+    );
   }
 });
 
-test('simulator: a seed replays exactly', () => {
-  const a = runSimulation(simOptions(42, null));
-  const b = runSimulation(simOptions(42, null));
-  assert.deepEqual(a, b);
+test('simulator: a seed replays exactly, in either mode', () => {
+  for (const mode of ['elections', 'manual'] satisfies SimMode[]) {
+    const a = runSimulation(simOptions(42, null, mode));
+    const b = runSimulation(simOptions(42, null, mode));
+    assert.deepEqual(a, b);
+  }
 });

@@ -17,16 +17,24 @@
  * appends for a while. Clocks: each node's runs at its own rate (0.8x to
  * 1.25x), and a node can be paused (SIGSTOP): it neither ticks nor hears
  * anything until it resumes.
+ *
+ * With `elections` (role auto) there is no operator: the nodes elect their
+ * leader, the client writes to whichever node leads (and now and then to
+ * another), also writes registers at Quorum / All and reads them
+ * linearizably, and the operator's faults become a leadership transfer, a
+ * leader crash, and a leader cut off from all but one follower.
  */
-import type { CoreFaults } from '../../src/consensus/core.ts';
+import type { CoreEvent, CoreFaults } from '../../src/consensus/core.ts';
 import type { Entry, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
 import type { Level } from '../../src/consensus/quorum.ts';
 import { encodeRecord, Op } from '../../src/log/record.ts';
 import { TermHistory } from '../../src/consensus/term-history.ts';
 import { Rng } from './rng.ts';
 import { Scheduler } from './scheduler.ts';
-import { configOf, SimNode, type SimSnapshot } from './node.ts';
+import { configOf, SimNode, type Durable, type SimSnapshot } from './node.ts';
 import { Checker, type WriteRecord } from './checkers.ts';
+import { ElectionChecker } from './election-checks.ts';
+import { checkLinearizable, type RegisterOp } from './linearizability.ts';
 
 export type FaultKind =
   | 'crash-follower'
@@ -62,6 +70,8 @@ export interface SimOptions {
   coreFaults?: Partial<CoreFaults>;
   /** A defect outside the core: the leader counts toward Quorum before its disk has the record. */
   verbose?: boolean;
+  /** Role auto: the nodes elect their leader (no operator). */
+  elections?: boolean;
 }
 
 export interface SimResult {
@@ -80,12 +90,22 @@ export interface SimResult {
     failovers: number;
     /** Crashes that left whole records of the append being written (never reported durable). */
     tornTails: number;
+    /** Elections: campaigns (real, after a pre-vote) and register operations checked for linearizability. */
+    campaigns: number;
+    registerOps: number;
   };
 }
 
 const TICK_MS = 10;
 const WRITE_TIMEOUT_TICKS = 300;
 const DIM = 4;
+/** Elections: a voter waits 30 to 60 ticks (300-600 ms at the nominal rate) for a leader. */
+const ELECTION_TICKS = 30;
+/** The slowest clock's tick (0.8x). */
+const SLOWEST_TICK_MS = TICK_MS / 0.8;
+const REGISTER_KEYS = 8;
+/** How often the election checker samples the world. */
+const SAMPLE_MS = 10;
 const FAULT_KINDS: FaultKind[] = [
   'crash-follower',
   'crash-primary',
@@ -140,7 +160,19 @@ export class World {
    * operator knows whom it promoted, and reads each node's history in its status.
    */
   private readonly announced = new Map<string, number>();
-  stats = { messages: 0, truncations: 0, fullSyncs: 0, failovers: 0, tornTails: 0 };
+  stats = {
+    messages: 0,
+    truncations: 0,
+    fullSyncs: 0,
+    failovers: 0,
+    tornTails: 0,
+    campaigns: 0,
+    registerOps: 0,
+  };
+  /** Elections: the checks of election-checks.ts, and the register history for linearizability. */
+  private readonly electionChecker: ElectionChecker | null;
+  private readonly registerOps: RegisterOp[] = [];
+  private readonly refusedOps = new Set<RegisterOp>();
 
   constructor(readonly opts: SimOptions) {
     this.net = new Rng(opts.seed, 1);
@@ -149,13 +181,27 @@ export class World {
     this.checker = new Checker();
     const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
     this.primary = ids[0] as string;
+    const elections = opts.elections === true;
+    const electionMs = ELECTION_TICKS * SLOWEST_TICK_MS;
+    this.electionChecker = elections
+      ? new ElectionChecker(
+          (m) => this.checker.violation(m),
+          {
+            // A voter's lease, plus a heartbeat interval and a message's delay, with slack.
+            steadyMs: 2 * electionMs,
+            checkQuorumMs: 2 * electionMs + 250,
+            leaderAfterHealMs: 4000,
+          },
+          ids,
+        )
+      : null;
     for (const id of ids) {
-      const leader = id === this.primary;
+      const leader = id === this.primary && !elections;
       this.nodes.push(
         new SimNode(
           id,
           leader ? 'leader' : 'follower',
-          leader ? null : this.primary,
+          leader || elections ? null : this.primary,
           this.sched,
           new Rng(opts.seed, 100 + this.nodes.length),
           {
@@ -163,6 +209,7 @@ export class World {
             disconnect: (from, peer) => this.breakLink(from.id, peer),
             sendSnapshotData: (from, to, snap) => this.deliverSnapshot(from, to, snap),
             event: (node, e) => {
+              if (this.electionChecker) this.electionEvent(node, e, this.electionChecker);
               if (e.type === 'refused' && e.byMe && e.code === 'diverged') this.refusing.add(node.id);
               if (e.type === 'roleChanged' && e.role === 'leader' && node.id === this.primary) {
                 const epoch = node.core.termHistory.at(-1);
@@ -184,9 +231,35 @@ export class World {
             },
           },
           opts.coreFaults ?? {},
+          elections ? { voters: ids, electionTicks: ELECTION_TICKS } : null,
+          elections ? genesis() : null,
         ),
       );
     }
+  }
+
+  /** Elections: what the checks need to hear of a node's events. */
+  private electionEvent(node: SimNode, e: CoreEvent, checks: ElectionChecker): void {
+    if (e.type === 'roleChanged' && e.role === 'leader') {
+      checks.onLeader(node, e.term, this.checker.writes);
+      this.primary = node.id;
+      this.stats.failovers++;
+      this.checker.failoverAt(this.sched.nowMs);
+    }
+    if (e.type === 'campaign' && !e.preVote) {
+      this.stats.campaigns++;
+      checks.onCampaign(node, e.term, e.force, this.sched.nowMs, this.nodes);
+    }
+  }
+
+  /** The node that leads now (the highest term among those that believe they do), if any. */
+  private currentLeader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes) {
+      if (!n.alive || n.core.role !== 'leader') continue;
+      if (best === null || n.core.term > best.core.term) best = n;
+    }
+    return best;
   }
 
   node(id: string): SimNode {
@@ -369,15 +442,27 @@ export class World {
     this.sched.after(20, redialAll);
     const observe = (): void => {
       this.checker.observeCommits(this.nodes);
+      if (this.electionChecker) this.checker.observeApplied(this.nodes);
       this.sched.after(50, observe);
     };
     this.sched.after(50, observe);
+    const checks = this.electionChecker;
+    if (checks) {
+      const sample = (): void => {
+        const canTalk = (a: SimNode, b: SimNode): boolean =>
+          this.links.has(pairKey(a.id, b.id)) && this.canTalk(a.id, b.id);
+        checks.sample(this.nodes, this.sched.nowMs, SAMPLE_MS, canTalk, this.lossyUntilMs > this.sched.nowMs);
+        this.sched.after(SAMPLE_MS, sample);
+      };
+      this.sched.after(SAMPLE_MS, sample);
+    }
   }
 
   // ------------------------------------------------------------------ client
 
   /** The cluster's membership and the collection, written once by the first primary. */
   private bootstrap(): void {
+    if (this.electionChecker) return; // the genesis log holds the collection
     const p = this.node(this.primary);
     const members = this.nodes.map((n) => ({ id: n.id, address: null }));
     p.runtime.propose(
@@ -427,13 +512,24 @@ export class World {
 
   private write(): void {
     const seq = ++this.writeSeq;
-    // Most writes go to the primary the operator announced; a confused client now and then
-    // writes to another node (an old primary that came back, say).
-    const target = this.client.chance(0.9) ? this.node(this.primary) : this.client.pick(this.nodes);
-    const level = this.client.pick<Level>(['one', 'one', 'quorum', 'quorum', 'all']);
+    // Most writes go to the primary the operator announced (with elections: the node that
+    // leads); a confused client now and then writes to another node (an old primary that came
+    // back, say).
+    const leader = this.electionChecker ? this.currentLeader() : this.node(this.primary);
+    const target = leader && this.client.chance(0.9) ? leader : this.client.pick(this.nodes);
+    // With elections, some operations are on registers: Quorum / All writes and linearizable reads.
+    const register = this.electionChecker !== null && this.client.chance(0.3);
+    if (register && this.client.chance(0.5)) {
+      this.linearizableRead(target, `k${this.client.int(0, REGISTER_KEYS - 1)}`);
+      return;
+    }
+    const level = register
+      ? this.client.pick<Level>(['quorum', 'quorum', 'all'])
+      : this.client.pick<Level>(['one', 'one', 'quorum', 'quorum', 'all']);
     const rec: WriteRecord = {
       seq,
-      id: `w${seq}`,
+      id: register ? `k${this.client.int(0, REGISTER_KEYS - 1)}` : `w${seq}`,
+      register,
       level,
       node: target.id,
       status: 'pending',
@@ -450,6 +546,17 @@ export class World {
       return;
     }
     this.checker.recordWrite(rec);
+    const op: RegisterOp | null = register
+      ? {
+          client: target.id,
+          key: rec.id,
+          kind: 'write',
+          value: seq,
+          callMs: this.sched.nowMs,
+          returnMs: null,
+        }
+      : null;
+    if (op) this.registerOps.push(op);
     const vec = Float32Array.from({ length: DIM }, (_, i) => seq + i / 10);
     const incarnation = target.incarnation;
     target.runtime.propose(
@@ -479,14 +586,40 @@ export class World {
         else {
           const code = (err as { code?: string }).code;
           rec.status =
-            code === 'ERR_WAL_IO' || (code === 'ERR_NOT_LEADER' && rec.lsn === 0)
+            code === 'ERR_WAL_IO' ||
+            code === 'ERR_TRANSFER_IN_PROGRESS' ||
+            (code === 'ERR_NOT_LEADER' && rec.lsn === 0)
               ? 'failed'
               : 'indeterminate';
           rec.reason = `${code}: ${err.message}`;
         }
+        if (op) {
+          // A refused write took no effect: it is no operation at all. An indeterminate one never returns.
+          if (rec.status === 'ok') op.returnMs = this.sched.nowMs;
+          else if (rec.status === 'failed') this.refusedOps.add(op);
+        }
         this.checker.writeSettled(rec);
       },
     );
+  }
+
+  /** A linearizable read of register `key` at `target`: recorded only when it is answered. */
+  private linearizableRead(target: SimNode, key: string): void {
+    if (!target.alive || target.paused) return;
+    const callMs = this.sched.nowMs;
+    const incarnation = target.incarnation;
+    target.runtime.read(WRITE_TIMEOUT_TICKS, (err) => {
+      if (err !== null || incarnation !== target.incarnation) return;
+      const point = target.state.collections.get('c')?.get(key) ?? null;
+      this.registerOps.push({
+        client: target.id,
+        key,
+        kind: 'read',
+        value: point === null ? null : (point.vector[0] as number),
+        callMs,
+        returnMs: this.sched.nowMs,
+      });
+    });
   }
 
   // ------------------------------------------------------------------ operator
@@ -576,6 +709,12 @@ export class World {
 
   private applyFault(f: Fault): void {
     if (this.healing) return;
+    if (this.electionChecker) this.applyElectionFault(f);
+    else this.applyManualFault(f);
+  }
+
+  /** A fault on the cluster the operator runs (and, for the kinds they share, on an elected one). */
+  private applyManualFault(f: Fault): void {
     const others = this.nodes.filter((n) => n.id !== this.primary);
     const pick = <T>(items: T[]): T => items[f.pick % items.length] as T;
     const primary = this.node(this.primary);
@@ -674,6 +813,44 @@ export class World {
     }
   }
 
+  /** Elections: no operator. Its faults become a transfer, a leader crash, a leader cut off from all but one. */
+  private applyElectionFault(f: Fault): void {
+    const leader = this.currentLeader();
+    const pick = <T>(items: T[]): T => items[f.pick % items.length] as T;
+    switch (f.kind) {
+      case 'failover': {
+        if (leader === null) return;
+        const to = pick(this.nodes.filter((n) => n !== leader));
+        try {
+          leader.runtime.transfer(to.id);
+        } catch {
+          // not the leader any more (it stepped down meanwhile)
+        }
+        return;
+      }
+      case 'old-primary-returns':
+        if (leader) this.primary = leader.id;
+        this.applyManualFault({ ...f, kind: leader ? 'crash-primary' : 'crash-follower' });
+        return;
+      case 'failover-primary-unreachable': {
+        if (leader === null) return;
+        const others = this.nodes.filter((n) => n !== leader);
+        const kept = pick(others);
+        for (const n of others)
+          if (n !== kept) this.cut.set(pairKey(leader.id, n.id), this.sched.nowMs + f.durationMs);
+        return;
+      }
+      case 'compact': {
+        if (leader) leader.compactedTo = Math.max(leader.compactedTo, leader.state.appliedLsn - 5);
+        return;
+      }
+      default:
+        // The faults that name "the primary" hit the node that leads now.
+        if (leader) this.primary = leader.id;
+        this.applyManualFault(f);
+    }
+  }
+
   // ------------------------------------------------------------------ run
 
   run(): SimResult {
@@ -693,7 +870,9 @@ export class World {
       finished = true;
     }
     if (!finished) this.checker.violation(`the simulation ran past ${maxSteps} steps`);
+    if (this.electionChecker) this.primary = this.currentLeader()?.id ?? this.primary;
     this.checker.finish(this.nodes, this.node(this.primary));
+    if (this.electionChecker) this.checkRegisters();
     const writes = this.checker.summary();
     return {
       seed: this.opts.seed,
@@ -710,12 +889,29 @@ export class World {
         fullSyncs: this.stats.fullSyncs,
         failovers: this.stats.failovers,
         tornTails: this.stats.tornTails,
+        campaigns: this.stats.campaigns,
+        registerOps: this.stats.registerOps,
       },
     };
   }
 
+  /** Quorum / All register writes and linearizable reads: linearizable per key (linearizability.ts). */
+  private checkRegisters(): void {
+    const ops = this.registerOps.filter((op) => !this.refusedOps.has(op));
+    this.stats.registerOps = ops.length;
+    const r = checkLinearizable(ops);
+    if (r.ok === false) this.checker.violation(`linearizability: key ${r.key}: ${r.explanation}`);
+    else if (r.ok === 'unknown')
+      this.checker.violation(`linearizability: key ${r.key} undecided: ${r.reason}`);
+  }
+
   private runPhases(maxSteps: number): boolean {
     const finished = this.sched.runUntil(this.opts.durationMs, maxSteps);
+    if (this.electionChecker) {
+      // Heal: every fault ends and every node runs again; the nodes elect and catch up alone.
+      this.sched.at(this.sched.nowMs + 1, () => this.healElections());
+      return finished && this.sched.runUntil(this.sched.nowMs + 6000, maxSteps);
+    }
     // Heal: every fault ends, every node runs again, followers point at the primary. An
     // operator who then sees followers refuse the primary (it lacks what they committed)
     // fails over to the most up-to-date node, as the refusal message tells them to.
@@ -732,6 +928,18 @@ export class World {
       });
     }
     return finished && this.sched.runUntil(healMs, maxSteps);
+  }
+
+  private healElections(): void {
+    this.healing = true;
+    this.cut.clear();
+    this.lossyUntilMs = 0;
+    this.diskFullUntil.clear();
+    for (const n of this.nodes) {
+      n.pausedUntilMs = 0;
+      if (!n.alive) n.boot();
+    }
+    this.electionChecker?.healed(this.sched.nowMs);
   }
 
   private heal(): void {
@@ -769,6 +977,29 @@ function holdsCommitted(c: SimNode, n: SimNode): boolean {
   if (c === n || commit === 0) return true;
   const mine = new TermHistory(c.core.termHistory);
   return mine.matchPoint(c.core.log.durableLsn, new TermHistory(n.core.termHistory), commit) >= commit;
+}
+
+/**
+ * Elections: every node starts from one log holding the collection, written
+ * in term 1 by n1 and committed; the voters elect the first leader from there.
+ */
+function genesis(): Durable {
+  const record = encodeRecord({
+    lsn: 1,
+    term: 1,
+    hlcMs: 0,
+    hlcLogical: 0,
+    origin: 'n1',
+    collection: 'c',
+    op: Op.CreateCollection,
+    dimension: DIM,
+    metric: 'l2',
+  });
+  return {
+    log: [{ lsn: 1, term: 1, bytes: record, config: null }],
+    hardState: { term: 1, votedFor: null, commit: 1 },
+    history: [{ term: 1, historyId: '0'.repeat(31) + '1', leaderId: 'n1', firstLsn: 1 }],
+  };
 }
 
 export function runSimulation(opts: SimOptions): SimResult {
