@@ -1497,17 +1497,8 @@ export class ReplicationCore {
 
   /** Whether this node takes `from` as its leader for `term`; answers the refusal itself when not. */
   private acceptLeader(from: string, term: number): boolean {
-    if (this.roleNow === 'candidate') {
-      // Someone won this term (or a later one): the campaign is over.
-      if (term < this.hs.term) {
-        this.refuse(
-          from,
-          this.hs.term,
-          'stale-term',
-          `${from} leads term ${term}, but ${this.id} has seen term ${this.hs.term}`,
-        );
-        return false;
-      }
+    if (this.roleNow === 'candidate' && term >= this.hs.term) {
+      // Someone won this term (or a later one): the campaign is over. (An older term is refused below.)
       this.campaignState = null;
       this.roleNow = 'follower';
     }
