@@ -179,6 +179,8 @@ export interface CoreFaults {
   noPreVote: boolean;
   /** A leader cut off from the majority goes on leading. */
   skipCheckQuorum: boolean;
+  /** The commit point counts records of earlier terms held by a majority (no §5.4.2 rule). */
+  commitOldTermByCount: boolean;
   /** A linearizable read is answered from the local state, with no ReadIndex round. */
   readWithoutRound: boolean;
 }
@@ -397,6 +399,7 @@ export class ReplicationCore {
       voteWithoutLogCheck: false,
       noPreVote: false,
       skipCheckQuorum: false,
+      commitOldTermByCount: false,
       readWithoutRound: false,
       ...opts.faults,
     };
@@ -1402,7 +1405,8 @@ export class ReplicationCore {
     const held = Math.min(heldBy(positions, Math.floor(m.members.length / 2) + 1), this.lastLsn);
     const ownEpochStart = this.history.last?.firstLsn ?? 1;
     const single = m.members.length === 1 && m.members[0]?.id === this.id;
-    if (held > this.hs.commit && (single || held >= ownEpochStart)) {
+    const countsOld = this.faults.commitOldTermByCount;
+    if (held > this.hs.commit && (single || held >= ownEpochStart || countsOld)) {
       this.setCommit(held);
       this.applyLimit = Math.max(this.applyLimit, this.leaderApplyLimit());
       this.confirmReads();
