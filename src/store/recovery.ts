@@ -1,14 +1,15 @@
 /**
  * Start-up of a data dir: lock it, finish a full-sync install a crash cut
  * short, load the node meta, the newest snapshot (verified) and the WAL
- * after it, applying every record in order, and put the newest records back
+ * after it, applying its records in order (every one, or only up to the
+ * persisted commit point: `replayThrough`), and put the newest records back
  * in the in-memory log. What it finds is returned for the store to own.
  */
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VrepError } from '../errors.ts';
 import { HybridClock } from '../clock/hlc.ts';
-import { decodeRecord } from '../log/record.ts';
+import { decodeRecord, Op } from '../log/record.ts';
 import { RecordLog } from '../log/record-log.ts';
 import { Wal, type FsyncPolicy, type WalRecoveryReport } from '../log/wal.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
@@ -27,8 +28,23 @@ import {
 import { NodeState } from './state.ts';
 import { acquireDirLock, type DirLock } from './dir-lock.ts';
 
+/**
+ * How far start-up applies the log to the state:
+ *
+ * - `all`: every record in the WAL (the state is the whole log);
+ * - `commit`: up to the persisted commit point (hardState.commit, a floor:
+ *   it may lag the real one), or the newest snapshot's LSN if that is
+ *   higher. The records after it stay in the log, unapplied, for the
+ *   replication core to apply once it knows they are committed: a failover
+ *   may still drop them, and a node that takes part in elections must not
+ *   have shown them.
+ */
+export type ReplayThrough = 'all' | 'commit';
+
 export interface RecoveryOptions {
   dataDir: string;
+  /** Default `all`. */
+  replayThrough?: ReplayThrough;
   nodeId?: string;
   fsync: FsyncPolicy;
   walSegmentBytes?: number;
@@ -41,6 +57,10 @@ export interface RecoveryOptions {
 export interface RecoveryReport {
   snapshotLsn: number;
   snapshotPoints: number;
+  /** LSN the state was replayed to (the store's applied LSN at open). */
+  appliedLsn: number;
+  /** Records in the log after `appliedLsn`, left unapplied (0 under `replayThrough: 'all'`). */
+  unappliedRecords: number;
   wal: WalRecoveryReport;
   durationMs: number;
   /** The node meta was in the version 1 format and has been rewritten (the data counts as committed). */
@@ -54,10 +74,16 @@ export interface Recovered {
   state: NodeState;
   log: RecordLog;
   clock: HybridClock;
-  /** Config records (membership) at or below the last LSN, oldest first. */
+  /** Config records (membership) at or below the last LSN, oldest first (applied or not). */
   configs: ConfigEntry[];
+  /**
+   * Create and drop records in the log above the applied LSN (copies), for
+   * the schema at the head of the log (schema-view.ts). Empty when every
+   * record was applied.
+   */
+  unappliedSchema: { lsn: number; bytes: Uint8Array }[];
   snapshotLsn: number;
-  /** WAL bytes replayed after the snapshot (toward the next automatic one). */
+  /** WAL bytes applied after the snapshot (toward the next automatic one). */
   bytesSinceSnapshot: number;
   report: RecoveryReport;
 }
@@ -66,6 +92,13 @@ const EMPTY = new Uint8Array(0);
 
 export async function recover(opts: RecoveryOptions): Promise<Recovered> {
   const t0 = performance.now();
+  const replayThrough = opts.replayThrough ?? 'all';
+  if (replayThrough !== 'all' && replayThrough !== 'commit') {
+    throw new VrepError(
+      'ERR_INVALID_ARG',
+      `replayThrough must be "all" or "commit", got ${String(replayThrough as unknown)}`,
+    );
+  }
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true });
   const lock = await acquireDirLock(dataDir);
@@ -123,7 +156,16 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
         meta.history = manifest.history.map((e) => ({ ...e }));
     }
 
-    // The newest replayed records go back into the in-memory log, at most
+    // Records up to `applyLimit` are applied; the ones after it are only
+    // checked (decoded) and kept in the log. A new data dir, or data from
+    // before term histories, counts as committed (see below): all of it.
+    const migrated = loaded?.migrated ?? false;
+    const applyLimit =
+      replayThrough === 'all' || loaded === null || migrated ? Infinity : meta.hardState.commit;
+    const unappliedConfigs: ConfigEntry[] = [];
+    const unappliedSchema: { lsn: number; bytes: Uint8Array }[] = [];
+
+    // The newest records read go back into the in-memory log, at most
     // what it can hold (bytes and count), so feeders read them from memory.
     const recent: Uint8Array[] = [];
     let recentHead = 0;
@@ -140,9 +182,19 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
       snapshotLsn,
       (bytes) => {
         const record = decodeRecord(bytes);
-        state.apply(record);
+        // Every record in the log, applied or not, moves the clock: a write
+        // this node makes next is stamped after all of them.
         clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
-        replayedBytes += bytes.length;
+        if (record.lsn <= applyLimit) {
+          state.apply(record);
+          replayedBytes += bytes.length;
+        } else {
+          if (record.op === Op.Config) {
+            unappliedConfigs.push({ lsn: record.lsn, membership: { members: record.members } });
+          } else if (record.op === Op.CreateCollection || record.op === Op.DropCollection) {
+            unappliedSchema.push({ lsn: record.lsn, bytes: bytes.slice() });
+          }
+        }
         // A view for now (it keeps its segment buffer alive); copied below
         // only if it is still among the newest when replay ends.
         recent.push(bytes);
@@ -166,7 +218,6 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
       recent.slice(recentHead).map((r) => r.slice()),
     );
     const lastLsn = wal.lastLsn;
-    const migrated = loaded?.migrated ?? false;
     if (loaded === null || migrated || meta.history.length === 0) {
       if (meta.history.length === 0 && lastLsn > 0) {
         // Data without a history (a meta file removed by hand): one epoch covers it.
@@ -186,12 +237,18 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
       state,
       log,
       clock,
-      configs: state.configs.map((c) => ({ lsn: c.lsn, membership: { members: c.members } })),
+      configs: [
+        ...state.configs.map((c) => ({ lsn: c.lsn, membership: { members: c.members } })),
+        ...unappliedConfigs,
+      ],
+      unappliedSchema,
       snapshotLsn,
       bytesSinceSnapshot: replayedBytes,
       report: {
         snapshotLsn,
         snapshotPoints,
+        appliedLsn: state.appliedLsn,
+        unappliedRecords: lastLsn - state.appliedLsn,
         wal: report,
         durationMs: performance.now() - t0,
         migratedMeta: migrated,

@@ -5,7 +5,8 @@
  * to append, truncate, apply, roll back or install, in the order the core
  * decided. The jobs live in their own modules:
  *
- * - recovery.ts: start-up (meta, newest snapshot, WAL replay);
+ * - recovery.ts: start-up (meta, newest snapshot, WAL replay, all of it or
+ *   up to the commit point);
  * - state.ts: the collections and the apply of one record;
  * - schema-view.ts: the collections at the head of the log (checks);
  * - node-meta.ts: hard state and term history on disk;
@@ -35,7 +36,7 @@ import { Snapshots, type SnapshotPin } from './snapshots.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
 import { invalid } from './point-checks.ts';
 import type { DirLock } from './dir-lock.ts';
-import { recover, type RecoveryReport } from './recovery.ts';
+import { recover, type RecoveryReport, type ReplayThrough } from './recovery.ts';
 import { NodeState } from './state.ts';
 import { SchemaView } from './schema-view.ts';
 import { LogPins } from './log-pins.ts';
@@ -43,7 +44,7 @@ import { Cursors, type OpenCursorOptions } from './cursors.ts';
 import type { LogCursor } from './log-cursor.ts';
 import { LOST_DIR, writeLostFile, type LostRecords } from './lost-records.ts';
 
-export type { RecoveryReport } from './recovery.ts';
+export type { RecoveryReport, ReplayThrough } from './recovery.ts';
 export type { SnapshotPin } from './snapshots.ts';
 export type { LogPin } from './log-pins.ts';
 export type { LogCursor, CursorBound } from './log-cursor.ts';
@@ -63,6 +64,14 @@ export interface StoreOptions {
   snapshotEveryBytes?: number;
   /** Wall clock for the HLC (tests pass their own). */
   wallMs?: () => number;
+  /**
+   * How far start-up applies the WAL (recovery.ts ReplayThrough): `all`
+   * (default) every record; `commit` only up to the persisted commit point
+   * (or the newest snapshot, if higher), the rest left in the log for the
+   * replication core to apply once committed. `appliedLsn` then reports
+   * the replay point and `lastLsn` the log's end.
+   */
+  replayThrough?: ReplayThrough;
   warn?: (fields: Record<string, unknown>, message: string) => void;
 }
 
@@ -112,6 +121,7 @@ export class Store {
     snapshotEveryBytes: number;
     bytesSinceSnapshot: number;
     configs: ConfigEntry[];
+    unappliedSchema: { lsn: number; bytes: Uint8Array }[];
     recovery: RecoveryReport;
     warn: (fields: Record<string, unknown>, message: string) => void;
   }) {
@@ -130,6 +140,9 @@ export class Store {
     this.recovery = init.recovery;
     this.warn = init.warn;
     this.schema = new SchemaView(() => this.stateNow);
+    // Records left unapplied at start-up are in the log: a new write is
+    // checked against the collections they create or drop.
+    this.schema.appended(init.unappliedSchema);
   }
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -142,6 +155,7 @@ export class Store {
       ringCapacityBytes: opts.ringCapacityBytes ?? STORE_DEFAULTS.ringCapacityBytes,
       ringCapacityRecords: opts.ringCapacityRecords ?? STORE_DEFAULTS.ringCapacityRecords,
       wallMs: opts.wallMs ?? Date.now,
+      ...(opts.replayThrough !== undefined ? { replayThrough: opts.replayThrough } : {}),
       warn,
     });
     try {
@@ -166,6 +180,7 @@ export class Store {
         snapshotEveryBytes: opts.snapshotEveryBytes ?? STORE_DEFAULTS.snapshotEveryBytes,
         bytesSinceSnapshot: r.bytesSinceSnapshot,
         configs: r.configs,
+        unappliedSchema: r.unappliedSchema,
         recovery: r.report,
         warn,
       });
@@ -193,10 +208,12 @@ export class Store {
     return this.stateNow;
   }
 
+  /** The log's end (what the WAL holds). */
   get lastLsn(): number {
     return this.log.lastLsn;
   }
 
+  /** The state's LSN: at most `lastLsn` (below it after a `replayThrough: 'commit'` start, or on a follower). */
   get appliedLsn(): number {
     return this.stateNow.appliedLsn;
   }
