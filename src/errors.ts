@@ -114,6 +114,8 @@ export const errorRegistry = {
   ERR_OVERLOADED: { name: 'Overloaded', status: 503, message: detail },
   /** A write's consistency level was not met in time; the write is indeterminate. */
   ERR_CONSISTENCY_TIMEOUT: { name: 'ConsistencyTimeout', status: 503, message: detail },
+  /** Role auto: no primary is known (an election runs); retry shortly (HTTP adds Retry-After). */
+  ERR_NO_LEADER: { name: 'NoLeader', status: 503, message: detail },
   /** A leadership transfer runs: the primary takes no writes until the new one does (or it gives up). */
   ERR_TRANSFER_IN_PROGRESS: { name: 'TransferInProgress', status: 503, message: detail },
   /** A WAL write or fsync failed; the node takes no writes until the disk does again. */

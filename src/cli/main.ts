@@ -56,6 +56,11 @@ program
   .option('--role <role>', 'standalone | primary | replica | auto | multi-master (default standalone)')
   .option('--primary <host:port>', "replica: the primary's peer address (its --bind)")
   .option('--peers <list>', 'comma-separated peer addresses (auto / multi-master: every other node)')
+  .option(
+    '--election-timeout-ms <ms>',
+    'role auto: ms without a leader before a voter campaigns (default 1000)',
+  )
+  .option('--heartbeat-interval-ms <ms>', 'ms between heartbeats (role auto default: election timeout / 10)')
   .option('--fsync <policy>', 'WAL fsync policy: always | everysec | no (default everysec)')
   .option('--token <token>', 'bearer token required on every HTTP route but /health')
   .option('--max-body-bytes <n>', 'largest HTTP request body, in bytes (default 67108864)')

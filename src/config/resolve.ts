@@ -54,6 +54,8 @@ export const DEFAULTS = {
   maxBodyBytes: 64 * 1024 * 1024,
   bindAddress: '127.0.0.1:7001',
   heartbeatIntervalSecs: 5,
+  /** Role auto (etcd's default). */
+  electionTimeoutMs: 1000,
   replicaTimeoutSecs: 30,
   reconnectIntervalSecs: 5,
   logSize: 1_000_000,
@@ -446,7 +448,27 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
     }
     seen.add(peer);
   }
-  const heartbeatSecs = r.heartbeat_interval_secs ?? DEFAULTS.heartbeatIntervalSecs;
+  const electionTimeoutMs = r.election_timeout_ms ?? DEFAULTS.electionTimeoutMs;
+  // In ms when given so; with role auto a tenth of the election timeout by default (etcd's ratio).
+  const heartbeatSecs =
+    r.heartbeat_interval_ms !== undefined
+      ? r.heartbeat_interval_ms / 1000
+      : (r.heartbeat_interval_secs ??
+        (role === 'auto' ? electionTimeoutMs / 10000 : DEFAULTS.heartbeatIntervalSecs));
+  if (
+    role === 'auto' &&
+    checkable('replication.election_timeout_ms', 'replication.heartbeat_interval_ms') &&
+    electionTimeoutMs < 2 * heartbeatSecs * 1000
+  ) {
+    crossErrors.push(
+      message(
+        'replication.election_timeout_ms',
+        `at least twice the heartbeat interval (${heartbeatSecs * 1000} ms; ten times is usual)`,
+        electionTimeoutMs,
+        at('replication.election_timeout_ms'),
+      ),
+    );
+  }
   const replicaTimeoutSecs = r.replica_timeout_secs ?? DEFAULTS.replicaTimeoutSecs;
   if (
     checkable('replication.replica_timeout_secs', 'replication.heartbeat_interval_secs') &&
@@ -516,6 +538,7 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
     masterAddress,
     peers,
     heartbeatIntervalMs: ms(heartbeatSecs),
+    ...(role === 'auto' ? { electionTimeoutMs } : {}),
     replicaTimeoutMs: ms(replicaTimeoutSecs),
     reconnectIntervalMs: ms(r.reconnect_interval_secs ?? DEFAULTS.reconnectIntervalSecs),
     logSize: r.log_size ?? DEFAULTS.logSize,

@@ -70,6 +70,8 @@ export const replicationSchema = z.strictObject({
   master_address: field(dialAddress.nullable(), `${DIAL}, or null`),
   peers: field(z.array(dialAddress).max(64), `a list of at most 64 addresses, each ${DIAL}`),
   heartbeat_interval_secs: seconds(3600),
+  heartbeat_interval_ms: field(int(10, 3_600_000), 'an integer from 10 to 3600000 (milliseconds)'),
+  election_timeout_ms: field(int(10, 600_000), 'an integer from 10 to 600000 (milliseconds)'),
   replica_timeout_secs: seconds(86_400),
   reconnect_interval_secs: seconds(3600),
   log_size: field(int(1, 1_000_000_000), 'a positive integer (operations), at most 1000000000'),

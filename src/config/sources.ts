@@ -35,6 +35,8 @@ export const ENV_SOURCES: readonly TextSource[] = [
     nullable: true,
   },
   { name: 'REPLICATION_HEARTBEAT_INTERVAL', key: 'replication.heartbeat_interval_secs', kind: 'number' },
+  { name: 'VREP_HEARTBEAT_INTERVAL_MS', key: 'replication.heartbeat_interval_ms', kind: 'number' },
+  { name: 'VREP_ELECTION_TIMEOUT_MS', key: 'replication.election_timeout_ms', kind: 'number' },
   { name: 'REPLICATION_LOG_SIZE', key: 'replication.log_size', kind: 'number' },
   { name: 'REPLICATION_RECONNECT_INTERVAL', key: 'replication.reconnect_interval_secs', kind: 'number' },
   { name: 'VREP_NODE_ID', key: 'node_id', kind: 'string' },
@@ -91,6 +93,8 @@ export const FLAG_SOURCES: readonly TextSource[] = [
   { name: '--role', key: 'replication.role', kind: 'string' },
   { name: '--primary', key: 'replication.master_address', kind: 'string' },
   { name: '--peers', key: 'replication.peers', kind: 'list' },
+  { name: '--election-timeout-ms', key: 'replication.election_timeout_ms', kind: 'number' },
+  { name: '--heartbeat-interval-ms', key: 'replication.heartbeat_interval_ms', kind: 'number' },
   // A switch: commander gives true, passed on as the text "true".
   { name: '--insecure-no-auth', key: 'replication.insecure_no_auth', kind: 'bool' },
   { name: '--fsync', key: 'storage.fsync', kind: 'string' },

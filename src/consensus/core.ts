@@ -348,6 +348,8 @@ export class ReplicationCore {
 
   // Elections (null: manual roles).
   private readonly elections: ElectionOptions | null;
+  /** The voters while the log holds no config record, ids filled in as they answer (resolveBootstrap). */
+  private bootstrap: Membership | null;
   /**
    * Ticks since this follower last heard its leader (or granted a vote), or
    * since this leader last checked its quorum. Within `electionTicks` of a
@@ -404,6 +406,7 @@ export class ReplicationCore {
       ...opts.faults,
     };
     this.elections = opts.elections ?? null;
+    this.bootstrap = this.elections?.bootstrap ?? null;
     if (this.elections) {
       assert(opts.role === 'follower', 'with elections every node starts as a follower');
       assert(!opts.followsConfiguredPrimary, 'with elections no node follows a configured primary');
@@ -508,7 +511,7 @@ export class ReplicationCore {
   get membership(): Membership {
     const last = this.configs.at(-1);
     if (last) return last.membership;
-    if (this.elections) return this.elections.bootstrap;
+    if (this.bootstrap) return this.bootstrap;
     const leader = this.leader ?? this.history.epochAt(this.lastLsn)?.leaderId ?? this.id;
     return leaderOnly(leader);
   }
@@ -585,6 +588,21 @@ export class ReplicationCore {
   /** Linearizable reads waiting for their ReadIndex round. */
   get pendingReadCount(): number {
     return this.pendingReads.length;
+  }
+
+  /**
+   * Elections, while the log holds no config record: the bootstrap voter
+   * known by `address` is node `id` (it answered there). Its vote counts
+   * from now on; the first leader's no-op records the ids known then, and
+   * the leader records the others as they answer (a config change).
+   */
+  resolveBootstrap(address: string, id: string): void {
+    const m = this.bootstrap;
+    if (m === null || this.configs.length > 0 || m.members.some((x) => x.id === id)) return;
+    if (!m.members.some((x) => x.id === null && x.address === address)) return;
+    this.bootstrap = {
+      members: m.members.map((x) => (x.id === null && x.address === address ? { id, address } : x)),
+    };
   }
 
   // ------------------------------------------------------------------ inputs

@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { pino } from 'pino';
 import { isVrepError, messageOf, VrepError, vrepError } from '../errors.ts';
 import type { MetricName } from '../log/record.ts';
-import { recordLsn, recordTerm } from '../log/record.ts';
+import { encodeRecord, Op, recordLsn, recordTerm } from '../log/record.ts';
 import {
   Store,
   type LostRecords,
@@ -23,7 +23,7 @@ import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
 import type { CollectionInfo } from '../store/collection.ts';
 import type { SnapshotInfo } from '../store/snapshot.ts';
-import { ReplicationCore, type CoreEvent } from '../consensus/core.ts';
+import { ReplicationCore, type CoreEvent, type Role as CoreRole } from '../consensus/core.ts';
 import type { Entry } from '../consensus/messages.ts';
 import { isMember, type Member, type Membership } from '../consensus/membership.ts';
 import { ReplicationRuntime, WriteError, type RuntimePorts } from '../replication/runtime.ts';
@@ -38,7 +38,7 @@ import { NonceRegistry } from '../transport/peer-auth.ts';
 import { FeederPool } from '../workers/feeder-pool.ts';
 import { ConsistencyLevel } from '../replication/consistency.ts';
 import { checkOptions, Writer, type WriteOptions } from './writer.ts';
-import { buildStatus, type StatusSources } from './status.ts';
+import { buildStatus, roleNowOf, type StatusSources } from './status.ts';
 import type {
   MemberInfo,
   NodeEvent,
@@ -108,6 +108,8 @@ export class ReplicationNode {
     last: null,
   };
   private appliedFromPrimary = 0;
+  /** Role auto: what the elections did, for status and metrics. */
+  private readonly election = { campaigns: 0, stepDowns: 0, lastElectionAtMs: 0 };
   private readonly lagging = new Set<string>();
   private followerCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
 
@@ -118,9 +120,10 @@ export class ReplicationNode {
     this.logger = init.logger;
     const s = init.store;
     const ticks = (ms: number): number => Math.max(1, Math.round(ms / TICK_MS));
+    const elections = init.settings.elections;
     this.core = new ReplicationCore({
       id: s.nodeId,
-      role: init.role === 'replica' ? 'follower' : 'leader',
+      role: init.role === 'replica' || elections !== null ? 'follower' : 'leader',
       hardState: s.hardState,
       log: {
         lastLsn: s.lastLsn,
@@ -136,6 +139,26 @@ export class ReplicationNode {
         ticks(init.settings.timing.heartbeatIntervalMs) + 1,
       ),
       followsConfiguredPrimary: init.role === 'replica' && init.settings.masterAddress !== null,
+      elections:
+        elections === null
+          ? null
+          : {
+              electionTicks: ticks(elections.electionTimeoutMs),
+              bootstrap: bootstrapVoters(s.nodeId, init.settings),
+              encodeConfig: (lsn, term, membership) => {
+                const ts = s.clock.now();
+                return encodeRecord({
+                  lsn,
+                  term,
+                  hlcMs: ts.ms,
+                  hlcLogical: ts.logical,
+                  origin: s.nodeId,
+                  collection: '',
+                  op: Op.Config,
+                  members: membership.members,
+                });
+              },
+            },
       onLogChange: (c) => {
         if (c.type === 'append') s.schema.appended(c.entries);
         else if (c.type === 'truncate') s.schema.truncated(c.afterLsn);
@@ -167,10 +190,10 @@ export class ReplicationNode {
       throw new TypeError('ReplicationNode.start(opts.dataDir): expected a non-empty path');
     }
     const role = opts.replication?.role ?? 'standalone';
-    if (role !== 'standalone' && role !== 'primary' && role !== 'replica') {
+    if (role === 'multi-master') {
       throw new VrepError(
         'ERR_UNSUPPORTED',
-        `role "${role}" is not available in this build yet; use "standalone", "primary" or "replica"`,
+        `role "${role}" is not available in this build yet; use "standalone", "primary", "replica" or "auto"`,
       );
     }
     const settings = resolveReplication(opts.replication);
@@ -184,6 +207,8 @@ export class ReplicationNode {
       ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
       ...(opts.replication?.logSize !== undefined ? { ringCapacityRecords: opts.replication.logSize } : {}),
       ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
+      // Role auto makes visible only what is committed: recovery stops at the commit point.
+      replayThrough: role === 'auto' ? 'commit' : 'all',
       warn: (fields, message) => logger.warn(fields, message),
     };
     const store = await Store.open(storeOptions);
@@ -300,12 +325,10 @@ export class ReplicationNode {
       nonces: this.nonces,
       httpAddress: this.settings.httpAddress,
       listenPort: () => this.peers?.peerPort ?? null,
-      role: () =>
-        this.currentRole === 'replica'
-          ? 'replica'
-          : this.currentRole === 'primary'
-            ? 'primary'
-            : 'standalone',
+      role: () => {
+        const now = roleNowOf(this.currentRole, this.core.role);
+        return now === 'multi-master' ? 'standalone' : now;
+      },
       term: () => this.core.term,
       lastLsn: () => this.core.log.lastLsn,
     };
@@ -375,6 +398,7 @@ export class ReplicationNode {
   }
 
   private resolveMember(address: string, id: string): void {
+    if (this.currentRole === 'auto') this.runtime.resolveBootstrap(address, id);
     if (this.core.role !== 'leader') return;
     const members = this.explicitMembers();
     const slot = members.find((x) => x.id === null && x.address === address);
@@ -397,6 +421,23 @@ export class ReplicationNode {
     switch (e.type) {
       case 'roleChanged':
         if (e.role === 'follower' && e.leader !== null) this.refusedReason = null;
+        if (this.currentRole === 'auto') this.onElectedRole(e.role, e.term, e.leader, atMs);
+        return;
+      case 'campaign':
+        if (!e.preVote) {
+          this.election.campaigns++;
+          this.logger.info({ term: e.term, forced: e.force }, 'replication: campaigning');
+        }
+        return;
+      case 'steppedDown':
+        this.election.stepDowns++;
+        this.logger.warn({ term: e.term, reason: e.reason }, 'replication: stepped down as primary');
+        return;
+      case 'transfer':
+        this.logger.warn(
+          { to: e.to, outcome: e.outcome, reason: e.reason },
+          'replication: leadership transfer',
+        );
         return;
       case 'synced':
         this.refusedBy.delete(e.peer);
@@ -439,6 +480,20 @@ export class ReplicationNode {
       case 'peerSilent':
         return;
     }
+  }
+
+  /** Role auto: what an election made this node, as events and log lines. */
+  private onElectedRole(role: CoreRole, term: number, leader: string | null, atMs: number): void {
+    const now = roleNowOf('auto', role);
+    this.events_.emit({ type: 'RoleChanged', role: now, term, atMs });
+    if (leader !== null) {
+      this.election.lastElectionAtMs = atMs;
+      this.events_.emit({ type: 'LeaderElected', leader, term, atMs });
+      if (role === 'leader') this.logger.warn({ term }, 'replication: elected primary');
+      else this.logger.info({ term, leader }, 'replication: following the elected primary');
+    }
+    // The dialers follow the role (a leader dials its members).
+    queueMicrotask(() => this.peers?.reconcile());
   }
 
   private leaderCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
@@ -507,6 +562,18 @@ export class ReplicationNode {
     if (this.failure)
       throw new VrepError('ERR_WAL_IO', `this node stopped taking writes: ${this.failure.message}`);
     const core = this.core;
+    if (this.currentRole === 'auto' && core.role !== 'leader') {
+      if (core.role === 'follower' && core.leader !== null) {
+        throw this.notLeader(
+          `this node is not the primary (${core.leader} leads term ${core.term})`,
+          core.leader,
+        );
+      }
+      throw new VrepError(
+        'ERR_NO_LEADER',
+        `no primary is known in term ${core.term}: an election is running; retry shortly`,
+      );
+    }
     if (core.role === 'follower') {
       const http = this.peers?.httpAddressOf(core.leader) ?? null;
       const peer = this.peers?.configuredPrimaryAddress ?? null;
@@ -653,7 +720,27 @@ export class ReplicationNode {
     return this.store.listCollections();
   }
 
-  async get(collection: string, id: string): Promise<Point | null> {
+  /**
+   * A linearizable read's wait (etcd's ReadIndex): this node confirms with a
+   * majority of the voters that it still leads, after the call, and applies
+   * through the commit point of then. Resolves with that LSN; on a node
+   * that does not lead, ERR_NOT_LEADER (naming the leader) or ERR_NO_LEADER.
+   */
+  private linearizable(): Promise<number> {
+    if (this.core.role !== 'leader') {
+      this.assertWritable();
+      throw this.notLeader('a linearizable read goes to the primary', this.core.leader);
+    }
+    return new Promise((resolve, reject) => {
+      this.runtime.read(Math.ceil(DEFAULT_WRITE_TIMEOUT_MS / TICK_MS), (err, index) => {
+        if (err !== null || index === undefined) reject(this.mapWriteError(err ?? new Error('no index')));
+        else resolve(index);
+      });
+    });
+  }
+
+  async get(collection: string, id: string, opts: ReadOptions = {}): Promise<Point | null> {
+    if (checkReadOptions(opts) === 'linearizable') await this.linearizable();
     const p = this.store.get(collection, id);
     return p === null ? null : { id: p.id, vector: p.vector, payload: parsePayload(p.payload) };
   }
@@ -661,8 +748,9 @@ export class ReplicationNode {
   async search(
     collection: string,
     vector: Float32Array | readonly number[],
-    opts: { k?: number; filter?: PayloadFilter } = {},
+    opts: { k?: number; filter?: PayloadFilter } & ReadOptions = {},
   ): Promise<SearchResult[]> {
+    if (checkReadOptions(opts) === 'linearizable') await this.linearizable();
     const hits = this.store.search(collection, vector, {
       k: opts.k ?? 10,
       ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
@@ -697,6 +785,10 @@ export class ReplicationNode {
   private statusSources(): StatusSources {
     return {
       role: this.currentRole,
+      election:
+        this.settings.elections === null
+          ? null
+          : { timeoutMs: this.settings.elections.electionTimeoutMs, ...this.election },
       core: this.core,
       store: this.store,
       peers: this.peers,
@@ -857,7 +949,8 @@ export class ReplicationNode {
    * its log. Members that follow it (configure) resync partially, dropping
    * whatever the old primary wrote that this node does not hold.
    */
-  async promote(): Promise<void> {
+  async promote(opts: { force?: boolean } = {}): Promise<void> {
+    if (this.currentRole === 'auto') return this.exclusive(() => this.campaignNow(opts.force === true));
     return this.exclusive(async () => {
       if (this.currentRole !== 'replica') {
         throw new VrepError('ERR_ROLE', `promote(): this node is ${this.currentRole}, not a replica`);
@@ -877,12 +970,72 @@ export class ReplicationNode {
     });
   }
 
-  /** Primary: hand the role to a caught-up replica (comes with leader election). */
+  /**
+   * Role auto, on the primary: hands leadership to the voter `to` (a node
+   * id) with Raft's transfer: no writes meanwhile (ERR_TRANSFER_IN_PROGRESS),
+   * `to` is brought up to date, then told to campaign at once. Resolves once
+   * another node leads; ERR_CONSISTENCY_TIMEOUT when `to` did not take over
+   * within an election timeout (this node takes writes again). Nothing
+   * acknowledged is lost: `to` holds every record before it campaigns.
+   */
   async transfer(to: string): Promise<void> {
-    throw new VrepError(
-      'ERR_UNSUPPORTED',
-      `transfer(${to}): arrives with leader election; meanwhile stop writes, promote ${to} and configure this node as its replica`,
-    );
+    const elections = this.settings.elections;
+    if (elections === null) {
+      throw new VrepError(
+        'ERR_UNSUPPORTED',
+        `transfer(${to}): needs role auto; with manual roles stop writes, promote ${to} and configure this node as its replica`,
+      );
+    }
+    if (this.core.role !== 'leader') throw this.notLeader('transfer() goes to the primary', this.core.leader);
+    if (to === this.store.nodeId) return;
+    if (!this.core.membership.members.some((m) => m.id === to)) {
+      throw new VrepError('ERR_INVALID_INPUT', `transfer(${to}): not a voter of this cluster`);
+    }
+    const term = this.core.term;
+    this.runtime.transfer(to);
+    // The transfer ends in the core within an election timeout; a new leader's term may take a moment longer.
+    const deadline = Date.now() + 3 * elections.electionTimeoutMs;
+    while (!this.stopped && this.core.role === 'leader' && this.core.term === term) {
+      if (this.core.transferTarget === null || Date.now() > deadline) {
+        throw new VrepError(
+          'ERR_CONSISTENCY_TIMEOUT',
+          `transfer(${to}): ${to} did not take over within an election timeout (is it running and connected?); this node goes on as primary`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
+    this.logger.warn({ to, term: this.core.term }, 'replication: leadership handed over');
+  }
+
+  /**
+   * Role auto: this node campaigns now, heard even by voters that hear a
+   * primary. Refused while it lags the primary it follows (it could win
+   * only by discarding the records it lacks that were acknowledged at One)
+   * unless `force`. Resolves once it leads; ERR_CONSISTENCY_TIMEOUT when the
+   * voters did not elect it (its log lacks committed records).
+   */
+  private async campaignNow(force: boolean): Promise<void> {
+    const elections = this.settings.elections as { electionTimeoutMs: number };
+    if (this.core.role === 'leader') return;
+    const behind = this.core.leader !== null ? this.core.leaderLastLsn - this.core.log.lastLsn : 0;
+    if (behind > 0 && !force) {
+      throw new VrepError(
+        'ERR_ROLE',
+        `promote(): this node lacks ${behind} records that the primary ${this.core.leader} holds; if it won, those acknowledged at One alone would be lost (pass {force: true} to promote anyway)`,
+      );
+    }
+    this.runtime.promote();
+    const deadline = Date.now() + 3 * elections.electionTimeoutMs;
+    const leads = (): boolean => this.core.role === 'leader';
+    while (!this.stopped && !leads()) {
+      if (Date.now() > deadline) {
+        throw new VrepError(
+          'ERR_CONSISTENCY_TIMEOUT',
+          `promote(): the voters did not elect this node within ${3 * elections.electionTimeoutMs} ms (its log may lack committed records, or no majority is reachable)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
   }
 
   /**
@@ -980,3 +1133,33 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 export { ConsistencyLevel, isVrepError };
+
+/**
+ * Role auto, before the log holds a config record: this node (by id, at its
+ * bind address when that is one others can dial) and every peer address
+ * (ids filled in as they answer).
+ */
+function bootstrapVoters(selfId: string, settings: ResolvedReplication): Membership {
+  const { host, port } = settings.bind;
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '[::]' || port === 0;
+  const self = wildcard ? null : `${host}:${port}`;
+  return {
+    members: [
+      { id: selfId, address: self },
+      ...settings.peers.filter((a) => a !== self).map((address) => ({ id: null, address })),
+    ],
+  };
+}
+
+/** Options of a read: `linearizable` (role auto or a primary) waits for a ReadIndex round. */
+export interface ReadOptions {
+  consistency?: 'local' | 'linearizable';
+}
+
+function checkReadOptions(opts: ReadOptions): 'local' | 'linearizable' {
+  const c = opts.consistency ?? 'local';
+  if (c !== 'local' && c !== 'linearizable') {
+    throw new VrepError('ERR_INVALID_ARG', `consistency: expected local or linearizable, got ${String(c)}`);
+  }
+  return c;
+}

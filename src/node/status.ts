@@ -15,10 +15,13 @@ import type {
   ReplicationStats,
   ReplicationStatus,
   Role,
+  RoleNow,
 } from '../replication/types.ts';
 
 export interface StatusSources {
   role: Role;
+  /** Role auto: the election's settings and counters. */
+  election: { timeoutMs: number; campaigns: number; stepDowns: number; lastElectionAtMs: number } | null;
   core: ReplicationCore;
   store: Store;
   peers: Peers | null;
@@ -101,7 +104,8 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
   const replicas = replicaList(src);
   const log = core.log;
   const leaderId = core.leader;
-  const follower = core.role !== 'leader' && src.role === 'replica';
+  const follower = core.role !== 'leader' && (src.role === 'replica' || src.role === 'auto');
+  const roleNow = roleNowOf(src.role, core.role);
   let lagMs = 0;
   let lagOps = 0;
   if (core.role === 'leader') {
@@ -116,7 +120,7 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     lagMs = lagOps === 0 ? 0 : (peers?.masterLagMs ?? 0);
   }
   const stats: ReplicationStats = {
-    role: src.role,
+    role: roleNow,
     lag_ms: lagMs,
     bytes_sent: src.link.bytesSent,
     bytes_received: src.link.bytesReceived,
@@ -151,9 +155,22 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
   }));
   const history = core.termHistory;
   const status: ReplicationStatus = {
-    role: src.role,
+    role: roleNow,
     state: core.role,
     enabled: src.role !== 'standalone',
+    ...(src.election
+      ? {
+          election: {
+            election_timeout_ms: src.election.timeoutMs,
+            campaigns: src.election.campaigns,
+            step_downs: src.election.stepDowns,
+            last_election:
+              src.election.lastElectionAtMs > 0
+                ? new Date(src.election.lastElectionAtMs).toISOString()
+                : null,
+          },
+        }
+      : {}),
     node_id: store.nodeId,
     term: core.term,
     history_id: history.at(-1)?.historyId ?? '0'.repeat(32),
@@ -199,4 +216,10 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     };
   }
   return status;
+}
+
+/** The role a status names: the configured one, or with role auto what the election made this node. */
+export function roleNowOf(role: Role, core: ReplicationCore['role']): RoleNow {
+  if (role !== 'auto') return role;
+  return core === 'leader' ? 'primary' : core === 'candidate' ? 'candidate' : 'replica';
 }

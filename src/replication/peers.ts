@@ -10,7 +10,9 @@
  * One session per peer id: a second link to a peer is closed as a
  * duplicate, unless it is the link to the configured primary (that one is
  * the operator's word and wins). A member's dialer pauses while a session
- * with it exists.
+ * with it exists. With elections (role auto) every node dials every member
+ * (a candidate needs links to its voters, whatever its role); when two
+ * links cross, both ends keep the one dialed by the smaller node id.
  */
 import { open } from 'node:fs/promises';
 import { isVrepError, VrepError } from '../errors.ts';
@@ -237,7 +239,7 @@ export class Peers {
     const want = new Map<string, Dialer['kind']>();
     if (core.role !== 'leader' && this.configuredPrimary !== null)
       want.set(this.configuredPrimary, 'primary');
-    if (core.role === 'leader') {
+    if (core.role === 'leader' || this.settings.elections !== null) {
       for (const m of core.membership.members) {
         if (m.address === null || m.id === this.local.nodeId) continue;
         if (m.id !== null && this.sessions.has(m.id)) {
@@ -311,11 +313,25 @@ export class Peers {
       s.viaConfiguredPrimary = dialer.kind === 'primary';
       if (dialer.kind !== 'primary') this.hooks.resolved(dialer.address, peer);
       for (const w of dialer.waiters.splice(0)) w.resolve(peer);
+    } else if (this.settings.elections !== null) {
+      // It dialed in: where it listens names it too (a voter known by address until now).
+      this.hooks.resolved(s.listenAddress, peer);
     }
     const old = this.sessions.get(peer);
     if (old && !old.link.closed) {
-      if (s.viaConfiguredPrimary && !old.viaConfiguredPrimary) {
-        this.sessions.delete(peer);
+      // Crossed links (role auto): the one dialed by the smaller id wins at both ends.
+      const preferred = (dialer !== null) === this.local.nodeId < peer;
+      if (this.settings.elections !== null && preferred) {
+        this.forget(peer);
+        old.fail(
+          ReplicationCloseCodes.duplicate,
+          'replaced by the link dialed by the smaller node id',
+          'ERR_DUPLICATE',
+          'info',
+        );
+        this.hooks.step({ type: 'disconnected', peer });
+      } else if (s.viaConfiguredPrimary && !old.viaConfiguredPrimary) {
+        this.forget(peer);
         old.fail(
           ReplicationCloseCodes.duplicate,
           'replaced by the link to the configured primary',
@@ -344,6 +360,15 @@ export class Peers {
     this.pending.delete(s);
     const peer = s.peerId;
     if (peer === null || this.sessions.get(peer) !== s) return;
+    this.forget(peer);
+    if (/\b4043\b/.test(reason)) dialer?.client.holdOff(this.settings.timing.reconnectIntervalMs);
+    this.hooks.step({ type: 'disconnected', peer });
+    this.hooks.event({ type: 'disconnected', peer, reason });
+    this.reconcile();
+  }
+
+  /** Drops the session with `peer` and what ran on it (its feeder, a full sync either way). */
+  private forget(peer: string): void {
     this.sessions.delete(peer);
     this.feeders.get(peer)?.close();
     this.feeders.delete(peer);
@@ -357,10 +382,6 @@ export class Peers {
       void this.inbound.receiver?.abort();
       this.inbound = null;
     }
-    if (/\b4043\b/.test(reason)) dialer?.client.holdOff(this.settings.timing.reconnectIntervalMs);
-    this.hooks.step({ type: 'disconnected', peer });
-    this.hooks.event({ type: 'disconnected', peer, reason });
-    this.reconcile();
   }
 
   // ------------------------------------------------------------------ outgoing (runtime ports)

@@ -245,6 +245,12 @@ export class ReplicationRuntime {
     this.pump();
   }
 
+  /** Elections: the bootstrap voter at `address` answered as `id` (see ReplicationCore.resolveBootstrap). */
+  resolveBootstrap(address: string, id: string): void {
+    this.core.resolveBootstrap(address, id);
+    this.pump();
+  }
+
   /** Leader with elections: hands leadership to the voter `to` (see ReplicationCore.transferLeadership). */
   transfer(to: string): void {
     this.core.transferLeadership(to);
@@ -403,27 +409,37 @@ export class ReplicationRuntime {
       }
       entries.push(e);
     }
-    const finish = (list: Entry[]): void => {
+    const applyList = (list: Entry[], upTo: number): void => {
       if (list.length > 0) this.ports.apply(list);
       for (const e of list) {
         if (this.unapplied.delete(e.lsn)) this.unappliedBytes -= e.bytes.length;
       }
-      this.appliedTo = lsn;
-      this.settleWaiters();
-      done();
+      this.appliedTo = upTo;
     };
     if (missing < 0) {
-      finish(entries);
+      applyList(entries, lsn);
+      this.settleWaiters();
+      done();
       return;
     }
-    // Not in memory (appended before this process started): read them back.
+    // Not in memory (appended before this process started): read them back. A read returns
+    // a bounded batch: what it did not reach is read next.
     this.ports.readLog(missing, lsn, (err, rest) => {
       if (err) {
         this.stopped = true;
         this.ports.fatal(err);
         return;
       }
-      finish([...entries, ...rest]);
+      const reached = rest.at(-1)?.lsn ?? missing - 1;
+      if (rest.length === 0 || reached >= lsn) {
+        // All read; or nothing there: the disk refused those records since (the core rolls the state back next).
+        applyList([...entries, ...rest], rest.length === 0 ? missing - 1 : lsn);
+        this.settleWaiters();
+        done();
+        return;
+      }
+      applyList([...entries, ...rest], reached);
+      this.applyThrough(lsn, done);
     });
   }
 

@@ -15,6 +15,8 @@ export interface ResolvedReplication {
   masterAddress: string | null;
   peers: string[];
   timing: { heartbeatIntervalMs: number; replicaTimeoutMs: number; reconnectIntervalMs: number };
+  /** Role auto: the nodes elect their leader (null: the operator sets the roles). */
+  elections: { electionTimeoutMs: number } | null;
   consistency: ConsistencyLevel;
   compression: { enabled: boolean; level: number };
   bandwidthBytesPerSec: number | null;
@@ -67,7 +69,22 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
     throw bad('secret', 'null or a string of at least 16 bytes', secret === null ? null : '<hidden>');
   }
   if (secret !== null) checkSecret(secret);
-  const heartbeatIntervalMs = int('heartbeatIntervalMs', o.heartbeatIntervalMs, 5000, 10, 3_600_000);
+  const auto = role === 'auto';
+  const electionTimeoutMs = int('electionTimeoutMs', o.electionTimeoutMs, 1000, 10, 600_000);
+  const heartbeatIntervalMs = int(
+    'heartbeatIntervalMs',
+    o.heartbeatIntervalMs,
+    auto ? Math.max(10, Math.round(electionTimeoutMs / 10)) : 5000,
+    10,
+    3_600_000,
+  );
+  if (auto && electionTimeoutMs < 2 * heartbeatIntervalMs) {
+    throw bad(
+      'electionTimeoutMs',
+      `at least twice heartbeatIntervalMs (${heartbeatIntervalMs})`,
+      electionTimeoutMs,
+    );
+  }
   return {
     clusterId: o.clusterId ?? 'vrep',
     bind: parseAddress('bindAddress', o.bindAddress ?? '127.0.0.1:7001'),
@@ -78,6 +95,7 @@ export function resolveReplication(o: ReplicationOptions = {}): ResolvedReplicat
       replicaTimeoutMs: int('replicaTimeoutMs', o.replicaTimeoutMs, 30_000, heartbeatIntervalMs, 86_400_000),
       reconnectIntervalMs: int('reconnectIntervalMs', o.reconnectIntervalMs, 5000, 10, 3_600_000),
     },
+    elections: auto ? { electionTimeoutMs } : null,
     consistency,
     compression: {
       enabled: o.compression?.enabled ?? true,

@@ -9,6 +9,20 @@ import type { ConsistencyLevel } from './consistency.ts';
 
 export type Role = 'standalone' | 'primary' | 'replica' | 'auto' | 'multi-master';
 
+/** What a node is now: its configured role, or with role auto what the election made it. */
+export type RoleNow = Exclude<Role, 'auto'> | 'candidate';
+
+/** Role auto, in the status: the election settings and what happened. */
+export interface ElectionStatus {
+  election_timeout_ms: number;
+  /** Campaigns this node stood in (real ones, after a pre-vote) since it started. */
+  campaigns: number;
+  /** Times this node stepped down as primary (a newer term, or it lost the majority). */
+  step_downs: number;
+  /** When this node last saw a primary elected (ISO 8601), null: not since it started. */
+  last_election: string | null;
+}
+
 export interface TlsOptions {
   /** PEM file paths. */
   cert: string;
@@ -25,8 +39,10 @@ export interface ReplicationOptions {
   masterAddress?: string | null;
   /** auto / multi-master: every other node's bindAddress. Primary: replicas to dial at start. */
   peers?: string[];
-  /** Default 5000. */
+  /** Default 5000 (role auto: a tenth of electionTimeoutMs). */
   heartbeatIntervalMs?: number;
+  /** Role auto: a voter that hears no leader this long campaigns (drawn in [1x, 2x)). Default 1000. */
+  electionTimeoutMs?: number;
   /** A peer silent this long is disconnected (and redialed). Default 30000. */
   replicaTimeoutMs?: number;
   /** Longest wait between redials (backoff grows up to it). Default 5000. */
@@ -100,7 +116,7 @@ export interface SyncProgress {
 
 /** GET /replication/stats. */
 export interface ReplicationStats {
-  role: Role;
+  role: RoleNow;
   lag_ms: number;
   bytes_sent: number;
   bytes_received: number;
@@ -134,7 +150,9 @@ export interface ReplicationStats {
 
 /** GET /replication/status. */
 export interface ReplicationStatus {
-  role: Role;
+  role: RoleNow;
+  /** Role auto only. */
+  election?: ElectionStatus;
   /** What the node does now: leads, follows, or was deposed (a primary that learned of a newer term). */
   state: 'leader' | 'follower' | 'candidate' | 'fenced';
   enabled: boolean;
@@ -185,7 +203,9 @@ export type NodeEvent =
   | { type: 'Synced'; peer: string; lsn: number; mode: 'partial' | 'full'; atMs: number }
   | { type: 'Lagging'; peer: string; lagOperations: number; lagMs: number; atMs: number }
   | { type: 'Refused'; peer: string; reason: string; atMs: number }
-  | { type: 'RoleChanged'; role: Role; term: number; atMs: number }
+  | { type: 'RoleChanged'; role: Role | RoleNow; term: number; atMs: number }
+  /** Role auto: `leader` leads `term` (this node or another). */
+  | { type: 'LeaderElected'; leader: string; term: number; atMs: number }
   /**
    * This node dropped records fromLsn..toLsn (all above `afterLsn`) from its log: the leader
    * it follows never had them. `file` lists them (docs/storage.md, "Lost records").

@@ -86,6 +86,20 @@ function consistencyOf(req: HttpRequest): ConsistencyLevel | undefined {
   return level as ConsistencyLevel;
 }
 
+/** `?consistency=` of a read: local (default) or linearizable (a ReadIndex round on the primary). */
+function readConsistencyOf(req: HttpRequest): { consistency?: 'local' | 'linearizable' } {
+  const level = queryParam(req, 'consistency');
+  if (level === null) return {};
+  if (level !== 'local' && level !== 'linearizable')
+    throw invalid(`consistency: expected local or linearizable, got ${show(level)}`);
+  return { consistency: level };
+}
+
+/** Which LSN a read reflects: the last record applied on this node when it answered. */
+function lsnHeader(node: { lastLsn: number }): Record<string, string> {
+  return { 'x-vrep-lsn': String(node.lastLsn) };
+}
+
 function param(req: HttpRequest, name: string): string {
   return req.params[name] as string;
 }
@@ -174,7 +188,9 @@ export function errorToReply(err: unknown, logger: Logger): HttpReply {
     const error: Record<string, unknown> = { code: err.code, message: err.message };
     // ERR_READ_ONLY, ERR_NOT_LEADER: the primary's HTTP address (null: not known yet).
     if (err.primary !== undefined) error['primary'] = err.primary;
-    return { status: status ?? 500, body: { error } };
+    // An election or a transfer ends within about an election timeout.
+    const retry = err.code === 'ERR_NO_LEADER' || err.code === 'ERR_TRANSFER_IN_PROGRESS';
+    return { status: status ?? 500, body: { error }, ...(retry ? { headers: { 'retry-after': '1' } } : {}) };
   }
   logger.error({ err }, 'request failed (unexpected error)');
   return errorReply('ERR_INTERNAL', 'internal error (see the node log)');
@@ -294,9 +310,13 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
       handler: async (req) => {
         const id = param(req, 'id');
         const name = param(req, 'name');
-        const p = await node.get(name, id);
+        const p = await node.get(name, id, readConsistencyOf(req));
         if (p === null) throw vrepError('ERR_POINT_NOT_FOUND', id, name);
-        return { status: 200, body: { id: p.id, vector: Array.from(p.vector), payload: p.payload } };
+        return {
+          status: 200,
+          body: { id: p.id, vector: Array.from(p.vector), payload: p.payload },
+          headers: lsnHeader(node),
+        };
       },
     },
     {
@@ -316,9 +336,10 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         const results = await node.search(param(req, 'name'), vector as number[], {
           k,
           ...(filter !== undefined ? { filter: filter as PayloadFilter } : {}),
+          ...readConsistencyOf(req),
         });
         metrics.searchSeconds.observe((performance.now() - startedMs) / 1000);
-        return { status: 200, body: { results } };
+        return { status: 200, body: { results }, headers: lsnHeader(node) };
       },
     },
   ];

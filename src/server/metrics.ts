@@ -98,6 +98,16 @@ export class ServerMetrics {
       'Records dropped from the log as a divergent tail (each listed in a file under lost/)',
       (s) => s.stats.truncated_records,
     );
+    nodeCounter(
+      'vrep_elections_total',
+      'Role auto: campaigns this node stood in (after a successful pre-vote)',
+      (s) => s.election?.campaigns ?? 0,
+    );
+    nodeCounter(
+      'vrep_step_downs_total',
+      'Role auto: times this node stepped down as primary (a newer term, or it lost the majority)',
+      (s) => s.election?.step_downs ?? 0,
+    );
     nodeGauge('vrep_snapshot_bytes', "Size of this node's newest snapshot", (s) => s.stats.snapshot_size);
     nodeCounter('vrep_replication_sent_bytes_total', 'Bytes sent on peer links', (s) => s.stats.bytes_sent);
     nodeCounter(
@@ -181,6 +191,9 @@ export class ServerMetrics {
     const families = await Promise.all(
       this.registry.getMetricsAsArray().map((m) => this.registry.getSingleMetricAsString(m.name)),
     );
-    return { text: `${families.join('\n')}\n`, contentType: this.registry.contentType };
+    // prom-client prints a gauge with no samples yet (the event-loop lag right after a reset) as
+    // "Nan"; the text format spells it NaN.
+    const text = `${families.join('\n')}\n`.replace(/ Nan$/gm, ' NaN');
+    return { text, contentType: this.registry.contentType };
   }
 }

@@ -86,8 +86,9 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
       method: 'POST',
       pattern: '/replication/promote',
       handler: async (req) => {
-        optionalBody(req, []);
-        await node.promote();
+        const force = optionalBody(req, ['force'])['force'] ?? false;
+        if (typeof force !== 'boolean') throw invalid(`force: expected true or false, got ${show(force)}`);
+        await node.promote({ force });
         return { status: 200, body: node.replicationStatus() };
       },
     },

@@ -22,15 +22,27 @@
  *       members of their log, or anyone while their log is empty). `frame`:
  *       records per RECORDS frame at most (default: all requested), as a
  *       real frame's byte limit cuts a request short.
+ *   add-nodes N elections=true [election=10] [heartbeat=2] [timeout=8] [seed=1] [frame=K]
+ *       N nodes that elect their leader (the core's ElectionOptions): each
+ *       starts as a follower of nobody, the bootstrap voters are the N nodes,
+ *       and a new leader's no-op is a Config record (src/log/record.ts, as
+ *       test/sim/node.ts builds it). `election`: electionTicks (a node
+ *       campaigns after a timeout drawn in [K, 2K) ticks without a leader).
  *   connect A B [C ...]         opens a link between every pair named
  *   disconnect A B              closes the link (messages on it are lost)
  *   propose N [DATA ...] [count=K]  one batch of records (DATA as payloads)
  *   configure N M1 M2 ...       a config record: the members are M1, M2, ...
  *   promote N                   operator: N becomes primary (a new term)
+ *   campaign N                  (elections) N campaigns now: promote() with elections,
+ *                               a forced campaign without a pre-vote
+ *   transfer N TO               (elections) leader N hands leadership to TO
+ *   read N                      (elections) a linearizable read on N (readIndex); reads
+ *                               are named r1, r2, ... and settle in a Ready's `read` lines
  *   follow N [primary=P|none]   operator: N follows (P at its configured address;
  *                               a link's "configured" flag is fixed when it opens)
  *   force-full N P              operator: N's next sync of P is a full one
- *   tick N [N2 ...] [K]         K ticks (default 1)
+ *   tick N [N2 ...] [K] [until=ready]  K ticks (default 1); until=ready: stops after
+ *                               the first tick that leaves one of them with a Ready
  *   ready N [hold]              prints N's Ready and handles it (hold: prints
  *                               it and keeps it for `advance`)
  *   advance N                   handles the Ready `ready N hold` kept
@@ -48,6 +60,11 @@
  *
  * Printed names: history ids are h1, h2, ... and probe ids p1, p2, ... in
  * the order they first appear (the core draws them from a seeded rng).
+ * A heartbeat, ack or position prints `read=K` when its ReadIndex round K
+ * is not 0 (only reads start rounds). With elections a Ready prints the
+ * reads it settles (`read rK served at LSN`, or failed), `log` marks the
+ * records the node knows committed, and an elected leader's no-op (a
+ * Config record) shows as `no-op (config MEMBERS)`.
  */
 import {
   CoreError,
@@ -61,6 +78,7 @@ import {
 import type { Entry, Incoming, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
 import type { Membership } from '../../src/consensus/membership.ts';
 import type { Epoch } from '../../src/consensus/term-history.ts';
+import { decodeRecord, encodeRecord, Op } from '../../src/log/record.ts';
 import { Rng } from '../sim/rng.ts';
 import type { Command } from './transcript.ts';
 
@@ -125,11 +143,18 @@ class Node {
     public role: 'leader' | 'follower',
     public primary: string | null,
     readonly rng: Rng,
+    /** Elections instead of operator-set roles (`add-nodes elections=true`). */
+    readonly elections: { electionTicks: number; voters: string[] } | null = null,
   ) {}
 }
 
 function pairKey(a: string, b: string): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`;
+}
+
+/** A ReadIndex round a message carries, when there is one (manual roles never start one). */
+function readRound(seq: number): string {
+  return seq > 0 ? ` read=${seq}` : '';
 }
 
 function range(first: number, last: number): string {
@@ -148,6 +173,8 @@ export class InteractionEnv {
   private recordsPerFrame = Infinity;
   private readonly historyNames = new Map<string, string>();
   private readonly probeNames = new Map<number, string>();
+  /** Linearizable reads are r1, r2, ... (the id passed to readIndex). */
+  private nextReadId = 1;
 
   constructor(opts: EnvOptions = {}) {
     this.faults = opts.faults ?? {};
@@ -169,6 +196,7 @@ export class InteractionEnv {
         return this.configure(cmd);
       case 'promote': {
         const n = this.running(cmd);
+        if (n.elections) throw new HarnessError(`${n.id} elects its role: campaign ${n.id}, not promote`);
         n.role = 'leader';
         n.primary = null;
         n.core.promote();
@@ -178,8 +206,15 @@ export class InteractionEnv {
             : `${n.id} leads once its snapshot install is done (now ${n.core.role} in term ${n.core.term})`,
         ];
       }
+      case 'campaign':
+        return this.campaignCommand(this.running(cmd));
+      case 'transfer':
+        return this.transfer(cmd);
+      case 'read':
+        return this.read(this.running(cmd));
       case 'follow': {
         const n = this.running(cmd);
+        if (n.elections) throw new HarnessError(`${n.id} elects its role: follow is for manual roles`);
         const primary = cmd.named.get('primary') ?? 'none';
         n.role = 'follower';
         n.primary = primary === 'none' ? null : this.node(primary).id;
@@ -269,6 +304,7 @@ export class InteractionEnv {
   }
 
   private addNodes(cmd: Command): string[] {
+    if (cmd.named.get('elections') === 'true') return this.addElectingNodes(cmd);
     const count = Number(cmd.positional[0]);
     const leader = cmd.named.get('leader') ?? 'n1';
     const primary = cmd.named.get('primary') ?? leader;
@@ -295,6 +331,32 @@ export class InteractionEnv {
     return out;
   }
 
+  /** `add-nodes N elections=true`: N voters, each a follower of nobody, the bootstrap membership all of them. */
+  private addElectingNodes(cmd: Command): string[] {
+    const count = Number(cmd.positional[0]);
+    const seed = Number(cmd.named.get('seed') ?? '1');
+    const electionTicks = Number(cmd.named.get('election') ?? '10');
+    this.heartbeatTicks = Number(cmd.named.get('heartbeat') ?? this.heartbeatTicks);
+    this.timeoutTicks = Number(cmd.named.get('timeout') ?? this.timeoutTicks);
+    this.recordsPerFrame = Number(cmd.named.get('frame') ?? this.recordsPerFrame);
+    const first = this.nodes.size + 1;
+    const voters: string[] = [];
+    for (let i = 0; i < count; i++) voters.push(`n${first + i}`);
+    const out: string[] = [];
+    for (const id of voters) {
+      const n = new Node(id, 'follower', null, new Rng(seed, 100 + this.nodes.size), {
+        electionTicks,
+        voters,
+      });
+      this.nodes.set(id, n);
+      this.boot(n);
+      out.push(
+        `${id}: follower, elections (voters ${voters.join(' ')}, election timeout ${electionTicks} ticks)`,
+      );
+    }
+    return out;
+  }
+
   /** Starts the node's core from what is on its disk (as test/sim/node.ts boots). */
   private boot(n: Node): void {
     n.alive = true;
@@ -303,7 +365,8 @@ export class InteractionEnv {
     n.held = null;
     n.offered.clear();
     n.received = null;
-    n.applied = n.log.length;
+    // With elections only committed records are applied (recovery replays up to the commit point).
+    n.applied = n.elections ? Math.min(n.hardState.commit, n.log.length) : n.log.length;
     const configs: ConfigEntry[] = [];
     for (const e of n.log) if (e.config) configs.push({ lsn: e.lsn, membership: e.config });
     n.core = new ReplicationCore({
@@ -315,13 +378,28 @@ export class InteractionEnv {
         firstLsn: n.firstLsn,
         history: n.history.map((e) => ({ ...e })),
         configs,
-        appliedLsn: n.log.length,
+        appliedLsn: n.applied,
       },
       rng: () => n.rng.next(),
       heartbeatTicks: this.heartbeatTicks,
       timeoutTicks: this.timeoutTicks,
       followsConfiguredPrimary: n.role === 'follower' && n.primary !== null,
       faults: this.faults,
+      elections: n.elections && {
+        electionTicks: n.elections.electionTicks,
+        bootstrap: { members: n.elections.voters.map((id) => ({ id, address: null })) },
+        encodeConfig: (lsn, term, membership) =>
+          encodeRecord({
+            lsn,
+            term,
+            hlcMs: 0,
+            hlcLogical: 0,
+            origin: n.id,
+            collection: '',
+            op: Op.Config,
+            members: membership.members,
+          }),
+      },
     });
   }
 
@@ -336,7 +414,7 @@ export class InteractionEnv {
     n.held = null;
     n.log = n.log.slice(0, n.durableLen);
     out.push(
-      `${n.id} crashed: ${lost > 0 ? `records ${range(n.durableLen + 1, n.durableLen + lost)} were not durable and are gone` : 'every record was durable'}`,
+      `${n.id} crashed: ${lost > 1 ? `records ${range(n.durableLen + 1, n.durableLen + lost)} were not durable and are gone` : lost === 1 ? `record ${n.durableLen + 1} was not durable and is gone` : 'every record was durable'}`,
     );
     return out;
   }
@@ -345,6 +423,7 @@ export class InteractionEnv {
     const n = this.node(cmd.positional[0] ?? '');
     if (n.alive) throw new HarnessError(`${n.id} is running`);
     const role = cmd.named.get('role');
+    if (n.elections && role !== undefined) throw new HarnessError(`${n.id} elects its role: no role=`);
     if (role === 'leader' || role === 'follower') n.role = role;
     const primary = cmd.named.get('primary');
     if (primary !== undefined) n.primary = primary === 'none' ? null : this.node(primary).id;
@@ -352,7 +431,7 @@ export class InteractionEnv {
     this.boot(n);
     const hs = n.hardState;
     return [
-      `${n.id} restarted as ${n.role === 'leader' ? 'primary' : 'follower'}: log ${n.firstLsn}..${n.log.length}, durable hard state term=${hs.term} vote=${hs.votedFor ?? '-'} commit=${hs.commit}`,
+      `${n.id} restarted as ${n.role === 'leader' ? 'primary' : 'follower'}${n.elections ? ` (applied ${n.applied})` : ''}: log ${n.firstLsn}..${n.log.length}, durable hard state term=${hs.term} vote=${hs.votedFor ?? '-'} commit=${hs.commit}`,
     ];
   }
 
@@ -441,14 +520,60 @@ export class InteractionEnv {
     }
   }
 
+  // ------------------------------------------------------------------ elections
+
+  private electing(n: Node): Node {
+    if (!n.elections) throw new HarnessError(`${n.id} does not run elections (add-nodes elections=true)`);
+    return n;
+  }
+
+  /** promote() with elections: a forced campaign, without a pre-vote. */
+  private campaignCommand(n: Node): string[] {
+    this.electing(n).core.promote();
+    const c = n.core;
+    return [
+      c.role === 'leader'
+        ? `${n.id} leads term ${c.term}`
+        : `${n.id} is ${c.role} in term ${c.term}${c.role === 'candidate' ? ' (votes to be asked in its Ready)' : ''}`,
+    ];
+  }
+
+  private transfer(cmd: Command): string[] {
+    const [n, to] = this.nodesOf(cmd, 2) as [Node, Node];
+    try {
+      this.electing(n).core.transferLeadership(to.id);
+    } catch (err) {
+      if (err instanceof CoreError) return [`${n.id} refuses: ${err.code}: ${err.message}`];
+      throw err;
+    }
+    return [`${n.id} hands leadership to ${to.id}: no writes until it takes over`];
+  }
+
+  private read(n: Node): string[] {
+    const id = this.nextReadId;
+    try {
+      this.electing(n).core.readIndex(id);
+    } catch (err) {
+      if (err instanceof CoreError) return [`${n.id} refuses: ${err.code}: ${err.message}`];
+      throw err;
+    }
+    this.nextReadId++;
+    return [`${n.id} takes read r${id} (reads waiting for their round: ${n.core.pendingReadCount})`];
+  }
+
   // ------------------------------------------------------------------ time
 
   private tick(cmd: Command): string[] {
     const count = Number(cmd.positional.find((p) => /^\d+$/.test(p)) ?? cmd.named.get('count') ?? '1');
-    for (let i = 0; i < count; i++) {
-      for (const n of this.nodesOf(cmd)) if (n.alive) n.core.tick();
+    const nodes = this.nodesOf(cmd);
+    const until = cmd.named.get('until');
+    if (until !== undefined && until !== 'ready') throw new HarnessError('tick ... until=ready');
+    for (let i = 1; i <= count; i++) {
+      for (const n of nodes) if (n.alive) n.core.tick();
+      const busy = nodes.filter((n) => n.alive && n.core.hasReady()).map((n) => n.id);
+      if (until !== undefined && busy.length > 0) return [`${i} tick(s), then a Ready on ${busy.join(', ')}`];
     }
-    return ['ok'];
+    return until === undefined ? ['ok'] : [`${count} tick(s), and no Ready`];
   }
 
   // ------------------------------------------------------------------ Ready
@@ -505,6 +630,13 @@ export class InteractionEnv {
     const from =
       rd.installSnapshot !== null ? rd.installSnapshot : Math.min(n.applied, rd.rollbackTo ?? Infinity);
     if (rd.applyThrough > from) out.push(`apply ${range(from + 1, rd.applyThrough)}`);
+    for (const r of rd.reads) {
+      out.push(
+        r.index === null
+          ? `read r${r.id} fails: ${n.id} no longer leads`
+          : `read r${r.id} served at ${r.index}`,
+      );
+    }
     for (const e of rd.events) out.push(`event ${this.describeEvent(e)}`);
     if (out.length === 0) out.push('(empty)');
   }
@@ -778,6 +910,8 @@ export class InteractionEnv {
     ];
     if (c.role === 'leader') {
       out.push(`  ${this.held(n)}`);
+      if (c.transferTarget !== null) out.push(`  transferring leadership to ${c.transferTarget}`);
+      if (c.pendingReadCount > 0) out.push(`  reads waiting for their round: ${c.pendingReadCount}`);
       for (const peer of c.peers().sort()) {
         const p = c.peer(peer);
         if (!p) continue;
@@ -800,12 +934,13 @@ export class InteractionEnv {
   private logOf(n: Node): string[] {
     const out: string[] = [];
     const history = n.alive ? n.core.termHistory : n.history;
+    const commit = n.alive ? n.core.commit : n.hardState.commit;
     for (const e of n.log) {
       if (e.lsn < n.firstLsn) continue;
       const epoch = history.filter((h) => h.firstLsn <= e.lsn).at(-1);
       const id = epoch ? this.historyName(epoch.historyId) : '-';
       out.push(
-        `${e.lsn} t${e.term} ${id} ${JSON.stringify(decoder.decode(e.bytes))}${e.lsn > n.durableLen ? ' (not durable)' : ''}`,
+        `${e.lsn} t${e.term} ${id} ${this.payload(n, e)}${e.lsn > n.durableLen ? ' (not durable)' : ''}${n.elections && e.lsn <= commit ? ' committed' : ''}`,
       );
     }
     if (out.length === 0 && n.firstLsn === 1) return [`${n.id}: empty log`];
@@ -816,6 +951,19 @@ export class InteractionEnv {
       );
     }
     return out;
+  }
+
+  /** A record's payload as text; an elected leader's no-op (a Config record) by its members. */
+  private payload(n: Node, e: Entry): string {
+    if (n.elections && e.config) {
+      try {
+        const r = decodeRecord(e.bytes);
+        if (r.op === Op.Config) return `no-op (config ${r.members.map((m) => m.id ?? m.address).join(',')})`;
+      } catch {
+        // Not a record: a config record of the `configure` command, whose payload is text.
+      }
+    }
+    return JSON.stringify(decoder.decode(e.bytes));
   }
 
   // ------------------------------------------------------------------ printing
@@ -862,7 +1010,7 @@ export class InteractionEnv {
       case 'probe':
         return `${head} probe=${this.probe(m.probeId)} last=${m.lastLsn} commit=${m.commit} limit=${m.applyLimit}`;
       case 'position':
-        return `${head} probe=${this.probe(m.probeId)} last=${m.lastLsn} commit=${m.commit} history=${this.describeHistory(m.history)}`;
+        return `${head} probe=${this.probe(m.probeId)} last=${m.lastLsn} commit=${m.commit}${readRound(m.readSeq)} history=${this.describeHistory(m.history)}`;
       case 'sync':
         return `${head} probe=${this.probe(m.probeId)} match=${m.match} last=${m.lastLsn} commit=${m.commit} limit=${m.applyLimit} history=${this.describeHistory(m.history)}`;
       case 'snapshotOffer':
@@ -877,9 +1025,9 @@ export class InteractionEnv {
         return `${head} from=${first?.lsn ?? '-'} count=${m.entries.length}${mixed ? ` ${this.describeTerms(m.entries).replace('term=', 'entry terms=')}` : ''} commit=${m.commit} limit=${m.applyLimit}`;
       }
       case 'heartbeat':
-        return `${head} last=${m.lastLsn} commit=${m.commit} limit=${m.applyLimit}`;
+        return `${head} last=${m.lastLsn} commit=${m.commit} limit=${m.applyLimit}${readRound(m.readSeq)}`;
       case 'ack':
-        return `${head} match=${m.match} synced=${m.synced}${m.gap !== null ? ` gap=${m.gap}` : ''}${m.receivingSnapshot ? ' receiving-snapshot' : ''}`;
+        return `${head} match=${m.match} synced=${m.synced}${readRound(m.readSeq)}${m.gap !== null ? ` gap=${m.gap}` : ''}${m.receivingSnapshot ? ' receiving-snapshot' : ''}`;
       case 'refuse':
         return `${head} ${m.code}${m.leader !== null ? ` leader=${m.leader}` : ''} "${m.reason}"`;
       case 'snapshotData':

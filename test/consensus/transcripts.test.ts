@@ -117,6 +117,41 @@ const BROKEN: { fault: keyof CoreFaults; file: string; command: string; shows: R
     command: 'ready n1',
     shows: /^append 2\.\.3[\s\S]*Records term=1 from=2/m,
   },
+  // Raft figure 8: n1 (term 4) commits its term-2 records 2..3 because a majority holds them.
+  {
+    fault: 'commitOldTermByCount',
+    file: 'election-figure8.txt',
+    command: 'held n1',
+    shows: /^held one=3 quorum=3 all=0 commit=3$/m,
+  },
+  // n2 votes for n3, whose log lacks the committed record 2.
+  {
+    fault: 'voteWithoutLogCheck',
+    file: 'election-up-to-date.txt',
+    command: 'ready n2',
+    shows: /^send n2->n3 Vote term=2 granted$/m,
+  },
+  // The cut-off n3 campaigns for real (term 2) and, back, deposes the healthy leader.
+  {
+    fault: 'noPreVote',
+    file: 'election-prevote-lease.txt',
+    command: 'status n1',
+    shows: /^n1 follower term=3/m,
+  },
+  // The leader cut off from both followers goes on leading, and takes a write.
+  {
+    fault: 'skipCheckQuorum',
+    file: 'election-check-quorum.txt',
+    command: 'propose n1 a',
+    shows: /^n1 appends 2 in term 1$/m,
+  },
+  // The read is answered at once, before any follower confirmed the leader.
+  {
+    fault: 'readWithoutRound',
+    file: 'read-index.txt',
+    command: 'ready n1',
+    shows: /^read r1 served at 1$/m,
+  },
 ];
 
 for (const { fault, file, command, shows } of BROKEN) {

@@ -96,6 +96,8 @@ const replicationCounters = [
   'vrep_replication_frames_rejected_total',
   'vrep_replication_slow_peer_disconnects_total',
   'vrep_truncated_records_total',
+  'vrep_elections_total',
+  'vrep_step_downs_total',
 ];
 
 test('/metrics parses as the Prometheus text format and follows its naming rules', async (t) => {
