@@ -115,6 +115,76 @@ program
     }),
   );
 
+/** One POST/DELETE to a node's replication API, printing the answer's JSON. */
+function replicationCommand(
+  name: string,
+  request: (opts: Record<string, string>) => { path: string; method: string; body?: unknown },
+): (opts: Record<string, string>) => Promise<void> {
+  return (opts) =>
+    againstNode(name, async () => {
+      const { body } = await callNode({
+        url: opts['url'] as string,
+        ...request(opts),
+        timeoutMs: 90_000,
+        ...(opts['token'] !== undefined ? { token: opts['token'] } : {}),
+      });
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    });
+}
+
+program
+  .command('transfer')
+  .description('role auto: hand the primary role to a voter (POST /replication/transfer)')
+  .requiredOption('--to <id>', "the voter's node id")
+  .option('--url <url>', 'the primary', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(
+    replicationCommand('transfer', (o) => ({
+      path: '/replication/transfer',
+      method: 'POST',
+      body: { to: o['to'] },
+    })),
+  );
+
+const members = program.command('members').description('role auto: the cluster membership');
+members
+  .command('add-learner')
+  .description('add a node as a learner: fed, not counted (POST /replication/learners)')
+  .requiredOption('--address <host:port>', "the new node's peer address (its --bind)")
+  .option('--url <url>', 'the primary', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(
+    replicationCommand('members add-learner', (o) => ({
+      path: '/replication/learners',
+      method: 'POST',
+      body: { address: o['address'] },
+    })),
+  );
+members
+  .command('promote')
+  .description('make a caught-up learner a voter (POST /replication/members/:id/promote)')
+  .requiredOption('--id <id>', "the learner's node id")
+  .option('--url <url>', 'the primary', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(
+    replicationCommand('members promote', (o) => ({
+      path: `/replication/members/${encodeURIComponent(o['id'] as string)}/promote`,
+      method: 'POST',
+    })),
+  );
+members
+  .command('remove')
+  .description('remove a member (DELETE /replication/members/:id)')
+  .requiredOption('--id <id>', "the member's node id")
+  .option('--url <url>', 'the primary', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(
+    replicationCommand('members remove', (o) => ({
+      path: `/replication/members/${encodeURIComponent(o['id'] as string)}`,
+      method: 'DELETE',
+    })),
+  );
+
 const cluster = program.command('cluster').description('a local demo cluster');
 cluster
   .command('up')

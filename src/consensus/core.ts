@@ -55,6 +55,9 @@ import {
   MAX_MEMBERS,
   onlyResolves,
   sameMembership,
+  soleVoter,
+  voterChanges,
+  voters,
   type Membership,
 } from './membership.ts';
 import { heldBy, levelMet, memberPositions, type Level } from './quorum.ts';
@@ -428,9 +431,7 @@ export class ReplicationCore {
     const cfg = this.configs.at(-1)?.membership;
     if (
       last?.leaderId === this.id &&
-      (cfg === undefined
-        ? this.elections === null
-        : cfg.members.length === 1 && cfg.members[0]?.id === this.id)
+      (cfg === undefined ? this.elections === null : soleVoter(cfg, this.id))
     ) {
       // Its own log as the only member: every record on its disk was committed.
       this.hs = { ...this.hs, commit: this.lastLsn };
@@ -637,6 +638,11 @@ export class ReplicationCore {
     if (config !== null) {
       assert(count === 1, 'a config record goes alone');
       checkMembership(config);
+      // Elections: one voter in or out at a time, so any two majorities overlap (thesis §4.1).
+      assert(
+        this.elections === null || voterChanges(this.membership, config) <= 1,
+        'a membership change adds, removes or promotes one voter at a time',
+      );
       if (this.configPending && !onlyResolves(this.membership, config)) {
         throw new CoreError(
           'ERR_CONFIG_PENDING',
@@ -1130,14 +1136,14 @@ export class ReplicationCore {
 
   private ownTermCommitted(): boolean {
     const m = this.membership;
-    const single = m.members.length === 1 && m.members[0]?.id === this.id;
+    const single = soleVoter(m, this.id);
     return single || this.hs.commit >= (this.history.last?.firstLsn ?? 1);
   }
 
   /** The latest round a majority of voters confirmed (this leader counts for its own). */
   private confirmedReadSeq(): number {
     const m = this.membership;
-    const positions = m.members.map((x) =>
+    const positions = voters(m).map((x) =>
       x.id === null ? 0 : x.id === this.id ? this.readSeq : (this.readConfirmed.get(x.id) ?? 0),
     );
     return heldBy(positions, majorityOf(m));
@@ -1420,9 +1426,9 @@ export class ReplicationCore {
     if (this.roleNow !== 'leader') return;
     const m = this.membership;
     const positions = memberPositions(m, this.id, this.durableLsn, (id) => this.progress.get(id)?.match ?? 0);
-    const held = Math.min(heldBy(positions, Math.floor(m.members.length / 2) + 1), this.lastLsn);
+    const held = Math.min(heldBy(positions, majorityOf(m)), this.lastLsn);
     const ownEpochStart = this.history.last?.firstLsn ?? 1;
-    const single = m.members.length === 1 && m.members[0]?.id === this.id;
+    const single = soleVoter(m, this.id);
     const countsOld = this.faults.commitOldTermByCount;
     if (held > this.hs.commit && (single || held >= ownEpochStart || countsOld)) {
       this.setCommit(held);

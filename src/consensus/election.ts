@@ -4,7 +4,7 @@
  * long a node waits, when a campaign is won or lost. The core
  * (core.ts) decides when to use them.
  */
-import type { Membership } from './membership.ts';
+import { voters, type Membership } from './membership.ts';
 
 /** A log's end as votes compare it: the term of its last record, then its length. */
 export interface LogEnd {
@@ -29,14 +29,16 @@ export function randomizedTimeout(electionTicks: number, rng: () => number): num
   return electionTicks + Math.floor(rng() * electionTicks);
 }
 
-/** Voters with a known id (a member known only by address can vote once its id is known). */
+/** Voters with a known id (a member known only by address can vote once its id is known; a learner never). */
 export function voterIds(m: Membership): string[] {
-  return m.members.filter((x) => x.id !== null).map((x) => x.id as string);
+  return voters(m)
+    .filter((x) => x.id !== null)
+    .map((x) => x.id as string);
 }
 
-/** Votes a majority needs: of every member, known by id or not. */
+/** Votes a majority needs: of every voter, known by id or not. */
 export function majorityOf(m: Membership): number {
-  return Math.floor(m.members.length / 2) + 1;
+  return Math.floor(voters(m).length / 2) + 1;
 }
 
 /** One campaign's answers: won with a majority of grants, lost once a majority can no longer grant. */
@@ -60,7 +62,7 @@ export class VoteTally {
   get outcome(): 'won' | 'lost' | 'pending' {
     const needed = majorityOf(this.membership);
     if (this.granted.size >= needed) return 'won';
-    if (this.rejected.size > this.membership.members.length - needed) return 'lost';
+    if (this.rejected.size > voters(this.membership).length - needed) return 'lost';
     return 'pending';
   }
 

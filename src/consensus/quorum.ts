@@ -4,7 +4,7 @@
  * counts: an observer's acks, or the leader's records still on their way to
  * its disk, make no write safer.
  */
-import { votersNeeded, type Membership } from './membership.ts';
+import { voters, votersNeeded, type Membership } from './membership.ts';
 
 export type Level = 'one' | 'quorum' | 'all';
 
@@ -15,7 +15,7 @@ export function memberPositions(
   selfDurable: number,
   matchOf: (id: string) => number,
 ): number[] {
-  return m.members.map((member) => {
+  return voters(m).map((member) => {
     if (member.id === null) return 0;
     return member.id === selfId ? selfDurable : matchOf(member.id);
   });

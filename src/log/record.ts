@@ -68,6 +68,8 @@ export type RecordBody =
 export interface ConfigMember {
   id: string | null;
   address: string | null;
+  /** A non-voting member (elections): fed, never counted. Absent: a voter. */
+  learner?: true;
 }
 
 export type LogRecord = RecordMeta & RecordBody;
@@ -300,7 +302,7 @@ function writeU32s(view: DataView, at: number, lengths: Uint32Array): number {
 function checkConfigMembers(members: unknown): ConfigMember[] {
   if (!Array.isArray(members)) throw new TypeError('members: expected an array');
   return members.map((m: unknown, i) => {
-    const { id, address } = (m ?? {}) as { id?: unknown; address?: unknown };
+    const { id, address, learner } = (m ?? {}) as { id?: unknown; address?: unknown; learner?: unknown };
     const field = (name: string, v: unknown): string | null => {
       if (v === null) return null;
       if (typeof v !== 'string' || v.length === 0 || v.length > 300) {
@@ -310,9 +312,13 @@ function checkConfigMembers(members: unknown): ConfigMember[] {
       }
       return v;
     };
-    const out = { id: field('id', id), address: field('address', address) };
+    if (learner !== undefined && typeof learner !== 'boolean')
+      throw new RangeError(`members[${i}].learner: expected true or false`);
+    const out: ConfigMember = { id: field('id', id), address: field('address', address) };
     if (out.id === null && out.address === null)
       throw new RangeError(`members[${i}]: needs an id or an address`);
+    // Only a learner says so: a voter's record is as it was before learners existed.
+    if (learner === true) out.learner = true;
     return out;
   });
 }

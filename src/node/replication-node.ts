@@ -920,6 +920,73 @@ export class ReplicationNode {
     }
   }
 
+  /**
+   * Role auto, on the primary: adds the node at `address` as a learner (a
+   * member that is fed and never counted, a config record through the log).
+   * It catches up by full and partial sync; `promoteLearner` makes it a
+   * voter. Resolves with its node id once the change is committed.
+   */
+  async addLearner(address: string): Promise<string> {
+    parseAddress('address', address);
+    const peers = this.requireAutoPrimary('addLearner');
+    try {
+      const id = await withTimeout(peers.dialAndIdentify(address), 30_000, `no node answered at ${address}`);
+      await this.configSettled('addLearner');
+      const members = this.explicitMembers();
+      if (!members.some((m) => m.id === id)) {
+        members.push({ id, address, learner: true });
+        await this.writer.proposeConfig({ members });
+      }
+      await this.configSettled('addLearner');
+      return id;
+    } finally {
+      peers.finishAdd(address);
+    }
+  }
+
+  /**
+   * Role auto, on the primary: makes the learner `id` a voter, once it
+   * holds every record committed when the call came in (waits up to
+   * `timeoutMs` for it to catch up). Resolves once the change is committed.
+   */
+  async promoteLearner(id: string, timeoutMs = 60_000): Promise<void> {
+    this.requireAutoPrimary('promoteLearner');
+    await this.configSettled('promoteLearner');
+    const members = this.explicitMembers();
+    const learner = members.find((m) => m.id === id);
+    if (!learner) throw new VrepError('ERR_INVALID_INPUT', `promoteLearner(${id}): not a member`);
+    if (learner.learner !== true) return;
+    const target = this.core.commit;
+    const deadline = Date.now() + timeoutMs;
+    while ((this.core.peer(id)?.match ?? 0) < target) {
+      if (this.core.role !== 'leader')
+        throw this.notLeader('promoteLearner() goes to the primary', this.core.leader);
+      if (Date.now() > deadline) {
+        throw new VrepError(
+          'ERR_CONSISTENCY_TIMEOUT',
+          `promoteLearner(${id}): it holds LSN ${this.core.peer(id)?.match ?? 0}, not yet the ${target} committed when asked, after ${timeoutMs} ms; it stays a learner`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TICK_MS));
+    }
+    delete learner.learner;
+    await this.writer.proposeConfig({ members });
+    await this.configSettled('promoteLearner');
+  }
+
+  private requireAutoPrimary(what: string): Peers {
+    if (this.settings.elections === null) {
+      throw new VrepError(
+        'ERR_ROLE',
+        `${what}: needs role auto (with manual roles, addReplica adds a member)`,
+      );
+    }
+    if (this.core.role !== 'leader' || this.peers === null) {
+      throw this.notLeader(`${what} goes to the primary`, this.core.leader);
+    }
+    return this.peers;
+  }
+
   /** Primary: removes a member (a config record) and stops feeding it. */
   async removeReplica(id: string): Promise<void> {
     const peers = this.requirePrimary('removeReplica');
@@ -928,8 +995,12 @@ export class ReplicationNode {
     const gone = members.find((m) => m.id === id);
     const connected = peers.session(id) !== undefined;
     if (!gone && !connected) throw new VrepError('ERR_INVALID_INPUT', `no replica "${id}"`);
-    if (id === this.store.nodeId)
-      throw new VrepError('ERR_INVALID_INPUT', 'removeReplica: this node is the primary');
+    if (id === this.store.nodeId) {
+      throw new VrepError(
+        'ERR_INVALID_INPUT',
+        `removeReplica: this node is the primary${this.settings.elections !== null ? ' (transfer leadership first)' : ''}`,
+      );
+    }
     if (gone) await this.writer.proposeConfig({ members: members.filter((m) => m !== gone) });
     await peers.drop(id, gone?.address ?? null);
   }

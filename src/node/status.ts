@@ -148,10 +148,14 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     compression_saving: src.compression?.saving ?? null,
     compression_skipped: src.compression?.skipped ?? 0,
   };
+  const leads = core.role === 'leader';
   const members: MemberInfo[] = core.membership.members.map((m) => ({
     id: m.id,
     address: m.address,
     self: m.id === core.id,
+    kind: m.learner === true ? 'learner' : 'voter',
+    match_lsn:
+      !leads || m.id === null ? null : m.id === core.id ? log.durableLsn : (core.peer(m.id)?.match ?? 0),
   }));
   const history = core.termHistory;
   const status: ReplicationStatus = {

@@ -33,7 +33,7 @@ import { isVrepError, messageOf, type ErrorCodeSubset } from '../errors.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import type { ConfigEntry } from '../consensus/core.ts';
 import type { Level } from '../consensus/quorum.ts';
-import type { Membership } from '../consensus/membership.ts';
+import { votersNeeded, type Membership } from '../consensus/membership.ts';
 
 export type Done = (err: Error | null) => void;
 
@@ -544,7 +544,7 @@ export class ReplicationRuntime {
       w.done(
         new WriteError(
           'ERR_CONSISTENCY_TIMEOUT',
-          `LSN ${w.lsn} reached ${this.core.holders(w.lsn)} of the ${w.level === 'all' ? this.core.membership.members.length : Math.floor(this.core.membership.members.length / 2) + 1} nodes needed in time; the write is indeterminate (it is in this node's log and may still reach the others)`,
+          `LSN ${w.lsn} reached ${this.core.holders(w.lsn)} of the ${votersNeeded(this.core.membership, w.level === 'all' ? 'all' : 'quorum')} nodes needed in time; the write is indeterminate (it is in this node's log and may still reach the others)`,
         ),
       );
       return false;

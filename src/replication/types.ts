@@ -102,6 +102,10 @@ export interface MemberInfo {
   address: string | null;
   /** This node. */
   self: boolean;
+  /** A voter (counted by Quorum and All, votes with role auto), or a learner (fed, never counted). */
+  kind: 'voter' | 'learner';
+  /** On the primary: the highest LSN it holds durably, as acknowledged (itself: its durable LSN); null elsewhere. */
+  match_lsn: number | null;
 }
 
 export interface SyncProgress {

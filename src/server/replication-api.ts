@@ -105,6 +105,33 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
     },
     {
       method: 'POST',
+      pattern: '/replication/learners',
+      handler: async (req) => {
+        const address = jsonObject(req, ['address'])['address'];
+        if (typeof address !== 'string') throw invalid(`address: expected HOST:PORT, got ${show(address)}`);
+        const id = await node.addLearner(address);
+        return { status: 200, body: { id, address, members: node.members() } };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/replication/members/:id/promote',
+      handler: async (req) => {
+        optionalBody(req, []);
+        await node.promoteLearner(req.params['id'] as string);
+        return { status: 200, body: { members: node.members() } };
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/replication/members/:id',
+      handler: async (req) => {
+        await node.removeReplica(req.params['id'] as string);
+        return { status: 200, body: { members: node.members() } };
+      },
+    },
+    {
+      method: 'POST',
       pattern: '/replication/force-sync',
       handler: async (req) => {
         const replica = jsonObject(req, ['replica'])['replica'];

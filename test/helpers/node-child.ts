@@ -77,8 +77,49 @@ async function run(cmd: string, a: Record<string, unknown>): Promise<unknown> {
       return node.forceSync(a['id'] as string);
     case 'addReplica':
       return node.addReplica(a['address'] as string);
+    case 'addLearner':
+      return node.addLearner(a['address'] as string);
+    case 'promoteLearner':
+      return node.promoteLearner(a['id'] as string);
+    case 'removeReplica':
+      return node.removeReplica(a['id'] as string);
     case 'promote':
-      return node.promote();
+      return node.promote(a['force'] === true ? { force: true } : {});
+    case 'transfer':
+      return node.transfer(a['to'] as string);
+    case 'read': {
+      // A get at `consistency`; IPC carries whether the point is there, not its vector.
+      const consistency = (a['consistency'] as 'local' | 'linearizable' | undefined) ?? 'local';
+      const p = await node.get(a['collection'] as string, a['id'] as string, { consistency });
+      return { found: p !== null, lastLsn: node.lastLsn };
+    }
+    case 'search': {
+      const consistency = (a['consistency'] as 'local' | 'linearizable' | undefined) ?? 'local';
+      const v = vectors(1, a['dimension'] as number, (a['seed'] as number) ?? 1);
+      const hits = await node.search(a['collection'] as string, v, {
+        k: (a['k'] as number) ?? 1,
+        consistency,
+      });
+      return hits.map((h) => h.id);
+    }
+    case 'attempt': {
+      // Runs another command and answers its outcome as data, with the error's code and the
+      // primary it names (error.primary), which a rejected call over IPC does not carry.
+      try {
+        return {
+          ok: true,
+          result: (await run(a['cmd'] as string, a['args'] as Record<string, unknown>)) ?? null,
+        };
+      } catch (err) {
+        const e = err as { code?: string; message: string; primary?: string | null };
+        return {
+          ok: false,
+          code: e.code,
+          message: e.message,
+          ...(e.primary !== undefined ? { primary: e.primary } : {}),
+        };
+      }
+    }
     case 'configure':
       return node.configure(a as { role?: 'primary' | 'replica'; masterAddress?: string | null });
     case 'missing': {
