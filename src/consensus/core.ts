@@ -649,6 +649,16 @@ export class ReplicationCore {
           'a membership change is still being committed; retry once it is',
         );
       }
+      // A new leader may not know of a change an earlier leader began (it is in others' logs, not
+      // in its own); one from it now could leave two majorities that do not overlap. Once a record
+      // of its own term is committed, any such change is either in its log or gone for good
+      // (Ongaro, raft-dev 2015, the fix to single-server changes).
+      if (this.elections !== null && !onlyResolves(this.membership, config) && !this.ownTermCommitted()) {
+        throw new CoreError(
+          'ERR_CONFIG_PENDING',
+          'this primary has not committed a record of its own term yet; retry the membership change shortly',
+        );
+      }
     }
     const term = this.hs.term;
     const firstLsn = this.lastLsn + 1;
@@ -1050,7 +1060,10 @@ export class ReplicationCore {
 
   private onVoteRequest(m: VoteRequestMessage): void {
     const e = this.elections;
-    if (e === null || !this.isVoter(m.from)) return;
+    // A candidate outside this node's last config still gets an answer (thesis §4.1: that config
+    // may be a change its leader is about to drop); a stranger does not. The lease below keeps a
+    // removed node from disrupting the cluster.
+    if (e === null || !this.trusted(m.from)) return;
     // A vote now would depose a leader this node still hears: ignored (thesis §9.6), unless forced.
     if (m.term > this.hs.term && !m.force && this.inLease(e.electionTicks)) return;
     if (m.term < this.hs.term) {
@@ -1181,9 +1194,18 @@ export class ReplicationCore {
     }
   }
 
-  /** Whether a term claimed by `peer` may change this node's (a member, or the configured primary). */
+  /**
+   * Whether a term claimed by `peer` may change this node's (a member, or
+   * the configured primary). With elections, a member of any config this
+   * log holds: its last one may be a change not committed, that the leader
+   * (whom it leaves out, say) is about to drop.
+   */
   private trusted(peer: string): boolean {
     if (isMember(this.membership, peer)) return true;
+    if (this.elections !== null) {
+      if (this.configs.some((c) => isMember(c.membership, peer))) return true;
+      if (this.bootstrap !== null && isMember(this.bootstrap, peer)) return true;
+    }
     return this.links.get(peer)?.viaConfiguredPrimary === true;
   }
 
@@ -1556,7 +1578,8 @@ export class ReplicationCore {
     const viaConfigured = this.links.get(from)?.viaConfiguredPrimary === true;
     // A new node follows whoever leads first (manual roles); with elections only a member.
     const emptyLog = this.lastLsn === 0 && this.hs.commit === 0 && this.elections === null;
-    if (this.followsConfiguredPrimary ? !viaConfigured : !(emptyLog || isMember(this.membership, from))) {
+    const member = this.elections !== null ? this.trusted(from) : isMember(this.membership, from);
+    if (this.followsConfiguredPrimary ? !viaConfigured : !(emptyLog || member)) {
       this.refuse(
         from,
         this.hs.term,

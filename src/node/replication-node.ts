@@ -4,8 +4,9 @@
  * replication core (every decision) and the runtime that turns the core's
  * Ready into I/O, the peers (links, feeders, full syncs), the write path,
  * and a clock that ticks the core. Roles are the operator's (standalone,
- * primary, replica; promote and configure change them at run time);
- * elections come later.
+ * primary, replica; promote and configure change them at run time) or,
+ * with role auto, elected (the core's elections; transfer, promote and
+ * the learner calls steer them).
  */
 import { randomInt } from 'node:crypto';
 import { pino } from 'pino';

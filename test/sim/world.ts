@@ -26,6 +26,7 @@
  */
 import type { CoreEvent, CoreFaults } from '../../src/consensus/core.ts';
 import type { Entry, Outgoing, RecordsMessage } from '../../src/consensus/messages.ts';
+import type { Membership } from '../../src/consensus/membership.ts';
 import type { Level } from '../../src/consensus/quorum.ts';
 import { encodeRecord, Op } from '../../src/log/record.ts';
 import { TermHistory } from '../../src/consensus/term-history.ts';
@@ -828,10 +829,12 @@ export class World {
         }
         return;
       }
-      case 'old-primary-returns':
-        if (leader) this.primary = leader.id;
-        this.applyManualFault({ ...f, kind: leader ? 'crash-primary' : 'crash-follower' });
+      case 'old-primary-returns': {
+        // With elections: a membership cycle instead (no operator brings an old primary back).
+        const others = this.nodes.filter((n) => n !== leader);
+        if (leader && this.membershipCycle === null) this.startMembershipCycle(pick(others));
         return;
+      }
       case 'failover-primary-unreachable': {
         if (leader === null) return;
         const others = this.nodes.filter((n) => n !== leader);
@@ -928,6 +931,62 @@ export class World {
       });
     }
     return finished && this.sched.runUntil(healMs, maxSteps);
+  }
+
+  /** A member the cluster removes, adds back as a learner and promotes again, one committed change at a time. */
+  private membershipCycle: { node: string; step: 'remove' | 'learner' | 'voter' } | null = null;
+
+  private startMembershipCycle(node: SimNode): void {
+    this.membershipCycle = { node: node.id, step: 'remove' };
+    const attempt = (): void => {
+      const cycle = this.membershipCycle;
+      if (cycle === null) return;
+      this.sched.after(100, attempt);
+      const leader = this.currentLeader();
+      if (leader === null || leader.core.configPending) return;
+      if (leader.id === cycle.node) {
+        // It leads now (a voter again, or never removed): the cycle is over, or it picks another.
+        const other = this.nodes.find((n) => n !== leader);
+        if (cycle.step === 'remove' && other) cycle.node = other.id;
+        else this.membershipCycle = null;
+        return;
+      }
+      const members = leader.core.membership.members;
+      const has = members.find((m) => m.id === cycle.node);
+      // The step before this one is committed: take the next.
+      if (cycle.step === 'remove' && !has) cycle.step = 'learner';
+      else if (cycle.step === 'learner' && has?.learner === true) cycle.step = 'voter';
+      else if (cycle.step === 'voter' && has !== undefined && has.learner !== true) {
+        this.membershipCycle = null;
+        return;
+      }
+      let next: Membership;
+      if (cycle.step === 'remove') next = { members: members.filter((m) => m.id !== cycle.node) };
+      else if (cycle.step === 'learner')
+        next = { members: [...members, { id: cycle.node, address: null, learner: true }] };
+      else {
+        // A voter again once it holds what is committed (as the node's promoteLearner waits for).
+        if ((leader.core.peer(cycle.node)?.match ?? 0) < leader.core.commit) return;
+        next = { members: members.map((m) => (m.id === cycle.node ? { id: m.id, address: m.address } : m)) };
+      }
+      leader.runtime.propose(
+        1,
+        (lsn, term) =>
+          encodeRecord({
+            lsn,
+            term,
+            hlcMs: 0,
+            hlcLogical: 0,
+            origin: leader.id,
+            collection: '',
+            op: Op.Config,
+            members: next.members,
+          }),
+        { level: 'one', timeoutTicks: WRITE_TIMEOUT_TICKS, config: next },
+        () => {},
+      );
+    };
+    attempt();
   }
 
   private healElections(): void {
