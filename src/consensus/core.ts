@@ -57,11 +57,11 @@ import {
   sameMembership,
   soleVoter,
   voterChanges,
-  voters,
   type Membership,
 } from './membership.ts';
 import { heldBy, levelMet, memberPositions, type Level } from './quorum.ts';
 import { majorityOf, randomizedTimeout, upToDate, voterIds, VoteTally, type LogEnd } from './election.ts';
+import { MAX_PENDING_READS, ReadIndex } from './read-index.ts';
 import { Progress, type ProgressState } from './progress.ts';
 import type {
   AckMessage,
@@ -282,9 +282,6 @@ export class CoreError extends Error {
   }
 }
 
-/** Linearizable reads waiting for their round at once, at most. */
-export const MAX_PENDING_READS = 10_000;
-
 function hex32(rng: () => number): string {
   let out = '';
   for (let i = 0; i < 32; i++) out += Math.floor(rng() * 16).toString(16);
@@ -366,12 +363,8 @@ export class ReplicationCore {
   /** Leader: a transfer in progress (no writes meanwhile). */
   private transferTo: { to: string; elapsedTicks: number; handedOver: boolean } | null = null;
 
-  // Linearizable reads (leader).
-  /** The latest ReadIndex round this leader started. */
-  private readSeq = 0;
-  private readonly pendingReads: { id: number; seq: number }[] = [];
-  /** Per follower: the highest round it confirmed in this term. */
-  private readonly readConfirmed = new Map<string, number>();
+  /** Leader: linearizable reads waiting for their round. */
+  private readonly reads = new ReadIndex();
 
   // Output being gathered for the next Ready.
   private out: Omit<Ready, 'hardState' | 'history' | 'applyThrough' | 'generation'> =
@@ -588,7 +581,7 @@ export class ReplicationCore {
 
   /** Linearizable reads waiting for their ReadIndex round. */
   get pendingReadCount(): number {
-    return this.pendingReads.length;
+    return this.reads.waiting;
   }
 
   /**
@@ -719,7 +712,7 @@ export class ReplicationCore {
     if (this.roleNow !== 'leader') {
       throw new CoreError('ERR_NOT_LEADER', `this node is not the primary`, this.leaderId);
     }
-    if (this.pendingReads.length >= MAX_PENDING_READS) {
+    if (this.reads.waiting >= MAX_PENDING_READS) {
       throw new CoreError('ERR_OVERLOADED', `${MAX_PENDING_READS} linearizable reads wait already`);
     }
     if (this.faults.readWithoutRound) {
@@ -727,9 +720,7 @@ export class ReplicationCore {
       return;
     }
     // Reads that come in while a round is out join the next one (one round per batch of reads).
-    const roundOut = this.confirmedReadSeq() < this.readSeq;
-    this.pendingReads.push({ id, seq: this.readSeq + 1 });
-    if (!roundOut) this.startReadRound();
+    if (this.reads.add(id, this.membership, this.id)) this.beginReadRound();
     this.confirmReads();
   }
 
@@ -895,7 +886,6 @@ export class ReplicationCore {
     this.transferTo = null;
     this.electionElapsed = 0;
     this.recentlyActive.clear();
-    this.readConfirmed.clear();
     this.roleNow = 'leader';
     this.leaderId = null;
     this.synced = false;
@@ -1153,36 +1143,22 @@ export class ReplicationCore {
     return single || this.hs.commit >= (this.history.last?.firstLsn ?? 1);
   }
 
-  /** The latest round a majority of voters confirmed (this leader counts for its own). */
-  private confirmedReadSeq(): number {
-    const m = this.membership;
-    const positions = voters(m).map((x) =>
-      x.id === null ? 0 : x.id === this.id ? this.readSeq : (this.readConfirmed.get(x.id) ?? 0),
-    );
-    return heldBy(positions, majorityOf(m));
-  }
-
-  private startReadRound(): void {
-    this.readSeq++;
+  private beginReadRound(): void {
+    this.reads.begin();
     for (const p of this.progress.values()) if (this.isVoter(p.peer)) this.sendHeartbeat(p.peer);
   }
 
   private confirmReads(): void {
-    if (this.roleNow !== 'leader' || this.pendingReads.length === 0) return;
+    if (this.roleNow !== 'leader' || this.reads.waiting === 0) return;
     // Until a record of this term commits, the commit point may lag what earlier leaders committed.
     if (!this.ownTermCommitted()) return;
-    const confirmed = this.confirmedReadSeq();
-    while (this.pendingReads.length > 0 && (this.pendingReads[0] as { seq: number }).seq <= confirmed) {
-      const r = this.pendingReads.shift() as { id: number };
-      this.out.reads.push({ id: r.id, index: this.hs.commit });
-    }
-    if (this.pendingReads.length > 0 && confirmed >= this.readSeq) this.startReadRound();
+    const { ids, beginNext } = this.reads.settle(this.membership, this.id);
+    for (const id of ids) this.out.reads.push({ id, index: this.hs.commit });
+    if (beginNext) this.beginReadRound();
   }
 
   private failReads(): void {
-    for (const r of this.pendingReads) this.out.reads.push({ id: r.id, index: null });
-    this.pendingReads.length = 0;
-    this.readConfirmed.clear();
+    for (const id of this.reads.drain()) this.out.reads.push({ id, index: null });
   }
 
   private setHardState(change: Partial<HardState>): void {
@@ -1276,15 +1252,13 @@ export class ReplicationCore {
       commit: this.hs.commit,
       applyLimit: this.applyLimit,
       lastLsn: this.lastLsn,
-      readSeq: this.readSeq,
+      readSeq: this.reads.currentRound,
     } satisfies HeartbeatMessage);
   }
 
   /** A follower in this term says which ReadIndex round it heard: it still follows this leader. */
   private readConfirmedBy(peer: string, readSeq: number): void {
-    if (readSeq <= (this.readConfirmed.get(peer) ?? 0)) return;
-    this.readConfirmed.set(peer, readSeq);
-    this.confirmReads();
+    if (this.reads.echo(peer, readSeq)) this.confirmReads();
   }
 
   private onPosition(m: PositionMessage): void {
