@@ -645,7 +645,9 @@ export class ReplicationNode {
    * Upserts a batch, all or nothing. Resolves once the consistency level is
    * met (One: this node's WAL per its fsync policy; Quorum: a majority of
    * the members' WALs, this node's included; All: every member's), and the
-   * write is visible here. Rejects with ERR_CONSISTENCY_TIMEOUT when the
+   * write is visible here (with role auto a One write becomes visible once
+   * committed, after it resolves: only committed records are applied).
+   * Rejects with ERR_CONSISTENCY_TIMEOUT when the
    * level is not met within timeoutMs: the write is then indeterminate (in
    * this node's log, maybe not elsewhere).
    */
