@@ -27,9 +27,17 @@ import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { emit, isQuick, latencyHistogram, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
-import type { ReplicationNodeOptions } from '../src/node/types.ts';
 import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
-import { freePort, waitUntil, wallMs, withTimeout } from './lib/processes.ts';
+import { freePort, waitUntil, withTimeout } from './lib/processes.ts';
+import {
+  digestsEqual,
+  LEVEL_NAME,
+  replicasReach,
+  replicatedCase,
+  startManualCluster,
+  type Cluster,
+  type ReplicatedCase,
+} from './lib/cluster.ts';
 import {
   encodeCommand,
   encodeSetBatch,
@@ -63,7 +71,6 @@ const CASE_TIMEOUT_MS = CASE_MS + 120_000;
 const FULL_SYNC_TIMEOUT_MS = quick ? 120_000 : 600_000;
 const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
 
-const LEVEL_NAME: Record<ConsistencyLevel, string> = { one: 'One', quorum: 'Quorum', all: 'All' };
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-repl-'));
 // Also on the watchdog's exit; the children are SIGKILLed by the hook in lib/processes.ts.
 process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
@@ -85,75 +92,11 @@ function progress(message: string): void {
 
 // ---- vrep cluster -----------------------------------------------------------
 
-interface VrepCluster {
-  primary: NodeChild;
-  replicas: NodeChild[];
-}
-
 const nodeDir = (name: string): string => path.join(tmpRoot, name);
 
-/** Primary + 2 replicas, each in its own process; resolves once both replicas are Connected. */
-async function startVrepCluster(): Promise<VrepCluster> {
-  const port = await freePort();
-  const primaryOpts: ReplicationNodeOptions = {
-    nodeId: 'p',
-    dataDir: nodeDir('p'),
-    replication: { role: 'primary', bindAddress: `127.0.0.1:${port}` },
-  };
-  const { child: primary } = await NodeChild.fork('vrep primary', primaryOpts, START_TIMEOUT_MS);
-  const replicas: NodeChild[] = [];
-  try {
-    for (const id of ['r1', 'r2']) {
-      const { child } = await NodeChild.fork(
-        `vrep replica ${id}`,
-        {
-          nodeId: id,
-          dataDir: nodeDir(id),
-          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
-        },
-        START_TIMEOUT_MS,
-      );
-      replicas.push(child);
-    }
-    await waitUntil(
-      async () => {
-        const { status } = await primary.status();
-        return status.replicas.filter((r) => r.status === 'Connected').length >= 2 ? true : undefined;
-      },
-      START_TIMEOUT_MS,
-      'the vrep primary to list 2 Connected replicas',
-      20,
-    );
-    return { primary, replicas };
-  } catch (err) {
-    await Promise.allSettled([primary, ...replicas].map((c) => c.stop(5000)));
-    throw err;
-  }
-}
-
-/** Wall ms at which every replica had applied `lsn` (polled every 2 ms). */
-async function replicasReach(replicas: NodeChild[], lsn: number, what: string): Promise<number> {
-  return waitUntil(
-    async () => {
-      const statuses = await Promise.all(replicas.map((r) => r.status()));
-      return statuses.every((s) => s.lastLsn >= lsn) ? wallMs() : undefined;
-    },
-    CATCH_UP_TIMEOUT_MS,
-    what,
-    2,
-  );
-}
-
-async function digestsEqual(nodes: NodeChild[], collection: string): Promise<boolean> {
-  const digests = await Promise.all(nodes.map((n) => n.call<string>({ cmd: 'digest', collection }, 60_000)));
-  return digests.every((d) => d === digests[0]);
-}
-
-interface VrepCase {
-  ingest: IngestResult;
-  /** Vectors / (time from the first write until both replicas applied the last). */
-  replicatedPerSec: number;
-  digestsEqual: boolean;
+/** Primary + 2 replicas (p, r1, r2), each in its own process, both members (Quorum and All count them). */
+function startVrepCluster(): Promise<Cluster> {
+  return startManualCluster({ dir: tmpRoot, idPrefix: '', timeoutMs: START_TIMEOUT_MS });
 }
 
 async function ingestArgs(
@@ -176,32 +119,19 @@ async function ingestArgs(
 }
 
 async function vrepCase(
-  cluster: VrepCluster,
+  cluster: Cluster,
   dim: number,
   level: ConsistencyLevel,
   durationMs = CASE_MS,
-): Promise<VrepCase> {
-  const { primary, replicas } = cluster;
+): Promise<ReplicatedCase> {
   const collection = `t${dim}_${level}`;
-  const created = await primary.call<{ lsn: number }>(
-    { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
-    10_000,
-  );
-  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
-  const ingest = await primary.call<IngestResult>(
-    { cmd: 'ingest', args: await ingestArgs(collection, dim, level, { durationMs }) },
-    CASE_TIMEOUT_MS,
-  );
-  const caughtUpMs = await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
-  const equal = await digestsEqual([primary, ...replicas], collection);
-  if (!equal) problems.push(`vrep digests differ after ${collection}`);
-  // Free the memory before the next case (the drop replicates too).
-  await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
-  return {
-    ingest,
-    replicatedPerSec: (ingest.vectors * 1000) / (caughtUpMs - ingest.startWallMs),
-    digestsEqual: equal,
-  };
+  const result = await replicatedCase(cluster, {
+    args: await ingestArgs(collection, dim, level, { durationMs }),
+    ingestTimeoutMs: CASE_TIMEOUT_MS,
+    catchUpTimeoutMs: CATCH_UP_TIMEOUT_MS,
+  });
+  if (!result.digestsEqual) problems.push(`vrep digests differ after ${collection}`);
+  return result;
 }
 
 async function standaloneCase(node: NodeChild, dim: number): Promise<IngestResult> {
@@ -308,14 +238,14 @@ function lagStats(
 }
 
 /** Paced ingest at consistency One while both replicas timestamp every LSN they apply. */
-async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): Promise<LagCase> {
+async function lagCase(cluster: Cluster, dim: number, ratePerSec: number): Promise<LagCase> {
   const { primary, replicas } = cluster;
   const collection = `lag${dim}`;
   const created = await primary.call<{ lsn: number }>(
     { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
     10_000,
   );
-  await replicasReach(replicas, created.lsn, `replicas to create ${collection}`);
+  await replicasReach(replicas, created.lsn, CATCH_UP_TIMEOUT_MS, `replicas to create ${collection}`);
   await Promise.all(replicas.map((r) => r.call({ cmd: 'watch' }, 10_000)));
   const snapshotsTaken = async (): Promise<number[]> =>
     (await Promise.all([primary, ...replicas].map((n) => n.status()))).map(
@@ -334,7 +264,12 @@ async function lagCase(cluster: VrepCluster, dim: number, ratePerSec: number): P
     },
     LAG_MS + CASE_TIMEOUT_MS,
   );
-  await replicasReach(replicas, ingest.lastLsn, `replicas to reach LSN ${ingest.lastLsn}`);
+  await replicasReach(
+    replicas,
+    ingest.lastLsn,
+    CATCH_UP_TIMEOUT_MS,
+    `replicas to reach LSN ${ingest.lastLsn}`,
+  );
   const snapshotsBuilt = (await snapshotsTaken()).map((n, i) => n - (snapshotsBefore[i] as number));
   const applied = await Promise.all(
     replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
@@ -624,7 +559,7 @@ async function main(): Promise<Section[]> {
   const sections: Section[] = [];
   progress('starting Redis and vrep clusters');
   const redis = await startRedisCluster();
-  let cluster: VrepCluster | null = null;
+  let cluster: Cluster | null = null;
   let unavailable: string | null = null;
   try {
     cluster = await startVrepCluster();

@@ -1,6 +1,7 @@
 /**
  * One vrep node in its own process, driven over the IPC channel by
- * bench/replication.bench.ts (through bench/lib/node-client.ts). Vectors are
+ * bench/replication.bench.ts and bench/failover.bench.ts (through
+ * bench/lib/node-client.ts). Vectors are
  * generated here from a seed, so IPC carries commands and figures only.
  *
  *   fork('bench/lib/node-child.ts', [optionsJson?], { execArgv: ['--import', 'tsx'] })
@@ -100,6 +101,39 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
     },
     commits,
   };
+}
+
+// ---- one batch (a client outside the node drives the pace) ------------------
+
+/** One batch of seeded vectors, written by the parent's call (the client lives in the parent). */
+export interface WriteArgs {
+  collection: string;
+  dim: number;
+  batchSize: number;
+  seed: number;
+  idPrefix: string;
+  /** Batch number: picks the ids (`batchIds`) and the pool entry, as `ingest` does. */
+  batch: number;
+  consistency: ConsistencyLevel;
+  timeoutMs: number;
+}
+
+/** Pools by seed/dim/batch size, built on the first write that needs one. */
+const pools = new Map<string, Float32Array[]>();
+
+async function write(a: WriteArgs): Promise<{ lsn: number }> {
+  const key = `${a.seed}/${a.dim}/${a.batchSize}`;
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, (pool = vectorPool(a.seed, a.dim, a.batchSize)));
+  const vectors = pool[a.batch % POOL_BATCHES] as Float32Array;
+  const ids = batchIds(a.idPrefix, a.batch, a.batchSize);
+  const payloads = Array.from({ length: a.batchSize }, () => new Uint8Array(0));
+  const result = await need().writePacked(
+    a.collection,
+    { ids, vectors, payloads },
+    { consistency: a.consistency, timeoutMs: a.timeoutMs },
+  );
+  return { lsn: result.lsn };
 }
 
 // ---- replica apply times ----------------------------------------------------
@@ -220,6 +254,8 @@ async function run(cmd: ChildCommand): Promise<unknown> {
       return need().dropCollection(cmd.name);
     case 'ingest':
       return ingest(cmd.args);
+    case 'write':
+      return write(cmd.args);
     case 'status': {
       const n = need();
       return { lastLsn: n.lastLsn, status: n.replicationStatus() };

@@ -7,16 +7,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MetricName } from '../../src/log/record.ts';
 import type { ReplicationNodeOptions, ReplicationStatus } from '../../src/node/types.ts';
-import type { IngestArgs } from './node-child.ts';
+import type { IngestArgs, WriteArgs } from './node-child.ts';
 import { kill, track, withTimeout } from './processes.ts';
 
-export type { IngestArgs };
+export type { IngestArgs, WriteArgs };
 
 export type ChildCommand =
   | { cmd: 'start'; options: ReplicationNodeOptions }
   | { cmd: 'createCollection'; name: string; dimension: number; metric: MetricName }
   | { cmd: 'dropCollection'; name: string }
   | { cmd: 'ingest'; args: IngestArgs }
+  | { cmd: 'write'; args: WriteArgs }
   | { cmd: 'status' }
   | { cmd: 'digest'; collection: string }
   | { cmd: 'snapshot' }
