@@ -23,6 +23,7 @@ import {
 import type { PointInput } from '../store/points.ts';
 import type { PayloadFilter } from '../store/search.ts';
 import type { CollectionInfo } from '../store/collection.ts';
+import type { CollectionShape } from '../store/state.ts';
 import type { SnapshotInfo } from '../store/snapshot.ts';
 import { ReplicationCore, type CoreEvent, type Role as CoreRole } from '../consensus/core.ts';
 import type { Entry } from '../consensus/messages.ts';
@@ -721,6 +722,15 @@ export class ReplicationNode {
 
   collections(): CollectionInfo[] {
     return this.store.listCollections();
+  }
+
+  /**
+   * A collection's dimension and metric at the head of the log: what the
+   * next write is checked against. `collections()` shows the applied state,
+   * which trails a create that was acknowledged before it applied.
+   */
+  collectionShape(name: string): CollectionShape | undefined {
+    return this.store.schema.get(name);
   }
 
   /**

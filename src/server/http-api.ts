@@ -269,7 +269,9 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (!binary) requireJson(req);
         const consistency = consistencyOf(req);
         const name = param(req, 'name');
-        const { dimension } = infoOf(name);
+        const shape = node.collectionShape(name);
+        if (!shape) throw vrepError('ERR_COLLECTION_NOT_FOUND', name);
+        const { dimension } = shape;
         let packed: { ids: string[]; vectors: Float32Array; payloads: Uint8Array[] };
         if (binary) {
           packed = decodeBinaryBatch(req.body, dimension);

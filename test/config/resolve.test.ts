@@ -186,8 +186,13 @@ test('every env variable is read, and each reaches its key', () => {
     VREP_SNAPSHOT_EVERY_BYTES: '0',
     VREP_LOG_LEVEL: 'warn',
   };
-  // The test covers the whole table (the synonyms are tested on their own).
-  const synonyms = ['REPLICATION_PRIMARY_ADDRESS', 'REPLICATION_INSECURE_NO_AUTH'];
+  // The test covers the whole table (the synonyms and role auto's timings are tested on their own).
+  const synonyms = [
+    'REPLICATION_PRIMARY_ADDRESS',
+    'REPLICATION_INSECURE_NO_AUTH',
+    'VREP_ELECTION_TIMEOUT_MS',
+    'VREP_HEARTBEAT_INTERVAL_MS',
+  ];
   for (const s of ENV_SOURCES) {
     if (!synonyms.includes(s.name)) assert.ok(s.name in env, `${s.name} untested`);
   }
@@ -247,6 +252,22 @@ test('every env variable is read, and each reaches its key', () => {
     snapshotEveryBytes: 0,
   });
   assert.equal(c.logLevel, 'warn');
+});
+
+test('role auto timings from env: the election timeout, and a heartbeat in ms that wins over seconds', () => {
+  const env = {
+    REPLICATION_ROLE: 'auto',
+    VREP_PEERS: 'a.local:1,b.local:2',
+    VREP_ELECTION_TIMEOUT_MS: '3000',
+    VREP_HEARTBEAT_INTERVAL_MS: '250',
+    REPLICATION_HEARTBEAT_INTERVAL: '2',
+  };
+  const r = resolveConfig({ env }).node.replication;
+  assert.equal(r.electionTimeoutMs, 3000);
+  assert.equal(r.heartbeatIntervalMs, 250);
+  const { REPLICATION_ROLE, VREP_PEERS, VREP_ELECTION_TIMEOUT_MS } = env;
+  const byDefault = resolveConfig({ env: { REPLICATION_ROLE, VREP_PEERS, VREP_ELECTION_TIMEOUT_MS } });
+  assert.equal(byDefault.node.replication.heartbeatIntervalMs, 300, 'a tenth of the election timeout');
 });
 
 test('env parsing: empty or "null" clears a nullable key; booleans in several spellings', () => {

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { NodeProc } from './node-proc.ts';
 import { until } from './node-proc.ts';
-import { idsOf, Procs, sleep, status } from './safety.ts';
+import { idsOf, Procs, sleep, waitLogsConverged as waitLogsConvergedOn } from './safety.ts';
 import type { NodeEvent, ReplicationNodeOptions, ReplicationOptions } from '../../src/node/types.ts';
 import type { ConsistencyLevel } from '../../src/node/consistency.ts';
 
@@ -71,6 +71,14 @@ export class AutoCluster {
         ...this.spec.replication,
       },
     };
+  }
+
+  /** Starts one more node, outside the spec (a replacement that joins as a learner); returns its index. */
+  async join(id: string, options: ReplicationNodeOptions): Promise<number> {
+    const node = await this.procs.start(options);
+    this.ids.push(id);
+    this.nodes.push(node);
+    return this.ids.length - 1;
   }
 
   node(i: number): NodeProc {
@@ -321,56 +329,9 @@ export async function attemptRead(
   return r;
 }
 
-/**
- * Waits until every node's log ends where everyone's does, all of it
- * committed and applied, in the same term, with the same digest of
- * collection c. (With elections only committed records are applied, so the
- * applied LSN and the digest alone, which safety.ts's waitConverged
- * compares, are equal while a divergent tail is still in a log.)
- */
+/** safety.ts's waitLogsConverged over the cluster's live nodes and collection c, with their logs on failure. */
 export async function waitLogsConverged(cluster: AutoCluster, timeoutMs: number): Promise<void> {
-  const look = (): Promise<unknown[]> =>
-    Promise.all(
-      cluster.live.map(async (n) => {
-        const [s, d] = await Promise.all([
-          status(n),
-          n.call<{ digest: string | null }>('digest', { collection: 'c' }),
-        ]);
-        return {
-          id: s.node_id,
-          term: s.term,
-          last: s.last_lsn,
-          commit: s.commit_lsn,
-          applied: s.applied_lsn,
-          digest: d.digest,
-        };
-      }),
-    );
-  type Look = { term: number; last: number; commit: number; applied: number; digest: string | null };
-  try {
-    await until(
-      async () => {
-        const states = (await look()) as Look[];
-        const [a] = states;
-        return (
-          a !== undefined &&
-          a.digest !== null &&
-          states.every(
-            (s) =>
-              s.term === a.term &&
-              s.last === a.last &&
-              s.commit === a.last &&
-              s.applied === a.last &&
-              s.digest === a.digest,
-          )
-        );
-      },
-      timeoutMs,
-      'every node to hold the same log, committed and applied, and the same digest',
-    );
-  } catch (err) {
-    throw new Error(
-      `${(err as Error).message}; states: ${JSON.stringify(await look().catch(() => null))}\n${cluster.procs.logs()}`,
-    );
-  }
+  await waitLogsConvergedOn(cluster.live, 'c', timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}\n${cluster.procs.logs()}`);
+  });
 }

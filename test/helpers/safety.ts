@@ -80,6 +80,67 @@ export async function waitConverged(
   }
 }
 
+/**
+ * Waits until every node's log ends where everyone's does, all of it
+ * committed and applied, in the same term, with the same digest of
+ * `collection`. With elections only committed records are applied, so the
+ * applied LSN and the digest alone (waitConverged) are equal while a
+ * divergent tail is still in a log; role auto tests wait with this.
+ */
+export async function waitLogsConverged(
+  nodes: NodeProc[],
+  collection: string,
+  timeoutMs: number,
+): Promise<void> {
+  const look = (): Promise<LogState[]> =>
+    Promise.all(
+      nodes.map(async (n) => {
+        const [s, d] = await Promise.all([status(n), digestOf(n, collection)]);
+        return {
+          id: s.node_id,
+          term: s.term,
+          last: s.last_lsn,
+          commit: s.commit_lsn,
+          applied: s.applied_lsn,
+          digest: d.digest,
+        };
+      }),
+    );
+  try {
+    await until(
+      async () => {
+        const states = await look();
+        const [a] = states;
+        return (
+          a !== undefined &&
+          a.digest !== null &&
+          states.every(
+            (s) =>
+              s.term === a.term &&
+              s.last === a.last &&
+              s.commit === a.last &&
+              s.applied === a.last &&
+              s.digest === a.digest,
+          )
+        );
+      },
+      timeoutMs,
+      'every node to hold the same log, committed and applied, and the same digest',
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; states: ${JSON.stringify(await look().catch(() => null))}`);
+  }
+}
+
+interface LogState {
+  id: string;
+  term: number;
+  last: number;
+  commit: number;
+  applied: number;
+  digest: string | null;
+}
+
 /** Point ids written by the `write` command of node-child.ts: p<first> .. p<first+count-1>. */
 export function idsOf(first: number, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `p${first + i}`);

@@ -10,21 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import type { NodeProc } from '../helpers/node-proc.ts';
 import { until } from '../helpers/node-proc.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import type { ReplicationNodeOptions } from '../../src/node/types.ts';
-import type { ReplicationStatus } from '../../src/replication/types.ts';
-import { freePorts, idsOf, missingOn, Procs, sleep, status, waitConverged } from '../helpers/safety.ts';
-
-const TIMING = {
-  electionTimeoutMs: 1000,
-  heartbeatIntervalMs: 100,
-  replicaTimeoutMs: 5000,
-  reconnectIntervalMs: 200,
-};
-const DIM = 16;
-const BATCH = 10;
+import { freePorts, missingOn, Procs, status } from '../helpers/safety.ts';
+import { AutoCluster, Client, DIM, TIMING, waitLogsConverged } from '../helpers/auto-cluster.ts';
 
 test(
   'role auto: a dead voter is replaced under load (learner, catch up, promote, remove)',
@@ -34,78 +24,33 @@ test(
     const procs = new Procs(t);
     const ports = (await freePorts(4)) as number[];
     const addr = (i: number): string => `127.0.0.1:${ports[i] as number}`;
+    const cluster = await AutoCluster.start(procs, { dir, bind: addr, peer: (_, j) => addr(j) });
+    /** Node i knowing `peers`: the replacement, and every node restarted after the change. */
     const options = (i: number, peers: number[]): ReplicationNodeOptions => ({
       nodeId: `n${i + 1}`,
       dataDir: path.join(dir, `n${i + 1}`),
       replication: { role: 'auto', bindAddress: addr(i), peers: peers.map(addr), ...TIMING },
     });
-    const nodes: (NodeProc | null)[] = await Promise.all(
-      [0, 1, 2].map((i) =>
-        procs.start(
-          options(
-            i,
-            [0, 1, 2].filter((j) => j !== i),
-          ),
-        ),
-      ),
-    );
-    const leaderOf = async (): Promise<NodeProc | null> => {
-      for (const n of nodes) {
-        if (n === null) continue;
-        const s = await n.call<ReplicationStatus>('status', {}, 2000).catch(() => null);
-        if (s?.state === 'leader') return n;
-      }
-      return null;
-    };
-    let leader: NodeProc | null = null;
-    await until(async () => (leader = await leaderOf()) !== null, 30_000, 'a leader elected');
-    await (leader as unknown as NodeProc).call('create', {
-      name: 'c',
-      dimension: DIM,
-      consistency: 'all',
-      timeoutMs: 10_000,
-    });
-
-    const acked: number[] = [];
-    let next = 0;
-    let stop = false;
-    const writer = (async () => {
-      while (!stop) {
-        const p: NodeProc | null = leader ?? (await leaderOf());
-        leader = p;
-        if (p === null) {
-          await sleep(20);
-          continue;
-        }
-        const first = next;
-        next += BATCH;
-        try {
-          await p.call(
-            'write',
-            { collection: 'c', first, count: BATCH, dimension: DIM, consistency: 'quorum', timeoutMs: 5000 },
-            20_000,
-          );
-          acked.push(first);
-        } catch {
-          leader = null;
-          await sleep(20);
-        }
-      }
-    })();
+    const first = await cluster.waitLeader('a leader elected');
+    await cluster
+      .node(first.i)
+      .call('create', { name: 'c', dimension: DIM, consistency: 'all', timeoutMs: 10_000 });
+    const client = new Client(cluster, { workers: 1, batch: 10, consistency: 'quorum' });
+    client.start();
 
     // The victim: a follower, killed for good.
-    await until(async () => acked.length >= 5, 30_000, 'writes before the death');
-    const victimIndex = nodes.findIndex((n) => n !== null && n !== leader);
-    const victim = nodes[victimIndex] as NodeProc;
-    nodes[victimIndex] = null;
+    await until(async () => client.acked().length >= 5, 30_000, 'writes before the death');
+    const leader = await cluster.waitLeader('the leader before the death');
+    const victimIndex = [0, 1, 2].find((i) => i !== leader.i) as number;
+    const victim = cluster.node(victimIndex);
+    cluster.nodes[victimIndex] = null;
     await procs.kill(victim);
-    const deadId = `n${victimIndex + 1}`;
+    const deadId = cluster.ids[victimIndex] as string;
 
     // The replacement: a new node in role auto that knows the live members.
     const live = [0, 1, 2].filter((i) => i !== victimIndex);
-    const n4 = await procs.start(options(3, live));
-    nodes.push(n4);
-    const lead = (await leaderOf()) as NodeProc;
+    await cluster.join('n4', options(3, live));
+    const lead = cluster.node((await cluster.waitLeader('the leader after the death')).i);
     const id = await lead.call<string>('addLearner', { address: addr(3) }, 60_000);
     assert.equal(id, 'n4');
     const asLearner = await status(lead);
@@ -116,17 +61,22 @@ test(
     const kinds = after.members.map((m) => `${m.id ?? m.address}:${m.kind}`).sort();
     assert.deepEqual(kinds, [...live.map((i) => `n${i + 1}:voter`), 'n4:voter'].sort());
 
-    await until(async () => acked.length >= 20, 30_000, 'writes after the replacement');
-    stop = true;
-    await writer;
-    const members = nodes.filter((n): n is NodeProc => n !== null);
-    await waitConverged(members, 'c', 60_000);
-    const ids = acked.flatMap((first) => idsOf(first, BATCH));
-    for (const n of members) assert.deepEqual((await missingOn(n, 'c', ids)).slice(0, 10), []);
-    t.diagnostic(`${acked.length} Quorum writes acknowledged across the replacement of ${deadId} by n4`);
+    const ackedBefore = client.acked().length;
+    await until(
+      async () => client.acked().length >= ackedBefore + 15,
+      30_000,
+      'writes after the replacement',
+    );
+    await client.stop();
+    await waitLogsConverged(cluster, 60_000);
+    const ids = client.ackedIds();
+    for (const n of cluster.live) assert.deepEqual((await missingOn(n, 'c', ids)).slice(0, 10), []);
+    t.diagnostic(
+      `${client.acked().length} Quorum writes acknowledged across the replacement of ${deadId} by n4`,
+    );
 
     // The membership is in the log: every node restarted still holds it.
-    await Promise.all(members.map((n) => n.stop()));
+    await Promise.all(cluster.live.map((n) => n.stop()));
     const restarted = await Promise.all(
       [...live, 3].map((i) =>
         procs.start(options(i, i === 3 ? live : [0, 1, 2, 3].filter((j) => j !== i && j !== victimIndex))),

@@ -23,12 +23,12 @@ const TIMING = { heartbeatIntervalMs: 100, replicaTimeoutMs: 5000, reconnectInte
 const CLAIMED_TERM = 999;
 const BIG_LSN = 1_000_000;
 
-/** What must not change: the term, the membership, whom a replica follows. */
+/** What must not change: the term, the membership, whom a replica follows (positions move with writes). */
 function identity(s: ReplicationStatus): unknown {
   return {
     role: s.role,
     term: s.term,
-    members: s.members,
+    members: s.members.map(({ match_lsn: _, ...member }) => member),
     leader: s.leader?.node_id ?? null,
     master: s.master?.node_id ?? null,
   };
