@@ -112,6 +112,8 @@ export class ReplicationNode {
   private appliedFromPrimary = 0;
   /** Role auto: what the elections did, for status and metrics. */
   private readonly election = { campaigns: 0, stepDowns: 0, lastElectionAtMs: 0 };
+  /** The role last announced by RoleChanged (a step-down, then learning the new leader, is one change). */
+  private announcedRole: ReturnType<typeof roleNowOf> | null = null;
   private readonly lagging = new Set<string>();
   private followerCounters = { fullSyncs: 0, partialSyncs: 0, lastSyncMs: 0 };
 
@@ -487,7 +489,10 @@ export class ReplicationNode {
   /** Role auto: what an election made this node, as events and log lines. */
   private onElectedRole(role: CoreRole, term: number, leader: string | null, atMs: number): void {
     const now = roleNowOf('auto', role);
-    this.events_.emit({ type: 'RoleChanged', role: now, term, atMs });
+    if (now !== this.announcedRole) {
+      this.announcedRole = now;
+      this.events_.emit({ type: 'RoleChanged', role: now, term, atMs });
+    }
     if (leader !== null) {
       this.election.lastElectionAtMs = atMs;
       this.events_.emit({ type: 'LeaderElected', leader, term, atMs });

@@ -43,10 +43,14 @@ async function run(cmd: string, a: Record<string, unknown>): Promise<unknown> {
     case 'info':
       return { peerPort: node.peerPort, lastLsn: node.lastLsn, historyId: node.historyId, pid: process.pid };
     case 'create':
-      return node.createCollection(a['name'] as string, {
-        dimension: a['dimension'] as number,
-        metric: (a['metric'] as 'l2') ?? 'l2',
-      });
+      return node.createCollection(
+        a['name'] as string,
+        { dimension: a['dimension'] as number, metric: (a['metric'] as 'l2') ?? 'l2' },
+        {
+          ...(a['consistency'] !== undefined ? { consistency: a['consistency'] as ConsistencyLevel } : {}),
+          ...(a['timeoutMs'] !== undefined ? { timeoutMs: a['timeoutMs'] as number } : {}),
+        },
+      );
     case 'write': {
       const count = a['count'] as number;
       const dim = a['dimension'] as number;

@@ -107,6 +107,12 @@ test(
     const stepDown = oldEvents.find(
       (e) => e.type === 'RoleChanged' && e.atMs >= resumedAt && e.role !== 'primary',
     );
+    // RoleChanged announces changes: stepping down, then learning who leads, is one.
+    const roles = oldEvents.flatMap((e) => (e.type === 'RoleChanged' ? [e.role] : []));
+    assert.ok(
+      roles.every((r, k) => k === 0 || r !== roles[k - 1]),
+      `RoleChanged repeated a role: ${roles.join(', ')}`,
+    );
     const attempts = [...client.attempts, ...probes];
     t.diagnostic(
       `paused ${resumedAt - pausedAt} ms: new leader ${cluster.ids[next.i]} in term ${next.term} seen ${electedMs} ms after SIGSTOP; old leader stepped down ${stepDown ? stepDown.atMs - resumedAt : '?'} ms after SIGCONT (election timeout ${ELECTION_TIMEOUT_MS} ms)`,
