@@ -1,5 +1,5 @@
 /**
- * `npm run test:sim -- [--seeds N] [--from S] [--seed S] [--mode elections|manual] [--variant NAME] [--jobs N] [--verbose]`:
+ * `npm run test:sim -- [--seeds N (default 10,000)] [--from S] [--seed S] [--mode elections|manual] [--variant NAME] [--jobs N] [--verbose]`:
  * runs the deterministic simulator over seeds (mode `elections`, role auto,
  * unless told `manual`: an operator fails over); a failing seed is printed
  * with the command that replays it and its fault schedule shrunk. `--jobs`
@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { runSimulation, faultSchedule, type SimOptions, type SimResult } from './world.ts';
 import { shrink } from './shrink.ts';
 import { VARIANTS, type VariantName } from './variants.ts';
+
+/** Seeds without `--seeds`: the acceptance run (npm test runs 300 of the same shape). */
+const DEFAULT_SEEDS = 10_000;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -111,13 +114,13 @@ async function main(): Promise<void> {
   const one = arg('seed');
   const jobs = Number(arg('jobs') ?? os.availableParallelism());
   if (one === undefined && jobs > 1) {
-    await runJobs(Number(arg('from') ?? 1), Number(arg('seeds') ?? 100), jobs);
+    await runJobs(Number(arg('from') ?? 1), Number(arg('seeds') ?? DEFAULT_SEEDS), jobs);
     return;
   }
   const seeds =
     one !== undefined
       ? [Number(one)]
-      : Array.from({ length: Number(arg('seeds') ?? 100) }, (_, i) => Number(arg('from') ?? 1) + i);
+      : Array.from({ length: Number(arg('seeds') ?? DEFAULT_SEEDS) }, (_, i) => Number(arg('from') ?? 1) + i);
   const verbose = process.argv.includes('--verbose');
   const mode = (arg('mode') ?? 'elections') as SimMode;
   if (mode !== 'elections' && mode !== 'manual') {
