@@ -1,9 +1,10 @@
 /**
  * `vrep status`: fetches GET /replication/status and prints a readable
- * summary (role, term, LSN; a replica's link and lag; a primary's replicas),
+ * summary (role, term, LSN; with role auto the election, the leader and the
+ * members; a replica's link and lag; a primary's replicas; the last truncation),
  * with a progress bar for every full sync under way.
  */
-import type { ReplicaInfo, ReplicationStatus, SyncProgress } from '../node/types.ts';
+import type { ElectionStatus, ReplicaInfo, ReplicationStatus, SyncProgress } from '../node/types.ts';
 import { bytes, duration, progressBar, table } from './format.ts';
 import { callNode, NodeUnavailable } from './node-client.ts';
 
@@ -60,6 +61,7 @@ export function renderStatus(s: ReplicationStatus): string[] {
     return out;
   }
   const stats = s.stats;
+  if (s.election) out.push(...electionLines(s, s.election));
   if (s.master) {
     const m = s.master;
     const who = [
@@ -84,5 +86,33 @@ export function renderStatus(s: ReplicationStatus): string[] {
   out.push(
     `synced: ${stats.full_syncs} full, ${stats.partial_syncs} partial; ${stats.total_replicated} operations replicated`,
   );
+  const t = s.last_truncation;
+  if (t !== null) {
+    out.push(
+      `last truncation: ${t.records} records, LSN ${t.from_lsn}..${t.to_lsn}, at ${new Date(t.at).toISOString()}, listed in ${t.file}`,
+    );
+  }
+  return out;
+}
+
+/** Role auto: the election's state, who leads, and each member's position. */
+function electionLines(s: ReplicationStatus, e: ElectionStatus): string[] {
+  const leader = s.leader
+    ? `${s.leader.node_id}${s.leader.http_address ? ` (http ${s.leader.http_address})` : ''}`
+    : 'none known';
+  const out = [
+    `state ${s.state}  leader ${leader}  commit LSN ${s.commit_lsn}  applied LSN ${s.applied_lsn}`,
+    `election: timeout ${e.election_timeout_ms} ms, last ${e.last_election ?? 'not since start'}; ${e.campaigns} campaigns, ${e.step_downs} step-downs`,
+  ];
+  const rows = table(
+    ['ID', 'ADDRESS', 'KIND', 'MATCH LSN'],
+    s.members.map((m) => [
+      `${m.id ?? '?'}${m.self ? ' (self)' : ''}`,
+      m.address ?? '-',
+      m.kind,
+      m.match_lsn === null ? '-' : String(m.match_lsn),
+    ]),
+  );
+  out.push(`members: ${s.members.length}`, ...rows.map((r) => `  ${r}`));
   return out;
 }

@@ -153,3 +153,46 @@ test('a standalone node: one line and a note', () => {
     ['node n1  role standalone  term 3  last LSN 120', 'replication: off (standalone node)'],
   );
 });
+
+test('role auto: the state, the leader, the election, each member with its match LSN, the last truncation', () => {
+  const status: ReplicationStatus = {
+    ...base,
+    role: 'primary',
+    commit_lsn: 118,
+    applied_lsn: 118,
+    leader: { node_id: 'n1', http_address: '127.0.0.1:8081' },
+    election: {
+      election_timeout_ms: 1000,
+      campaigns: 2,
+      step_downs: 1,
+      last_election: '2026-12-02T10:00:00.000Z',
+    },
+    members: [
+      { id: 'n1', address: null, self: true, kind: 'voter', match_lsn: 120 },
+      { id: 'n2', address: '127.0.0.1:7002', self: false, kind: 'voter', match_lsn: 118 },
+      { id: null, address: '127.0.0.1:7004', self: false, kind: 'learner', match_lsn: null },
+    ],
+    stats: stats({ full_syncs: 0, partial_syncs: 2, total_replicated: 10 }),
+    replicas: [],
+    last_truncation: {
+      file: 'lost/lost-3-100.jsonl',
+      from_lsn: 101,
+      to_lsn: 104,
+      records: 4,
+      at: Date.UTC(2026, 11, 2, 9),
+    },
+  };
+  assert.deepEqual(renderStatus(status), [
+    'node n1  role primary  term 3  last LSN 120',
+    'state leader  leader n1 (http 127.0.0.1:8081)  commit LSN 118  applied LSN 118',
+    'election: timeout 1000 ms, last 2026-12-02T10:00:00.000Z; 2 campaigns, 1 step-downs',
+    'members: 3',
+    '  ID         ADDRESS         KIND     MATCH LSN',
+    '  n1 (self)  -               voter    120',
+    '  n2         127.0.0.1:7002  voter    118',
+    '  ?          127.0.0.1:7004  learner  -',
+    'replicas: 0 (0 connected)',
+    'synced: 0 full, 2 partial; 10 operations replicated',
+    'last truncation: 4 records, LSN 101..104, at 2026-12-02T09:00:00.000Z, listed in lost/lost-3-100.jsonl',
+  ]);
+});
