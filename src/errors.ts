@@ -80,6 +80,16 @@ export const errorRegistry = {
     message: (why: string, primary: string | null) =>
       primary === null ? why : `${why}; write to the primary at http://${primary}`,
   },
+  /**
+   * A change stream's start position is on a branch this node's log does not
+   * hold: the log has that LSN in another term (a failover dropped the branch).
+   */
+  ERR_POSITION_DIVERGED: { name: 'PositionDiverged', status: 409, message: detail },
+  /**
+   * A change stream's start position is no longer held (the WAL was removed
+   * past it); the message names the earliest position held. Never a silent gap.
+   */
+  ERR_POSITION_EVICTED: { name: 'PositionEvicted', status: 410, message: detail },
   /** A request body over the listener's limit. */
   ERR_BODY_TOO_LARGE: { name: 'BodyTooLarge', status: 413, message: detail },
   /** A record is larger than the log can ever hold. */

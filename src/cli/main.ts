@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { runServe } from './serve-command.ts';
 import { fetchStatus, renderStatus } from './status.ts';
 import { callNode, DEFAULT_NODE_URL, NodeUnavailable, nodeUrl } from './node-client.ts';
+import { DEFAULT_CHANGES_WINDOW, followChanges } from './changes.ts';
 import { clusterRestart, clusterUp, MAX_CLUSTER_NODES, PEER_PORT_OFFSET } from './cluster.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ENV_SOURCES } from '../config/sources.ts';
@@ -90,6 +91,37 @@ program
       const text = opts.json === true ? JSON.stringify(status, null, 2) : renderStatus(status).join('\n');
       process.stdout.write(`${text}\n`);
     }),
+  );
+
+program
+  .command('changes')
+  .description("follow a node's change stream (GET /changes, a WebSocket): one JSON line per event")
+  .option(
+    '--from <position>',
+    'earliest | latest | TERM:LSN | TERM:LSN:INDEX (after that position)',
+    'latest',
+  )
+  .option('--collections <list>', 'comma-separated collection names (default: all)')
+  .option(
+    '--ops <list>',
+    'comma-separated: upsert, delete, create_collection, drop_collection (default: all)',
+  )
+  .option('--include-vectors', "print upserts' vectors")
+  .option('--limit <n>', 'exit after this many events', integer(1, Number.MAX_SAFE_INTEGER))
+  .option('--window <n>', 'events credited at a time', integer(1, 10_000), DEFAULT_CHANGES_WINDOW)
+  .option('--url <url>', 'the node', nodeUrl, DEFAULT_NODE_URL)
+  .option('--token <token>', 'bearer token, when the node requires one')
+  .action(
+    async (opts: {
+      from: string;
+      collections?: string;
+      ops?: string;
+      includeVectors?: boolean;
+      limit?: number;
+      window: number;
+      url: string;
+      token?: string;
+    }) => againstNode('changes', () => followChanges(opts)),
   );
 
 program

@@ -40,6 +40,7 @@ import { NonceRegistry } from '../transport/peer-auth.ts';
 import { FeederPool } from '../workers/feeder-pool.ts';
 import { ConsistencyLevel } from '../replication/consistency.ts';
 import { checkOptions, Writer, type WriteOptions } from './writer.ts';
+import { ChangeStreams, type ChangeStream, type ChangeStreamOptions } from '../streams/change-stream.ts';
 import { buildStatus, roleNowOf, type StatusSources } from './status.ts';
 import type {
   MemberInfo,
@@ -90,6 +91,7 @@ export class ReplicationNode {
   private records: RecordsSource | null = null;
   private pool: FeederPool | null = null;
   private readonly events_ = new EventHub();
+  private readonly changeStreams: ChangeStreams;
   private readonly commitTimes = new CommitTimes();
   private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
   private ticker: NodeJS.Timeout | null = null;
@@ -120,6 +122,7 @@ export class ReplicationNode {
   private constructor(init: { role: Role; store: Store; settings: ResolvedReplication; logger: NodeLogger }) {
     this.currentRole = init.role;
     this.store = init.store;
+    this.changeStreams = new ChangeStreams(init.store);
     this.settings = init.settings;
     this.logger = init.logger;
     const s = init.store;
@@ -870,6 +873,17 @@ export class ReplicationNode {
     return this.events_.subscribe();
   }
 
+  /**
+   * A change stream: the committed changes of data, in log order, from
+   * `from` ('earliest', 'latest' (the default) or after a position
+   * `{term, lsn, index?}`), read through a committed log cursor
+   * (src/streams/change-stream.ts, docs/change-streams.md). Iterate it
+   * with `for await`; it ends when `signal` aborts or the node stops.
+   */
+  changes(opts: ChangeStreamOptions = {}): ChangeStream {
+    return this.changeStreams.stream(opts);
+  }
+
   // ------------------------------------------------------------------ operator
 
   private requirePrimary(what: string): Peers {
@@ -1181,6 +1195,7 @@ export class ReplicationNode {
     if (this.stopped) return;
     await this.switching;
     this.stopped = true;
+    this.changeStreams.closeAll();
     if (this.ticker) clearInterval(this.ticker);
     if (this.walProbe) clearInterval(this.walProbe);
     this.runtime.stop(

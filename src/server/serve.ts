@@ -13,6 +13,7 @@ import { messageOf, vrepError } from '../errors.ts';
 import { errorReply, startHttpServer, type HttpServer } from '../transport/http-server.ts';
 import { apiRoutes, errorToReply, tokenGuard } from './http-api.ts';
 import { replicationRoutes } from './replication-api.ts';
+import { changesPlainRoute, changesRoute } from './changes-ws.ts';
 import { ServerMetrics } from './metrics.ts';
 import { nativeInfo } from '../native/info.ts';
 import { ReplicationNode } from '../node/replication-node.ts';
@@ -106,7 +107,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         },
       }),
       ...replicationRoutes({ node }),
+      changesPlainRoute,
     ],
+    // Behind the same guard as the routes: the token, and 503 while the node starts.
+    upgrades: [changesRoute({ node, logger })],
     guard: (head) =>
       checkToken(head) ??
       (started === undefined ? errorReply('ERR_STARTING', messageOf('ERR_STARTING')) : undefined),

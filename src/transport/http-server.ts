@@ -17,6 +17,7 @@
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { listenError } from './listen-error.ts';
 import { httpStatusOf, messageOf, type HttpErrorCode } from '../errors.ts';
 
@@ -57,6 +58,31 @@ export interface Route {
   handler: RouteHandler;
 }
 
+/**
+ * A request to upgrade the connection (`Upgrade: websocket`), after the
+ * listener's checks (path, method, guard). The handler owns the socket
+ * from then on: it upgrades it, or answers with `refuse`.
+ */
+export interface UpgradeRequest {
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly authorization: string;
+  readonly remoteAddress: string;
+  readonly raw: http.IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
+export interface UpgradeRoute {
+  /** Exact path, e.g. `/changes` (GET only). */
+  path: string;
+  /**
+   * Upgrades the connection. A throw or a rejection before the upgrade is
+   * answered as an HTTP error (onError) on the raw socket and closes it.
+   */
+  handler: (req: UpgradeRequest) => void | Promise<void>;
+}
+
 /** What is known about a request before its body is read. */
 export interface RequestHead {
   readonly method: string;
@@ -80,6 +106,12 @@ export interface HttpServerOptions {
   onResponse?: (route: string, method: string, status: number) => void;
   /** Maps an exception thrown by a handler (or by serializing its answer) to a reply (default: 500, no details). */
   onError?: (err: unknown) => HttpReply;
+  /**
+   * Paths that upgrade the connection (WebSockets). With a handler for the
+   * `upgrade` event node sends every request carrying `Upgrade` there, so a
+   * request to another path that asks to upgrade (h2c) is answered 400.
+   */
+  upgrades?: readonly UpgradeRoute[];
 }
 
 export interface HttpServer {
@@ -209,13 +241,16 @@ function lingeringClose(req: http.IncomingMessage): void {
   socket.once('close', () => clearTimeout(timer));
 }
 
-/** Writes a reply on a socket that has no HTTP response object (a request llhttp refused). */
-function writeRawReply(socket: Socket, reply: HttpReply): void {
+/** Writes a reply on a socket that has no HTTP response object (a request llhttp refused, an upgrade refused). */
+export function writeRawReply(socket: Duplex, reply: HttpReply): void {
   const payload = JSON.stringify(reply.body);
+  const headers = Object.entries(reply.headers ?? {})
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? ''}\r\n` +
       `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
-      `connection: close\r\n\r\n${payload}`,
+      `${headers}connection: close\r\n\r\n${payload}`,
   );
 }
 
@@ -476,6 +511,72 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     writeRawReply(socket, reply);
   });
 
+  // Upgraded connections are not requests: they are tracked so close() can end them.
+  const upgraded = new Set<Duplex>();
+  if (opts.upgrades !== undefined && opts.upgrades.length > 0) {
+    const upgradeRoutes = new Map(opts.upgrades.map((u) => [u.path, u]));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      const method = (req.method ?? '').toUpperCase();
+      const target = splitTarget(req.url ?? '');
+      const route = target === undefined ? undefined : upgradeRoutes.get(target.path);
+      const refuse = (reply: HttpReply): void => {
+        opts.onResponse?.(route?.path ?? 'unmatched', method, reply.status);
+        writeRawReply(socket, reply);
+      };
+      socket.on('error', () => socket.destroy());
+      if (target === undefined || route === undefined) {
+        refuse(
+          errorReply('ERR_BAD_REQUEST', `upgrade: only ${[...upgradeRoutes.keys()].join(', ')} upgrade`),
+        );
+        return;
+      }
+      if (method !== 'GET') {
+        refuse({
+          ...errorReply('ERR_METHOD_NOT_ALLOWED', `${method} not allowed on ${route.path} (allowed: GET)`),
+          headers: { allow: 'GET' },
+        });
+        return;
+      }
+      if (draining) {
+        refuse(errorReply('ERR_NODE_STOPPED', messageOf('ERR_NODE_STOPPED')));
+        return;
+      }
+      const authorization = req.headers.authorization ?? '';
+      const remoteAddress = req.socket.remoteAddress ?? '';
+      const guarded = opts.guard?.({ method, route: route.path, authorization, remoteAddress });
+      if (guarded) {
+        refuse(guarded);
+        return;
+      }
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
+      const request: UpgradeRequest = {
+        path: target.path,
+        query: new URLSearchParams(target.query),
+        authorization,
+        remoteAddress,
+        raw: req,
+        socket,
+        head,
+      };
+      Promise.resolve()
+        .then(() => route.handler(request))
+        .then(
+          () => opts.onResponse?.(route.path, method, 101),
+          (err: unknown) => {
+            if (!socket.writable) return;
+            let reply: HttpReply;
+            try {
+              reply = onError(err);
+            } catch {
+              reply = errorReply('ERR_INTERNAL', 'internal error');
+            }
+            refuse(reply);
+          },
+        );
+    });
+  }
+
   await new Promise<void>((resolve, reject) => {
     const onListenError = (err: NodeJS.ErrnoException): void =>
       reject(listenError('HTTP', opts.host, opts.port, err.code ?? err.message));
@@ -507,6 +608,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       draining = true;
       server.close();
       server.closeAllConnections();
+      for (const socket of upgraded) socket.destroy();
     },
   };
 }
