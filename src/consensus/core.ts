@@ -767,6 +767,9 @@ export class ReplicationCore {
     // The commit point goes to disk once a heartbeat at most (it is a floor: late is safe).
     if (this.hs.commit !== this.persistedCommit) this.hsDirty = true;
     if (this.roleNow === 'leader') {
+      // The disk refused the no-op (and whatever followed it): nothing of this term commits the
+      // earlier terms' records, and no write may come to. Try again once a heartbeat (sim seed 5155).
+      if (this.elections && !this.ownTermInLog()) this.appendNoop(this.elections);
       for (const p of this.progress.values()) {
         p.stateTicks += this.heartbeatTicks;
         p.waitingForLog = false;
@@ -899,15 +902,26 @@ export class ReplicationCore {
     this.applyLimit = this.leaderApplyLimit();
     this.progress.clear();
     this.out.events.push({ type: 'roleChanged', role: 'leader', term, leader: this.id });
-    if (this.elections) {
-      // Its no-op (Raft §8): a record of its own term, so what earlier terms left commits now.
-      const lsn = this.lastLsn + 1;
-      const membership = this.membership;
-      this.appendLocal([
-        { lsn, term, bytes: this.elections.encodeConfig(lsn, term, membership), config: membership },
-      ]);
-    }
+    if (this.elections) this.appendNoop(this.elections);
     for (const [peer] of this.links) this.addProgress(peer);
+  }
+
+  /**
+   * A leader's no-op (Raft §8): a record of its own term, so what earlier
+   * terms left commits now. It records the membership as it stands (a config
+   * record changing nothing).
+   */
+  private appendNoop(e: ElectionOptions): void {
+    const lsn = this.lastLsn + 1;
+    const term = this.hs.term;
+    const membership = this.membership;
+    this.appendLocal([{ lsn, term, bytes: e.encodeConfig(lsn, term, membership), config: membership }]);
+  }
+
+  /** Whether the log holds a record of this node's term (its epoch begins at or below the log's end). */
+  private ownTermInLog(): boolean {
+    const last = this.history.last;
+    return last !== undefined && last.term === this.hs.term && last.firstLsn <= this.lastLsn;
   }
 
   /** What a leader makes visible: its durable records, or with elections only what is committed too. */
