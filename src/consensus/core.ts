@@ -186,6 +186,8 @@ export interface CoreFaults {
   commitOldTermByCount: boolean;
   /** A linearizable read is answered from the local state, with no ReadIndex round. */
   readWithoutRound: boolean;
+  /** A leader whose disk refused its no-op does not append it again. */
+  noNoopRetry: boolean;
 }
 
 export type CoreEvent =
@@ -399,6 +401,7 @@ export class ReplicationCore {
       skipCheckQuorum: false,
       commitOldTermByCount: false,
       readWithoutRound: false,
+      noNoopRetry: false,
       ...opts.faults,
     };
     this.elections = opts.elections ?? null;
@@ -769,7 +772,7 @@ export class ReplicationCore {
     if (this.roleNow === 'leader') {
       // The disk refused the no-op (and whatever followed it): nothing of this term commits the
       // earlier terms' records, and no write may come to. Try again once a heartbeat (sim seed 5155).
-      if (this.elections && !this.ownTermInLog()) this.appendNoop(this.elections);
+      if (this.elections && !this.ownTermInLog() && !this.faults.noNoopRetry) this.appendNoop(this.elections);
       for (const p of this.progress.values()) {
         p.stateTicks += this.heartbeatTicks;
         p.waitingForLog = false;

@@ -152,6 +152,13 @@ const BROKEN: { fault: keyof CoreFaults; file: string; command: string; shows: R
     command: 'ready n1',
     shows: /^read r1 served at 1$/m,
   },
+  // The leader's refused no-op is never appended again: nothing commits.
+  {
+    fault: 'noNoopRetry',
+    file: 'election-noop-refused.txt',
+    command: 'status n2',
+    shows: /^n2 leader term=2 vote=n2 commit=0 leader=n2$/m,
+  },
 ];
 
 for (const { fault, file, command, shows } of BROKEN) {
