@@ -28,6 +28,9 @@ export type ChangeOp = (typeof CHANGE_OPS)[number];
 
 export interface ChangeEvent {
   position: Position;
+  /** The same as position.lsn and position.term, at the top level as docs/interface promises. */
+  lsn: number;
+  term: number;
   /** This event's point within its record (0 for collection ops). */
   index: number;
   /** Events its record gives (points of an upsert or delete; 1 for collection ops). */
@@ -89,6 +92,8 @@ export function changeEventOf(record: LogRecord, index: number, includeVectors: 
   }
   const event: ChangeEvent = {
     position: { term: record.term, lsn: record.lsn },
+    lsn: record.lsn,
+    term: record.term,
     index,
     count,
     hlc: { ms: record.hlcMs, logical: record.hlcLogical },

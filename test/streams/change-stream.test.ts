@@ -108,6 +108,7 @@ test('a stream from earliest sees every committed write exactly once, in log ord
   }
   const [p1, p2] = [events[2] as ChangeEvent, events[3] as ChangeEvent];
   assert.deepEqual(p1.position, p2.position, 'one record, one position');
+  assert.deepEqual([p1.lsn, p1.term], [p1.position.lsn, p1.position.term]);
   assert.deepEqual([p1.index, p1.count, p2.index, p2.count], [0, 2, 1, 2]);
   assert.deepEqual(p1.payload, { n: 1 });
   assert.equal(p2.payload, null);

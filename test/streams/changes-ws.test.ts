@@ -7,10 +7,14 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { serve, type RunningServer } from '../../src/server/serve.ts';
-import { CHANGES_WS_LIMITS } from '../../src/server/changes-ws.ts';
+import { CHANGES_WS_LIMITS, changesRoute } from '../../src/server/changes-ws.ts';
+import { startHttpServer } from '../../src/transport/http-server.ts';
+import { ReplicationNode } from '../../src/node/replication-node.ts';
+import type { ChangeStream } from '../../src/streams/change-stream.ts';
 import { startCli } from '../helpers/process.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -275,4 +279,64 @@ test('vrep changes prints one JSON line per event', async (t) => {
   t.after(() => refused.kill());
   assert.equal(await refused.exited(30_000), 1);
   assert.match(refused.stderr(), /401 ERR_UNAUTHORIZED/);
+});
+
+test('a client that credits but does not read: the server stops reading its stream (socket backpressure)', async (t) => {
+  const node = await ReplicationNode.start({
+    nodeId: 'n1',
+    dataDir: tempDir(t),
+    storage: { fsync: 'no', snapshotEveryBytes: 0 },
+  });
+  t.after(() => node.stop());
+  // The route gets a node whose streams the test can see (how far the server read).
+  const streams: ChangeStream[] = [];
+  const watched = new Proxy(node, {
+    get(target, prop) {
+      if (prop === 'changes')
+        return (opts: Parameters<ReplicationNode['changes']>[0]) => {
+          const s = target.changes(opts);
+          streams.push(s);
+          return s;
+        };
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const http = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    routes: [],
+    maxBodyBytes: 1024,
+    upgrades: [changesRoute({ node: watched, logger: pino({ level: 'silent' }) })],
+  });
+  t.after(() => http.close());
+  await node.createCollection('c', { dimension: DIM, metric: 'l2' });
+  const records = 50;
+  const perRecord = 100;
+  const pad = 'p'.repeat(10_000);
+  for (let r = 0; r < records; r++) {
+    await node.write(
+      'c',
+      Array.from({ length: perRecord }, (_, i) => ({ id: `r${r}-${i}`, vector: [r, i], payload: { pad } })),
+    );
+  }
+  const head = node.lastLsn; // 51: the create and 50 batches of ~1 MB
+  const c = await connect(t, `127.0.0.1:${http.port}`, 'from=earliest&ops=upsert', null);
+  assert.ok(isClient(c));
+  const socket = (c.ws as unknown as { _socket: Socket })._socket;
+  socket.pause(); // the client reads nothing from here on
+  c.credit(records * perRecord); // 5000 events, ~50 MB of JSON, all credited
+  // Wait until the server's read position stops moving (it waits for the socket), then look.
+  let last = -1;
+  for (let stable = 0; stable < 5;) {
+    await settle(100);
+    const now = streams[0]?.readLsn ?? 0;
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  // Held back by the socket: 4 MiB unsent at most, the kernel's buffers, one pull (~2.5 MB).
+  assert.ok(last <= head / 2, `the server read up to LSN ${last} of ${head} for a client that reads nothing`);
+  socket.resume();
+  await c.waitEvents(records * perRecord, 60_000);
+  assert.equal(c.events.length, records * perRecord, 'and it catches up once it reads');
 });
