@@ -18,10 +18,16 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ReplicationNode } from '../../src/node/replication-node.ts';
 import type { ReplicationNodeOptions } from '../../src/node/types.ts';
-import type { ConsistencyLevel } from '../../src/node/consistency.ts';
 import { batchIds, POOL_BATCHES, vectorPool } from './seeded.ts';
 import { wallMs } from './processes.ts';
-import type { ChildCommand, ChildReply, IngestResult, TcpCopyHeader } from './node-client.ts';
+import type {
+  ChildCommand,
+  ChildReply,
+  IngestArgs,
+  IngestResult,
+  TcpCopyHeader,
+  WriteArgs,
+} from './node-client.ts';
 
 const fsync = promisify(fsyncCb);
 const openFile = promisify(openCb);
@@ -41,22 +47,6 @@ async function start(options: ReplicationNodeOptions): Promise<unknown> {
 }
 
 // ---- ingest -----------------------------------------------------------------
-
-export interface IngestArgs {
-  collection: string;
-  dim: number;
-  batchSize: number;
-  seed: number;
-  idPrefix: string;
-  consistency: ConsistencyLevel;
-  /** Stop after this long or after maxBatches, whichever first. */
-  durationMs: number;
-  maxBatches: number;
-  /** Vectors/s to pace at; omitted = as fast as the acknowledgements come. */
-  ratePerSec?: number;
-  /** Return [lsn, wall ms of the write call, wall ms of its acknowledgement] of every batch. */
-  recordCommits?: boolean;
-}
 
 async function ingest(a: IngestArgs): Promise<IngestResult> {
   const n = need();
@@ -106,17 +96,6 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
 // ---- one batch (a client outside the node drives the pace) ------------------
 
 /** One batch of seeded vectors, written by the parent's call (the client lives in the parent). */
-export interface WriteArgs {
-  collection: string;
-  dim: number;
-  batchSize: number;
-  seed: number;
-  idPrefix: string;
-  /** Batch number: picks the ids (`batchIds`) and the pool entry, as `ingest` does. */
-  batch: number;
-  consistency: ConsistencyLevel;
-  timeoutMs: number;
-}
 
 /** Pools by seed/dim/batch size, built on the first write that needs one. */
 const pools = new Map<string, Float32Array[]>();

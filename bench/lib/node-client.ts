@@ -7,10 +7,37 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MetricName } from '../../src/log/record.ts';
 import type { ReplicationNodeOptions, ReplicationStatus } from '../../src/node/types.ts';
-import type { IngestArgs, WriteArgs } from './node-child.ts';
+import type { ConsistencyLevel } from '../../src/node/consistency.ts';
 import { kill, track, withTimeout } from './processes.ts';
 
-export type { IngestArgs, WriteArgs };
+/** The commands' arguments, defined here with the protocol so the child imports them and not the reverse. */
+export interface IngestArgs {
+  collection: string;
+  dim: number;
+  batchSize: number;
+  seed: number;
+  idPrefix: string;
+  consistency: ConsistencyLevel;
+  /** Stop after this long or after maxBatches, whichever first. */
+  durationMs: number;
+  maxBatches: number;
+  /** Vectors/s to pace at; omitted = as fast as the acknowledgements come. */
+  ratePerSec?: number;
+  /** Return [lsn, wall ms of the write call, wall ms of its acknowledgement] of every batch. */
+  recordCommits?: boolean;
+}
+
+export interface WriteArgs {
+  collection: string;
+  dim: number;
+  batchSize: number;
+  seed: number;
+  idPrefix: string;
+  /** Batch number: picks the ids (`batchIds`) and the pool entry, as `ingest` does. */
+  batch: number;
+  consistency: ConsistencyLevel;
+  timeoutMs: number;
+}
 
 export type ChildCommand =
   | { cmd: 'start'; options: ReplicationNodeOptions }
