@@ -30,10 +30,8 @@
  *   VREP_BENCH_QUICK=1 npm run bench -- failover        # 5 kills, short cases, dim 128 only
  *   VREP_BENCH_FAILOVER_KILLS=50 npm run bench -- failover
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { emit, isQuick, type Row, type Section } from './lib/harness.ts';
+import { processBench } from './lib/process-bench.ts';
+import { isQuick, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
 import type { ReplicationNodeOptions, ReplicationOptions } from '../src/node/types.ts';
 import { ChildCommandError, NodeChild, type IngestArgs, type WriteArgs } from './lib/node-client.ts';
@@ -92,15 +90,7 @@ const CASE_TIMEOUT_MS = CASE_MS + 120_000;
 const FAILOVER_TIMEOUT_MS = 60_000;
 const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
 
-const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-failover-'));
-// Also on the watchdog's exit; the children are SIGKILLed by the hook in lib/processes.ts.
-process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
-const watchdog = setTimeout(() => {
-  process.stderr.write(`failover bench: over its ${WHOLE_BENCH_TIMEOUT_MS} ms limit, killing everything\n`);
-  process.exit(1);
-}, WHOLE_BENCH_TIMEOUT_MS);
-watchdog.unref();
-const problems: string[] = [];
+const { tmpRoot, problems, run } = processBench('failover', WHOLE_BENCH_TIMEOUT_MS);
 const benchStart = performance.now();
 function progress(message: string): void {
   process.stderr.write(
@@ -564,17 +554,4 @@ async function main(): Promise<Section[]> {
   return sections;
 }
 
-try {
-  const sections = await main();
-  emit('failover', sections);
-  if (problems.length > 0) {
-    process.stderr.write(`failover bench: ${problems.join('; ')}\n`);
-    process.exitCode = 1;
-  }
-} catch (err) {
-  process.stderr.write(`failover bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  clearTimeout(watchdog);
-}
-process.exit(); // children are SIGKILLed by the exit hook if any is left
+await run(main);

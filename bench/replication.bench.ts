@@ -19,13 +19,13 @@
  * case is bounded in time; every process started here is killed on exit.
  * Needs redis-server (`npm run bench:deps`); starts its own, no service.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, createReadStream } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import { emit, isQuick, latencyHistogram, type Row, type Section } from './lib/harness.ts';
+import { processBench } from './lib/process-bench.ts';
+import { isQuick, latencyHistogram, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
 import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
 import { freePort, waitUntil, withTimeout } from './lib/processes.ts';
@@ -71,17 +71,7 @@ const CASE_TIMEOUT_MS = CASE_MS + 120_000;
 const FULL_SYNC_TIMEOUT_MS = quick ? 120_000 : 600_000;
 const WHOLE_BENCH_TIMEOUT_MS = quick ? 10 * 60_000 : 40 * 60_000;
 
-const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'vrep-bench-repl-'));
-// Also on the watchdog's exit; the children are SIGKILLed by the hook in lib/processes.ts.
-process.on('exit', () => rmSync(tmpRoot, { recursive: true, force: true }));
-const watchdog = setTimeout(() => {
-  process.stderr.write(
-    `replication bench: over its ${WHOLE_BENCH_TIMEOUT_MS} ms limit, killing everything\n`,
-  );
-  process.exit(1); // the exit hook in lib/processes.ts SIGKILLs every child
-}, WHOLE_BENCH_TIMEOUT_MS);
-watchdog.unref();
-const problems: string[] = [];
+const { tmpRoot, problems, run } = processBench('replication', WHOLE_BENCH_TIMEOUT_MS);
 const benchStart = performance.now();
 /** Progress on stderr (run.ts passes it through; results go to stdout). */
 function progress(message: string): void {
@@ -784,17 +774,4 @@ async function main(): Promise<Section[]> {
   return sections;
 }
 
-try {
-  const sections = await main();
-  emit('replication', sections);
-  if (problems.length > 0) {
-    process.stderr.write(`replication bench: ${problems.join('; ')}\n`);
-    process.exitCode = 1;
-  }
-} catch (err) {
-  process.stderr.write(`replication bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  clearTimeout(watchdog);
-}
-process.exit(); // children are SIGKILLed by the exit hook if any is left
+await run(main);
