@@ -6,9 +6,12 @@
  *   at Quorum or All before it was elected;
  * - state-machine safety: two nodes that applied different records at one
  *   LSN (with elections only committed records are applied);
- * - PreVote: a real campaign (not a transfer) while a leader is steady: it
- *   has led, and a majority of voters has followed it over links that
- *   worked, for longer than any voter's lease;
+ * - PreVote: a real campaign (not a transfer) into a term past a steady
+ *   leader's: it has led, and a majority of voters has followed it over
+ *   links that worked, for longer than any voter's lease. (A campaign in
+ *   the leader's own term deposes nobody: its voters voted in that term
+ *   already. A node paused after its pre-vote was granted campaigns so when
+ *   it resumes, before it hears of the newer term: seed 922.)
  * - CheckQuorum: a running leader that could not reach a majority for
  *   longer than two CheckQuorum periods and still leads;
  * - liveness: no leader a bounded time after the network healed.
@@ -80,7 +83,7 @@ export class ElectionChecker {
   onCampaign(node: SimNode, term: number, force: boolean, nowMs: number, nodes: readonly SimNode[]): void {
     if (force) return;
     const steady = this.steadyLeader(nowMs, nodes);
-    if (steady !== null && steady.id !== node.id) {
+    if (steady !== null && steady.id !== node.id && term > steady.core.term) {
       this.violation(
         `PreVote: ${node.id} campaigns in term ${term} at ${nowMs} ms while ${steady.id} leads term ${steady.core.term} with a majority following it for over ${this.bounds.steadyMs} ms`,
       );
