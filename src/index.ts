@@ -23,3 +23,5 @@ export type {
 } from './node/replication-node.ts';
 export { encodeBinaryBatch, decodeBinaryBatch } from './server/binary-batch.ts';
 export { ConsistencyLevel } from './node/consistency.ts';
+export type { ChangeStream, ChangeStreamOptions } from './streams/change-stream.ts';
+export type { ChangeEvent, ChangeOp, Position, StartFrom } from './streams/change-event.ts';
