@@ -26,7 +26,7 @@ export interface WriteRecord {
   term: number;
   atMs: number;
   ackMs: number;
-  /** Acknowledged by the node that was the announced primary at the time. */
+  /** Acknowledged by the node that was the announced primary at the time (elections: the newest term's leader). */
   byPrimary?: boolean;
   /** A register write (elections): its key is written again by others, so "held" proves nothing. */
   register?: boolean;

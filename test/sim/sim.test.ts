@@ -110,15 +110,21 @@ for (const variant of Object.keys(VARIANTS) as VariantName[]) {
 
 // Seeds that each found a bug (the fix names it). Any change to the core or the simulator
 // changes what a seed does, so these are a floor, not proof: the transcripts pin the rules.
-const FOUND_BUGS = [282, 910, 1801, 2392, 4590, 5151];
+const FOUND_BUGS: Record<SimMode, number[]> = {
+  manual: [282, 910, 1801, 2392, 4590, 5151],
+  // 5155: a leader's refused no-op (the core); 922 and 2086: the PreVote and One-write checks.
+  elections: [922, 2086, 5155],
+};
 
 test('simulator: the seeds that once found bugs still pass', () => {
-  for (const seed of FOUND_BUGS) {
-    const r = runSimulation(simOptions(seed, null, 'manual'));
-    assert.ok(
-      r.ok,
-      `seed ${seed}: ${r.violations[0] ?? ''} (replay: npm run test:sim -- --seed ${seed} --mode manual)`,
-    );
+  for (const mode of ['manual', 'elections'] as const) {
+    for (const seed of FOUND_BUGS[mode]) {
+      const r = runSimulation(simOptions(seed, null, mode));
+      assert.ok(
+        r.ok,
+        `seed ${seed}: ${r.violations[0] ?? ''} (replay: npm run test:sim -- --seed ${seed} --mode ${mode})`,
+      );
+    }
   }
 });
 

@@ -152,6 +152,11 @@ export class World {
   private lossyUntilMs = 0;
   private readonly diskFullUntil = new Map<string, number>();
   primary: string;
+  /**
+   * Elections: the leader of the newest term seen. A leader of an older term that has not heard
+   * of the newer one yet still takes One writes, which the newer log replaces (seed 2086).
+   */
+  private newestLeader: { id: string; term: number } | null = null;
   private writeSeq = 0;
   private healing = false;
   /** Followers that refuse the primary as diverged (the operator reads it in their status). */
@@ -244,6 +249,8 @@ export class World {
     if (e.type === 'roleChanged' && e.role === 'leader') {
       checks.onLeader(node, e.term, this.checker.writes);
       this.primary = node.id;
+      if (this.newestLeader === null || e.term > this.newestLeader.term)
+        this.newestLeader = { id: node.id, term: e.term };
       this.stats.failovers++;
       this.checker.failoverAt(this.sched.nowMs);
     }
@@ -538,7 +545,9 @@ export class World {
       term: 0,
       atMs: this.sched.nowMs,
       ackMs: 0,
-      byPrimary: target.id === this.primary,
+      byPrimary: this.electionChecker
+        ? target.id === this.newestLeader?.id && target.core.term === this.newestLeader.term
+        : target.id === this.primary,
     };
     if (!target.alive || target.paused || target.core.role !== 'leader') {
       rec.status = 'failed';
