@@ -5,6 +5,7 @@
  */
 import type { ReplicationCore } from '../consensus/core.ts';
 import { isMember } from '../consensus/membership.ts';
+import { TermHistory, type Epoch } from '../consensus/term-history.ts';
 import type { Peers } from '../replication/peers.ts';
 import type { LinkTotals } from '../replication/peer-links.ts';
 import type { Store } from '../store/store.ts';
@@ -86,6 +87,18 @@ function replicaList(src: StatusSources): ReplicaInfo[] {
     });
   }
   return out;
+}
+
+/** The earliest position held: its term from the term history (the record itself may sit on disk). */
+function retentionOf(
+  firstLsn: number,
+  lastLsn: number,
+  history: readonly Epoch[],
+): ReplicationStatus['retention'] {
+  return {
+    first_lsn: firstLsn,
+    first_term: firstLsn <= lastLsn ? new TermHistory(history).termAt(firstLsn) : 0,
+  };
 }
 
 function lastTruncation(last: StatusSources['truncation']['last']): ReplicationStatus['last_truncation'] {
@@ -199,6 +212,7 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     stats,
     replicas,
     last_truncation: lastTruncation(src.truncation.last),
+    retention: retentionOf(store.records.firstLsn, log.lastLsn, history),
   };
   if (follower) {
     const primaryId = core.leader;

@@ -197,6 +197,12 @@ export interface ReplicationStatus {
    * (from_lsn..to_lsn) and the `lost/` file that lists them; `at` in Unix ms.
    */
   last_truncation: { file: string; from_lsn: number; to_lsn: number; records: number; at: number } | null;
+  /**
+   * The retention window: the earliest position this node's log still holds (a change stream from
+   * before it is refused with ERR_POSITION_EVICTED; a replica lacking records from before it gets
+   * a full sync). `first_term` 0 while the log holds no record.
+   */
+  retention: { first_lsn: number; first_term: number };
 }
 
 export type NodeEvent =

@@ -82,6 +82,11 @@ export class ServerMetrics {
     };
     nodeGauge('vrep_last_lsn', "Last LSN in this node's log", (s) => s.last_lsn);
     nodeGauge('vrep_term', 'Current term', (s) => s.term);
+    nodeGauge(
+      'vrep_log_first_lsn',
+      "The retention window: the earliest LSN this node's log holds (a change stream from before it is refused)",
+      (s) => s.retention.first_lsn,
+    );
     nodeCounter(
       'vrep_replication_full_syncs_total',
       'Full syncs (served or received)',

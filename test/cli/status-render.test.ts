@@ -43,6 +43,7 @@ const base = {
   leader: null,
   members: [],
   last_truncation: null,
+  retention: { first_lsn: 1, first_term: 1 },
 };
 
 test('progress bars and tables', () => {

@@ -204,7 +204,7 @@ test('a stream resumed from an acknowledged position continues with no gap and n
   assert.deepEqual((await take(fromZero, 61)).map(key), all.map(key));
 });
 
-test('an evicted position is ERR_POSITION_EVICTED naming the earliest position held', async (t) => {
+test('an evicted position is ERR_POSITION_EVICTED naming the earliest position held, the one the status shows', async (t) => {
   // Small segments and a small in-memory log, so a snapshot removes the WAL the old records were in.
   const node = await startNode(t, tempDir(t), { walSegmentBytes: 64 * 1024, logBytes: 64 * 1024 });
   await node.createCollection('a', { dimension: DIM, metric: 'l2' });
@@ -215,11 +215,17 @@ test('an evicted position is ERR_POSITION_EVICTED naming the earliest position h
   for (let i = 0; i < 200; i++) await node.write('a', [{ id: `p${i}`, vector: [i, 0, 0], payload: { pad } }]);
   await node.snapshot();
   const open = node.changes({ from: first.position });
+  const { retention } = node.replicationStatus();
   await assert.rejects(open.start(), (err: unknown) => {
     assert.ok(isVrepError(err, 'ERR_POSITION_EVICTED'), String(err));
     const m = /earliest position held is (\d+):(\d+)/.exec((err as Error).message);
     assert.ok(m, (err as Error).message);
     assert.ok(Number(m[2]) > first.position.lsn + 1, 'the earliest position held is past the one asked for');
+    assert.deepEqual(
+      { first_term: Number(m[1]), first_lsn: Number(m[2]) },
+      retention,
+      'the status names the same retention window',
+    );
     return true;
   });
   // The position it names is one a stream can start from: after it, at the next record, no error.
