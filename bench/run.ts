@@ -8,6 +8,7 @@
  *   npm run bench -- distance codec    # only files whose name contains these
  *   VREP_BENCH_QUICK=1 npm run bench   # small data, short runs (smoke check)
  *   npm run bench -- failover          # role auto: leader kills, auto vs primary/replica throughput
+ *   npm run bench -- changes           # change streams: in process and WebSocket consumers vs raw WAL reads
  *   VREP_BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench -- replication
  *                                      # node flags for every node process a bench forks
  *                                      # (profiles are written when a child exits cleanly)
