@@ -124,6 +124,8 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   /** Records of the last cursor read not handed out yet. */
   private records: Uint8Array[] = [];
   private recordsBytes = 0;
+  /** The next of `records` to hand out (an index, not shift(): a read may hold thousands of small records). */
+  private recordsAt = 0;
   /** The record being handed out and the next point of it. */
   private current: LogRecord | null = null;
   private nextIndex = 0;
@@ -164,7 +166,10 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
 
   /** What the stream holds now: records read but not handed out, and their bytes (bounded by one read). */
   get buffered(): { records: number; bytes: number } {
-    return { records: this.records.length + (this.current ? 1 : 0), bytes: this.recordsBytes };
+    return {
+      records: this.records.length - this.recordsAt + (this.current ? 1 : 0),
+      bytes: this.recordsBytes,
+    };
   }
 
   get isClosed(): boolean {
@@ -226,6 +231,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.stop.abort();
     this.cursor?.close();
     this.records = [];
+    this.recordsAt = 0;
     this.recordsBytes = 0;
     this.current = null;
     this.onClose(this);
@@ -285,6 +291,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
       if (this.closed) return false;
       if (records.length > 0) {
         this.records = records;
+        this.recordsAt = 0;
         this.recordsBytes = records.reduce((n, r) => n + r.length, 0);
         if (this.expect !== null) this.checkStart();
         return true;
@@ -302,7 +309,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   private checkStart(): void {
     const expect = this.expect as Position & { skipThrough: number };
     this.expect = null;
-    const first = decodeRecord(this.records[0] as Uint8Array);
+    const first = decodeRecord(this.records[this.recordsAt] as Uint8Array);
     if (first.lsn !== expect.lsn) {
       throw new VrepError('ERR_INTERNAL', `change stream: read LSN ${first.lsn}, expected ${expect.lsn}`);
     }
@@ -323,7 +330,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   }
 
   private dropFirstRecord(): void {
-    const r = this.records.shift() as Uint8Array;
+    const r = this.records[this.recordsAt++] as Uint8Array;
     this.recordsBytes -= r.length;
   }
 
@@ -339,8 +346,8 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
         if (this.nextIndex < count) return;
         this.current = null;
       }
-      if (this.records.length === 0) return;
-      const bytes = this.records[0] as Uint8Array;
+      if (this.recordsAt === this.records.length) return;
+      const bytes = this.records[this.recordsAt] as Uint8Array;
       this.dropFirstRecord();
       // Filtered on the header, so a record nobody asked for is never decoded.
       if (!this.accepts(peekRecord(bytes))) continue;
