@@ -5,10 +5,11 @@
  * target and outcome, so a test can ask what was acknowledged, by whom and
  * when; an attempt the client gave up waiting for still settles and counts.
  */
+import assert from 'node:assert/strict';
 import path from 'node:path';
 import type { NodeProc } from './node-proc.ts';
 import { until } from './node-proc.ts';
-import { idsOf, Procs, sleep, waitLogsConverged as waitLogsConvergedOn } from './safety.ts';
+import { idsOf, missingOn, Procs, sleep, waitLogsConverged as waitLogsConvergedOn } from './safety.ts';
 import type { NodeEvent, ReplicationNodeOptions, ReplicationOptions } from '../../src/node/types.ts';
 import type { ConsistencyLevel } from '../../src/node/consistency.ts';
 
@@ -334,4 +335,16 @@ export async function waitLogsConverged(cluster: AutoCluster, timeoutMs: number)
   await waitLogsConvergedOn(cluster.live, 'c', timeoutMs).catch((err: Error) => {
     throw new Error(`${err.message}\n${cluster.procs.logs()}`);
   });
+}
+
+/** Every live node holds every one of `ids` in collection c (`context` ends the message, e.g. a seed). */
+export async function assertAllHold(cluster: AutoCluster, ids: string[], context = ''): Promise<void> {
+  for (const [i, node] of cluster.live.entries()) {
+    const missing = await missingOn(node, 'c', ids);
+    assert.deepEqual(
+      missing.slice(0, 20),
+      [],
+      `${cluster.ids[i]} lacks ${missing.length} of ${ids.length} acknowledged points${context}`,
+    );
+  }
 }

@@ -19,8 +19,9 @@ import assert from 'node:assert/strict';
 import { until } from '../helpers/node-proc.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { rng } from '../helpers/rng.ts';
-import { freePorts, missingOn, Procs, sleep, status } from '../helpers/safety.ts';
+import { freePorts, Procs, sleep, status } from '../helpers/safety.ts';
 import {
+  assertAllHold,
   AutoCluster,
   Client,
   DIM,
@@ -95,14 +96,7 @@ test(
 
     await waitLogsConverged(cluster, 60_000);
     const ids = client.ackedIds();
-    for (const [i, node] of cluster.live.entries()) {
-      const missing = await missingOn(node, 'c', ids);
-      assert.deepEqual(
-        missing.slice(0, 20),
-        [],
-        `${cluster.ids[i]} lacks ${missing.length} of ${ids.length} acknowledged points (seed ${SEED})`,
-      );
-    }
+    await assertAllHold(cluster, ids, ` (seed ${SEED})`);
     const terms = await Promise.all(cluster.live.map(async (n) => (await status(n)).term));
     t.diagnostic(`terms at the end: ${terms.join(', ')}`);
     await Promise.all(cluster.live.map((n) => n.stop()));

@@ -26,6 +26,7 @@ import { until } from '../helpers/node-proc.ts';
 import { freePorts, idsOf, missingOn, Procs, status } from '../helpers/safety.ts';
 import {
   attemptWrite,
+  assertAllHold,
   AutoCluster,
   Client,
   DIM,
@@ -49,17 +50,6 @@ async function directCluster(
     throw new Error(`${err.message}\n${procs.logs()}`);
   };
   return { cluster, procs, dir, fail };
-}
-
-async function assertAllHold(cluster: AutoCluster, ids: string[]): Promise<void> {
-  for (const [i, node] of cluster.live.entries()) {
-    const missing = await missingOn(node, 'c', ids);
-    assert.deepEqual(
-      missing.slice(0, 20),
-      [],
-      `${cluster.ids[i]} lacks ${missing.length} of ${ids.length} acknowledged points`,
-    );
-  }
 }
 
 /** Refusals a write may meet while leadership is handed over. */
