@@ -271,12 +271,12 @@ export class ReplicationNode {
       },
       rollback: (lsn, done) => later(s.rollback(lsn), done),
       installSnapshot: (lsn, done) => {
-        const dir = this.peers?.receivedDir(lsn);
-        if (dir === undefined) {
+        const received = this.peers?.receivedSnapshot(lsn);
+        if (received === undefined) {
           done(new VrepError('ERR_PROTOCOL', `no received snapshot at LSN ${lsn} to install`));
           return;
         }
-        s.installReceived(lsn, dir).then(
+        s.installReceived(lsn, received.dir, received.staged).then(
           (installed) => {
             this.peers?.forgetReceived(lsn);
             this.followerCounters.fullSyncs++;

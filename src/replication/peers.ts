@@ -28,6 +28,7 @@ import { decodeRecord, Op, peekRecord, recordTerm } from '../log/record.ts';
 import { RecordLimits } from '../limits.ts';
 import type { Store } from '../store/store.ts';
 import type { SnapshotPin } from '../store/snapshots.ts';
+import type { SnapshotStaging } from '../store/snapshot-staging.ts';
 import { checkApplicable } from '../store/state.ts';
 import type { LogRecord } from '../log/record.ts';
 import { peerDialer, peerListener, sumLinkCounters, type LinkTotals } from './peer-links.ts';
@@ -138,8 +139,8 @@ export class Peers {
   private readonly feeders = new Map<string, Feeder>();
   private readonly outbound = new Map<string, Outbound>();
   private inbound: Inbound | null = null;
-  /** Directory of the last full sync put in place, by snapshot LSN, until the store installs it. */
-  private readonly received = new Map<number, string>();
+  /** The last full sync put in place, by snapshot LSN, until the store installs it: its directory, and its chunks as applied on arrival. */
+  private readonly received = new Map<number, { dir: string; staged: SnapshotStaging }>();
   private configuredPrimary: string | null;
   private stopped = false;
   /** The leader's measure of this follower's lag, from its heartbeats. */
@@ -616,8 +617,8 @@ export class Peers {
     );
   }
 
-  /** Where the full sync at `snapshotLsn` was put in place (the runtime installs it). */
-  receivedDir(snapshotLsn: number): string | undefined {
+  /** Where the full sync at `snapshotLsn` was put in place, and its staged state (the runtime installs it). */
+  receivedSnapshot(snapshotLsn: number): { dir: string; staged: SnapshotStaging } | undefined {
     return this.received.get(snapshotLsn);
   }
 
@@ -711,7 +712,9 @@ export class Peers {
           throw protocolError('SNAPSHOT_END without its offer');
         const dir = await r.install();
         this.inbound = null;
-        this.received.set(r.snapshotLsn, dir);
+        // One at a time: an earlier one the core never installed is replaced (its staged copy freed).
+        this.received.clear();
+        this.received.set(r.snapshotLsn, { dir, staged: r.staged });
         this.hooks.event({
           type: 'fullSyncInstalled',
           peer: from,

@@ -103,6 +103,39 @@ export class Collection {
     if (runRow >= 0) this.copyRun(runRow, vectors, runStart, ids.length);
   }
 
+  /**
+   * Appends points that are new, one vector chunk at a time, as a snapshot
+   * loads them (its chunks hold CHUNK_ROWS points each, the last fewer): a
+   * full chunk's `vectors` become the storage itself, not a copy, so the
+   * caller gives them up. Rows that do not start a chunk go through
+   * `upsert`. Throws on an id already present (a snapshot never repeats
+   * one); the collection is then not to be used.
+   */
+  appendChunk(ids: readonly string[], vectors: Float32Array, payloads: readonly Uint8Array[]): void {
+    const dim = this.dimension;
+    const first = this.rowIds.length;
+    const rows = ids.length;
+    if ((first & CHUNK_MASK) !== 0 || rows > CHUNK_ROWS || vectors.length !== rows * dim) {
+      this.upsert(ids, vectors, payloads);
+      return;
+    }
+    for (let i = 0; i < rows; i++) {
+      const id = ids[i] as string;
+      const before = this.idToRow.size;
+      this.idToRow.set(id, first + i);
+      if (this.idToRow.size === before) throw new Error(`id ${JSON.stringify(id)} appears twice`);
+      this.rowIds.push(id);
+      const p = payloads[i] ?? EMPTY;
+      this.rowPayloads.push(p.length === 0 ? null : textDecoder.decode(p));
+    }
+    if (rows === CHUNK_ROWS) this.chunks.push(vectors);
+    else if (rows > 0) {
+      const chunk = new Float32Array(CHUNK_ROWS * dim);
+      chunk.set(vectors);
+      this.chunks.push(chunk);
+    }
+  }
+
   /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */
   private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
     const dim = this.dimension;

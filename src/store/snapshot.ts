@@ -12,7 +12,7 @@
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
+import { compressBatchAsync, decompressBatchAsync } from '../native/batch-codec.ts';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
@@ -265,17 +265,28 @@ export function manifestBytes(manifest: SnapshotManifest): number {
 /** Reads and verifies a manifest (its own CRC, its schema). */
 export async function readManifest(dir: string): Promise<SnapshotManifest> {
   const file = path.join(dir, MANIFEST);
-  let outer: { body?: unknown; crc32c?: unknown };
+  let text: string;
   try {
-    outer = JSON.parse(await readFile(file, 'utf8')) as typeof outer;
+    text = await readFile(file, 'utf8');
   } catch (err) {
     throw snapshotError(`${file}: unreadable manifest (${(err as Error).message})`);
   }
+  return parseManifest(text, file);
+}
+
+/** A manifest file's text checked (its own CRC, its schema); `where` names it in errors. */
+export function parseManifest(text: string, where: string): SnapshotManifest {
+  let outer: { body?: unknown; crc32c?: unknown };
+  try {
+    outer = JSON.parse(text) as typeof outer;
+  } catch (err) {
+    throw snapshotError(`${where}: unreadable manifest (${(err as Error).message})`);
+  }
   if (typeof outer.body !== 'string' || outer.crc32c !== crc32c(encoder.encode(outer.body))) {
-    throw snapshotError(`${file}: manifest checksum mismatch`);
+    throw snapshotError(`${where}: manifest checksum mismatch`);
   }
   const parsed = manifestBodySchema.safeParse(JSON.parse(outer.body));
-  if (!parsed.success) throw snapshotError(`${file}: ${parsed.error.issues[0]?.message ?? 'bad manifest'}`);
+  if (!parsed.success) throw snapshotError(`${where}: ${parsed.error.issues[0]?.message ?? 'bad manifest'}`);
   return parsed.data;
 }
 
@@ -283,6 +294,7 @@ export interface LoadedChunk {
   collection: string;
   ids: string[];
   vectors: Float32Array;
+  /** One per row; empty when no row of the chunk has a payload (a missing one is empty). */
   payloads: Uint8Array[];
 }
 
@@ -300,6 +312,60 @@ function unpackStrings(lengthsPart: Uint8Array, bytes: Uint8Array, rows: number,
   }
   if (at !== bytes.length) throw new Error(`${what}: ${bytes.length - at} unexplained bytes`);
   return out;
+}
+
+type ChunkMeta = SnapshotManifest['collections'][number]['chunks'][number];
+type CollectionMeta = SnapshotManifest['collections'][number];
+
+/**
+ * Decodes one chunk file's bytes (already checked against its size and
+ * CRC32C) into its points. zstd and the unshuffle run on the libuv thread
+ * pool; only the ids' UTF-8 decode runs here. Throws ERR_SNAPSHOT_CORRUPT
+ * naming `where`.
+ */
+export async function decodeChunk(
+  frame: Uint8Array,
+  c: CollectionMeta,
+  chunk: ChunkMeta,
+  where: string,
+): Promise<LoadedChunk> {
+  const maxBytes =
+    chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
+  try {
+    const parts = await decompressBatchAsync(frame, { maxBytes });
+    if (parts.length !== 5) throw new Error(`${parts.length} parts, expected 5`);
+    const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
+    if (vectorBytes.length !== chunk.rows * c.dimension * 4)
+      throw new Error('vector block size disagrees with the manifest');
+    const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, chunk.rows * c.dimension);
+    const ids = unpackStrings(idLengths, idBytes, chunk.rows, 'ids').map((b) => decoder.decode(b));
+    // No payload bytes at all: every row's payload is empty (no view per row).
+    const payloads =
+      payloadBytes.length === 0 &&
+      payloadLengths.length === chunk.rows * 4 &&
+      !payloadLengths.some((b) => b !== 0)
+        ? []
+        : unpackStrings(payloadLengths, payloadBytes, chunk.rows, 'payloads');
+    return { collection: c.name, ids, vectors, payloads };
+  } catch (err) {
+    throw snapshotError(`${where}: ${(err as Error).message}`);
+  }
+}
+
+/** Checks a chunk file's bytes against the manifest's size and CRC32C; `where` names it. */
+export function checkChunkBytes(frame: Uint8Array, chunk: ChunkMeta, where: string): void {
+  if (frame.length !== chunk.bytes) {
+    throw snapshotError(
+      `${where}: ${frame.length} bytes, the manifest says ${chunk.bytes} (truncated at offset ${Math.min(frame.length, chunk.bytes)})`,
+    );
+  }
+  if (crc32c(frame) !== chunk.crc32c) throw snapshotError(`${where}: checksum mismatch`);
 }
 
 /**
@@ -322,37 +388,8 @@ export async function readSnapshot(
       } catch (err) {
         throw snapshotError(`${file}: ${(err as Error).message}`);
       }
-      if (frame.length !== chunk.bytes) {
-        throw snapshotError(
-          `${file}: ${frame.length} bytes, the manifest says ${chunk.bytes} (truncated at offset ${Math.min(frame.length, chunk.bytes)})`,
-        );
-      }
-      if (crc32c(frame) !== chunk.crc32c) throw snapshotError(`${file}: checksum mismatch`);
-      const maxBytes =
-        chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
-      try {
-        const parts = decompressBatch(frame, { maxBytes });
-        if (parts.length !== 5) throw new Error(`${parts.length} parts, expected 5`);
-        const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [
-          Uint8Array,
-          Uint8Array,
-          Uint8Array,
-          Uint8Array,
-          Uint8Array,
-        ];
-        if (vectorBytes.length !== chunk.rows * c.dimension * 4)
-          throw new Error('vector block size disagrees with the manifest');
-        const vectors = new Float32Array(
-          vectorBytes.buffer,
-          vectorBytes.byteOffset,
-          chunk.rows * c.dimension,
-        );
-        const ids = unpackStrings(idLengths, idBytes, chunk.rows, 'ids').map((b) => decoder.decode(b));
-        const payloads = unpackStrings(payloadLengths, payloadBytes, chunk.rows, 'payloads');
-        onChunk({ collection: c.name, ids, vectors, payloads });
-      } catch (err) {
-        throw snapshotError(`${file}: ${(err as Error).message}`);
-      }
+      checkChunkBytes(frame, chunk, file);
+      onChunk(await decodeChunk(frame, c, chunk, file));
       rowsSeen += chunk.rows;
     }
     if (rowsSeen !== c.count)

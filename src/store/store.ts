@@ -33,6 +33,7 @@ import { Collection, type CollectionInfo, type PointView } from './collection.ts
 import { epochsThrough, saveNodeMeta, type NodeMeta } from './node-meta.ts';
 import { FULLSYNC_MARKER, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
 import { Snapshots, type SnapshotPin } from './snapshots.ts';
+import type { SnapshotStaging } from './snapshot-staging.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
 import { invalid } from './point-checks.ts';
 import type { DirLock } from './dir-lock.ts';
@@ -429,23 +430,31 @@ export class Store {
    * current state (which serves reads meanwhile), switches, then empties the
    * log to continue after it and takes the primary's history. A crash in
    * between is finished at the next start (recovery.ts adoptFullSync).
+   * With `staged` (the same snapshot, applied as its chunks arrived) there
+   * is nothing to load: the switch is immediate.
    */
   async installReceived(
     snapshotLsn: number,
     dir: string,
+    staged?: SnapshotStaging,
   ): Promise<{ history: Epoch[]; configs: ConfigEntry[] }> {
     this.assertOpen();
     const manifest = await readManifest(dir);
     const state = new NodeState();
-    for (const c of manifest.collections)
-      state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
-    await readSnapshot(dir, manifest, (chunk) =>
-      (state.collections.get(chunk.collection) as Collection).upsert(
-        chunk.ids,
-        chunk.vectors,
-        chunk.payloads,
-      ),
-    );
+    if (staged && staged.snapshotLsn === snapshotLsn && staged.manifest.historyId === manifest.historyId) {
+      // Applied as the chunks arrived (snapshot-staging.ts): nothing left to load.
+      for (const [name, c] of await staged.finish()) state.collections.set(name, c);
+    } else {
+      for (const c of manifest.collections)
+        state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
+      await readSnapshot(dir, manifest, (chunk) =>
+        (state.collections.get(chunk.collection) as Collection).upsert(
+          chunk.ids,
+          chunk.vectors,
+          chunk.payloads,
+        ),
+      );
+    }
     state.appliedLsn = snapshotLsn;
     state.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
     const history = manifest.history ?? [];
