@@ -467,21 +467,165 @@ void JsonPointsDecoder::Decode(const uint8_t* data, size_t length, const JsonPoi
   BatchWalker(json_.Text(), json_.TextLength(), limits, out).Walk(root);
 }
 
+std::unique_ptr<JsonPointsDecoder> JsonPointsDecoderPool::Take() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (idle_.empty()) return std::make_unique<JsonPointsDecoder>();
+  std::unique_ptr<JsonPointsDecoder> decoder = std::move(idle_.back());
+  idle_.pop_back();
+  return decoder;
+}
+
+void JsonPointsDecoderPool::Give(std::unique_ptr<JsonPointsDecoder> decoder) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (idle_.size() < kMaxIdle) idle_.push_back(std::move(decoder));
+}
+
 namespace {
 
 // Argument checks repeated natively: a wrong call throws, never crashes.
-uint32_t ReadUint32Arg(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t min, uint32_t max) {
+uint32_t ReadUint32Arg(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, uint32_t min,
+                       uint32_t max) {
   Napi::Env env = info.Env();
   if (!info[i].IsNumber()) {
-    ThrowError(env, codes::kInvalidArg, std::string("JsonPointsParser.parse(") + name + "): expected an integer");
+    ThrowError(env, codes::kInvalidArg, std::string(fn) + "(" + name + "): expected an integer");
   }
   double v = info[i].As<Napi::Number>().DoubleValue();
   if (!(v >= min && v <= max) || std::floor(v) != v) {
     ThrowError(env, codes::kInvalidArg,
-               std::string("JsonPointsParser.parse(") + name + "): expected an integer in [" + std::to_string(min) +
-                   ", " + std::to_string(max) + "]");
+               std::string(fn) + "(" + name + "): expected an integer in [" + std::to_string(min) + ", " +
+                   std::to_string(max) + "]");
   }
   return static_cast<uint32_t>(v);
+}
+
+// (bytes, expectedDimension, maxPoints, maxPayloadBytes, maxIdBytes, maxInputBytes), as parse takes them.
+Napi::Uint8Array ReadParseArgs(const Napi::CallbackInfo& info, const char* fn, JsonPointsLimits* limits) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) {
+    ThrowError(env, codes::kInvalidArg,
+               std::string(fn) + ": expected 6 arguments, got " + std::to_string(info.Length()));
+  }
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowError(env, codes::kInvalidArg, std::string(fn) + "(bytes): expected a Uint8Array");
+  }
+  limits->expectedDimension = ReadUint32Arg(info, fn, 1, "expectedDimension", 0, kJsonMaxDimension);
+  limits->maxPoints = ReadUint32Arg(info, fn, 2, "maxPoints", 0, kJsonMaxPointsCap);
+  limits->maxPayloadBytes = ReadUint32Arg(info, fn, 3, "maxPayloadBytes", 0, kJsonMaxInputBytesCap);
+  limits->maxIdBytes = ReadUint32Arg(info, fn, 4, "maxIdBytes", 1, kJsonMaxInputBytesCap);
+  limits->maxInputBytes = ReadUint32Arg(info, fn, 5, "maxInputBytes", 0, kJsonMaxInputBytesCap);
+  return info[0].As<Napi::Uint8Array>();
+}
+
+// An ArrayBuffer over `bytes` of `storage`: copied (the storage is reused), or
+// moved into a heap holder the buffer frees when collected (no copy), its size
+// told to V8 so the collector feels the memory it holds.
+template <typename Storage>
+Napi::ArrayBuffer ToArrayBuffer(Napi::Env env, Storage& storage, bool move) {
+  const size_t bytes = storage.size() * sizeof(storage[0]);
+  if (!move || bytes == 0) {
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+    if (bytes > 0) std::memcpy(buffer.Data(), storage.data(), bytes);
+    return buffer;
+  }
+  auto* owned = new Storage(std::move(storage));
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+      env, owned->data(), bytes,
+      [](Napi::Env finalizeEnv, void*, Storage* held) {
+        Napi::MemoryManagement::AdjustExternalMemory(
+            finalizeEnv, -static_cast<int64_t>(held->size() * sizeof((*held)[0])));
+        delete held;
+      },
+      owned);
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+  return buffer;
+}
+
+// The JS shape of a parsed batch (JsonPointsBatch in src/native/json-points.ts).
+Napi::Object BatchToJs(Napi::Env env, JsonPointsOutput& out, bool move) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("count", Napi::Number::New(env, out.count));
+  result.Set("dimension", Napi::Number::New(env, out.dimension));
+  const size_t floats = out.vectors.size();
+  result.Set("vectors", Napi::Float32Array::New(env, floats, ToArrayBuffer(env, out.vectors, move), 0));
+
+  Napi::Array ids = Napi::Array::New(env, out.count);
+  for (uint32_t i = 0; i < out.count; i++) {
+    uint32_t from = out.idOffsets[i];
+    ids.Set(i, Napi::String::New(env, out.idBytes.data() + from, out.idOffsets[i + 1] - from));
+  }
+  result.Set("ids", ids);
+
+  const size_t payloadBytes = out.payloadBytes.size();
+  result.Set("payloadBytes",
+             Napi::Uint8Array::New(env, payloadBytes, ToArrayBuffer(env, out.payloadBytes, move), 0));
+  const size_t offsets = out.payloadOffsets.size();
+  result.Set("payloadOffsets",
+             Napi::Uint32Array::New(env, offsets, ToArrayBuffer(env, out.payloadOffsets, move), 0));
+  return result;
+}
+
+// One parse on libuv's thread pool, settling a promise. The input stays
+// referenced (so alive) until the task ends; the caller must not change it
+// meanwhile.
+class ParseWorker : public Napi::AsyncWorker {
+ public:
+  ParseWorker(Napi::Env env, Napi::Uint8Array bytes, const JsonPointsLimits& limits,
+              std::shared_ptr<JsonPointsDecoderPool> pool)
+      : Napi::AsyncWorker(env, "vrep.parseJsonPoints"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        data_(bytes.ByteLength() > 0 ? bytes.Data() : nullptr),
+        length_(bytes.ByteLength()),
+        limits_(limits),
+        pool_(std::move(pool)) {
+    input_ = Napi::Persistent(static_cast<Napi::Object>(bytes));
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::unique_ptr<JsonPointsDecoder> decoder = pool_->Take();
+    static const uint8_t kEmpty[1] = {0};
+    try {
+      decoder->Decode(data_ != nullptr ? data_ : kEmpty, length_, limits_, out_);
+    } catch (const CodedError& e) {
+      code_ = e.code;
+      SetError(e.message);
+    } catch (const std::exception& e) {  // bad_alloc, length_error
+      code_ = codes::kInvalidArg;
+      SetError(std::string("parseJsonPointsAsync: out of memory (") + e.what() + ")");
+    }
+    pool_->Give(std::move(decoder));
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(BatchToJs(env, out_, true));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(MakeError(Env(), code_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference input_;
+  const uint8_t* data_;
+  size_t length_;
+  JsonPointsLimits limits_;
+  std::shared_ptr<JsonPointsDecoderPool> pool_;
+  JsonPointsOutput out_;
+  const char* code_ = codes::kInvalidArg;
+};
+
+// parseJsonPointsAsync(bytes, expectedDimension, maxPoints, maxPayloadBytes, maxIdBytes, maxInputBytes)
+Napi::Value JsParseJsonPointsAsync(const Napi::CallbackInfo& info) {
+  auto* pool = static_cast<std::shared_ptr<JsonPointsDecoderPool>*>(info.Data());
+  JsonPointsLimits limits;
+  Napi::Uint8Array bytes = ReadParseArgs(info, "parseJsonPointsAsync", &limits);
+  auto* worker = new ParseWorker(info.Env(), bytes, limits, *pool);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 }  // namespace
@@ -498,20 +642,8 @@ JsonPointsParser::JsonPointsParser(const Napi::CallbackInfo& info) : Napi::Objec
 // parse(bytes, expectedDimension, maxPoints, maxPayloadBytes, maxIdBytes, maxInputBytes)
 Napi::Value JsonPointsParser::Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 6) {
-    ThrowError(env, codes::kInvalidArg, "JsonPointsParser.parse: expected 6 arguments, got " +
-                                            std::to_string(info.Length()));
-  }
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowError(env, codes::kInvalidArg, "JsonPointsParser.parse(bytes): expected a Uint8Array");
-  }
-  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   JsonPointsLimits limits;
-  limits.expectedDimension = ReadUint32Arg(info, 1, "expectedDimension", 0, kJsonMaxDimension);
-  limits.maxPoints = ReadUint32Arg(info, 2, "maxPoints", 0, kJsonMaxPointsCap);
-  limits.maxPayloadBytes = ReadUint32Arg(info, 3, "maxPayloadBytes", 0, kJsonMaxInputBytesCap);
-  limits.maxIdBytes = ReadUint32Arg(info, 4, "maxIdBytes", 1, kJsonMaxInputBytesCap);
-  limits.maxInputBytes = ReadUint32Arg(info, 5, "maxInputBytes", 0, kJsonMaxInputBytesCap);
+  Napi::Uint8Array bytes = ReadParseArgs(info, "JsonPointsParser.parse", &limits);
 
   try {
     decoder_.Decode(bytes.Data(), bytes.ByteLength(), limits, output_);
@@ -523,34 +655,18 @@ Napi::Value JsonPointsParser::Parse(const Napi::CallbackInfo& info) {
     ThrowError(env, codes::kInvalidArg, std::string("JsonPointsParser.parse: out of memory (") + e.what() + ")");
   }
 
-  const JsonPointsOutput& out = output_;
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("count", Napi::Number::New(env, out.count));
-  result.Set("dimension", Napi::Number::New(env, out.dimension));
-
-  Napi::ArrayBuffer vectorBuffer = Napi::ArrayBuffer::New(env, out.vectors.size() * sizeof(float));
-  if (!out.vectors.empty()) std::memcpy(vectorBuffer.Data(), out.vectors.data(), out.vectors.size() * sizeof(float));
-  result.Set("vectors", Napi::Float32Array::New(env, out.vectors.size(), vectorBuffer, 0));
-
-  Napi::Array ids = Napi::Array::New(env, out.count);
-  for (uint32_t i = 0; i < out.count; i++) {
-    uint32_t from = out.idOffsets[i];
-    ids.Set(i, Napi::String::New(env, out.idBytes.data() + from, out.idOffsets[i + 1] - from));
-  }
-  result.Set("ids", ids);
-
-  Napi::ArrayBuffer payloadBuffer = Napi::ArrayBuffer::New(env, out.payloadBytes.size());
-  if (!out.payloadBytes.empty()) std::memcpy(payloadBuffer.Data(), out.payloadBytes.data(), out.payloadBytes.size());
-  result.Set("payloadBytes", Napi::Uint8Array::New(env, out.payloadBytes.size(), payloadBuffer, 0));
-
-  Napi::ArrayBuffer offsetBuffer = Napi::ArrayBuffer::New(env, out.payloadOffsets.size() * sizeof(uint32_t));
-  std::memcpy(offsetBuffer.Data(), out.payloadOffsets.data(), out.payloadOffsets.size() * sizeof(uint32_t));
-  result.Set("payloadOffsets", Napi::Uint32Array::New(env, out.payloadOffsets.size(), offsetBuffer, 0));
-
+  Napi::Object result = BatchToJs(env, output_, false);
   output_.Clear();
   return result;
 }
 
-void InitJsonPoints(Napi::Env env, Napi::Object exports) { JsonPointsParser::Init(env, exports); }
+void InitJsonPoints(Napi::Env env, Napi::Object exports) {
+  JsonPointsParser::Init(env, exports);
+  // The instance's reference to the pool; tasks in flight hold their own.
+  auto* pool = new std::shared_ptr<JsonPointsDecoderPool>(std::make_shared<JsonPointsDecoderPool>());
+  env.AddCleanupHook([pool]() { delete pool; });
+  exports.Set("parseJsonPointsAsync",
+              Napi::Function::New(env, JsParseJsonPointsAsync, "parseJsonPointsAsync", pool));
+}
 
 }  // namespace vrep

@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,22 @@ class JsonPointsDecoder {
  private:
   // Copies the input (never reads past the caller's buffer) and parses it.
   PaddedJsonParser json_;
+};
+
+// Decoders kept for parses run on libuv's thread pool (parseJsonPointsAsync):
+// each parse borrows one, so its simdjson buffers are reused by the next.
+// Shared by the tasks in flight and the addon instance (whichever goes last
+// frees it).
+class JsonPointsDecoderPool {
+ public:
+  // At most this many idle decoders are kept (libuv's pool has 4 threads by default).
+  static constexpr size_t kMaxIdle = 4;
+  std::unique_ptr<JsonPointsDecoder> Take();
+  void Give(std::unique_ptr<JsonPointsDecoder> decoder);
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<JsonPointsDecoder>> idle_;
 };
 
 // The JS class JsonPointsParser: one decoder with its reusable buffers.

@@ -49,6 +49,10 @@ interface NativeJsonPointsParser {
 export interface JsonPointsBinding {
   /** One simdjson parser plus reusable padded input buffer per instance. */
   JsonPointsParser: new () => NativeJsonPointsParser;
+  /** The same parse on libuv's thread pool (decoders pooled natively); the arguments as parse's. */
+  parseJsonPointsAsync: NativeJsonPointsParser['parse'] extends (...args: infer A) => unknown
+    ? (...args: A) => Promise<JsonPointsBatch>
+    : never;
 }
 
 /** Largest vector dimension accepted (kJsonMaxDimension). */
@@ -157,6 +161,48 @@ let sharedParser: JsonPointsParser | undefined;
 export function parseJsonPoints(bytes: Uint8Array, options?: JsonPointsOptions): JsonPointsBatch {
   sharedParser ??= new JsonPointsParser();
   return sharedParser.parse(bytes, options);
+}
+
+/**
+ * Parses running on libuv's thread pool at once. The pool (4 threads) also
+ * does the node's file I/O, the WAL's writes among them: two parses leave it
+ * threads, and keep both cores of a small machine busy.
+ */
+export const MAX_PARALLEL_PARSES = 2;
+let parsesRunning = 0;
+/** Callers waiting for a parse slot, oldest first (bounded by the requests the HTTP listener admits). */
+const waitingForSlot: (() => void)[] = [];
+
+/**
+ * parseJsonPoints off the event loop: the parse (simdjson, the walk, the
+ * float conversion) runs on libuv's thread pool, at most MAX_PARALLEL_PARSES
+ * at once; the result's buffers are handed over without a copy. `bytes` must
+ * not change until the promise settles. Rejects as parse throws.
+ */
+export async function parseJsonPointsAsync(
+  bytes: Uint8Array,
+  options?: JsonPointsOptions,
+): Promise<JsonPointsBatch> {
+  checkUint8Array('parseJsonPointsAsync', 'bytes', bytes);
+  const o = readOptions('parseJsonPointsAsync', options);
+  // A finishing parse hands its slot straight to the oldest waiter.
+  if (parsesRunning >= MAX_PARALLEL_PARSES)
+    await new Promise<void>((resolve) => waitingForSlot.push(resolve));
+  else parsesRunning++;
+  try {
+    return await binding.parseJsonPointsAsync(
+      bytes,
+      o.dimension,
+      o.maxPoints,
+      o.maxPayloadBytes,
+      o.maxIdBytes,
+      o.maxInputBytes,
+    );
+  } finally {
+    const next = waitingForSlot.shift();
+    if (next) next();
+    else parsesRunning--;
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

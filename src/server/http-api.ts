@@ -15,7 +15,7 @@ import {
   type RequestHead,
   type Route,
 } from '../transport/http-server.ts';
-import { parseJsonPoints } from '../native/json-points.ts';
+import { parseJsonPointsAsync } from '../native/json-points.ts';
 import { decodeBinaryBatch } from './binary-batch.ts';
 import { jsonSyntaxErrorOf, parseJsonBody } from './json-body.ts';
 import { show } from '../config/resolve.ts';
@@ -196,14 +196,17 @@ export function errorToReply(err: unknown, logger: Logger): HttpReply {
   return errorReply('ERR_INTERNAL', 'internal error (see the node log)');
 }
 
-/** The native points parser, its syntax errors in the wording every JSON route shares. */
-function parsePoints(
+/**
+ * The native points parser, off the event loop (libuv's thread pool), its
+ * syntax errors in the wording every JSON route shares.
+ */
+async function parsePoints(
   body: Uint8Array,
   dimension: number,
   maxInputBytes: number,
-): ReturnType<typeof parseJsonPoints> {
+): ReturnType<typeof parseJsonPointsAsync> {
   try {
-    return parseJsonPoints(body, { dimension, maxInputBytes });
+    return await parseJsonPointsAsync(body, { dimension, maxInputBytes });
   } catch (err) {
     if (isVrepError(err, 'ERR_JSON_SYNTAX')) throw jsonSyntaxErrorOf(body, err.message);
     throw err;
@@ -276,7 +279,7 @@ export function apiRoutes(opts: HttpApiOptions): Route[] {
         if (binary) {
           packed = decodeBinaryBatch(req.body, dimension);
         } else {
-          const batch = parsePoints(req.body, dimension, opts.maxBodyBytes);
+          const batch = await parsePoints(req.body, dimension, opts.maxBodyBytes);
           const payloads: Uint8Array[] = new Array(batch.count);
           for (let i = 0; i < batch.count; i++) {
             payloads[i] = batch.payloadBytes.subarray(batch.payloadOffsets[i], batch.payloadOffsets[i + 1]);

@@ -5,8 +5,10 @@ import { binding } from '../../src/native/addon.ts';
 import { VrepError } from '../../src/errors.ts';
 import {
   JsonPointsParser,
+  MAX_PARALLEL_PARSES,
   decodeJsonPoints,
   parseJsonPoints,
+  parseJsonPointsAsync,
   pointPayloadBytes,
   pointPayloadText,
   pointVector,
@@ -543,4 +545,86 @@ test('a parser works in a worker thread (per-instance addon state)', async () =>
   });
   await worker.terminate();
   assert.deepEqual(message, { ids: ['w'], vectors: [1.5, 2] });
+});
+
+// ---- parseJsonPointsAsync: the same parse on libuv's thread pool ----
+
+test('parseJsonPointsAsync gives what the synchronous parse gives, on random valid batches', async () => {
+  const texts = fc.sample(batchArb, long ? 2000 : 200).map(({ dim, points, styles, spaces, pretty }) => ({
+    dim,
+    text: writeBatch(points, styles, spaces, pretty),
+  }));
+  const parser = new JsonPointsParser();
+  // All at once: more than the parse slots and the native decoder pool, so decoders are shared out and reused.
+  const results = await Promise.all(texts.map(({ text }) => parseJsonPointsAsync(bytesOf(text))));
+  texts.forEach(({ text }, i) => {
+    const expected = parser.parse(bytesOf(text));
+    const got = results[i] as JsonPointsBatch;
+    assert.equal(got.count, expected.count);
+    assert.equal(got.dimension, expected.dimension);
+    assert.deepEqual(got.ids, expected.ids);
+    assertFloatBits(got.vectors, expected.vectors);
+    assert.deepEqual(got.payloadBytes, expected.payloadBytes);
+    assert.deepEqual(got.payloadOffsets, expected.payloadOffsets);
+  });
+});
+
+test("parseJsonPointsAsync rejects each malformed batch with the synchronous parse's code and message", async () => {
+  const parser = new JsonPointsParser();
+  const outcomes = await Promise.allSettled(
+    malformed.map((c) =>
+      parseJsonPointsAsync(typeof c.text === 'string' ? bytesOf(c.text) : c.text, c.options),
+    ),
+  );
+  malformed.forEach((c, i) => {
+    const outcome = outcomes[i] as PromiseSettledResult<JsonPointsBatch>;
+    assert.equal(outcome.status, 'rejected', c.name);
+    const err = (outcome as PromiseRejectedResult).reason as unknown;
+    assert.ok(err instanceof VrepError, `${c.name}: not a VrepError: ${String(err)}`);
+    assert.equal(err.code, c.code, `${c.name}: code (${err.message})`);
+    assert.match(err.message, c.message, c.name);
+    const input = typeof c.text === 'string' ? bytesOf(c.text) : c.text;
+    assert.throws(() => parser.parse(input, c.options), { message: err.message }, c.name);
+  });
+});
+
+test('parseJsonPointsAsync checks its arguments (rejecting), the raw native call throws at once', async () => {
+  const ok = bytesOf('{"points":[]}');
+  await assert.rejects(
+    parseJsonPointsAsync('{"points":[]}' as unknown as Uint8Array),
+    /parseJsonPointsAsync\(bytes\): expected a Uint8Array/,
+  );
+  await assert.rejects(parseJsonPointsAsync(ok, { dimension: -1 }), /options\.dimension.*out of range/);
+  await assert.rejects(
+    parseJsonPointsAsync(ok, { maxPoint: 3 } as unknown as JsonPointsOptions),
+    /unknown option "maxPoint"/,
+  );
+  const raw = binding.parseJsonPointsAsync as unknown as (...args: unknown[]) => unknown;
+  for (const args of [
+    [],
+    [ok],
+    ['text', 0, 10, 10, 10, 100],
+    [ok, 0, 10, 10, 0, 100],
+    [ok, 0.5, 10, 10, 10, 100],
+  ]) {
+    assert.throws(
+      () => raw(...args),
+      (err: unknown) => err instanceof VrepError && err.code === 'ERR_INVALID_ARG',
+      `args ${args.length}`,
+    );
+  }
+});
+
+test('parseJsonPointsAsync results own their memory: no two share a buffer, none shares the input', async () => {
+  const text = '{"points":[{"id":"a","vector":[1,2],"payload":{"k":1}}]}';
+  const input = bytesOf(text);
+  const [first, second] = await Promise.all([parseJsonPointsAsync(input), parseJsonPointsAsync(input)]);
+  assert.ok(first && second);
+  assert.notEqual(first.vectors.buffer, second.vectors.buffer);
+  assert.notEqual(first.payloadBytes.buffer, input.buffer);
+  first.vectors[0] = 99;
+  first.payloadBytes[0] = 0;
+  assert.deepEqual([...second.vectors], [1, 2]);
+  assert.equal(pointPayloadText(second, 0), '{"k":1}');
+  assert.ok(MAX_PARALLEL_PARSES >= 1 && MAX_PARALLEL_PARSES < 4, 'leaves libuv threads for file I/O');
 });
