@@ -6,8 +6,7 @@
  * With `tls`, a mutual-TLS front (tls-front.ts) owns the public address and
  * uWS listens on a private Unix socket behind it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import uWS from 'uWebSockets.js';
 import { listenUws } from './uws-listen.ts';
@@ -25,6 +24,7 @@ import {
 } from './link.ts';
 import { loadPeerTls, type PeerTlsFiles } from './tls-config.ts';
 import { startTlsFront, type TlsFront } from './tls-front.ts';
+import { makePeerSocketDir } from './socket-dir.ts';
 
 export interface PeerServerOptions extends Partial<LinkLimits> {
   host: string;
@@ -167,8 +167,9 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     });
     return serverHandle({ port: uWS.us_socket_local_port(listenSocket), listenSocket, links, totals });
   }
-  // mkdtemp makes the directory 0700: only this user can reach the socket behind the TLS check.
-  const socketDir = mkdtempSync(path.join(os.tmpdir(), 'vrep-peer-'));
+  // 0700 (mkdtemp): only this user can reach the socket behind the TLS check. Named by pid, so
+  // the directory of a node that was SIGKILLed is swept by the next one (socket-dir.ts).
+  const socketDir = makePeerSocketDir();
   const removeSocketDir = (): void => rmSync(socketDir, { recursive: true, force: true });
   const upstreamPath = path.join(socketDir, 'uws.sock');
   const listenSocket = await listen((cb) => app.listen_unix(cb, upstreamPath));

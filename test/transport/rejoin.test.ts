@@ -16,6 +16,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { backoffDelayMs, defaultBackoff } from '../../src/transport/peer-client.ts';
 import { startCli, type Started } from '../helpers/process.ts';
@@ -125,6 +127,11 @@ function socketsOn(port: number): string {
   }
 }
 
+/** The TLS front's socket dirs of process `pid` (src/transport/socket-dir.ts). */
+function socketDirsOf(pid: number): string[] {
+  return readdirSync(os.tmpdir()).filter((n) => n.startsWith(`vrep-peer-${pid}-`));
+}
+
 async function getJson<T>(port: number, route: string): Promise<T> {
   const res = await fetch(`http://127.0.0.1:${port}${route}`, { headers: { connection: 'close' } });
   assert.equal(res.status, 200, `GET ${route} on ${port}`);
@@ -183,6 +190,16 @@ async function rejoin(t: TestContext, which: 'primary' | 'replica', tls: boolean
   // Bound again on the same ports (TIME_WAIT left by the killed node does not block the bind).
   assert.equal(pair[which].peerPort, before.peerPort);
   assert.equal(pair[which].httpPort, before.httpPort);
+  if (tls) {
+    // The killed node could not remove its TLS socket dir; the restarted one swept it.
+    const dirs = socketDirsOf(before.proc.child.pid as number);
+    assert.deepEqual(dirs, [], `the killed node's socket dir is left: ${dirs.join(', ')}`);
+    assert.equal(
+      socketDirsOf(pair[which].proc.child.pid as number).length,
+      1,
+      'the restarted node has its own',
+    );
+  }
   await until(() => linked(pair), 30_000, `the peer link back after the ${which} restart`);
   const linkedMs = Date.now() - killedAtMs;
   // Streaming again: a write made now reaches the replica, and the data is the same on both.
@@ -211,4 +228,78 @@ test(
   'a replica SIGKILLed while streaming binds its ports again and streams again',
   { timeout: 120_000 },
   (t) => rejoin(t, 'replica', false),
+);
+
+test(
+  'a primary SIGKILLed while it streams to two replicas binds both ports again (no EADDRINUSE) and both replicas stream again',
+  { timeout: 180_000 },
+  async (t) => {
+    const dir = tempDir(t);
+    const ports = (await freePorts(6)) as [number, number, number, number, number, number];
+    const [pHttp, pPeer] = ports;
+    const primaryArgs = ['--node-id', 'p', '--role', 'primary', '--http', `127.0.0.1:${pHttp}`];
+    primaryArgs.push('--bind', `127.0.0.1:${pPeer}`, '--data-dir', path.join(dir, 'p'));
+    let primary = await serve(t, primaryArgs, {});
+    const replicas: Node[] = [];
+    for (const [i, id] of ['r1', 'r2'].entries()) {
+      const args = ['--node-id', id, '--role', 'replica', '--primary', `127.0.0.1:${pPeer}`];
+      args.push('--http', `127.0.0.1:${ports[2 + 2 * i]}`, '--bind', `127.0.0.1:${ports[3 + 2 * i]}`);
+      args.push('--data-dir', path.join(dir, id));
+      replicas.push(await serve(t, args, {}));
+    }
+    const allLinked = async (): Promise<boolean> => {
+      const p = await getJson<Status>(primary.httpPort, '/replication/status');
+      for (const [i, r] of replicas.entries()) {
+        const rs = await getJson<Status>(r.httpPort, '/replication/status');
+        const id = `r${i + 1}`;
+        if (!p.replicas.some((x) => x.id === id && x.status === 'Connected')) return false;
+        if (rs.master?.status !== 'Connected') return false;
+      }
+      return true;
+    };
+    const allInStep = async (): Promise<boolean> => {
+      const p = await getJson<Status>(primary.httpPort, '/replication/status');
+      for (const r of replicas) {
+        const rs = await getJson<Status>(r.httpPort, '/replication/status');
+        if (rs.applied_lsn !== p.last_lsn) return false;
+      }
+      return true;
+    };
+    await send(primary.httpPort, 'PUT', '/collections/c', { dimension: 2, metric: 'l2' });
+    await writePoints(primary, 0, 50);
+    await until(async () => (await allLinked()) && (await allInStep()), 30_000, 'both replicas in step');
+
+    // Kill it while it streams: writes in flight on both links.
+    const writing = (async () => {
+      for (let i = 1; i < 200; i++) await writePoints(primary, i * 50, 50);
+    })().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    primary.proc.kill('SIGKILL');
+    await primary.proc.exited(10_000);
+    await writing;
+    const killedAtMs = Date.now();
+    const leftBehind = socketsOn(pPeer);
+    primary = await serve(t, primaryArgs, {});
+    const servingMs = Date.now() - killedAtMs;
+    assert.equal(primary.peerPort, pPeer, 'the same peer port');
+    assert.equal(primary.httpPort, pHttp, 'the same HTTP port');
+    assert.doesNotMatch(
+      primary.proc.stderr() + primary.proc.stdout(),
+      /EADDRINUSE|ERR_LISTEN|address in use/,
+    );
+    await until(allLinked, 30_000, 'both replicas linked to the restarted primary');
+    const linkedMs = Date.now() - killedAtMs;
+    const before = (await getJson<{ count: number }>(primary.httpPort, '/collections/c')).count;
+    await writePoints(primary, 100_000, 50);
+    await until(allInStep, 30_000, 'both replicas in step after the restart');
+    for (const r of replicas) {
+      const rc = await getJson<{ count: number; digest: string }>(r.httpPort, '/collections/c');
+      const pc = await getJson<{ count: number; digest: string }>(primary.httpPort, '/collections/c');
+      assert.equal(rc.count, before + 50);
+      assert.equal(rc.digest, pc.digest);
+    }
+    t.diagnostic(
+      `sockets left on the peer port at the kill: ${leftBehind}; serving again ${servingMs} ms after the kill, both replicas linked at ${linkedMs} ms`,
+    );
+  },
 );
