@@ -39,6 +39,7 @@ export type ServeChildCommand =
   | { cmd: 'createCollection'; name: string; dimension: number }
   | { cmd: 'dropCollection'; name: string }
   | { cmd: 'tsIngest'; args: TsIngestArgs }
+  | { cmd: 'snapshot' }
   | { cmd: 'loopStart' }
   | { cmd: 'loopStop' }
   | { cmd: 'profileStart' }

@@ -102,6 +102,9 @@ async function run(cmd: ServeChildCommand): Promise<unknown> {
       return need().node.dropCollection(cmd.name);
     case 'tsIngest':
       return tsIngest(cmd.args);
+    case 'snapshot':
+      await need().node.snapshot();
+      return null;
     case 'loopStart':
       loopStart();
       return null;
@@ -138,7 +141,8 @@ process.on('disconnect', () => process.exit(0));
 const dataDir = process.argv[2];
 if (dataDir === undefined) throw new Error('usage: serve-child.ts DATA_DIR');
 serve({
-  node: { nodeId: 'ingest', dataDir, storage: { fsync: 'everysec' } },
+  // No automatic snapshot inside a case: the bench takes one between cases (empty state, WAL dropped).
+  node: { nodeId: 'ingest', dataDir, storage: { fsync: 'everysec', snapshotEveryBytes: 0 } },
   http: { host: '127.0.0.1', port: 0 },
   logger: pino({ level: 'warn' }),
 }).then(

@@ -19,6 +19,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { listenError } from './listen-error.ts';
+import { BodyBufferPool } from './body-pool.ts';
 import { httpStatusOf, messageOf, type HttpErrorCode } from '../errors.ts';
 
 export interface HttpRequest {
@@ -32,7 +33,11 @@ export interface HttpRequest {
   readonly contentType: string;
   readonly authorization: string;
   readonly remoteAddress: string;
-  /** The whole body (empty when there is none). */
+  /**
+   * The whole body (empty when there is none). Valid until the handler's
+   * answer settles: the listener then reuses its memory for another body, so
+   * a handler copies whatever it keeps (body-pool.ts).
+   */
   readonly body: Uint8Array;
 }
 
@@ -131,6 +136,8 @@ export interface HttpServer {
 /** Closing after a refused body: how long to keep reading (and discarding) so the answer is not lost to a reset. */
 const LINGER_MS = 1000;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** Body buffers kept for reuse between requests, at most (body-pool.ts). */
+export const POOLED_BODY_BYTES = 128 * 1024 * 1024;
 
 /** An error answer; its status is the code's, from the registry (src/errors.ts). */
 export function errorReply(code: HttpErrorCode, message: string): HttpReply {
@@ -257,6 +264,7 @@ export function writeRawReply(socket: Duplex, reply: HttpReply): void {
 /** Starts an HTTP server; unknown paths get 404, known paths with another method 405. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const routes = compile(opts.routes);
+  const bodies = new BodyBufferPool(POOLED_BODY_BYTES);
   const onError = opts.onError ?? ((): HttpReply => errorReply('ERR_INTERNAL', 'internal error'));
   const maxInFlight = opts.maxInFlightRequests ?? DEFAULT_MAX_IN_FLIGHT;
   let inFlight = 0;
@@ -286,6 +294,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     };
     res.once('finish', done);
     res.once('close', done);
+    // The body's buffer from the pool goes back once nothing reads it: after the handler's
+    // answer settled, or when the request ends without reaching a handler.
+    let pooled: Buffer | undefined;
+    let dispatched = false;
+    const releaseBody = (): void => {
+      if (pooled !== undefined) bodies.give(pooled);
+      pooled = undefined;
+    };
+    const releaseUndispatched = (): void => {
+      if (!dispatched) releaseBody();
+    };
+    res.once('finish', releaseUndispatched);
+    res.once('close', releaseUndispatched);
     const previousTurn = turns.get(req.socket);
     turns.set(
       req.socket,
@@ -408,10 +429,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         remoteAddress,
         body,
       };
+      dispatched = true;
       // A handler that throws synchronously lands in the same rejection path as an async one.
       (previousTurn ?? Promise.resolve())
         .then(() => handler(request))
-        .then(reply, (err: unknown) => reply(onError(err)));
+        .then(reply, (err: unknown) => reply(onError(err)))
+        .finally(releaseBody);
     };
 
     const tooLarge = (): HttpReply => ({
@@ -429,12 +452,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
     if (expectsContinue) res.writeContinue();
-    // Known length: one buffer of it; chunked: grow by doubling up to the limit. A body that
-    // arrives in one chunk is used as it is: node hands each chunk over in its own buffer.
+    // Known length: one buffer of it, from the pool; chunked: grow by doubling up to the limit.
+    // A body that arrives in one chunk is used as it is: node hands each chunk over in its own buffer.
     let buffer: Buffer | undefined;
     let length = 0;
     req.on('data', (chunk: Buffer) => {
-      if (answered) return;
+      if (answered || res.destroyed) return;
       if (length + chunk.length > opts.maxBodyBytes) {
         reply(tooLarge());
         return;
@@ -444,7 +467,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         length = chunk.length;
         return;
       }
-      buffer ??= Buffer.allocUnsafe(declared ?? Math.min(64 * 1024, opts.maxBodyBytes));
+      if (buffer === undefined) {
+        if (declared !== undefined) buffer = pooled = bodies.take(declared);
+        else buffer = Buffer.allocUnsafe(Math.min(64 * 1024, opts.maxBodyBytes));
+      }
       if (length + chunk.length > buffer.length) {
         const grown = Buffer.allocUnsafe(
           Math.min(opts.maxBodyBytes, Math.max(buffer.length * 2, length + chunk.length)),
