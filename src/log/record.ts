@@ -31,6 +31,11 @@ export const Op = {
   Delete: 4,
   /** The cluster's membership (replication config); names no collection. */
   Config: 5,
+  /**
+   * A change-stream consumer group's committed position (src/streams/):
+   * the group's name sits in the collection field; no collection is named.
+   */
+  GroupPosition: 6,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -62,7 +67,24 @@ export type RecordBody =
       payloads: Uint8Array[];
     }
   | { op: typeof Op.Delete; ids: string[] }
-  | { op: typeof Op.Config; members: ConfigMember[] };
+  | { op: typeof Op.Config; members: ConfigMember[] }
+  | { op: typeof Op.GroupPosition; position: GroupPosition | null };
+
+/**
+ * A consumer group's committed position: every event up to it was handled.
+ * `index` null: the whole record at `lsn`; otherwise its points 0..index.
+ * A record with position null deletes the group.
+ */
+export interface GroupPosition {
+  term: number;
+  lsn: number;
+  index: number | null;
+}
+
+/** Group position body: term u64, lsn u64, index u32 (NO_INDEX: whole record), flags u32 (1: deleted). */
+const GROUP_BODY_BYTES = 24;
+const GROUP_NO_INDEX = 0xffffffff;
+const GROUP_DELETED = 1;
 
 /** A member as a config record holds it (src/consensus/membership.ts gives the meaning). */
 export interface ConfigMember {
@@ -169,6 +191,8 @@ export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
     record.op === Op.Config,
   );
   let configBytes: Uint8Array | undefined;
+  if (record.op === Op.GroupPosition && collection.length === 0)
+    throw new RangeError('collection: a group position record names its group there');
 
   let count = 0;
   let bodyBytes = 0;
@@ -224,6 +248,17 @@ export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
       count = configBytes.length;
       bodyBytes = configBytes.length;
       break;
+    case Op.GroupPosition: {
+      const p = record.position;
+      if (p !== null) {
+        checkU64('position.term', p.term);
+        checkU64('position.lsn', p.lsn);
+        if (p.index !== null && (!Number.isInteger(p.index) || p.index < 0 || p.index >= GROUP_NO_INDEX))
+          throw new RangeError(`position.index: expected null or an integer in [0, ${GROUP_NO_INDEX - 1}]`);
+      }
+      bodyBytes = GROUP_BODY_BYTES;
+      break;
+    }
     default:
       throw new RangeError(`op: unknown op ${String((record as { op: unknown }).op)}`);
   }
@@ -287,6 +322,14 @@ export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
     case Op.Config:
       out.set(configBytes as Uint8Array, at);
       break;
+    case Op.GroupPosition: {
+      const p = record.position;
+      view.setBigUint64(at, BigInt(p?.term ?? 0), true);
+      view.setBigUint64(at + 8, BigInt(p?.lsn ?? 0), true);
+      view.setUint32(at + 16, p?.index ?? GROUP_NO_INDEX, true);
+      view.setUint32(at + 20, p === null ? GROUP_DELETED : 0, true);
+      break;
+    }
     default:
       break;
   }
@@ -558,6 +601,24 @@ export function decodeRecord(record: Uint8Array, opts?: { checksumVerified?: boo
       }
       at += count;
       body = { op, members };
+      break;
+    }
+    case Op.GroupPosition: {
+      need(GROUP_BODY_BYTES, 'group position');
+      if (meta.collection === '') throw corrupt('record: a group position names no group');
+      const flags = view.getUint32(at + 20, true);
+      if ((flags & ~GROUP_DELETED) !== 0) throw corrupt(`record: unknown group flags ${flags}`);
+      const term = Number(view.getBigUint64(at, true));
+      const lsn = Number(view.getBigUint64(at + 8, true));
+      const index = view.getUint32(at + 16, true);
+      if (!Number.isSafeInteger(term) || !Number.isSafeInteger(lsn))
+        throw corrupt('record: group position out of range');
+      at += GROUP_BODY_BYTES;
+      body = {
+        op,
+        position:
+          flags === GROUP_DELETED ? null : { term, lsn, index: index === GROUP_NO_INDEX ? null : index },
+      };
       break;
     }
     default:

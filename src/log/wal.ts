@@ -398,6 +398,23 @@ export class Wal {
   }
 
   /**
+   * The oldest LSN whose segments, with every newer one, fit in `maxBytes`
+   * (the newest segment always counts): how far back a byte-bounded
+   * retention can keep the WAL. Segment-grained, as removal is.
+   */
+  retainedFrom(maxBytes: number): number {
+    let bytes = 0;
+    let from = this.lastAppendedLsn + 1;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const seg = this.segments[i] as Segment;
+      bytes += seg.sizeBytes;
+      if (bytes > maxBytes && i < this.segments.length - 1) break;
+      from = seg.firstLsn;
+    }
+    return from;
+  }
+
+  /**
    * Appends encoded records, which must carry consecutive LSNs following
    * `lastLsn`. Resolves once written, and with `always` once fsynced.
    */

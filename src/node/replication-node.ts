@@ -41,6 +41,12 @@ import { FeederPool } from '../workers/feeder-pool.ts';
 import { ConsistencyLevel } from '../replication/consistency.ts';
 import { checkOptions, Writer, type WriteOptions } from './writer.ts';
 import { ChangeStreams, type ChangeStream, type ChangeStreamOptions } from '../streams/change-stream.ts';
+import {
+  ConsumerGroups,
+  type GroupConsumer,
+  type GroupStatus,
+  type GroupStreamOptions,
+} from '../streams/consumer-groups.ts';
 import { buildStatus, roleNowOf, type StatusSources } from './status.ts';
 import type {
   MemberInfo,
@@ -92,6 +98,7 @@ export class ReplicationNode {
   private pool: FeederPool | null = null;
   private readonly events_ = new EventHub();
   private readonly changeStreams: ChangeStreams;
+  private readonly consumerGroups: ConsumerGroups;
   private readonly commitTimes = new CommitTimes();
   private readonly nonces = new NonceRegistry({ capacity: 100_000, maxAgeMs: 24 * 3600 * 1000 });
   private ticker: NodeJS.Timeout | null = null;
@@ -123,6 +130,16 @@ export class ReplicationNode {
     this.currentRole = init.role;
     this.store = init.store;
     this.changeStreams = new ChangeStreams(init.store);
+    this.consumerGroups = new ConsumerGroups({
+      streams: this.changeStreams,
+      positions: () => this.store.state.groups,
+      firstLsn: () => this.store.records.firstLsn,
+      assertWritable: () => this.assertWritable(),
+      setPosition: async (group, position, timeoutMs) => {
+        await this.writer.setGroupPosition(group, position, { consistency: 'quorum', timeoutMs });
+      },
+      warn: (fields, message) => this.logger.warn(fields, message),
+    });
     this.settings = init.settings;
     this.logger = init.logger;
     const s = init.store;
@@ -214,6 +231,9 @@ export class ReplicationNode {
       ...(s.logBytes !== undefined ? { ringCapacityBytes: s.logBytes } : {}),
       ...(opts.replication?.logSize !== undefined ? { ringCapacityRecords: opts.replication.logSize } : {}),
       ...(s.snapshotEveryBytes !== undefined ? { snapshotEveryBytes: s.snapshotEveryBytes } : {}),
+      ...(opts.streams?.maxRetainedBytes !== undefined
+        ? { streamsMaxRetainedBytes: checkRetainedBytes(opts.streams.maxRetainedBytes) }
+        : {}),
       // Role auto makes visible only what is committed: recovery stops at the commit point.
       replayThrough: role === 'auto' ? 'commit' : 'all',
       warn: (fields, message) => logger.warn(fields, message),
@@ -713,6 +733,11 @@ export class ReplicationNode {
     return this.store.appliedLsn;
   }
 
+  /** LSN of the last record this node's WAL holds durably (per its fsync policy): what it acknowledges. */
+  get durableLsn(): number {
+    return this.core.log.durableLsn;
+  }
+
   /** Recent WAL fsync durations (bounded), for metrics. */
   get walFsyncLatenciesMs(): readonly number[] {
     return this.store.records.wal.fsyncLatenciesMs;
@@ -823,6 +848,7 @@ export class ReplicationNode {
       compression: this.records?.policy.stats() ?? null,
       appliedFromPrimary: this.appliedFromPrimary,
       writable: this.writableNow(),
+      groups: this.consumerGroups.list(),
     };
   }
 
@@ -880,8 +906,23 @@ export class ReplicationNode {
    * (src/streams/change-stream.ts, docs/change-streams.md). Iterate it
    * with `for await`; it ends when `signal` aborts or the node stops.
    */
-  changes(opts: ChangeStreamOptions = {}): ChangeStream {
+  changes(opts: GroupStreamOptions): GroupConsumer;
+  changes(opts?: ChangeStreamOptions & { group?: undefined }): ChangeStream;
+  changes(opts?: ChangeStreamOptions): ChangeStream | GroupConsumer;
+  changes(opts: ChangeStreamOptions = {}): ChangeStream | GroupConsumer {
+    if (typeof opts === 'object' && opts !== null && opts.group !== undefined)
+      return this.consumerGroups.join(opts as GroupStreamOptions);
     return this.changeStreams.stream(opts);
+  }
+
+  /** Consumer groups: committed positions (replicated) and members reading here (docs/change-streams.md). */
+  consumerGroupsStatus(): GroupStatus[] {
+    return this.consumerGroups.list();
+  }
+
+  /** Deletes a consumer group's position (a record, replicated); false when there was no such group. */
+  deleteConsumerGroup(name: string): Promise<boolean> {
+    return this.consumerGroups.delete(name);
   }
 
   // ------------------------------------------------------------------ operator
@@ -1195,6 +1236,7 @@ export class ReplicationNode {
     if (this.stopped) return;
     await this.switching;
     this.stopped = true;
+    this.consumerGroups.closeAll();
     this.changeStreams.closeAll();
     if (this.ticker) clearInterval(this.ticker);
     if (this.walProbe) clearInterval(this.walProbe);
@@ -1266,4 +1308,11 @@ function checkReadOptions(opts: ReadOptions): 'local' | 'linearizable' {
     throw new VrepError('ERR_INVALID_ARG', `consistency: expected local or linearizable, got ${String(c)}`);
   }
   return c;
+}
+
+/** streams.maxRetainedBytes: a byte count of at least 1 MiB (a smaller window would cut streams mid-read). */
+function checkRetainedBytes(n: unknown): number {
+  if (!Number.isSafeInteger(n) || (n as number) < 1024 * 1024)
+    throw new TypeError(`streams.maxRetainedBytes: expected an integer ≥ 1048576 (bytes), got ${String(n)}`);
+  return n as number;
 }

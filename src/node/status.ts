@@ -3,6 +3,7 @@
  * membership), the peers (links, full-sync progress) and the store: the
  * stats, the replica list and the member list come from the same look.
  */
+import type { GroupStatus } from '../streams/consumer-groups.ts';
 import type { ReplicationCore } from '../consensus/core.ts';
 import { isMember } from '../consensus/membership.ts';
 import { TermHistory, type Epoch } from '../consensus/term-history.ts';
@@ -42,6 +43,8 @@ export interface StatusSources {
   compression: { saving: number | null; skipped: number } | null;
   appliedFromPrimary: number;
   writable: { ok: boolean; reason: string | null };
+  /** Consumer groups (src/streams/consumer-groups.ts). */
+  groups: GroupStatus[];
 }
 
 export function splitAddress(address: string): [string, number] {
@@ -94,7 +97,7 @@ function retentionOf(
   firstLsn: number,
   lastLsn: number,
   history: readonly Epoch[],
-): ReplicationStatus['retention'] {
+): { first_lsn: number; first_term: number } {
   return {
     first_lsn: firstLsn,
     first_term: firstLsn <= lastLsn ? new TermHistory(history).termAt(firstLsn) : 0,
@@ -212,7 +215,16 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     stats,
     replicas,
     last_truncation: lastTruncation(src.truncation.last),
-    retention: retentionOf(store.records.firstLsn, log.lastLsn, history),
+    retention: {
+      ...retentionOf(store.records.firstLsn, log.lastLsn, history),
+      max_retained_bytes: store.retainedBytesLimit,
+    },
+    groups: src.groups.map((g) => ({
+      name: g.name,
+      position: g.position,
+      members: g.members,
+      lagged_out: g.laggedOut,
+    })),
   };
   if (follower) {
     const primaryId = core.leader;

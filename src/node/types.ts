@@ -18,6 +18,15 @@ export interface StorageOptions {
   snapshotEveryBytes?: number;
 }
 
+export interface StreamsOptions {
+  /**
+   * WAL bytes change streams and consumer groups may hold back
+   * (streams.max_retained_bytes, default 4 GiB): past it a snapshot removes
+   * the WAL they still need, and they find their position evicted.
+   */
+  maxRetainedBytes?: number;
+}
+
 /** pino-compatible; a pino logger fits. */
 export interface NodeLogger {
   info(obj: object, msg: string): void;
@@ -32,4 +41,5 @@ export interface ReplicationNodeOptions {
   dataDir: string;
   replication?: ReplicationOptions;
   storage?: StorageOptions;
+  streams?: StreamsOptions;
 }

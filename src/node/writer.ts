@@ -14,6 +14,7 @@ import {
   encodeRecordUnsealed,
   Op,
   sealRecord,
+  type GroupPosition,
   type LogRecord,
   type MetricName,
   type RecordBody,
@@ -117,6 +118,20 @@ export class Writer {
     checkBatchSize(ids.length, 'ids');
     const normalized = ids.map((id, i) => normalizeId(id, `ids[${i}]`));
     return this.propose(name, { op: Op.Delete, ids: normalized }, normalized.length, opts);
+  }
+
+  /**
+   * A consumer group's committed position (null: the group is deleted): one
+   * record, so replicas hold it and it fails over with the leader. The
+   * caller (src/streams/consumer-groups.ts) checks the name and position.
+   */
+  async setGroupPosition(
+    group: string,
+    position: GroupPosition | null,
+    opts: WriteOptions,
+  ): Promise<WriteResult> {
+    this.d.assertWritable();
+    return this.propose(group, { op: Op.GroupPosition, position }, 0, opts);
   }
 
   /** A membership change: one config record, durable on this node before it resolves. */

@@ -202,7 +202,18 @@ export interface ReplicationStatus {
    * before it is refused with ERR_POSITION_EVICTED; a replica lacking records from before it gets
    * a full sync). `first_term` 0 while the log holds no record.
    */
-  retention: { first_lsn: number; first_term: number };
+  retention: { first_lsn: number; first_term: number; max_retained_bytes: number };
+  /**
+   * Change-stream consumer groups: the committed position (replicated; index null: the whole
+   * record), members reading on this node, and whether the position fell out of the retention
+   * window (resuming it is ERR_POSITION_EVICTED).
+   */
+  groups: {
+    name: string;
+    position: { term: number; lsn: number; index: number | null } | null;
+    members: number;
+    lagged_out: boolean;
+  }[];
 }
 
 export type NodeEvent =

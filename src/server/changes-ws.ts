@@ -22,7 +22,16 @@ import { isVrepError, VrepError, type ErrorCode } from '../errors.ts';
 import type { Route, UpgradeRequest, UpgradeRoute } from '../transport/http-server.ts';
 import type { ReplicationNode } from '../node/replication-node.ts';
 import { ChangeStreamLimits, type ChangeStream, type ChangeStreamOptions } from '../streams/change-stream.ts';
-import { CHANGE_OPS, type ChangeEvent, type ChangeOp, type StartFrom } from '../streams/change-event.ts';
+import {
+  CHANGE_OPS,
+  eventPosition,
+  formatGroupPosition,
+  type ChangeEvent,
+  type ChangeOp,
+  type StartFrom,
+} from '../streams/change-event.ts';
+import type { GroupConsumer, GroupStreamOptions } from '../streams/consumer-groups.ts';
+import type { GroupPosition } from '../log/record.ts';
 
 export const CHANGES_WS_LIMITS = {
   /** Events a client may have credited and not yet received. */
@@ -52,7 +61,25 @@ export const ChangesCloseCodes = {
   error: 1011,
 } as const;
 
-const QUERY_KEYS = ['from', 'collections', 'ops', 'include_vectors', 'group'] as const;
+const QUERY_KEYS = [
+  'from',
+  'collections',
+  'ops',
+  'include_vectors',
+  'group',
+  'partition_by',
+  'auto_commit',
+] as const;
+
+/** What a session reads: a plain stream, or a consumer group's member (which also commits). */
+type Feed = ChangeStream | GroupConsumer;
+
+/** The stream options of a `/changes` query, and whether a group member commits at each credit. */
+export interface ChangesQuery {
+  opts: ChangeStreamOptions | GroupStreamOptions;
+  /** auto_commit=true: each credit commits every event sent before it. */
+  commitOnCredit: boolean;
+}
 
 function invalid(message: string): VrepError {
   return new VrepError('ERR_INVALID_INPUT', message);
@@ -76,7 +103,26 @@ export function parseFrom(text: string): StartFrom {
 }
 
 /** The stream options of a `/changes` query (the stream checks the values' meaning). */
-export function streamOptionsOf(query: URLSearchParams): ChangeStreamOptions {
+export function changesQueryOf(query: URLSearchParams): ChangesQuery {
+  const opts = streamOptionsOf(query);
+  const partitionBy = once(query, 'partition_by');
+  const autoCommit = once(query, 'auto_commit');
+  if (opts.group === undefined) {
+    if (partitionBy !== null || autoCommit !== null)
+      throw invalid('partition_by and auto_commit: only with group');
+    return { opts, commitOnCredit: false };
+  }
+  if (partitionBy !== null && partitionBy !== 'id' && partitionBy !== 'collection')
+    throw invalid(`partition_by: expected id or collection, got ${JSON.stringify(partitionBy)}`);
+  if (autoCommit !== null && autoCommit !== 'true' && autoCommit !== 'false')
+    throw invalid(`auto_commit: expected true or false, got ${JSON.stringify(autoCommit)}`);
+  // The server cannot tell when a client handled an event: commits follow the client's messages.
+  const group: GroupStreamOptions = { ...opts, group: opts.group, autoCommit: false };
+  if (partitionBy !== null) group.partitionBy = partitionBy;
+  return { opts: group, commitOnCredit: autoCommit === 'true' };
+}
+
+function streamOptionsOf(query: URLSearchParams): ChangeStreamOptions {
   for (const key of query.keys()) {
     if (!(QUERY_KEYS as readonly string[]).includes(key))
       throw invalid(`${key}: unknown query parameter (allowed: ${QUERY_KEYS.join(', ')})`);
@@ -111,30 +157,39 @@ function wireEvent(e: ChangeEvent): unknown {
   return e.vector === undefined ? e : { ...e, vector: Array.from(e.vector) };
 }
 
-/** The credit in a client message, or a VrepError saying what is wrong with it. */
-function creditOf(data: RawData, isBinary: boolean): number {
-  if (isBinary) throw invalid('message: expected a text message {"credit": n}');
+type ClientMessage = { credit: number } | { commit: GroupPosition | 'sent' };
+
+const COMMIT_POSITION = /^(\d{1,15}):(\d{1,15})(?::(\d{1,15}))?$/;
+
+/** A client message: `{"credit": n}`, or (group members) `{"commit": "TERM:LSN[:INDEX]"}` / `{"commit": "sent"}`. */
+function clientMessageOf(data: RawData, isBinary: boolean): ClientMessage {
+  const expected = 'expected {"credit": n}, {"commit": "TERM:LSN[:INDEX]"} or {"commit": "sent"}';
+  if (isBinary) throw invalid(`message: a text message ${expected}`);
   let value: unknown;
   try {
     value = JSON.parse(data.toString());
   } catch {
-    throw invalid('message: not valid JSON; expected {"credit": n}');
+    throw invalid(`message: not valid JSON; ${expected}`);
   }
   const keys =
     typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value) : null;
-  const n = (value as { credit?: unknown } | null)?.credit;
-  if (
-    keys === null ||
-    keys.length !== 1 ||
-    keys[0] !== 'credit' ||
-    typeof n !== 'number' ||
-    !Number.isSafeInteger(n) ||
-    n < 1
-  )
-    throw invalid(
-      'message: expected {"credit": n} with n an integer ≥ 1 (consumer groups and commits are not built yet)',
-    );
-  return n;
+  if (keys === null || keys.length !== 1) throw invalid(`message: ${expected}`);
+  if (keys[0] === 'credit') {
+    const n = (value as { credit?: unknown }).credit;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+      throw invalid('message: credit must be an integer ≥ 1');
+    return { credit: n };
+  }
+  if (keys[0] === 'commit') {
+    const c = (value as { commit?: unknown }).commit;
+    if (c === 'sent') return { commit: 'sent' };
+    const m = typeof c === 'string' ? COMMIT_POSITION.exec(c) : null;
+    if (!m) throw invalid(`message: commit must be "TERM:LSN", "TERM:LSN:INDEX" or "sent"`);
+    return {
+      commit: { term: Number(m[1]), lsn: Number(m[2]), index: m[3] === undefined ? null : Number(m[3]) },
+    };
+  }
+  throw invalid(`message: ${expected}`);
 }
 
 /** One client's stream: reads only what the client credited, sends it as it can. */
@@ -144,11 +199,16 @@ class ChangesSession {
   private wake: (() => void) | null = null;
   private alive = true;
   private readonly ping: NodeJS.Timeout;
+  /** The last event written to the socket (what a commit of "sent" commits). */
+  private lastSent: GroupPosition | null = null;
+  /** Commits run one after another, in the order the client sent them. */
+  private commits: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly stream: ChangeStream,
+    private readonly stream: Feed,
     private readonly logger: Logger,
+    private readonly commitOnCredit: boolean,
   ) {
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', () => this.end());
@@ -168,7 +228,13 @@ class ChangesSession {
   private onMessage(data: RawData, isBinary: boolean): void {
     let n: number;
     try {
-      n = creditOf(data, isBinary);
+      const message = clientMessageOf(data, isBinary);
+      if ('commit' in message) {
+        this.commit(message.commit);
+        return;
+      }
+      n = message.credit;
+      if (this.commitOnCredit) this.commit('sent');
       if (this.credit + n > CHANGES_WS_LIMITS.maxCredit)
         throw invalid(
           `credit: ${this.credit} outstanding + ${n} is more than ${CHANGES_WS_LIMITS.maxCredit}; credit again after events arrive`,
@@ -179,6 +245,29 @@ class ChangesSession {
     }
     this.credit += n;
     this.wakeUp();
+  }
+
+  /** Commits for a group member, then answers `{"committed": "TERM:LSN[:INDEX]"}`; a failed commit ends the session. */
+  private commit(upTo: GroupPosition | 'sent'): void {
+    const member = this.stream;
+    if (!('commit' in member)) {
+      this.fail(
+        invalid('commit: this stream reads without a group; nothing to commit'),
+        ChangesCloseCodes.policy,
+      );
+      return;
+    }
+    const position = upTo === 'sent' ? this.lastSent : upTo;
+    if (position === null) return;
+    this.commits = this.commits
+      .then(() => member.commit(position))
+      .then(
+        () => {
+          if (!this.ended && this.ws.readyState === this.ws.OPEN)
+            this.ws.send(JSON.stringify({ committed: formatGroupPosition(position) }));
+        },
+        (err: unknown) => this.fail(err, ChangesCloseCodes.error),
+      );
   }
 
   private wakeUp(): void {
@@ -231,13 +320,19 @@ class ChangesSession {
         if (this.ws.bufferedAmount <= CHANGES_WS_LIMITS.maxBufferedBytes) resolve();
       });
     };
+    let last: ChangeEvent | null = null;
     for (const e of batch) {
       const json = JSON.stringify(wireEvent(e));
       parts.push(json);
       bytes += json.length;
-      if (bytes >= CHANGES_WS_LIMITS.messageBytes) await flush();
+      last = e;
+      if (bytes >= CHANGES_WS_LIMITS.messageBytes) {
+        await flush();
+        this.lastSent = eventPosition(last);
+      }
     }
     await flush();
+    if (last !== null) this.lastSent = eventPosition(last);
   }
 
   private fail(err: unknown, closeCode: number): void {
@@ -275,7 +370,8 @@ export function changesRoute(opts: { node: ReplicationNode; logger: Logger }): U
   return {
     path: '/changes',
     handler: async (req: UpgradeRequest) => {
-      const stream = opts.node.changes(streamOptionsOf(req.query));
+      const query = changesQueryOf(req.query);
+      const stream: Feed = opts.node.changes(query.opts);
       try {
         // The position is checked here, so an evicted or diverged one is an HTTP answer.
         await stream.start();
@@ -290,7 +386,7 @@ export function changesRoute(opts: { node: ReplicationNode; logger: Logger }): U
       let upgraded = false;
       wss.handleUpgrade(req.raw, req.socket, req.head, (ws) => {
         upgraded = true;
-        new ChangesSession(ws, stream, opts.logger);
+        new ChangesSession(ws, stream, opts.logger, query.commitOnCredit);
       });
       // ws answers a handshake it refuses (bad headers) with 400 itself, without calling back.
       if (!upgraded) stream.close();

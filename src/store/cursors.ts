@@ -9,7 +9,7 @@ import { VrepError } from '../errors.ts';
 import { writeFileAtomic } from '../log/atomic-file.ts';
 import type { RecordLog } from '../log/record-log.ts';
 import { LogCursor, type CursorBound, type CursorHost } from './log-cursor.ts';
-import type { LogPin, LogPins } from './log-pins.ts';
+import type { LogPin, LogPinKind, LogPins } from './log-pins.ts';
 
 /** Named cursors at most: each holds WAL on disk until dropped. */
 export const MAX_NAMED_CURSORS = 256;
@@ -32,6 +32,8 @@ export interface OpenCursorOptions {
   name?: string;
   /** `committed` (default) for every reader but the replication feed. */
   bound?: CursorBound;
+  /** `stream`: the pin holds the WAL only within the streams' retention limit (log-pins.ts); default `feed`. */
+  retention?: LogPinKind;
 }
 
 export class Cursors implements CursorHost {
@@ -82,7 +84,8 @@ export class Cursors implements CursorHost {
       throw new VrepError('ERR_INVALID_ARG', `cursor "from" must be an LSN ≥ 1, got ${from}`);
     }
     const resumed = name === null ? undefined : this.saved.get(name)?.lsn;
-    return new LogCursor(this, this.pins.pin(resumed ?? from), bound, name);
+    const kind = name === null ? (opts.retention ?? 'feed') : 'feed';
+    return new LogCursor(this, this.pins.pin(resumed ?? from, kind), bound, name);
   }
 
   /** Saved positions by name. */

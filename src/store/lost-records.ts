@@ -29,6 +29,7 @@ const opNames: Record<LogRecord['op'], string> = {
   [Op.Upsert]: 'upsert',
   [Op.Delete]: 'delete',
   [Op.Config]: 'config',
+  [Op.GroupPosition]: 'group_position',
 };
 
 /** What one truncation dropped and where its list is. */
@@ -84,6 +85,7 @@ export function lostLine(bytes: Uint8Array): string {
     ids: r.op === Op.Upsert || r.op === Op.Delete ? r.ids : [],
     hlcMs: r.hlcMs,
     ...(r.op === Op.Config ? { members: r.members } : {}),
+    ...(r.op === Op.GroupPosition ? { position: r.position } : {}),
   });
 }
 

@@ -150,8 +150,7 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
         snapshotPoints += chunk.ids.length;
       });
       snapshotLsn = manifest.lsn;
-      state.appliedLsn = snapshotLsn;
-      state.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
+      state.restoreFrom(manifest);
       if (meta.history.length === 0 && manifest.history)
         meta.history = manifest.history.map((e) => ({ ...e }));
     }

@@ -28,6 +28,9 @@ const SNAPSHOT_PARALLEL_CHUNKS = 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** Groups a manifest may list (the writer refuses a group past ConsumerGroupLimits.maxGroups, which is lower). */
+const MAX_SNAPSHOT_GROUPS = 4096;
+
 const chunkSchema = z.object({
   file: z.string().regex(/^c\d{4}-\d{6}\.vzb$/),
   rows: z.number().int().min(1).max(CHUNK_ROWS),
@@ -59,6 +62,21 @@ const manifestBodySchema = z
     configs: z
       .array(z.object({ lsn: z.number().int().min(1), members: z.array(memberSchema).max(64) }).strict())
       .max(64)
+      .optional(),
+    /** Consumer groups' committed positions at `lsn` (optional: absent in older snapshots means none). */
+    groups: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(RecordLimits.maxCollectionBytes),
+            term: z.number().int().nonnegative(),
+            lsn: z.number().int().nonnegative(),
+            index: z.number().int().nonnegative().nullable(),
+            setAtLsn: z.number().int().min(1),
+          })
+          .strict(),
+      )
+      .max(MAX_SNAPSHOT_GROUPS)
       .optional(),
     collections: z.array(
       z.object({
@@ -132,6 +150,7 @@ export async function writeSnapshot(
     historyId: string;
     history: SnapshotManifest['history'];
     configs: SnapshotManifest['configs'];
+    groups?: SnapshotManifest['groups'];
     level?: number;
     /**
      * Resolves once the log durably holds every record up to `lsn` (the
@@ -156,6 +175,7 @@ export async function writeSnapshot(
       createdAtMs: Date.now(),
       history: meta.history ?? [],
       configs: meta.configs ?? [],
+      groups: meta.groups ?? [],
       collections: [],
     };
     // One task per chunk file. SNAPSHOT_PARALLEL_CHUNKS run at once (zstd

@@ -5,13 +5,19 @@
  * Pure in-memory work; the rest of the store decides when.
  */
 import { VrepError } from '../errors.ts';
-import { Op, type ConfigMember, type LogRecord, type MetricName } from '../log/record.ts';
+import { Op, type ConfigMember, type GroupPosition, type LogRecord, type MetricName } from '../log/record.ts';
 import { Collection, type CollectionInfo } from './collection.ts';
 
 /** A config record as applied: the membership it set (src/consensus/membership.ts). */
 export interface AppliedConfig {
   lsn: number;
   members: ConfigMember[];
+}
+
+export interface AppliedGroup {
+  position: GroupPosition;
+  /** LSN of the record that set it. */
+  setAtLsn: number;
 }
 
 /** Config records kept in the state (the last one is in force; older ones matter only across a truncation). */
@@ -21,6 +27,12 @@ export class NodeState {
   readonly collections = new Map<string, Collection>();
   /** Config records applied, oldest first (a snapshot carries them). */
   configs: AppliedConfig[] = [];
+  /**
+   * Change-stream consumer groups' committed positions, by group name, and
+   * the LSN of the record that set each (src/streams/consumer-groups.ts).
+   * In the log, so replicas hold them and they fail over with the leader.
+   */
+  readonly groups = new Map<string, AppliedGroup>();
   /** LSN of the last record applied. */
   appliedLsn = 0;
 
@@ -35,6 +47,9 @@ export class NodeState {
     if (record.op === Op.Config) {
       this.configs.push({ lsn: record.lsn, members: record.members });
       if (this.configs.length > MAX_CONFIGS) this.configs.shift();
+    } else if (record.op === Op.GroupPosition) {
+      if (record.position === null) this.groups.delete(record.collection);
+      else this.groups.set(record.collection, { position: record.position, setAtLsn: record.lsn });
     }
     this.appliedLsn = record.lsn;
   }
@@ -43,7 +58,24 @@ export class NodeState {
   reset(lsn: number): void {
     this.collections.clear();
     this.configs = [];
+    this.groups.clear();
     this.appliedLsn = lsn;
+  }
+
+  /** What a snapshot's manifest carries besides the points: the LSN, the config records, the groups. */
+  restoreFrom(manifest: {
+    lsn: number;
+    configs?: AppliedConfig[] | undefined;
+    groups?: ({ name: string; setAtLsn: number } & GroupPosition)[] | undefined;
+  }): void {
+    this.appliedLsn = manifest.lsn;
+    this.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
+    this.groups.clear();
+    for (const g of manifest.groups ?? [])
+      this.groups.set(g.name, {
+        position: { term: g.term, lsn: g.lsn, index: g.index },
+        setAtLsn: g.setAtLsn,
+      });
   }
 
   listCollections(): CollectionInfo[] {
@@ -133,7 +165,7 @@ export function applyRecord(collections: Map<string, Collection>, record: LogRec
       return;
     }
     default:
-      // Config records (membership) change no collection; the core reads them.
+      // Config records (membership) and group positions change no collection.
       return;
   }
 }

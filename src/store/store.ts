@@ -23,7 +23,7 @@ import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { VrepError, vrepError } from '../errors.ts';
 import type { HybridClock } from '../clock/hlc.ts';
-import { decodeRecord } from '../log/record.ts';
+import { decodeRecord, Op } from '../log/record.ts';
 import type { RecordLog } from '../log/record-log.ts';
 import type { FsyncPolicy } from '../log/wal.ts';
 import type { ConfigEntry, HardState } from '../consensus/core.ts';
@@ -40,7 +40,7 @@ import type { DirLock } from './dir-lock.ts';
 import { recover, type RecoveryReport, type ReplayThrough } from './recovery.ts';
 import { NodeState } from './state.ts';
 import { SchemaView } from './schema-view.ts';
-import { LogPins } from './log-pins.ts';
+import { LogPins, type LogPin } from './log-pins.ts';
 import { Cursors, type OpenCursorOptions } from './cursors.ts';
 import type { LogCursor } from './log-cursor.ts';
 import { LOST_DIR, writeLostFile, type LostRecords } from './lost-records.ts';
@@ -63,6 +63,12 @@ export interface StoreOptions {
   ringCapacityRecords?: number;
   /** Take a snapshot automatically once this many record bytes were applied since the last one (0 = never). */
   snapshotEveryBytes?: number;
+  /**
+   * WAL bytes change streams and consumer groups may hold back
+   * (streams.max_retained_bytes): a snapshot removes the WAL past this even
+   * when a stream or a group still needs it (log-pins.ts).
+   */
+  streamsMaxRetainedBytes?: number;
   /** Wall clock for the HLC (tests pass their own). */
   wallMs?: () => number;
   /**
@@ -88,6 +94,7 @@ export const STORE_DEFAULTS = {
   ringCapacityBytes: 16 * 1024 * 1024,
   ringCapacityRecords: 1_000_000,
   snapshotEveryBytes: 1024 * 1024 * 1024,
+  streamsMaxRetainedBytes: 4 * 1024 * 1024 * 1024,
 };
 
 export class Store {
@@ -103,6 +110,9 @@ export class Store {
   private readonly pins: LogPins;
   private readonly cursors: Cursors;
   private readonly snapshotEveryBytes: number;
+  private readonly streamsMaxRetainedBytes: number;
+  /** Each consumer group's committed position pins the WAL after it (a stream pin). */
+  private readonly groupPins = new Map<string, LogPin>();
   private bytesSinceSnapshot: number;
   /** Config records recovered at start-up (the core keeps them current afterwards). */
   readonly recoveredConfigs: ConfigEntry[];
@@ -120,6 +130,7 @@ export class Store {
     pins: LogPins;
     cursors: Cursors;
     snapshotEveryBytes: number;
+    streamsMaxRetainedBytes: number;
     bytesSinceSnapshot: number;
     configs: ConfigEntry[];
     unappliedSchema: { lsn: number; bytes: Uint8Array }[];
@@ -136,6 +147,7 @@ export class Store {
     this.pins = init.pins;
     this.cursors = init.cursors;
     this.snapshotEveryBytes = init.snapshotEveryBytes;
+    this.streamsMaxRetainedBytes = init.streamsMaxRetainedBytes;
     this.bytesSinceSnapshot = init.bytesSinceSnapshot;
     this.recoveredConfigs = init.configs;
     this.recovery = init.recovery;
@@ -144,6 +156,7 @@ export class Store {
     // Records left unapplied at start-up are in the log: a new write is
     // checked against the collections they create or drop.
     this.schema.appended(init.unappliedSchema);
+    this.syncGroupPins();
   }
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -179,6 +192,7 @@ export class Store {
         pins,
         cursors,
         snapshotEveryBytes: opts.snapshotEveryBytes ?? STORE_DEFAULTS.snapshotEveryBytes,
+        streamsMaxRetainedBytes: opts.streamsMaxRetainedBytes ?? STORE_DEFAULTS.streamsMaxRetainedBytes,
         bytesSinceSnapshot: r.bytesSinceSnapshot,
         configs: r.configs,
         unappliedSchema: r.unappliedSchema,
@@ -356,6 +370,38 @@ export class Store {
   }
 
   /**
+   * The lowest LSN change streams and groups may hold the WAL at: older
+   * records go at the next snapshot even if a stream or group still needs
+   * them (streams.max_retained_bytes).
+   */
+  get retentionFloor(): number {
+    return this.log.wal.retainedFrom(this.streamsMaxRetainedBytes);
+  }
+
+  /** The streams' retention limit, bytes. */
+  get retainedBytesLimit(): number {
+    return this.streamsMaxRetainedBytes;
+  }
+
+  /** Keeps one stream pin per group, after its committed position (the state holds the positions). */
+  private syncGroupPins(): void {
+    const groups = this.stateNow.groups;
+    for (const [name, pin] of this.groupPins) {
+      if (!groups.has(name)) {
+        pin.release();
+        this.groupPins.delete(name);
+      }
+    }
+    for (const [name, g] of groups) {
+      // The next record a group reads: the position's own when only part of it was handled.
+      const lsn = Math.max(1, g.position.index === null ? g.position.lsn + 1 : g.position.lsn);
+      const pin = this.groupPins.get(name);
+      if (pin) pin.lsn = lsn;
+      else this.groupPins.set(name, this.pins.pin(lsn, 'stream'));
+    }
+  }
+
+  /**
    * Records up to `lsn` are held by the write quorum and applied here:
    * committed cursors may read them (the node reports it after each Ready).
    */
@@ -374,12 +420,15 @@ export class Store {
   apply(entries: readonly Entry[]): void {
     this.assertOpen();
     const state = this.stateNow;
+    let groupsMoved = false;
     for (const e of entries) {
       const record = decodeRecord(e.bytes, { checksumVerified: true });
       state.apply(record);
+      if (record.op === Op.GroupPosition) groupsMoved = true;
       this.clock.observe({ ms: record.hlcMs, logical: record.hlcLogical });
       this.bytesSinceSnapshot += e.bytes.length;
     }
+    if (groupsMoved) this.syncGroupPins();
     const last = entries.at(-1);
     if (last) this.schema.applied(last.lsn);
     this.maybeSnapshot();
@@ -406,8 +455,7 @@ export class Store {
           chunk.payloads,
         ),
       );
-      state.appliedLsn = manifest.lsn;
-      state.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
+      state.restoreFrom(manifest);
     }
     for (let from = state.appliedLsn + 1; from <= lsn;) {
       const records = await this.log.read(from, lsn, 16 * 1024 * 1024);
@@ -422,6 +470,7 @@ export class Store {
     }
     this.stateNow = state;
     this.schema.reset();
+    this.syncGroupPins();
   }
 
   /**
@@ -455,8 +504,7 @@ export class Store {
         ),
       );
     }
-    state.appliedLsn = snapshotLsn;
-    state.configs = (manifest.configs ?? []).map((c) => ({ lsn: c.lsn, members: c.members }));
+    state.restoreFrom({ ...manifest, lsn: snapshotLsn });
     const history = manifest.history ?? [];
     const configs: ConfigEntry[] = (manifest.configs ?? []).map((c) => ({
       lsn: c.lsn,
@@ -465,6 +513,7 @@ export class Store {
     await this.log.resetAt(snapshotLsn + 1);
     this.stateNow = state;
     this.schema.reset();
+    this.syncGroupPins();
     this.bytesSinceSnapshot = 0;
     await this.saveHardState(
       { ...this.meta.hardState, commit: Math.min(this.meta.hardState.commit, snapshotLsn) },
@@ -546,7 +595,9 @@ export class Store {
       this.snapshotTarget(),
       () => this.buildSnapshot(),
       async (info) => {
-        await this.log.wal.removeBefore(Math.min(info.manifest.lsn + 1, this.pins.floor()));
+        await this.log.wal.removeBefore(
+          Math.min(info.manifest.lsn + 1, this.pins.floor(this.retentionFloor)),
+        );
       },
     );
   }
@@ -579,6 +630,7 @@ export class Store {
       historyId,
       history,
       configs: this.configsAt(lsn),
+      groups: [...state.groups].map(([name, g]) => ({ name, ...g.position, setAtLsn: g.setAtLsn })),
       logHolds: () => this.log.wal.whenDurable(lsn),
     });
   }

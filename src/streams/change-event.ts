@@ -12,7 +12,7 @@
  * not changes of data and give no event.
  */
 import { VrepError } from '../errors.ts';
-import { Op, type LogRecord, type MetricName } from '../log/record.ts';
+import { Op, type GroupPosition, type LogRecord, type MetricName } from '../log/record.ts';
 
 /** A place in the log, valid on every node of the cluster: the record's LSN and the term that wrote it. */
 export interface Position {
@@ -78,6 +78,11 @@ export function eventCount(record: LogRecord): number {
   }
 }
 
+/** The id of point `index` of a record's events (null for collection ops). */
+export function pointIdOf(record: LogRecord, index: number): string | null {
+  return record.op === Op.Upsert || record.op === Op.Delete ? (record.ids[index] ?? null) : null;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -128,7 +133,36 @@ export function changeEventOf(record: LogRecord, index: number, includeVectors: 
   return event;
 }
 
+/** A position as `from` takes it (index null: after the whole record). */
+export function startFromPosition(p: GroupPosition): StartFrom {
+  return p.index === null ? { term: p.term, lsn: p.lsn } : { term: p.term, lsn: p.lsn, index: p.index };
+}
+
 /** `TERM:LSN` or `TERM:LSN:INDEX` (the query parameter's and the CLI's spelling). */
 export function formatPosition(p: Position & { index?: number }): string {
   return p.index === undefined ? `${p.term}:${p.lsn}` : `${p.term}:${p.lsn}:${p.index}`;
+}
+
+/** Log order of positions; index null (the whole record) is after every point of it. */
+export function comparePositions(a: GroupPosition, b: GroupPosition): number {
+  if (a.lsn !== b.lsn) return a.lsn - b.lsn;
+  if (a.index === b.index) return 0; // also both null (Infinity - Infinity is NaN)
+  return (a.index ?? Infinity) - (b.index ?? Infinity);
+}
+
+export function maxPosition(a: GroupPosition, b: GroupPosition): GroupPosition {
+  return comparePositions(a, b) >= 0 ? a : b;
+}
+
+/** An event's place as a position with an index: its record's last point stands for the whole record. */
+export function eventPosition(e: Pick<ChangeEvent, 'term' | 'lsn' | 'index' | 'count'>): GroupPosition {
+  return { term: e.term, lsn: e.lsn, index: e.index === e.count - 1 ? null : e.index };
+}
+
+export const wholeRecord = (p: Position): GroupPosition => ({ term: p.term, lsn: p.lsn, index: null });
+
+export function formatGroupPosition(p: GroupPosition): string {
+  return formatPosition(
+    p.index === null ? { term: p.term, lsn: p.lsn } : { term: p.term, lsn: p.lsn, index: p.index },
+  );
 }

@@ -20,7 +20,7 @@
  */
 import assert from 'node:assert/strict';
 import { isVrepError, VrepError } from '../errors.ts';
-import { decodeRecord, peekRecord, type LogRecord, type Op } from '../log/record.ts';
+import { decodeRecord, peekRecord, type GroupPosition, type LogRecord, type Op } from '../log/record.ts';
 import type { LogCursor } from '../store/log-cursor.ts';
 import type { OpenCursorOptions } from '../store/cursors.ts';
 import { TermHistory, type Epoch } from '../consensus/term-history.ts';
@@ -30,6 +30,7 @@ import {
   changeOpOf,
   eventCount,
   formatPosition,
+  pointIdOf,
   type ChangeEvent,
   type ChangeOp,
   type Position,
@@ -60,8 +61,14 @@ export interface ChangeStreamOptions {
   includeVectors?: boolean;
   /** Aborting ends the stream. */
   signal?: AbortSignal;
-  /** Consumer groups are not built yet: refused, never ignored. */
+  /** Read as a member of this consumer group (src/streams/consumer-groups.ts checks its own options). */
   group?: string;
+}
+
+/** What a consumer group adds to its members' streams (not public options). */
+export interface StreamAssignment {
+  /** The points this member handles: the others are passed over (a collection op has id null). */
+  assigned(collection: string, id: string | null): boolean;
 }
 
 /** What a stream reads from (the store). */
@@ -85,11 +92,6 @@ const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isS
 /** Checks the options' shape (no I/O); throws ERR_INVALID_INPUT naming the option. */
 export function checkStreamOptions(opts: ChangeStreamOptions): void {
   if (typeof opts !== 'object' || opts === null) throw invalid('changes: options must be an object');
-  if (opts.group !== undefined) {
-    throw invalid(
-      'group: consumer groups are not built yet; read without a group and keep the last position you handled',
-    );
-  }
   const from = opts.from;
   if (from !== undefined && from !== 'earliest' && from !== 'latest') {
     if (typeof from !== 'object' || from === null || !isCount(from.term) || !isCount(from.lsn))
@@ -135,11 +137,18 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   private readonly ops: ReadonlySet<ChangeOp> | null;
   private readonly includeVectors: boolean;
   private readonly onAbort = (): void => this.close();
+  /** The position the stream starts after (known once started). */
+  private startedAfterNow: Position | null = null;
+  /** The last record of data this stream has gone past: all its events this stream hands out are handed out. */
+  private passedNow: Position | null = null;
+  /** The last event handed out (set with passedNow, in one synchronous step: a reader sees them agree). */
+  private lastHandedOutNow: GroupPosition | null = null;
 
   constructor(
     private readonly source: ChangeSource,
     private readonly opts: ChangeStreamOptions,
     private readonly onClose: (s: ChangeStream) => void = () => {},
+    private readonly assignment: StreamAssignment | null = null,
   ) {
     checkStreamOptions(opts);
     this.collections = opts.collections ? new Set(opts.collections) : null;
@@ -157,6 +166,26 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   start(): Promise<void> {
     this.started ??= this.open();
     return this.started;
+  }
+
+  /** The position this stream starts after (null until started): every event it hands out is later. */
+  get startedAfter(): Position | null {
+    return this.startedAfterNow;
+  }
+
+  /**
+   * The last record of data the stream has gone past (null: none yet; then
+   * startedAfter): every event of it and before it that this stream hands
+   * out has been handed out. A group member that handled what it was handed
+   * has handled the group's share up to here.
+   */
+  get passed(): Position | null {
+    return this.passedNow ?? this.startedAfterNow;
+  }
+
+  /** The position of the last event handed out (index null: the last point of its record); null: none yet. */
+  get lastHandedOut(): GroupPosition | null {
+    return this.lastHandedOutNow;
   }
 
   /** The stream's place: the next LSN its cursor reads (for tests and status). */
@@ -265,15 +294,35 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     }
     if (this.closed) return;
     const cursor = this.source.openCursor(
-      from === 'latest' ? { bound: 'committed' } : { from: startLsn, bound: 'committed' },
+      from === 'latest'
+        ? { bound: 'committed', retention: 'stream' }
+        : { from: startLsn, bound: 'committed', retention: 'stream' },
     );
     // 'latest': after the last record committed now, so nothing committed later is missed.
     if (from === 'latest') cursor.seek(cursor.readableThrough + 1);
     this.cursor = cursor;
+    this.startedAfterNow =
+      typeof from === 'object'
+        ? { term: from.term, lsn: from.lsn }
+        : await this.positionBefore(cursor.position);
+    if (this.closed) return;
     if (this.expect !== null && cursor.readableThrough >= this.expect.lsn) {
       // Checked now, so an HTTP client hears it before the upgrade.
       await this.read();
     }
+  }
+
+  /** The position of the record before `lsn` ({0, 0} before the first). */
+  private async positionBefore(lsn: number): Promise<Position> {
+    const before = lsn - 1;
+    if (before < 1) return { term: 0, lsn: 0 };
+    const log = this.source.records;
+    const fromHistory = (): number => new TermHistory(this.source.history).termAt(before);
+    const term =
+      before >= log.firstLsn && before <= log.lastLsn
+        ? await log.termAt(before).catch(fromHistory)
+        : fromHistory();
+    return { term, lsn: before };
   }
 
   /** Reads the next records into the buffer, waiting for one; false when the stream ended meanwhile. */
@@ -318,6 +367,8 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     if (expect.skipThrough < eventCount(first) - 1 && this.accepts(first)) {
       this.current = first;
       this.nextIndex = expect.skipThrough + 1;
+    } else if (changeOpOf(first.op) !== null) {
+      this.passedNow = { term: first.term, lsn: first.lsn };
     }
   }
 
@@ -340,17 +391,31 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
       const record = this.current;
       if (record !== null) {
         const count = eventCount(record);
+        const assignment = this.assignment;
         while (this.nextIndex < count && out.length < max) {
-          out.push(changeEventOf(record, this.nextIndex++, this.includeVectors));
+          const index = this.nextIndex++;
+          if (assignment === null || assignment.assigned(record.collection, pointIdOf(record, index))) {
+            out.push(changeEventOf(record, index, this.includeVectors));
+            this.lastHandedOutNow = {
+              term: record.term,
+              lsn: record.lsn,
+              index: index === count - 1 ? null : index,
+            };
+          }
         }
         if (this.nextIndex < count) return;
         this.current = null;
+        this.passedNow = { term: record.term, lsn: record.lsn };
       }
       if (this.recordsAt === this.records.length) return;
       const bytes = this.records[this.recordsAt] as Uint8Array;
       this.dropFirstRecord();
       // Filtered on the header, so a record nobody asked for is never decoded.
-      if (!this.accepts(peekRecord(bytes))) continue;
+      const head = peekRecord(bytes);
+      if (!this.accepts(head)) {
+        if (changeOpOf(head.op as Op) !== null) this.passedNow = { term: head.term, lsn: head.lsn };
+        continue;
+      }
       this.current = decodeRecord(bytes);
       this.nextIndex = 0;
     }
@@ -393,7 +458,7 @@ export class ChangeStreams {
   constructor(private readonly source: ChangeSource) {}
 
   /** A new stream (see ChangeStream); throws ERR_INVALID_INPUT on bad options, ERR_OVERLOADED past the limit. */
-  stream(opts: ChangeStreamOptions = {}): ChangeStream {
+  stream(opts: ChangeStreamOptions = {}, assignment: StreamAssignment | null = null): ChangeStream {
     if (this.stopped) throw new VrepError('ERR_NODE_STOPPED', 'the node is stopping');
     checkStreamOptions(opts);
     if (this.open.size >= ChangeStreamLimits.maxOpenStreams) {
@@ -402,7 +467,7 @@ export class ChangeStreams {
         `${ChangeStreamLimits.maxOpenStreams} change streams are open on this node; close one first`,
       );
     }
-    const s = new ChangeStream(this.source, opts, (closed) => this.open.delete(closed));
+    const s = new ChangeStream(this.source, opts, (closed) => this.open.delete(closed), assignment);
     if (!s.isClosed) this.open.add(s);
     return s;
   }

@@ -43,7 +43,8 @@ const base = {
   leader: null,
   members: [],
   last_truncation: null,
-  retention: { first_lsn: 1, first_term: 1 },
+  retention: { first_lsn: 1, first_term: 1, max_retained_bytes: 4 * 1024 ** 3 },
+  groups: [],
 };
 
 test('progress bars and tables', () => {

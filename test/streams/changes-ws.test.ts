@@ -200,7 +200,9 @@ test('errors before the upgrade are HTTP answers: bad query, group, evicted posi
   const cases: [string, number, string, RegExp][] = [
     ['from=yesterday', 400, 'ERR_INVALID_INPUT', /^from: /],
     ['from=1:2:3:4', 400, 'ERR_INVALID_INPUT', /^from: /],
-    ['group=indexer', 400, 'ERR_INVALID_INPUT', /^group: consumer groups are not built yet/],
+    ['group=no%20spaces', 400, 'ERR_INVALID_INPUT', /^group: expected 1-255 of/],
+    ['partition_by=id', 400, 'ERR_INVALID_INPUT', /only with group/],
+    ['group=g&partition_by=hash', 400, 'ERR_INVALID_INPUT', /^partition_by: /],
     ['ops=upsert,config', 400, 'ERR_INVALID_INPUT', /^ops: unknown op "config"/],
     ['include_vectors=yes', 400, 'ERR_INVALID_INPUT', /^include_vectors: /],
     ['from=earliest&from=latest', 400, 'ERR_INVALID_INPUT', /given 2 times/],
@@ -294,7 +296,7 @@ test('a client that credits but does not read: the server stops reading its stre
     get(target, prop) {
       if (prop === 'changes')
         return (opts: Parameters<ReplicationNode['changes']>[0]) => {
-          const s = target.changes(opts);
+          const s = target.changes(opts) as ChangeStream;
           streams.push(s);
           return s;
         };
