@@ -123,6 +123,7 @@ export class Feeder {
         flags: encoded.flags,
         prefix,
         payloadCrc: encoded.crc,
+        inPlace: encoded.headroom >= FRAME_HEADER_BYTES + prefix.length,
       },
       behind ? 'bulk' : 'live',
     );

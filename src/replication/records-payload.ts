@@ -10,11 +10,24 @@
  */
 import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
 import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
-import { FrameFlags } from '../transport/frame.ts';
+import { FrameFlags, FRAME_HEADER_BYTES } from '../transport/frame.ts';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 
 export const RECORDS_HEADER_BYTES = 16;
+/**
+ * Per-link fields in front of a RECORDS payload (the payload itself is
+ * shared by every feeder sending the same range): u64 sender's term |
+ * u64 commit | u64 apply limit.
+ */
+export const RECORDS_PREFIX_BYTES = 24;
+/**
+ * Bytes left free before every payload made here, in the same buffer: each
+ * link writes its frame header and prefix there and sends one view
+ * (encodeFrameInPlace), so a payload of megabytes is never copied into a
+ * frame per link.
+ */
+export const RECORDS_FRAME_HEADROOM = FRAME_HEADER_BYTES + RECORDS_PREFIX_BYTES;
 /** Below this many raw bytes a batch goes uncompressed: zstd's cost is not worth it on a trickle. */
 export const MIN_COMPRESS_BYTES = 16 * 1024;
 /** Compression is kept only when it saves at least this share of the bytes. */
@@ -30,6 +43,8 @@ export interface EncodedRecords {
   tried: boolean;
   /** crc32c(payload): taken once, where the payload is made, for every frame it is sent in. */
   crc: number;
+  /** Bytes free before `payload` in its buffer (RECORDS_FRAME_HEADROOM, or 0), for encodeFrameInPlace. */
+  headroom: number;
 }
 
 export interface RecordsCompression {
@@ -37,16 +52,28 @@ export interface RecordsCompression {
   level: number;
 }
 
-function concat(records: readonly Uint8Array[]): Uint8Array {
+/**
+ * Where a payload is made: `bytes` zeroed bytes with RECORDS_FRAME_HEADROOM
+ * free bytes before them in the same buffer (a worker makes them in shared
+ * memory, so the payload crosses to the main thread without a copy).
+ */
+export type PayloadAlloc = (bytes: number) => Uint8Array;
+
+function concat(records: readonly Uint8Array[], alloc: PayloadAlloc): Uint8Array {
   let total = 0;
   for (const r of records) total += r.length;
-  const out = new Uint8Array(RECORDS_HEADER_BYTES + total);
+  const out = alloc(RECORDS_HEADER_BYTES + total);
   let at = RECORDS_HEADER_BYTES;
   for (const r of records) {
     out.set(r, at);
     at += r.length;
   }
   return out;
+}
+
+/** The default PayloadAlloc: an ArrayBuffer of this thread. */
+export function headroomed(bytes: number): Uint8Array {
+  return new Uint8Array(RECORDS_FRAME_HEADROOM + bytes).subarray(RECORDS_FRAME_HEADROOM);
 }
 
 function writeHeader(out: Uint8Array, firstLsn: number, count: number, rawBytes: number): void {
@@ -61,22 +88,27 @@ function checkBatch(records: readonly Uint8Array[]): number {
   return recordLsn(records[0] as Uint8Array);
 }
 
+const headroom = RECORDS_FRAME_HEADROOM;
+
+/** `raw`: the records after header room (from concat); `compressed`: its body compressed, or null. */
 function finish(
   raw: Uint8Array,
   compressed: Uint8Array | null,
   firstLsn: number,
   count: number,
+  alloc: PayloadAlloc,
 ): EncodedRecords {
   const rawBytes = raw.length - RECORDS_HEADER_BYTES;
   const tried = compressed !== null;
   if (compressed !== null && compressed.length <= rawBytes * (1 - MIN_SAVING)) {
-    const out = new Uint8Array(RECORDS_HEADER_BYTES + compressed.length);
+    const out = alloc(RECORDS_HEADER_BYTES + compressed.length);
     out.set(compressed, RECORDS_HEADER_BYTES);
     writeHeader(out, firstLsn, count, rawBytes);
-    return { payload: out, flags: FrameFlags.Compressed, firstLsn, count, rawBytes, tried, crc: crc32c(out) };
+    const crc = crc32c(out);
+    return { payload: out, flags: FrameFlags.Compressed, firstLsn, count, rawBytes, tried, crc, headroom };
   }
   writeHeader(raw, firstLsn, count, rawBytes);
-  return { payload: raw, flags: 0, firstLsn, count, rawBytes, tried, crc: crc32c(raw) };
+  return { payload: raw, flags: 0, firstLsn, count, rawBytes, tried, crc: crc32c(raw), headroom };
 }
 
 function wantsCompression(rawBytes: number, c: RecordsCompression): boolean {
@@ -84,14 +116,18 @@ function wantsCompression(rawBytes: number, c: RecordsCompression): boolean {
 }
 
 /** Encodes on the calling thread (small live batches). */
-export function encodeRecords(records: readonly Uint8Array[], c: RecordsCompression): EncodedRecords {
+export function encodeRecords(
+  records: readonly Uint8Array[],
+  c: RecordsCompression,
+  alloc: PayloadAlloc = headroomed,
+): EncodedRecords {
   const firstLsn = checkBatch(records);
-  const raw = concat(records);
+  const raw = concat(records, alloc);
   const body = raw.subarray(RECORDS_HEADER_BYTES);
   const compressed = wantsCompression(body.length, c)
     ? compressBatch([body], { level: c.level, shuffle: true })
     : null;
-  return finish(raw, compressed, firstLsn, records.length);
+  return finish(raw, compressed, firstLsn, records.length, alloc);
 }
 
 /** Same result as encodeRecords, compressing on the libuv pool (off the event loop). */
@@ -100,24 +136,17 @@ export async function encodeRecordsAsync(
   c: RecordsCompression,
 ): Promise<EncodedRecords> {
   const firstLsn = checkBatch(records);
-  const raw = concat(records);
+  const raw = concat(records, headroomed);
   const body = raw.subarray(RECORDS_HEADER_BYTES);
   const compressed = wantsCompression(body.length, c)
     ? await compressBatchAsync([body], { level: c.level, shuffle: true })
     : null;
-  return finish(raw, compressed, firstLsn, records.length);
+  return finish(raw, compressed, firstLsn, records.length, headroomed);
 }
 
 function protocolError(message: string): VrepError {
   return new VrepError('ERR_PROTOCOL', `RECORDS: ${message}`);
 }
-
-/**
- * Per-link fields in front of a RECORDS payload (the payload itself is
- * shared by every feeder sending the same range): u64 sender's term |
- * u64 commit | u64 apply limit.
- */
-export const RECORDS_PREFIX_BYTES = 24;
 
 export function encodeRecordsPrefix(term: number, commit: number, applyLimit: number): Uint8Array {
   const out = new Uint8Array(RECORDS_PREFIX_BYTES);

@@ -124,7 +124,7 @@ function checkEncodeArgs(type: number, flags: number, seq: number, payload: Uint
 
 /**
  * Encodes one frame into a new buffer of FRAME_HEADER_BYTES + payload bytes
- * (the payload is copied once; WebSocket clients mask the message in place).
+ * (the payload is copied once).
  * A `prefix` goes in front of the payload, in the same copy: a small
  * per-link header before a body shared by several links. `payloadCrc`,
  * when given, is `crc32c(payload)` taken once by the caller: the frame's
@@ -149,28 +149,80 @@ export function encodeFrame(
     );
   }
   const out = new Uint8Array(FRAME_HEADER_BYTES + prefixBytes + payload.byteLength);
+  if (prefix) out.set(prefix, FRAME_HEADER_BYTES);
+  out.set(payload, FRAME_HEADER_BYTES + prefixBytes);
+  writeHeader(out, type, flags, seq, prefixBytes, payloadCrc);
+  return out;
+}
+
+/**
+ * Like encodeFrame, without copying the payload: the header and `prefix`
+ * are written into the FRAME_HEADER_BYTES + prefix bytes right before
+ * `payload` in its own buffer (which the caller reserved for this and lets
+ * every send overwrite), and the frame is a view over that buffer. For a
+ * body of megabytes shared by several links: each send writes its own
+ * header in front and hands the view to a socket library that copies it
+ * before returning, so neither the payload nor a frame per link is copied
+ * here.
+ */
+export function encodeFrameInPlace(
+  type: FrameType,
+  flags: number,
+  seq: number,
+  payload: Uint8Array,
+  prefix?: Uint8Array,
+  payloadCrc?: number,
+): Uint8Array {
+  checkEncodeArgs(type, flags, seq, payload);
+  const prefixBytes = prefix?.byteLength ?? 0;
+  const headBytes = FRAME_HEADER_BYTES + prefixBytes;
+  if (payload.byteOffset < headBytes) {
+    throw new RangeError(
+      `encodeFrameInPlace: the payload has ${payload.byteOffset} bytes before it in its buffer; the header and prefix need ${headBytes}`,
+    );
+  }
+  if (payload.byteLength + prefixBytes > MAX_PAYLOAD_FIELD) {
+    throw new RangeError(
+      `encodeFrameInPlace: payload of ${payload.byteLength + prefixBytes} bytes exceeds the u32 length field`,
+    );
+  }
+  const out = new Uint8Array(payload.buffer, payload.byteOffset - headBytes, headBytes + payload.byteLength);
+  if (prefix) out.set(prefix, FRAME_HEADER_BYTES);
+  writeHeader(out, type, flags, seq, prefixBytes, payloadCrc);
+  return out;
+}
+
+/** The header of the frame `out` (prefix and payload already in place), its CRC last. */
+function writeHeader(
+  out: Uint8Array,
+  type: FrameType,
+  flags: number,
+  seq: number,
+  prefixBytes: number,
+  payloadCrc: number | undefined,
+): void {
+  const payloadBytes = out.byteLength - FRAME_HEADER_BYTES - prefixBytes;
   const dv = view(out);
   dv.setUint16(0, FRAME_MAGIC, true);
   out[2] = FRAME_VERSION;
   out[3] = type;
   out[4] = flags;
-  // bytes 5..7 reserved, zero
+  out[5] = 0;
+  out[6] = 0;
+  out[7] = 0; // bytes 5..7 reserved, zero
   dv.setUint32(SEQ_OFFSET, seq % 0x1_0000_0000, true);
   dv.setUint32(SEQ_OFFSET + 4, Math.floor(seq / 0x1_0000_0000), true);
-  dv.setUint32(LENGTH_OFFSET, prefixBytes + payload.byteLength, true);
-  if (prefix) out.set(prefix, FRAME_HEADER_BYTES);
+  dv.setUint32(LENGTH_OFFSET, prefixBytes + payloadBytes, true);
   const payloadAt = FRAME_HEADER_BYTES + prefixBytes;
-  out.set(payload, payloadAt);
   const crc =
     payloadCrc === undefined
       ? frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES))
       : crc32cCombine(
           frameCrc(out.subarray(0, CRC_OFFSET), out.subarray(FRAME_HEADER_BYTES, payloadAt)),
           payloadCrc,
-          payload.byteLength,
+          payloadBytes,
         );
   dv.setUint32(CRC_OFFSET, crc, true);
-  return out;
 }
 
 function frameCrc(headerWithoutCrc: Uint8Array, payload: Uint8Array): number {

@@ -9,6 +9,7 @@
 import {
   decodeFrame,
   encodeFrame,
+  encodeFrameInPlace,
   FRAME_HEADER_BYTES,
   isFrameError,
   type Frame,
@@ -34,6 +35,14 @@ export interface OutgoingFrame {
   flags?: number;
   /** crc32c(payload), when the sender has it (see encodeFrame). */
   payloadCrc?: number;
+  /**
+   * The FRAME_HEADER_BYTES + prefix bytes right before `payload` in its
+   * buffer are free for this send to overwrite: the frame is built there
+   * (encodeFrameInPlace), not copied. Safe because both socket libraries
+   * copy a message before send returns (uWS into its socket buffer or the
+   * kernel, ws while masking), so the next send may overwrite them again.
+   */
+  inPlace?: boolean;
 }
 
 export interface CloseInfo {
@@ -248,7 +257,7 @@ export class LinkCore implements PeerLink {
         `send: a ${payloadBytes}-byte payload exceeds maxFrameBytes ${this.limits.maxFrameBytes}`,
       );
     }
-    const bytes = encodeFrame(
+    const bytes = (frame.inPlace ? encodeFrameInPlace : encodeFrame)(
       frame.type,
       frame.flags ?? 0,
       this.nextSendSeq,

@@ -20,7 +20,11 @@ import { Piscina } from 'piscina';
 import { checkInt, describe } from '../native/checks.ts';
 import { RingReader, RING_MAX_LSN, type RingHandle } from '../native/ring-log.ts';
 import { batchCodecLimits } from '../native/batch-codec.ts';
-import type { EncodedRecords, RecordsCompression } from '../replication/records-payload.ts';
+import {
+  RECORDS_FRAME_HEADROOM,
+  type EncodedRecords,
+  type RecordsCompression,
+} from '../replication/records-payload.ts';
 import type { RecordsEncoder } from '../replication/records-source.ts';
 import { ErrorCodes, VrepError } from '../errors.ts';
 // Types only: erased, so this does not load the worker module here.
@@ -166,9 +170,9 @@ export class FeederPool implements RecordsEncoder {
    * when fromLsn is past the newest record.
    *
    * The payload is a Uint8Array over a SharedArrayBuffer that only this
-   * thread still holds: use it as any Uint8Array (encodeFrame copies it),
-   * but do not put its buffer in a transfer list (shared memory cannot be
-   * transferred).
+   * thread still holds, with `headroom` free bytes before it (frames are
+   * built there, encodeFrameInPlace): use it as any Uint8Array, but do not
+   * put its buffer in a transfer list (shared memory cannot be transferred).
    */
   encodeFromRing(
     fromLsn: number,
@@ -282,7 +286,8 @@ export class FeederPool implements RecordsEncoder {
     switch (reply.kind) {
       case 'encoded':
         return {
-          payload: new Uint8Array(reply.payload),
+          payload: new Uint8Array(reply.payload, RECORDS_FRAME_HEADROOM, reply.payloadBytes),
+          headroom: RECORDS_FRAME_HEADROOM,
           flags: reply.flags,
           firstLsn: reply.firstLsn,
           count: reply.count,

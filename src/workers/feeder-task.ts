@@ -13,7 +13,11 @@
  */
 import { Piscina } from 'piscina';
 import { RingReader, type RingHandle } from '../native/ring-log.ts';
-import { encodeRecords, type RecordsCompression } from '../replication/records-payload.ts';
+import {
+  encodeRecords,
+  RECORDS_FRAME_HEADROOM,
+  type RecordsCompression,
+} from '../replication/records-payload.ts';
 import { ErrorCodes, isVrepError, VrepError, type ErrorCode } from '../errors.ts';
 
 /** What each pool thread receives once, at start-up. */
@@ -43,8 +47,14 @@ export type FeederTask = EncodeFromRingTask | EncodeRecordsTask;
 export type FeederReply =
   | {
       kind: 'encoded';
-      /** The RECORDS payload, exactly (shared with the main thread; this thread drops it). */
+      /**
+       * The RECORDS payload from byte RECORDS_FRAME_HEADROOM on (the bytes
+       * before are free for the frame header), shared with the main thread;
+       * this thread drops it.
+       */
       payload: SharedArrayBuffer;
+      /** Payload bytes after the headroom. */
+      payloadBytes: number;
       flags: number;
       firstLsn: number;
       count: number;
@@ -159,13 +169,17 @@ function views(buffer: Uint8Array, lens: Uint32Array, n: number): Uint8Array[] {
  * 70 ms each on the shared 2-core machine); a SharedArrayBuffer brought none
  * (one scavenge). The price is one copy here, off the event loop.
  */
+/** Payloads are made in shared memory: they reach the main thread without a copy. */
+function sharedPayload(bytes: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(RECORDS_FRAME_HEADROOM + bytes), RECORDS_FRAME_HEADROOM);
+}
+
 function encode(records: Uint8Array[], compression: RecordsCompression): FeederReply {
-  const encoded = encodeRecords(records, compression);
-  const payload = new SharedArrayBuffer(encoded.payload.byteLength);
-  new Uint8Array(payload).set(encoded.payload);
+  const encoded = encodeRecords(records, compression, sharedPayload);
   return {
     kind: 'encoded',
-    payload,
+    payload: encoded.payload.buffer as SharedArrayBuffer,
+    payloadBytes: encoded.payload.byteLength,
     flags: encoded.flags,
     firstLsn: encoded.firstLsn,
     count: encoded.count,

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   decodeFrame,
   encodeFrame,
+  encodeFrameInPlace,
   FRAME_HEADER_BYTES,
   FrameError,
   FrameFlags,
@@ -166,6 +167,28 @@ test('a payload CRC given by the sender gives the same bytes as summing the payl
       assert.deepEqual(given, summed);
       const wrong = encodeFrame(f.type, f.flags, f.seq, f.payload, prefix, (crc32c(f.payload) ^ 1) >>> 0);
       rejects(() => decodeFrame(wrong, { maxFrameBytes: MAX, expectedSeq: f.seq }), ['bad-crc']);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('a frame built in place in the room before its payload has the bytes encodeFrame copies; too little room is refused', () => {
+  fc.assert(
+    fc.property(arbFrame, fc.uint8Array({ maxLength: 40 }), fc.nat(16), (f, prefix, spare) => {
+      const room = FRAME_HEADER_BYTES + prefix.length + spare;
+      const buffer = new Uint8Array(room + f.payload.length).fill(0xee);
+      buffer.set(f.payload, room);
+      const payload = buffer.subarray(room);
+      const copied = encodeFrame(f.type, f.flags, f.seq, f.payload, prefix);
+      for (const crc of [undefined, crc32c(f.payload)]) {
+        const inPlace = encodeFrameInPlace(f.type, f.flags, f.seq, payload, prefix, crc);
+        assert.equal(inPlace.buffer, buffer.buffer);
+        assert.deepEqual(new Uint8Array(inPlace), copied);
+      }
+      assert.deepEqual(payload, f.payload);
+      // A prefix one byte longer than the room left for it.
+      const tooLong = new Uint8Array(room - FRAME_HEADER_BYTES + 1);
+      assert.throws(() => encodeFrameInPlace(f.type, f.flags, f.seq, payload, tooLong), /need/);
     }),
     { numRuns: 300 },
   );

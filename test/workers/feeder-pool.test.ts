@@ -5,9 +5,16 @@ import { FeederPool, FeederPoolLimits } from '../../src/workers/feeder-pool.ts';
 import {
   decodeRecordsFrame,
   encodeRecordsPrefix,
+  RECORDS_FRAME_HEADROOM,
   RECORDS_HEADER_BYTES,
 } from '../../src/replication/records-payload.ts';
-import { decodeFrame, encodeFrame, FrameFlags, FrameType } from '../../src/transport/frame.ts';
+import {
+  decodeFrame,
+  encodeFrame,
+  encodeFrameInPlace,
+  FrameFlags,
+  FrameType,
+} from '../../src/transport/frame.ts';
 import { batchCodecLimits } from '../../src/native/batch-codec.ts';
 import { ErrorCodes, isVrepError } from '../../src/errors.ts';
 import { repoRoot, startNode } from '../helpers/process.ts';
@@ -41,9 +48,12 @@ test('a payload from the pool decodes to exactly the ring records, compressed or
   assert.equal(compressed.firstLsn, 1);
   assert.equal(compressed.count, 40);
   assert.ok(compressed.payload.length < compressed.rawBytes, 'compression saved nothing');
-  // Shared by the worker, not transferred (see feeder-task.ts); the view covers it exactly.
+  // Shared by the worker, not transferred (see feeder-task.ts); the view covers it after the
+  // headroom a frame header is built in (encodeFrameInPlace).
   assert.ok(compressed.payload.buffer instanceof SharedArrayBuffer);
-  assert.equal(compressed.payload.byteLength, compressed.payload.buffer.byteLength);
+  assert.equal(compressed.headroom, RECORDS_FRAME_HEADROOM);
+  assert.equal(compressed.payload.byteOffset, RECORDS_FRAME_HEADROOM);
+  assert.equal(compressed.payload.byteLength, compressed.payload.buffer.byteLength - RECORDS_FRAME_HEADROOM);
   assert.deepEqual(decode(compressed, 1), readOnMainThread(ring, 1, 40));
 
   const plain = await pool.encodeFromRing(11, 30, MAX, OFF);
@@ -63,6 +73,21 @@ test('a shared-memory payload goes through the frame codec like any other', asyn
   });
   assert.equal(frame.flags, encoded.flags);
   assert.deepEqual(decode(frame, 3), records.slice(2, 9));
+  // Built in the headroom, as a link sends it: the same bytes, and the payload is left as it was.
+  const before = encoded.payload.slice();
+  const prefix = encodeRecordsPrefix(2, 3, 4);
+  const copied = encodeFrame(FrameType.Records, encoded.flags, 8, encoded.payload, prefix, encoded.crc);
+  const inPlace = encodeFrameInPlace(
+    FrameType.Records,
+    encoded.flags,
+    8,
+    encoded.payload,
+    prefix,
+    encoded.crc,
+  );
+  assert.ok(inPlace.buffer === encoded.payload.buffer, 'built over the payload, not copied');
+  assert.deepEqual(new Uint8Array(inPlace), copied);
+  assert.deepEqual(encoded.payload, before);
 });
 
 test('maxBytes bounds a batch; a first record larger than maxBytes goes alone', async () => {
