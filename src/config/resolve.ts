@@ -567,6 +567,9 @@ export function resolveConfig(input: ConfigInput): ServeConfig {
       dataDir: c.data_dir ?? DEFAULTS.dataDir,
       replication,
       storage,
+      ...(c.streams?.max_retained_bytes !== undefined
+        ? { streams: { maxRetainedBytes: c.streams.max_retained_bytes } }
+        : {}),
     },
     http: {
       host: c.http?.host ?? DEFAULTS.httpHost,

@@ -110,6 +110,13 @@ export const storageSchema = z.strictObject({
   ),
 });
 
+export const streamsSchema = z.strictObject({
+  max_retained_bytes: field(
+    int(1024 * 1024, Number.MAX_SAFE_INTEGER),
+    'a byte count of at least 1048576',
+  ),
+});
+
 export const loggingSchema = z.strictObject({
   level: field(z.enum(LOG_LEVELS), `one of ${LOG_LEVELS.join(', ')}`),
 });
@@ -120,6 +127,7 @@ export const fileSchema = z.strictObject({
   http: httpSchema.optional(),
   replication: replicationSchema.optional(),
   storage: storageSchema.optional(),
+  streams: streamsSchema.optional(),
   logging: loggingSchema.optional(),
 });
 

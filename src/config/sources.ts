@@ -70,6 +70,7 @@ export const ENV_SOURCES: readonly TextSource[] = [
   { name: 'VREP_WAL_SEGMENT_BYTES', key: 'storage.wal_segment_bytes', kind: 'number' },
   { name: 'VREP_LOG_BYTES', key: 'storage.log_bytes', kind: 'number' },
   { name: 'VREP_SNAPSHOT_EVERY_BYTES', key: 'storage.snapshot_every_bytes', kind: 'number' },
+  { name: 'VREP_STREAMS_MAX_RETAINED_BYTES', key: 'streams.max_retained_bytes', kind: 'number' },
   { name: 'VREP_LOG_LEVEL', key: 'logging.level', kind: 'string' },
 ];
 

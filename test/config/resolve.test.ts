@@ -184,6 +184,7 @@ test('every env variable is read, and each reaches its key', () => {
     VREP_WAL_SEGMENT_BYTES: '1048576',
     VREP_LOG_BYTES: '2097152',
     VREP_SNAPSHOT_EVERY_BYTES: '0',
+    VREP_STREAMS_MAX_RETAINED_BYTES: '2097152',
     VREP_LOG_LEVEL: 'warn',
   };
   // The test covers the whole table (the synonyms and role auto's timings are tested on their own).
@@ -251,6 +252,7 @@ test('every env variable is read, and each reaches its key', () => {
     logBytes: 2_097_152,
     snapshotEveryBytes: 0,
   });
+  assert.deepEqual(c.node.streams, { maxRetainedBytes: 2_097_152 });
   assert.equal(c.logLevel, 'warn');
 });
 
@@ -413,7 +415,7 @@ test('an unknown key fails, naming it, its value and the keys allowed there', ()
   );
   assert.match(
     configError({ file: file('nodeid: n1\n') }),
-    /^config nodeid: unknown key \(value "n1", in vrep\.yaml\); expected one of: node_id, data_dir, http, replication, storage, logging$/,
+    /^config nodeid: unknown key \(value "n1", in vrep\.yaml\); expected one of: node_id, data_dir, http, replication, storage, streams, logging$/,
   );
   assert.match(configError({ file: file('http: { hots: x }\n') }), /^config http\.hots: unknown key/);
   assert.match(
