@@ -166,6 +166,8 @@ export class SnapshotReceiver {
   private writes: Promise<void> = Promise.resolve();
   /** Complete chunk files being fsynced and closed, oldest first (at most MAX_CHUNKS_SYNCING). */
   private readonly syncing: Promise<void>[] = [];
+  /** The first write or fsync this disk refused (its errno code makes it ERR_WAL_IO in peers.ts). */
+  private ioError: Error | null = null;
   /**
    * Chunk buffers whose writes and decode are done, for the next chunks: a
    * fresh 8 MiB buffer per chunk was zero-filled, faulted in and collected
@@ -242,6 +244,7 @@ export class SnapshotReceiver {
    * a disk error (errno code) from any earlier write or fsync.
    */
   async piece(index: number, offset: number, bytes: Uint8Array): Promise<void> {
+    if (this.ioError) throw this.ioError;
     const entry = this.chunks[index];
     if (index !== this.chunk || entry === undefined || offset !== this.offset) {
       throw protocolError(
@@ -265,6 +268,10 @@ export class SnapshotReceiver {
     this.writes = this.writes.then(async () => {
       await handle.write(view, 0, view.length, offset);
     });
+    // A failed write (a full disk) fails the next piece, or this chunk's end.
+    this.writes.catch((err: unknown) => {
+      this.ioError ??= err as Error;
+    });
     this.offset += bytes.length;
     this.received += bytes.length;
     if (this.offset < entry.bytes) return;
@@ -281,8 +288,10 @@ export class SnapshotReceiver {
       throw protocolError(`SNAPSHOT_CHUNK: chunk ${index} (${entry.file}) fails its checksum`);
     }
     const synced = writes.then(() => handle.sync()).finally(() => handle.close().catch(() => undefined));
-    // Rejections are taken below or by install; this keeps one from being reported unhandled meanwhile.
-    synced.catch(() => undefined);
+    // Awaited below or by install too; the catch records the first failure for the next piece.
+    synced.catch((err: unknown) => {
+      this.ioError ??= err as Error;
+    });
     this.syncing.push(synced);
     while (this.syncing.length > MAX_CHUNKS_SYNCING) await this.syncing.shift();
     this.doneBytes += entry.bytes;

@@ -52,6 +52,8 @@ export class Collection {
   private readonly rowIds: string[] = [];
   private readonly rowPayloads: (string | null)[] = [];
   private readonly idToRow = new Map<string, number>();
+  /** Bulk load: rows whose vectors are stored and whose ids have not come yet (appendVectors). */
+  private rowsWithoutIds = 0;
   /** Chunks a snapshot in progress still reads: copied before the next write to them. */
   private readonly sharedChunks = new Set<Float32Array>();
 
@@ -104,22 +106,42 @@ export class Collection {
   }
 
   /**
-   * Appends points that are new, one vector chunk at a time, as a snapshot
-   * loads them (its chunks hold CHUNK_ROWS points each, the last fewer): a
-   * full chunk's `vectors` become the storage itself, not a copy, so the
-   * caller gives them up. Rows that do not start a chunk go through
-   * `upsert`. Throws on an id already present (a snapshot never repeats
-   * one); the collection is then not to be used.
+   * Bulk load, step one: the vectors of the next `rows` points (at most one
+   * chunk's worth), as a snapshot loads them (its chunks hold CHUNK_ROWS
+   * points each, the last fewer). A full chunk's `vectors` become the
+   * storage itself, not a copy, so the caller gives them up. Their ids come
+   * next with `appendIds`, in as many calls as suit the caller; until they
+   * all came, nothing else may touch the collection. False (nothing done)
+   * when the collection does not end on a chunk boundary or ids are still
+   * missing: the caller then upserts.
    */
-  appendChunk(ids: readonly string[], vectors: Float32Array, payloads: readonly Uint8Array[]): void {
+  appendVectors(vectors: Float32Array, rows: number): boolean {
     const dim = this.dimension;
     const first = this.rowIds.length;
-    const rows = ids.length;
-    if ((first & CHUNK_MASK) !== 0 || rows > CHUNK_ROWS || vectors.length !== rows * dim) {
-      this.upsert(ids, vectors, payloads);
-      return;
+    if (this.rowsWithoutIds > 0 || (first & CHUNK_MASK) !== 0) return false;
+    if (!Number.isInteger(rows) || rows < 1 || rows > CHUNK_ROWS || vectors.length !== rows * dim)
+      throw new RangeError(`appendVectors: ${vectors.length} floats for ${rows} rows of ${dim}`);
+    if (rows === CHUNK_ROWS) this.chunks.push(vectors);
+    else {
+      const chunk = new Float32Array(CHUNK_ROWS * dim);
+      chunk.set(vectors);
+      this.chunks.push(chunk);
     }
-    for (let i = 0; i < rows; i++) {
+    this.rowsWithoutIds = rows;
+    return true;
+  }
+
+  /**
+   * Bulk load, step two: ids and payloads of the next points whose vectors
+   * `appendVectors` stored. Throws on an id already present (a snapshot
+   * never repeats one) or on more ids than rows waiting for them; the
+   * collection is then not to be used.
+   */
+  appendIds(ids: readonly string[], payloads: readonly Uint8Array[]): void {
+    if (ids.length > this.rowsWithoutIds)
+      throw new RangeError(`appendIds: ${ids.length} ids for ${this.rowsWithoutIds} rows`);
+    const first = this.rowIds.length;
+    for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
       const before = this.idToRow.size;
       this.idToRow.set(id, first + i);
@@ -128,12 +150,7 @@ export class Collection {
       const p = payloads[i] ?? EMPTY;
       this.rowPayloads.push(p.length === 0 ? null : textDecoder.decode(p));
     }
-    if (rows === CHUNK_ROWS) this.chunks.push(vectors);
-    else if (rows > 0) {
-      const chunk = new Float32Array(CHUNK_ROWS * dim);
-      chunk.set(vectors);
-      this.chunks.push(chunk);
-    }
+    this.rowsWithoutIds -= ids.length;
   }
 
   /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */

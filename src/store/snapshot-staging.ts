@@ -16,6 +16,10 @@ import { VrepError } from '../errors.ts';
 import { Collection } from './collection.ts';
 import { decodeChunk, parseManifest, type LoadedChunk, type SnapshotManifest } from './snapshot.ts';
 
+/** Points whose ids go into a collection in one turn of the event loop, at most. */
+const ROWS_PER_TURN = 2048;
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** Chunks (16k points each) decoding or waiting to be applied at once, at most. */
 export const MAX_CHUNKS_DECODING = 4;
 
@@ -76,7 +80,7 @@ export class SnapshotStaging {
     decoded.then(onFrameRead, onFrameRead).catch(() => undefined);
     const applied = this.chain.then(async () => {
       const chunk = await decoded;
-      if (!this.aborted) this.upsert(chunk);
+      if (!this.aborted) await this.upsert(chunk);
     });
     this.chain = applied.catch((err: unknown) => {
       this.failure ??= err as Error;
@@ -87,11 +91,26 @@ export class SnapshotStaging {
     this.applying.push(done);
   }
 
-  private upsert(chunk: LoadedChunk): void {
+  /**
+   * One decoded chunk into its collection: the vectors at once (taken as the
+   * storage), the ids in slices of ROWS_PER_TURN with the event loop free
+   * in between, so a full sync never holds it for a whole chunk (16k map
+   * inserts: 20-35 ms here) and reads, heartbeats and frames go on.
+   */
+  private async upsert(chunk: LoadedChunk): Promise<void> {
     const c = this.collections.get(chunk.collection) as Collection;
+    const rows = chunk.ids.length;
     try {
-      // The decoded vectors are this chunk's own buffer: taken as the storage, not copied.
-      c.appendChunk(chunk.ids, chunk.vectors, chunk.payloads);
+      if (!c.appendVectors(chunk.vectors, rows)) {
+        c.upsert(chunk.ids, chunk.vectors, chunk.payloads);
+        return;
+      }
+      for (let from = 0; from < rows; from += ROWS_PER_TURN) {
+        if (from > 0) await turn();
+        if (this.aborted) return;
+        const to = Math.min(rows, from + ROWS_PER_TURN);
+        c.appendIds(chunk.ids.slice(from, to), chunk.payloads.slice(from, to));
+      }
     } catch (err) {
       throw new VrepError(
         'ERR_SNAPSHOT_CORRUPT',

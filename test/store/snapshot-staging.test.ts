@@ -93,11 +93,19 @@ test('a chunk that does not decode, one out of order, or one missing is refused'
   await assert.rejects(short.finish(), /3 of 4 chunks staged/);
 });
 
-test('appendChunk refuses an id it holds already', () => {
+test('a bulk load takes the vectors, then the ids in slices; a repeated id or one too many is refused', () => {
   const c = new Collection('c', 2, 'l2');
-  assert.throws(() => c.appendChunk(['a', 'a'], Float32Array.from([1, 2, 3, 4]), []), /appears twice/);
+  assert.equal(c.appendVectors(Float32Array.from([1, 2, 3, 4, 5, 6]), 3), true);
+  assert.equal(c.appendVectors(Float32Array.from([1, 2]), 1), false, 'ids still missing');
+  c.appendIds(['a'], []);
+  c.appendIds(['b', 'c'], [new Uint8Array(0), enc.encode('{"k":1}')]);
+  assert.equal(c.count, 3);
+  assert.deepEqual(Array.from(c.get('b')?.vector ?? []), [3, 4]);
+  assert.equal(c.get('c')?.payload, '{"k":1}');
+  assert.throws(() => c.appendIds(['d'], []), /1 ids for 0 rows/);
+  assert.equal(c.appendVectors(Float32Array.from([7, 8]), 1), false, 'not on a chunk boundary');
+
   const d = new Collection('d', 2, 'l2');
-  d.appendChunk(['a', 'b'], Float32Array.from([1, 2, 3, 4]), []);
-  assert.deepEqual(Array.from(d.get('b')?.vector ?? []), [3, 4]);
-  assert.equal(d.count, 2);
+  d.appendVectors(Float32Array.from([1, 2, 3, 4]), 2);
+  assert.throws(() => d.appendIds(['a', 'a'], []), /appears twice/);
 });
