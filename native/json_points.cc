@@ -449,7 +449,7 @@ void JsonPointsOutput::Clear() {
 }
 
 void JsonPointsDecoder::Decode(const uint8_t* data, size_t length, const JsonPointsLimits& limits,
-                               JsonPointsOutput& out) {
+                               JsonPointsOutput& out, size_t readable) {
   out.Clear();
   if (length > limits.maxInputBytes) {
     FailPoint("batch: " + std::to_string(length) + " bytes, limit " + std::to_string(limits.maxInputBytes));
@@ -461,7 +461,7 @@ void JsonPointsDecoder::Decode(const uint8_t* data, size_t length, const JsonPoi
   } release{&json_};
 
   element root;
-  simdjson::error_code error = json_.Parse(data, length, &root);
+  simdjson::error_code error = json_.Parse(data, length, &root, readable);
   if (error != simdjson::SUCCESS) throw CodedError{codes::kJsonSyntax, SyntaxMessage(error, json_.Text(), length)};
 
   BatchWalker(json_.Text(), json_.TextLength(), limits, out).Walk(root);
@@ -496,6 +496,23 @@ uint32_t ReadUint32Arg(const Napi::CallbackInfo& info, const char* fn, size_t i,
                    std::to_string(max) + "]");
   }
   return static_cast<uint32_t>(v);
+}
+
+// Bytes readable from the start of `bytes` to the end of its ArrayBuffer (its
+// length when it is over a SharedArrayBuffer, which other threads may change).
+size_t ReadableBytes(Napi::Env env, const Napi::Uint8Array& bytes) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, bytes, &type, &length, &data, &buffer, &offset) != napi_ok) return 0;
+  bool isArrayBuffer = false;
+  if (napi_is_arraybuffer(env, buffer, &isArrayBuffer) != napi_ok || !isArrayBuffer) return length;
+  void* bufferData = nullptr;
+  size_t bufferLength = 0;
+  if (napi_get_arraybuffer_info(env, buffer, &bufferData, &bufferLength) != napi_ok) return length;
+  return bufferLength >= offset ? bufferLength - offset : length;
 }
 
 // (bytes, expectedDimension, maxPoints, maxPayloadBytes, maxIdBytes, maxInputBytes), as parse takes them.
@@ -575,6 +592,7 @@ class ParseWorker : public Napi::AsyncWorker {
         deferred_(Napi::Promise::Deferred::New(env)),
         data_(bytes.ByteLength() > 0 ? bytes.Data() : nullptr),
         length_(bytes.ByteLength()),
+        readable_(ReadableBytes(env, bytes)),
         limits_(limits),
         pool_(std::move(pool)) {
     input_ = Napi::Persistent(static_cast<Napi::Object>(bytes));
@@ -586,7 +604,7 @@ class ParseWorker : public Napi::AsyncWorker {
     std::unique_ptr<JsonPointsDecoder> decoder = pool_->Take();
     static const uint8_t kEmpty[1] = {0};
     try {
-      decoder->Decode(data_ != nullptr ? data_ : kEmpty, length_, limits_, out_);
+      decoder->Decode(data_ != nullptr ? data_ : kEmpty, length_, limits_, out_, data_ != nullptr ? readable_ : 0);
     } catch (const CodedError& e) {
       code_ = e.code;
       SetError(e.message);
@@ -611,6 +629,7 @@ class ParseWorker : public Napi::AsyncWorker {
   Napi::ObjectReference input_;
   const uint8_t* data_;
   size_t length_;
+  size_t readable_;
   JsonPointsLimits limits_;
   std::shared_ptr<JsonPointsDecoderPool> pool_;
   JsonPointsOutput out_;
@@ -646,7 +665,7 @@ Napi::Value JsonPointsParser::Parse(const Napi::CallbackInfo& info) {
   Napi::Uint8Array bytes = ReadParseArgs(info, "JsonPointsParser.parse", &limits);
 
   try {
-    decoder_.Decode(bytes.Data(), bytes.ByteLength(), limits, output_);
+    decoder_.Decode(bytes.Data(), bytes.ByteLength(), limits, output_, ReadableBytes(env, bytes));
   } catch (const CodedError& e) {
     output_.Clear();
     ThrowError(env, e.code, e.message);

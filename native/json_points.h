@@ -52,7 +52,9 @@ struct JsonPointsOutput {
 // it can run off the main thread too.
 class JsonPointsDecoder {
  public:
-  void Decode(const uint8_t* data, size_t length, const JsonPointsLimits& limits, JsonPointsOutput& out);
+  // `readable`: bytes from `data` that may be read (PaddedJsonParser::Parse); 0 for just `length`.
+  void Decode(const uint8_t* data, size_t length, const JsonPointsLimits& limits, JsonPointsOutput& out,
+              size_t readable = 0);
 
  private:
   // Copies the input (never reads past the caller's buffer) and parses it.

@@ -70,13 +70,19 @@ void PaddedJsonParser::CopyPadded(const uint8_t* bytes, size_t length) {
   if (padded_.size() < length + simdjson::SIMDJSON_PADDING) padded_.resize(length + simdjson::SIMDJSON_PADDING);
   if (length > 0) std::memcpy(padded_.data(), bytes, length);
   std::memset(padded_.data() + length, 0, simdjson::SIMDJSON_PADDING);
+  text_ = padded_.data();
 }
 
-simdjson::error_code PaddedJsonParser::Parse(const uint8_t* data, size_t length, simdjson::dom::element* root) {
-  CopyPadded(data, length);
+simdjson::error_code PaddedJsonParser::Parse(const uint8_t* data, size_t length, simdjson::dom::element* root,
+                                             size_t readable) {
+  if (length >= kParseInPlaceMinBytes && readable >= length + simdjson::SIMDJSON_PADDING) {
+    text_ = data;
+  } else {
+    CopyPadded(data, length);
+  }
   textLength_ = length;
-  simdjson::error_code error = parser_.parse(padded_.data(), length, false).get(*root);
-  if (error == simdjson::NUMBER_ERROR && RewriteBigIntegers(padded_.data(), length, rewritten_) &&
+  simdjson::error_code error = parser_.parse(text_, length, false).get(*root);
+  if (error == simdjson::NUMBER_ERROR && RewriteBigIntegers(text_, length, rewritten_) &&
       rewritten_.size() <= kMaxTextBytes) {
     CopyPadded(reinterpret_cast<const uint8_t*>(rewritten_.data()), rewritten_.size());
     simdjson::dom::element retried;

@@ -22,13 +22,22 @@ inline constexpr size_t kKeepBufferBytes = size_t{64} << 20;
 // DEFAULT_MAX_DEPTH levels. Exported to TS as jsonMaxDepth.
 inline constexpr uint32_t kJsonMaxDepth = simdjson::DEFAULT_MAX_DEPTH - 1;
 
+// Inputs at least this large are parsed in place when they have padding to
+// spare (smaller ones may share their memory with other buffers, and copying
+// them costs little).
+inline constexpr size_t kParseInPlaceMinBytes = size_t{1} << 20;
+
 class PaddedJsonParser {
  public:
   // Parses data[0, length). On success *root stays valid until the next call,
   // and Text()/TextLength() are the bytes it was parsed from: the input, or
   // the input with ".0" appended to every integer beyond 64 bits.
-  simdjson::error_code Parse(const uint8_t* data, size_t length, simdjson::dom::element* root);
-  const uint8_t* Text() const { return padded_.data(); }
+  // `readable` is how many bytes from `data` may be read (at least length):
+  // with SIMDJSON_PADDING to spare beyond `length` and a large input, the
+  // input is parsed where it lies (simdjson reads the padding, whatever it
+  // holds) instead of copied. The caller keeps those bytes unchanged meanwhile.
+  simdjson::error_code Parse(const uint8_t* data, size_t length, simdjson::dom::element* root, size_t readable = 0);
+  const uint8_t* Text() const { return text_; }
   size_t TextLength() const { return textLength_; }
 
   // The deepest nesting Parse accepts from now on (the outermost array or
@@ -41,6 +50,7 @@ class PaddedJsonParser {
  private:
   void CopyPadded(const uint8_t* bytes, size_t length);
   std::vector<uint8_t> padded_;
+  const uint8_t* text_ = nullptr;
   std::string rewritten_;
   size_t textLength_ = 0;
   simdjson::dom::parser parser_;

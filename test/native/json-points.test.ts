@@ -628,3 +628,39 @@ test('parseJsonPointsAsync results own their memory: no two share a buffer, none
   assert.equal(pointPayloadText(second, 0), '{"k":1}');
   assert.ok(MAX_PARALLEL_PARSES >= 1 && MAX_PARALLEL_PARSES < 4, 'leaves libuv threads for file I/O');
 });
+
+test('a large batch with room after it in its buffer is parsed in place: the bytes after it are never taken as text', async () => {
+  const dim = 64;
+  const points = Array.from({ length: 1200 }, (_, i) => ({
+    id: `p${i}`,
+    vector: Array.from({ length: dim }, (_, j) => Math.fround(Math.sin(i * dim + j))),
+    payload: { i },
+  }));
+  const text = bytesOf(JSON.stringify({ points }));
+  assert.ok(text.length >= 1 << 20, 'large enough to be parsed in place');
+  const expected = new JsonPointsParser().parse(text.slice());
+  // Room after the batch holding text that would continue or break it, and none at all.
+  for (const tail of [
+    '',
+    ',{"id":"x","vector":[1]}]}',
+    ']}garbage"\\',
+    '\u0000'.repeat(100),
+    'x'.repeat(4096),
+  ]) {
+    const tailBytes = bytesOf(tail);
+    const holder = new Uint8Array(text.length + tailBytes.length + 3);
+    holder.set(text, 3);
+    holder.set(tailBytes, 3 + text.length);
+    const view = holder.subarray(3, 3 + text.length);
+    for (const batch of [new JsonPointsParser().parse(view), await parseJsonPointsAsync(view)]) {
+      assert.equal(batch.count, expected.count, `tail ${JSON.stringify(tail.slice(0, 10))}`);
+      assert.deepEqual(batch.ids, expected.ids);
+      assertFloatBits(batch.vectors, expected.vectors);
+      assert.deepEqual(batch.payloadBytes, expected.payloadBytes);
+    }
+    // An error names the same place with room after the text as without.
+    const cut = holder.subarray(3, 3 + text.length - 2);
+    assert.throws(() => new JsonPointsParser().parse(cut), /invalid JSON/);
+    await assert.rejects(parseJsonPointsAsync(cut), /invalid JSON/);
+  }
+});
