@@ -214,6 +214,15 @@ class ChangesSession {
     ws.on('close', () => this.end());
     ws.on('error', () => this.end());
     ws.on('pong', () => (this.alive = true));
+    // Ended by the node (it stops, the group was deleted) while the session waits for credit.
+    // A turn later: a stream that ended by failing reports its own error first (run's catch).
+    void stream.ended
+      .then(() => new Promise((r) => setImmediate(r)))
+      .then(() => {
+        const why = 'endedBecause' in stream ? stream.endedBecause : null;
+        if (why !== null) this.finish(why.code, why.message, ChangesCloseCodes.goingAway);
+        else this.finish('ERR_NODE_STOPPED', 'the node is stopping', ChangesCloseCodes.goingAway);
+      });
     this.ping = setInterval(() => {
       if (!this.alive) {
         ws.terminate();
@@ -266,7 +275,11 @@ class ChangesSession {
           if (!this.ended && this.ws.readyState === this.ws.OPEN)
             this.ws.send(JSON.stringify({ committed: formatGroupPosition(position) }));
         },
-        (err: unknown) => this.fail(err, ChangesCloseCodes.error),
+        (err: unknown) =>
+          this.fail(
+            err,
+            isVrepError(err, 'ERR_INVALID_INPUT') ? ChangesCloseCodes.policy : ChangesCloseCodes.error,
+          ),
       );
   }
 

@@ -180,6 +180,42 @@ export class ServerMetrics {
     perReplica('vrep_replica_connected', '1 when the replica is Connected, Syncing or Lagging', (r) =>
       r.status === 'Disconnected' ? 0 : 1,
     );
+    const perGroup = (
+      name: string,
+      help: string,
+      pick: (g: ReplicationStatus['groups'][number]) => number,
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['group'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const g of status()?.groups ?? []) this.set({ group: g.name }, pick(g));
+        },
+      });
+    };
+    perGroup(
+      'vrep_consumer_group_position_lsn',
+      "A consumer group's committed position (LSN; 0 before its first commit)",
+      (g) => g.position?.lsn ?? 0,
+    );
+    perGroup(
+      'vrep_consumer_group_members',
+      'Members of a consumer group reading on this node',
+      (g) => g.members,
+    );
+    perGroup(
+      'vrep_consumer_group_lagged_out',
+      "1 when a group's position fell out of the retention window (resuming it is refused)",
+      (g) => (g.lagged_out ? 1 : 0),
+    );
+    nodeGauge(
+      'vrep_streams_max_retained_bytes',
+      'WAL bytes change streams and consumer groups may hold back (streams.max_retained_bytes)',
+      (s) => s.retention.max_retained_bytes,
+    );
     new Gauge({
       name: 'vrep_wal_fsync_seconds_max',
       help: 'Slowest of the recent WAL fsyncs',

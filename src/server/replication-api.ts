@@ -131,6 +131,16 @@ export function replicationRoutes(opts: ReplicationApiOptions): Route[] {
       },
     },
     {
+      method: 'DELETE',
+      pattern: '/replication/groups/:name',
+      handler: async (req) => {
+        const name = req.params['name'] as string;
+        if (!(await node.deleteConsumerGroup(name)))
+          throw new VrepError('ERR_NOT_FOUND', `consumer group ${name}: no such group`);
+        return { status: 200, body: { deleted: name, groups: node.consumerGroupsStatus() } };
+      },
+    },
+    {
       method: 'POST',
       pattern: '/replication/force-sync',
       handler: async (req) => {

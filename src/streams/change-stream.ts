@@ -137,8 +137,11 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   private readonly ops: ReadonlySet<ChangeOp> | null;
   private readonly includeVectors: boolean;
   private readonly onAbort = (): void => this.close();
+  private markEnded: () => void = () => {};
+  /** Resolves once the stream ended, however (a WebSocket waiting for credit hears of it). */
+  readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   /** The position the stream starts after (known once started). */
-  private startedAfterNow: Position | null = null;
+  private startedAfterNow: (Position & { index?: number }) | null = null;
   /** The last record of data this stream has gone past: all its events this stream hands out are handed out. */
   private passedNow: Position | null = null;
   /** The last event handed out (set with passedNow, in one synchronous step: a reader sees them agree). */
@@ -169,7 +172,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   }
 
   /** The position this stream starts after (null until started): every event it hands out is later. */
-  get startedAfter(): Position | null {
+  get startedAfter(): (Position & { index?: number }) | null {
     return this.startedAfterNow;
   }
 
@@ -180,7 +183,10 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
    * has handled the group's share up to here.
    */
   get passed(): Position | null {
-    return this.passedNow ?? this.startedAfterNow;
+    if (this.passedNow !== null) return this.passedNow;
+    // A start within a record has not gone past that record yet.
+    const start = this.startedAfterNow;
+    return start === null || start.index !== undefined ? null : { term: start.term, lsn: start.lsn };
   }
 
   /** The position of the last event handed out (index null: the last point of its record); null: none yet. */
@@ -264,6 +270,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.recordsBytes = 0;
     this.current = null;
     this.onClose(this);
+    this.markEnded();
   }
 
   // ------------------------------------------------------------------ internals
@@ -303,7 +310,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.cursor = cursor;
     this.startedAfterNow =
       typeof from === 'object'
-        ? { term: from.term, lsn: from.lsn }
+        ? { term: from.term, lsn: from.lsn, ...(from.index !== undefined ? { index: from.index } : {}) }
         : await this.positionBefore(cursor.position);
     if (this.closed) return;
     if (this.expect !== null && cursor.readableThrough >= this.expect.lsn) {

@@ -196,9 +196,9 @@ class Group {
   }
 
   /** A new group: the first member's stream start is its first committed position. */
-  started(after: Position): void {
+  started(after: GroupPosition): void {
     if (this.position !== null) return;
-    this.startedAfter = wholeRecord(after);
+    this.startedAfter = after;
     this.request(this.startedAfter);
   }
 
@@ -295,6 +295,11 @@ export class GroupConsumer implements AsyncIterable<ChangeEvent> {
   private lastCommitMs = 0;
   private readonly timer: NodeJS.Timeout | null;
   private readonly onAbort = (): void => this.close();
+  private markEnded: () => void = () => {};
+  /** Resolves once the member ended, however (a WebSocket waiting for credit hears of it). */
+  readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
+  /** Why the node ended the member (its group was deleted); null: the consumer or the node's stop did. */
+  endedBecause: VrepError | null = null;
 
   constructor(
     private readonly group: Group,
@@ -428,6 +433,7 @@ export class GroupConsumer implements AsyncIterable<ChangeEvent> {
     this.opts.signal?.removeEventListener('abort', this.onAbort);
     this.inner?.close();
     this.onClose(this);
+    this.markEnded();
   }
 
   /** What the member buffers (its stream's bound). */
@@ -495,8 +501,9 @@ export class GroupConsumer implements AsyncIterable<ChangeEvent> {
       inner.close();
       throw this.laggedOut(err as Error, from);
     }
-    const after = inner.startedAfter as Position;
-    this.committed = from ?? wholeRecord(after);
+    const started = inner.startedAfter as Position & { index?: number };
+    const after: GroupPosition = { term: started.term, lsn: started.lsn, index: started.index ?? null };
+    this.committed = from ?? after;
     this.handled = null;
     this.handledSinceCommit = 0;
     this.outstanding = 0;
@@ -598,7 +605,10 @@ export class ConsumerGroups {
     this.deps.assertWritable();
     const group = this.groups.get(name);
     if (!this.deps.positions().has(name) && group === undefined) return false;
-    for (const m of [...(group?.members ?? [])]) m.close();
+    for (const m of [...(group?.members ?? [])]) {
+      m.endedBecause = new VrepError('ERR_NOT_FOUND', `consumer group ${name} was deleted`);
+      m.close();
+    }
     await this.deps.setPosition(name, null, ConsumerGroupLimits.commitTimeoutMs);
     return true;
   }

@@ -342,3 +342,72 @@ test('a client that credits but does not read: the server stops reading its stre
   await c.waitEvents(records * perRecord, 60_000);
   assert.equal(c.events.length, records * perRecord, 'and it catches up once it reads');
 });
+
+test('a group member over the WebSocket: commits answered once held, a new connection resumes after them, DELETE /replication/groups/:name', async (t) => {
+  const { base } = await startServer(t);
+  await createCollection(base, 'c');
+  await writePoints(
+    base,
+    'c',
+    Array.from({ length: 20 }, (_, i) => `p${i}`),
+  );
+  const c = await connect(t, base, 'group=g&from=earliest&ops=upsert');
+  assert.ok(isClient(c));
+  c.credit(5);
+  await c.waitEvents(5);
+  c.ws.send(JSON.stringify({ commit: 'sent' }));
+  const committedOf = async (client: Client, n: number): Promise<string> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const got = client.messages.filter((m) => 'committed' in m);
+      if (got.length >= n) return (got[n - 1] as { committed: string }).committed;
+      assert.ok(Date.now() < deadline, 'no commit answer within 10 s');
+      await settle(10);
+    }
+  };
+  const e5 = c.events[4] as { position: { term: number; lsn: number }; index: number; count: number };
+  // One write of 20 points is one record: the commit names the point within it.
+  assert.equal(await committedOf(c, 1), `${e5.position.term}:${e5.position.lsn}:4`);
+  c.credit(5);
+  await c.waitEvents(10);
+  // A position that was not sent is a protocol error.
+  c.ws.send(JSON.stringify({ commit: '1:9999' }));
+  assert.equal((await c.closed).code, 1008);
+  assert.match(JSON.stringify(c.messages.at(-1)), /not handed out/);
+
+  // The next member of the group starts after the commit: p5 comes again (sent, never committed), p4 never.
+  const d = await connect(t, base, 'group=g&auto_commit=true');
+  assert.ok(isClient(d));
+  d.credit(3);
+  await d.waitEvents(3);
+  assert.deepEqual(
+    d.events.map((e) => e['id']),
+    ['p5', 'p6', 'p7'],
+  );
+  d.credit(1); // auto_commit: this credit commits the three events sent before it
+  assert.equal(await committedOf(d, 1), `${e5.position.term}:${e5.position.lsn}:7`);
+  const status = (await (
+    await fetch(`http://${base}/replication/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as { groups: { name: string; position: unknown; members: number; lagged_out: boolean }[] };
+  const g = status.groups.find((x) => x.name === 'g');
+  assert.equal(g?.members, 1);
+  assert.equal(g?.lagged_out, false);
+  assert.deepEqual(g?.position, { ...e5.position, index: 7 });
+
+  // A commit on a plain stream is a protocol error.
+  const plain = await connect(t, base, 'from=earliest');
+  assert.ok(isClient(plain));
+  plain.ws.send(JSON.stringify({ commit: 'sent' }));
+  assert.equal((await plain.closed).code, 1008);
+
+  const del = (name: string) =>
+    fetch(`http://${base}/replication/groups/${name}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+  const r = await del('g');
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.equal(((await r.json()) as { deleted: string }).deleted, 'g');
+  assert.equal((await d.closed).code, 1001, 'its member here ends');
+  assert.equal((await del('g')).status, 404);
+});
