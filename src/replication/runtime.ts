@@ -34,6 +34,7 @@ import type { Epoch } from '../consensus/term-history.ts';
 import type { ConfigEntry } from '../consensus/core.ts';
 import type { Level } from '../consensus/quorum.ts';
 import { votersNeeded, type Membership } from '../consensus/membership.ts';
+import { FlowControl } from './flow-control.ts';
 
 export type Done = (err: Error | null) => void;
 
@@ -81,6 +82,8 @@ interface Waiter {
   deadlineTick: number;
   done: (err: Error | null, result?: WriteOutcome) => void;
   result: WriteOutcome;
+  /** The tick its level first held while a streaming follower still lacked it (flow control; null: not yet). */
+  heldSinceTick: number | null;
 }
 
 /** Why a waiting write failed; the node maps these onto VrepErrors. */
@@ -131,6 +134,8 @@ export class ReplicationRuntime {
   private readonly inFlight: { firstLsn: number; lastLsn: number; generation: number }[] = [];
   private readonly reads = new Map<number, ReadWaiter>();
   private nextReadId = 1;
+  /** Holds One acknowledgements while a streaming follower is too far behind (flow-control.ts). */
+  private readonly flow = new FlowControl();
 
   constructor(core: ReplicationCore, ports: RuntimePorts) {
     this.core = core;
@@ -210,6 +215,7 @@ export class ReplicationRuntime {
       deadlineTick: this.ticks + opts.timeoutTicks,
       done,
       result,
+      heldSinceTick: null,
     });
     this.pump();
   }
@@ -365,6 +371,7 @@ export class ReplicationRuntime {
       this.unapplied.set(e.lsn, e);
       this.unappliedBytes += e.bytes.length;
     }
+    this.flow.appended(entries);
     const firstLsn = (entries[0] as Entry).lsn;
     const lastLsn = (entries.at(-1) as Entry).lsn;
     const batch = { firstLsn, lastLsn, generation };
@@ -458,6 +465,25 @@ export class ReplicationRuntime {
     if (this.appliedTo > lsn) this.appliedTo = lsn;
   }
 
+  // ------------------------------------------------------------------ flow control
+
+  /** The lowest match of the followers streaming now (Infinity when none streams). */
+  private slowestStreamingMatch(): number {
+    let slowest = Infinity;
+    for (const id of this.core.peers()) {
+      const p = this.core.peer(id);
+      if (p !== undefined && p.state === 'replicate' && p.match < slowest) slowest = p.match;
+    }
+    return slowest;
+  }
+
+  /** Whether flow control holds back the acknowledgement of One write `w` (its level already met). */
+  private flowHolds(w: Waiter, slowest: number): boolean {
+    if (slowest >= w.lsn) return false;
+    w.heldSinceTick ??= this.ticks;
+    return this.flow.holds(w.lsn, slowest, w.heldSinceTick, this.ticks);
+  }
+
   // ------------------------------------------------------------------ waiters
 
   private readConfirmed(id: number, index: number | null): void {
@@ -500,6 +526,7 @@ export class ReplicationRuntime {
       if (held[level] < 0) held[level] = core.heldThrough(level);
       return held[level];
     };
+    let slowest: number | null = null;
     this.waiters = this.waiters.filter((w) => {
       if (core.role !== 'leader' || core.term !== w.term) {
         w.done(
@@ -512,6 +539,7 @@ export class ReplicationRuntime {
         return false;
       }
       if (heldFor(w.level) < w.lsn) return true;
+      if (w.level === 'one' && this.flowHolds(w, (slowest ??= this.slowestStreamingMatch()))) return true;
       // Visible here before the caller hears of it: a read after the write sees it. Where only
       // committed records are visible (elections), One is acknowledged at the disk, before that.
       const visibleFirst = w.level !== 'one' || !core.appliesCommittedOnly;
