@@ -3,12 +3,17 @@
  * its own process, on this machine, in the same run:
  *  a. vrep ingest + replication throughput at consistency One / Quorum / All
  *     (dim 768 and 128, batches of 1000), driven through the TS API inside
- *     the primary's process (bench/lib/node-child.ts);
+ *     the primary's process (bench/lib/node-child.ts), and at dim 768 by a
+ *     client in its own process sending binary batches over HTTP with 4
+ *     connections (bench/lib/http-ingest-child.ts);
  *  b. Redis 7 with 2 replicas: pipelined SET of the same vector bytes, with
  *     WAIT 1 (Quorum) / WAIT 2 (All) per batch; ratios vrep / Redis;
- *  c. replication lag p50/p99 at half the One rate of (a);
+ *  c. replication lag at half the One rate of (a): commit on the primary
+ *     (its WAL holds the batch) to durable on each replica, p50/p99/p999;
  *  d. full sync: bench/replication-full-sync.bench.ts;
- *  e. event-loop delay on the primary during (a), next to a standalone node.
+ *  e. event-loop delay on the primary and on each replica during (a), next
+ *     to a standalone node;
+ *  f. the issue's goals, each a ratio against its same-run reference.
  * Method: one batch in flight on both sides; "acked" = the writer's rate,
  * "on both replicas" = vectors / time until both replicas hold the last
  * batch (vrep: their lastLsn; Redis: WAIT 2). Durability alike: vrep WAL
@@ -20,12 +25,19 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import * as hdr from 'hdr-histogram-js';
 import { processBench } from './lib/process-bench.ts';
 import { isQuick, latencyHistogram, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
-import { ChildCommandError, NodeChild, type IngestArgs, type IngestResult } from './lib/node-client.ts';
-import { waitUntil, withTimeout } from './lib/processes.ts';
+import {
+  ChildCommandError,
+  NodeChild,
+  type IngestArgs,
+  type IngestResult,
+  type LoopStats,
+  type Watched,
+} from './lib/node-client.ts';
+import { IpcChild, type HttpClientCommand, type HttpIngestResult } from './lib/ingest-client.ts';
+import { waitUntil, wallMs, withTimeout } from './lib/processes.ts';
 import {
   LEVEL_NAME,
   replicasReach,
@@ -78,9 +90,80 @@ function progress(message: string): void {
 
 const nodeDir = (name: string): string => path.join(tmpRoot, name);
 
-/** Primary + 2 replicas (p, r1, r2), each in its own process, both members (Quorum and All count them). */
+/**
+ * Primary + 2 replicas (p, r1, r2), each in its own process, both members
+ * (Quorum and All count them); the primary serves its HTTP API too.
+ */
 function startVrepCluster(): Promise<Cluster> {
-  return startManualCluster({ dir: tmpRoot, idPrefix: '', timeoutMs: START_TIMEOUT_MS });
+  return startManualCluster({ dir: tmpRoot, idPrefix: '', primaryHttp: true, timeoutMs: START_TIMEOUT_MS });
+}
+
+/** The HTTP case's client: binary batches of dim HTTP_DIM, HTTP_CONNECTIONS connections. */
+const HTTP_DIM = 768;
+const HTTP_CONNECTIONS = 4;
+const httpShape = { seed: SEED + HTTP_DIM, dim: HTTP_DIM, batchSize: BATCH, idPrefix: 'h' };
+
+async function startHttpClient(): Promise<IpcChild<HttpClientCommand>> {
+  const { child } = await IpcChild.fork<HttpClientCommand, null>('HTTP client', 'http-ingest-child.ts', [], {
+    timeoutMs: START_TIMEOUT_MS,
+    childArgs: false,
+  });
+  await child.call({ cmd: 'prepare', shape: httpShape, kind: 'binary' }, 60_000);
+  return child;
+}
+
+/** Level `level` written by the HTTP client, replicated to both replicas. */
+async function httpCase(
+  cluster: Cluster,
+  client: IpcChild<HttpClientCommand>,
+  level: ConsistencyLevel,
+): Promise<ReplicatedCase> {
+  const port = cluster.primaryHttpPort;
+  if (port === null) throw new Error('the primary serves no HTTP API');
+  const collection = `h${HTTP_DIM}_${level}`;
+  const { primary } = cluster;
+  const drive = async (): Promise<IngestResult> => {
+    await primary.call({ cmd: 'loopStart' }, 10_000);
+    const startWallMs = wallMs();
+    const r = await client.call<HttpIngestResult>(
+      {
+        cmd: 'run',
+        args: {
+          port,
+          collection,
+          shape: httpShape,
+          kind: 'binary',
+          consistency: level,
+          connections: HTTP_CONNECTIONS,
+          durationMs: CASE_MS,
+          maxBatches: caseMaxBatches(HTTP_DIM),
+        },
+      },
+      CASE_TIMEOUT_MS,
+    );
+    const loopDelay = await primary.call<LoopStats>({ cmd: 'loopStop' }, 10_000);
+    // Every batch was answered, so the primary has applied all of them.
+    const { lastLsn } = await primary.status();
+    return {
+      vectors: r.vectors,
+      batches: r.vectors / BATCH,
+      elapsedMs: r.elapsedMs,
+      vectorsPerSec: (r.vectors * 1000) / r.elapsedMs,
+      startWallMs,
+      endWallMs: startWallMs + r.elapsedMs,
+      lastLsn,
+      loopDelay,
+      commits: [],
+    };
+  };
+  const result = await replicatedCase(cluster, {
+    args: await ingestArgs(collection, HTTP_DIM, level),
+    drive,
+    ingestTimeoutMs: CASE_TIMEOUT_MS,
+    catchUpTimeoutMs: CATCH_UP_TIMEOUT_MS,
+  });
+  if (!result.digestsEqual) problems.push(`vrep digests differ after ${collection}`);
+  return result;
 }
 
 async function ingestArgs(
@@ -147,94 +230,70 @@ interface LagStats {
 interface LagCase {
   ratePerSec: number;
   achievedPerSec: number;
+  /** Batch x replica. */
   samples: number;
-  /** Replica apply - the primary's write() call: what a writer waits to see its batch on a replica. */
-  fromCall: LagStats;
-  /** Replica apply - the primary's write() acknowledgement (One: its own WAL). */
-  fromAck: LagStats;
-  /** Applies seen before the primary's acknowledgement returned (counted as 0 in fromAck). */
-  early: number;
+  /** The goal's lag: durable on the replica (its WAL holds the batch) - durable on the primary (commit at One). */
+  durable: LagStats;
+  /** Applied on the replica (visible to its reads) - the primary's write() call. */
+  appliedFromCall: LagStats;
   /** The primary's write() call to acknowledgement. */
   writeLatency: { p50Ms: number; p99Ms: number; maxMs: number };
   /** Snapshots each node built during the case, primary first (a build competes with the WAL for the disk). */
   snapshotsBuilt: number[];
 }
 
+/** Wall ms at which `seen` (polled [LSN, ms] as it moved) first reached `lsn`. */
+function reachedAt(seen: [number, number][], lsn: number, from: { j: number }): number {
+  while (from.j < seen.length && (seen[from.j] as [number, number])[0] < lsn) from.j++;
+  const hit = seen[from.j];
+  if (!hit) throw new Error(`lag: LSN ${lsn} was never seen`);
+  return hit[1];
+}
+
 /**
- * Lag per batch (one LSN each) and replica: wall time the replica's lastLsn
- * first showed it (polled every 1 ms in the replica's process, so up to
- * ~1 ms late) minus wall time on the primary, one machine clock. Two
- * origins, since the primary's commit lies between the write call and its
- * acknowledgement and a replica often applies before the ack returns.
+ * Lag per batch (one LSN each) and replica: wall time a replica first showed
+ * the batch minus `originMs` of it on the primary, one machine clock. Every
+ * position is polled every 1 ms in its own process, so up to ~1 ms late on
+ * either side.
  */
-function lagStats(
-  commits: [number, number, number][],
-  applied: [number, number][][],
-): {
-  fromCall: LagStats;
-  fromAck: LagStats;
-  samples: number;
-  early: number;
-} {
-  const allCall = latencyHistogram();
-  const allAck = latencyHistogram();
-  const callP99: number[] = [];
-  const ackP99: number[] = [];
-  let early = 0;
-  for (const seen of applied) {
-    const oneCall = latencyHistogram();
-    const oneAck = latencyHistogram();
-    let j = 0;
-    for (const [lsn, calledMs, ackedMs] of commits) {
-      while (j < seen.length && (seen[j] as [number, number])[0] < lsn) j++;
-      const hit = seen[j];
-      if (!hit) throw new Error(`lag: a replica never showed LSN ${lsn}`);
-      const callUs = Math.max(0, Math.round((hit[1] - calledMs) * 1000));
-      let ackUs = Math.round((hit[1] - ackedMs) * 1000);
-      if (ackUs < 0) {
-        early++;
-        ackUs = 0;
-      }
-      for (const h of [allCall, oneCall]) h.recordValue(callUs);
-      for (const h of [allAck, oneAck]) h.recordValue(ackUs);
-    }
-    callP99.push(oneCall.getValueAtPercentile(99) / 1000);
-    ackP99.push(oneAck.getValueAtPercentile(99) / 1000);
-    oneCall.destroy();
-    oneAck.destroy();
+function lagStats(lsns: number[], originMs: number[], replicas: [number, number][][]): LagStats {
+  const all = latencyHistogram();
+  const perReplicaP99Ms: number[] = [];
+  for (const seen of replicas) {
+    const one = latencyHistogram();
+    const cursor = { j: 0 };
+    lsns.forEach((lsn, i) => {
+      const us = Math.max(0, Math.round((reachedAt(seen, lsn, cursor) - (originMs[i] as number)) * 1000));
+      all.recordValue(us);
+      one.recordValue(us);
+    });
+    perReplicaP99Ms.push(one.getValueAtPercentile(99) / 1000);
+    one.destroy();
   }
-  const stats = (h: hdr.Histogram, perReplicaP99Ms: number[]): LagStats => ({
-    p50Ms: h.getValueAtPercentile(50) / 1000,
-    p99Ms: h.getValueAtPercentile(99) / 1000,
-    p999Ms: h.getValueAtPercentile(99.9) / 1000,
-    maxMs: h.maxValue / 1000,
-    perReplicaP99Ms,
-  });
   const out = {
-    fromCall: stats(allCall, callP99),
-    fromAck: stats(allAck, ackP99),
-    samples: allCall.totalCount,
-    early,
+    p50Ms: all.getValueAtPercentile(50) / 1000,
+    p99Ms: all.getValueAtPercentile(99) / 1000,
+    p999Ms: all.getValueAtPercentile(99.9) / 1000,
+    maxMs: all.maxValue / 1000,
+    perReplicaP99Ms,
   };
-  allCall.destroy();
-  allAck.destroy();
+  all.destroy();
   return out;
 }
 
-/** Paced ingest at consistency One while both replicas timestamp every LSN they apply. */
+/** Paced ingest at consistency One while every node timestamps the LSNs it makes durable and applies. */
 async function lagCase(cluster: Cluster, dim: number, ratePerSec: number): Promise<LagCase> {
   const { primary, replicas } = cluster;
+  const nodes = [primary, ...replicas];
   const collection = `lag${dim}`;
   const created = await primary.call<{ lsn: number }>(
     { cmd: 'createCollection', name: collection, dimension: dim, metric: 'l2' },
     10_000,
   );
   await replicasReach(replicas, created.lsn, CATCH_UP_TIMEOUT_MS, `replicas to create ${collection}`);
-  await Promise.all(replicas.map((r) => r.call({ cmd: 'watch' }, 10_000)));
+  await Promise.all(nodes.map((r) => r.call({ cmd: 'watch' }, 10_000)));
   const snapshotsTaken = async (): Promise<number[]> =>
-    (await Promise.all([primary, ...replicas].map((n) => n.status()))).map(
-      (s) => s.status.stats.snapshots_taken,
-    );
+    (await Promise.all(nodes.map((n) => n.status()))).map((s) => s.status.stats.snapshots_taken);
   const snapshotsBefore = await snapshotsTaken();
   const ingest = await primary.call<IngestResult>(
     {
@@ -254,9 +313,21 @@ async function lagCase(cluster: Cluster, dim: number, ratePerSec: number): Promi
     CATCH_UP_TIMEOUT_MS,
     `replicas to reach LSN ${ingest.lastLsn}`,
   );
+  // Durable on every replica too (applied comes first: a replica applies before its WAL write ends).
+  await waitUntil(
+    async () => {
+      const statuses = await Promise.all(replicas.map((r) => r.status()));
+      return statuses.every((s) => s.durableLsn >= ingest.lastLsn) ? true : undefined;
+    },
+    CATCH_UP_TIMEOUT_MS,
+    'replicas to hold the last batch durably',
+    5,
+  );
+  // The watch polls every 1 ms: let it see that last move.
+  await new Promise((r) => setTimeout(r, 20));
   const snapshotsBuilt = (await snapshotsTaken()).map((n, i) => n - (snapshotsBefore[i] as number));
-  const applied = await Promise.all(
-    replicas.map((r) => r.call<[number, number][]>({ cmd: 'unwatch' }, 10_000)),
+  const [onPrimary, ...onReplicas] = await Promise.all(
+    nodes.map((r) => r.call<Watched>({ cmd: 'unwatch' }, 10_000)),
   );
   await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
   const write = latencyHistogram();
@@ -268,12 +339,25 @@ async function lagCase(cluster: Cluster, dim: number, ratePerSec: number): Promi
     maxMs: write.maxValue / 1000,
   };
   write.destroy();
+  const lsns = ingest.commits.map((c) => c[0]);
+  const cursor = { j: 0 };
+  const committedMs = lsns.map((lsn) => reachedAt((onPrimary as Watched).durable, lsn, cursor));
   return {
     ratePerSec,
     achievedPerSec: ingest.vectorsPerSec,
+    samples: lsns.length * replicas.length,
+    durable: lagStats(
+      lsns,
+      committedMs,
+      onReplicas.map((w) => w.durable),
+    ),
+    appliedFromCall: lagStats(
+      lsns,
+      ingest.commits.map((c) => c[1]),
+      onReplicas.map((w) => w.applied),
+    ),
     writeLatency,
     snapshotsBuilt,
-    ...lagStats(ingest.commits, applied),
   };
 }
 
@@ -377,15 +461,43 @@ function vs(row: Row, base: Row): Row {
   return base.value > 0 ? { ...row, ratio: row.value / base.value, vs: base.name } : row;
 }
 
+/** A goal row: `value` (a ratio or ms) against the issue's bound, saying whether it holds. */
+function goal(
+  name: string,
+  value: number,
+  unit: string,
+  bound: { atLeast?: number; atMost?: number },
+  note: string,
+): Row {
+  const met =
+    (bound.atLeast === undefined || value >= bound.atLeast) &&
+    (bound.atMost === undefined || value <= bound.atMost);
+  const want = bound.atLeast !== undefined ? `>= ${bound.atLeast}` : `<= ${bound.atMost ?? 0}`;
+  return {
+    name,
+    value,
+    unit,
+    note: `goal ${want}${unit === 'x' ? 'x' : ` ${unit}`}: ${met ? 'met' : 'NOT met'}; ${note}`,
+  };
+}
+
+/** Event-loop delay as both the ingest and loopStop report it. */
+type LoopDelay = Pick<LoopStats, 'p99Ms' | 'maxMs'>;
+
+const worst = (loops: LoopDelay[]): LoopDelay =>
+  loops.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a), loops[0] as LoopDelay);
+
 async function main(): Promise<Section[]> {
   const redisVersion = redisServerVersion();
   const sections: Section[] = [];
   progress('starting Redis and vrep clusters');
   const redis = await startRedisCluster();
   let cluster: Cluster | null = null;
+  let httpClient: IpcChild<HttpClientCommand> | null = null;
   let unavailable: string | null = null;
   try {
     cluster = await startVrepCluster();
+    httpClient = await startHttpClient();
   } catch (err) {
     if (!(err instanceof ChildCommandError && err.code === 'ERR_UNSUPPORTED')) throw err;
     unavailable = err.message;
@@ -399,6 +511,28 @@ async function main(): Promise<Section[]> {
   const vrepOne = new Map<number, number>();
   const summary: Row[] = [];
   const loopRows: Row[] = [];
+  const goals: Row[] = [];
+  /** Redis on both replicas, by dim and level (the HTTP case's reference too). */
+  const redisRepl = new Map<string, Row>();
+  const tsRepl = new Map<string, Row>();
+  const loopsSeen: { primary: LoopDelay[]; replicas: LoopDelay[] } = { primary: [], replicas: [] };
+  const loopRowsOf = (what: string, primaryLoop: LoopDelay, replicaLoops: LoopStats[], base: Row): Row[] => [
+    vs(
+      {
+        name: `${what}: primary p99`,
+        value: primaryLoop.p99Ms,
+        unit: 'ms',
+        note: `max ${primaryLoop.maxMs.toFixed(1)} ms`,
+      },
+      base,
+    ),
+    ...replicaLoops.map((l, i) => ({
+      name: `${what}: replica r${i + 1} p99`,
+      value: l.p99Ms,
+      unit: 'ms',
+      note: `max ${l.maxMs.toFixed(1)} ms; CPU ${l.cpuMs.toFixed(0)} ms`,
+    })),
+  ];
   try {
     for (const dim of DIMS) {
       const rows: Row[] = [];
@@ -414,9 +548,13 @@ async function main(): Promise<Section[]> {
         unit: 'vectors/s',
         note: 'reference: the same ingest without replication',
       });
-      const aloneMax: Row = { name: `dim ${dim}, standalone: max`, value: alone.loopDelay.maxMs, unit: 'ms' };
-      const aloneP99: Row = { name: `dim ${dim}, standalone: p99`, value: alone.loopDelay.p99Ms, unit: 'ms' };
-      loopRows.push(aloneMax, aloneP99);
+      const aloneP99: Row = {
+        name: `dim ${dim}, standalone: p99`,
+        value: alone.loopDelay.p99Ms,
+        unit: 'ms',
+        note: `max ${alone.loopDelay.maxMs.toFixed(1)} ms`,
+      };
+      loopRows.push(aloneP99);
       for (const level of LEVELS) {
         const name = LEVEL_NAME[level];
         // vrep then Redis for each level, so drift in the machine's load hits both alike.
@@ -435,8 +573,9 @@ async function main(): Promise<Section[]> {
           name: `Redis ${name}: on both replicas`,
           value: r.replicatedPerSec,
           unit: 'vectors/s',
-          note: `until WAIT 2 returns; key counts ${r.keysEqual ? 'equal' : 'DIFFER'}`,
+          note: `${waitNote}; until WAIT 2 returns; key counts ${r.keysEqual ? 'equal' : 'DIFFER'}`,
         };
+        redisRepl.set(`${dim}/${level}`, rRepl);
         rows.push(rAcked);
         if (v) {
           vrepOne.set(dim, vrepOne.get(dim) ?? v.ingest.vectorsPerSec);
@@ -458,6 +597,7 @@ async function main(): Promise<Section[]> {
             },
             rRepl,
           );
+          tsRepl.set(`${dim}/${level}`, vRepl);
           rows.push(vAcked, rRepl, vRepl);
           summary.push({
             name: `dim ${dim}, ${name}`,
@@ -467,10 +607,25 @@ async function main(): Promise<Section[]> {
               `acked ${fmtRate(v.ingest.vectorsPerSec)} vs ${fmtRate(r.vectorsPerSec)} vectors/s; ` +
               `on both replicas ${(vRepl.ratio ?? 0).toFixed(2)}x`,
           });
-          loopRows.push(
-            vs({ name: `dim ${dim}, ${name}: max`, value: v.ingest.loopDelay.maxMs, unit: 'ms' }, aloneMax),
-            vs({ name: `dim ${dim}, ${name}: p99`, value: v.ingest.loopDelay.p99Ms, unit: 'ms' }, aloneP99),
+          goals.push(
+            goal(
+              `dim ${dim}, ${name}: replicated vs Redis (${waitNote})`,
+              vRepl.ratio ?? 0,
+              'x',
+              { atLeast: 2 },
+              `${fmtRate(v.replicatedPerSec)} vs ${fmtRate(r.replicatedPerSec)} vectors/s on both replicas`,
+            ),
+            goal(
+              `dim ${dim}, ${name}: replicated / acked`,
+              v.replicatedPerSec / v.ingest.vectorsPerSec,
+              'x',
+              { atLeast: 0.95 },
+              `${fmtRate(v.replicatedPerSec)} vs ${fmtRate(v.ingest.vectorsPerSec)} vectors/s`,
+            ),
           );
+          loopsSeen.primary.push(v.ingest.loopDelay);
+          loopsSeen.replicas.push(...v.replicaLoops);
+          loopRows.push(...loopRowsOf(`dim ${dim}, ${name}`, v.ingest.loopDelay, v.replicaLoops, aloneP99));
         } else {
           rows.push(rRepl);
         }
@@ -482,6 +637,56 @@ async function main(): Promise<Section[]> {
         rows,
       });
     }
+    if (cluster && httpClient) {
+      const rows: Row[] = [];
+      for (const level of LEVELS) {
+        const name = LEVEL_NAME[level];
+        progress(`HTTP binary, dim ${HTTP_DIM}, ${name}`);
+        const h = await httpCase(cluster, httpClient, level);
+        const ts = tsRepl.get(`${HTTP_DIM}/${level}`) as Row;
+        const rRepl = redisRepl.get(`${HTTP_DIM}/${level}`) as Row;
+        const hRepl: Row = {
+          name: `vrep ${name} over HTTP: on both replicas`,
+          value: h.replicatedPerSec,
+          unit: 'vectors/s',
+          note: `acked ${fmtRate(h.ingest.vectorsPerSec)} vectors/s; digests ${h.digestsEqual ? 'equal' : 'DIFFER'}`,
+        };
+        rows.push(vs(hRepl, rRepl), vs({ ...hRepl, name: `${hRepl.name} (vs TS API)` }, ts));
+        goals.push(
+          goal(
+            `HTTP binary dim ${HTTP_DIM}, ${name}: replicated vs Redis`,
+            h.replicatedPerSec / rRepl.value,
+            'x',
+            { atLeast: 2 },
+            `${fmtRate(h.replicatedPerSec)} vs ${fmtRate(rRepl.value)} vectors/s`,
+          ),
+          goal(
+            `HTTP binary dim ${HTTP_DIM}, ${name}: replicated / acked`,
+            h.replicatedPerSec / h.ingest.vectorsPerSec,
+            'x',
+            { atLeast: 0.95 },
+            `${fmtRate(h.replicatedPerSec)} vs ${fmtRate(h.ingest.vectorsPerSec)} vectors/s`,
+          ),
+        );
+        loopsSeen.primary.push(h.ingest.loopDelay);
+        loopsSeen.replicas.push(...h.replicaLoops);
+        loopRows.push(
+          ...loopRowsOf(
+            `HTTP dim ${HTTP_DIM}, ${name}`,
+            h.ingest.loopDelay,
+            h.replicaLoops,
+            loopRows.find((r) => r.name === `dim ${HTTP_DIM}, standalone: p99`) as Row,
+          ),
+        );
+      }
+      sections.push({
+        title:
+          `ingest over HTTP: a client in its own process, binary batches (docs/http-api.md) of ${BATCH} x ${HTTP_DIM} ` +
+          `with small JSON payloads, ${HTTP_CONNECTIONS} connections, to the same cluster; vs Redis and vs the TS API case ` +
+          '(one batch in flight) of the same level',
+        rows,
+      });
+    }
     if (cluster) {
       sections.push({
         title: 'vrep / Redis throughput ratio, acked vectors/s (>1: vrep faster)',
@@ -489,8 +694,8 @@ async function main(): Promise<Section[]> {
       });
       sections.push({
         title:
-          'Event-loop delay on the vrep primary during the ingest (monitorEventLoopDelay, 1 ms resolution), ' +
-          'vs the same ingest on a standalone node',
+          'Event-loop delay on the vrep primary and on each replica during the ingest (monitorEventLoopDelay, ' +
+          '1 ms resolution; replicas until they applied the last batch), vs the same ingest on a standalone node',
         rows: loopRows,
       });
       const lagRows: Row[] = [];
@@ -499,64 +704,74 @@ async function main(): Promise<Section[]> {
         progress(`lag, dim ${dim}, at ${fmtRate(rate)} vectors/s`);
         const lag = await lagCase(cluster, dim, rate);
         const w = lag.writeLatency;
-        const writeP50: Row = {
-          name: `dim ${dim}: primary write() latency p50`,
-          value: w.p50Ms,
+        const d = lag.durable;
+        const writeP99: Row = {
+          name: `dim ${dim}: primary write() latency p99`,
+          value: w.p99Ms,
           unit: 'ms',
           note:
-            `${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} vectors/s (target ${fmtRate(rate)}); ` +
-            `snapshots built meanwhile (primary / replicas): ${lag.snapshotsBuilt.join(' / ')}`,
+            `p50 ${w.p50Ms.toFixed(2)} ms; ${lag.samples} samples (batch x replica) at ${fmtRate(lag.achievedPerSec)} ` +
+            `vectors/s (target ${fmtRate(rate)}); snapshots built meanwhile (primary / replicas): ${lag.snapshotsBuilt.join(' / ')}`,
         };
-        const writeP99: Row = { name: `dim ${dim}: primary write() latency p99`, value: w.p99Ms, unit: 'ms' };
-        const fromAck = (k: 'p50Ms' | 'p99Ms' | 'p999Ms' | 'maxMs'): string =>
-          `${lag.fromAck[k].toFixed(2)} ms after the ack`;
         lagRows.push(
-          writeP50,
           writeP99,
+          { name: `dim ${dim}: commit -> durable on replica p50`, value: d.p50Ms, unit: 'ms' },
           vs(
             {
-              name: `dim ${dim}: replica lag p50`,
-              value: lag.fromCall.p50Ms,
+              name: `dim ${dim}: commit -> durable on replica p99`,
+              value: d.p99Ms,
               unit: 'ms',
-              note: fromAck('p50Ms'),
-            },
-            writeP50,
-          ),
-          vs(
-            {
-              name: `dim ${dim}: replica lag p99`,
-              value: lag.fromCall.p99Ms,
-              unit: 'ms',
-              note:
-                `${fromAck('p99Ms')}; per replica ` +
-                lag.fromCall.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ') +
-                ' ms',
+              note: `per replica ${d.perReplicaP99Ms.map((v) => v.toFixed(2)).join(' / ')} ms`,
             },
             writeP99,
           ),
+          { name: `dim ${dim}: commit -> durable on replica p999`, value: d.p999Ms, unit: 'ms' },
+          { name: `dim ${dim}: commit -> durable on replica max`, value: d.maxMs, unit: 'ms' },
           {
-            name: `dim ${dim}: replica lag p999`,
-            value: lag.fromCall.p999Ms,
+            name: `dim ${dim}: write() call -> applied on replica p99`,
+            value: lag.appliedFromCall.p99Ms,
             unit: 'ms',
-            note: fromAck('p999Ms'),
+            note: `p50 ${lag.appliedFromCall.p50Ms.toFixed(2)} ms, p999 ${lag.appliedFromCall.p999Ms.toFixed(2)} ms`,
           },
-          {
-            name: `dim ${dim}: replica lag max`,
-            value: lag.fromCall.maxMs,
-            unit: 'ms',
-            note:
-              fromAck('maxMs') +
-              (lag.early > 0
-                ? `; ${lag.early} samples applied before the ack returned (0 after the ack)`
-                : ''),
-          },
+        );
+        goals.push(
+          goal(
+            `dim ${dim}: live lag p99, commit -> durable on replica, at 50% of max One`,
+            d.p99Ms,
+            'ms',
+            { atMost: 5 },
+            `p999 ${d.p999Ms.toFixed(2)} ms, max ${d.maxMs.toFixed(2)} ms; write() p99 ${w.p99Ms.toFixed(2)} ms`,
+          ),
         );
       }
       sections.push({
         title:
-          'Replication lag at 50% of the One rate, consistency One, batches of 1000: replica apply time ' +
-          "(lastLsn polled every 1 ms in the replica) - the primary's write() call, next to that write's own latency",
+          'Replication lag at 50% of the One rate, consistency One, batches of 1000: wall time a replica holds a batch ' +
+          'durably (its WAL, fsync everysec) - the time the primary did (commit at One), each polled every 1 ms in ' +
+          "its own process; next to the primary's write() latency",
         rows: lagRows,
+      });
+      const p = worst(loopsSeen.primary);
+      const r = worst(loopsSeen.replicas);
+      goals.push(
+        goal(
+          'event-loop delay p99 under full ingest, primary (worst case)',
+          p.p99Ms,
+          'ms',
+          { atMost: 10 },
+          `max ${p.maxMs.toFixed(1)} ms`,
+        ),
+        goal(
+          'event-loop delay p99 under full ingest, replicas (worst case)',
+          r.p99Ms,
+          'ms',
+          { atMost: 10 },
+          `max ${r.maxMs.toFixed(1)} ms`,
+        ),
+      );
+      sections.push({
+        title: "Issue 12's data-path goals, each against its same-run reference",
+        rows: goals,
       });
     } else {
       sections.push({ title: `vrep replication cases skipped: ${unavailable ?? 'unavailable'}`, rows: [] });
@@ -567,6 +782,7 @@ async function main(): Promise<Section[]> {
     await Promise.allSettled([
       ...redis.servers.map((s) => s.stop()),
       standalone.stop(),
+      ...(httpClient ? [httpClient.close()] : []),
       ...(cluster ? [cluster.primary, ...cluster.replicas].map((c) => c.stop()) : []),
     ]);
   }

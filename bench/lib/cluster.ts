@@ -13,7 +13,7 @@ import type {
   ReplicationStatus,
   StorageOptions,
 } from '../../src/node/types.ts';
-import { NodeChild, type IngestArgs, type IngestResult } from './node-client.ts';
+import { NodeChild, type IngestArgs, type IngestResult, type LoopStats } from './node-client.ts';
 import { freePort, waitUntil, wallMs } from './processes.ts';
 
 export type ClusterKind = 'manual' | 'auto';
@@ -26,6 +26,8 @@ export interface Cluster {
   primary: NodeChild;
   /** The other two. */
   replicas: NodeChild[];
+  /** The primary's HTTP API port (manual clusters started with `primaryHttp`), else null. */
+  primaryHttpPort: number | null;
 }
 
 export interface ClusterOptions {
@@ -36,6 +38,8 @@ export interface ClusterOptions {
   storage?: StorageOptions;
   /** Added to every node's replication options (timing, for instance). */
   replication?: ReplicationOptions;
+  /** Manual: the primary serves its HTTP API too (for clients in other processes). */
+  primaryHttp?: boolean;
   timeoutMs: number;
 }
 
@@ -54,10 +58,11 @@ export async function startManualCluster(o: ClusterOptions): Promise<Cluster> {
     ...(o.storage ? { storage: o.storage } : {}),
     replication: { ...o.replication, ...replication },
   });
-  const { child: primary } = await NodeChild.fork(
+  const { child: primary, started } = await NodeChild.fork(
     `vrep primary ${o.idPrefix}p`,
     node('p', { role: 'primary', bindAddress: primaryAddress as string, peers: replicaAddresses }),
     o.timeoutMs,
+    { http: o.primaryHttp === true },
   );
   const replicas: NodeChild[] = [];
   try {
@@ -83,7 +88,13 @@ export async function startManualCluster(o: ClusterOptions): Promise<Cluster> {
       'the vrep primary to list 2 Connected replicas, both members',
       20,
     );
-    return { kind: 'manual', nodes: [primary, ...replicas], primary, replicas };
+    return {
+      kind: 'manual',
+      nodes: [primary, ...replicas],
+      primary,
+      replicas,
+      primaryHttpPort: started?.httpPort ?? null,
+    };
   } catch (err) {
     await Promise.allSettled([primary, ...replicas].map((c) => c.stop(5000)));
     throw err;
@@ -128,7 +139,13 @@ export async function startAutoCluster(o: ClusterOptions): Promise<Cluster> {
   try {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const cluster: Cluster = { kind: 'auto', nodes, primary: nodes[0] as NodeChild, replicas: [] };
+    const cluster: Cluster = {
+      kind: 'auto',
+      nodes,
+      primary: nodes[0] as NodeChild,
+      replicas: [],
+      primaryHttpPort: null,
+    };
     await refreshLeader(cluster, o.timeoutMs);
     return cluster;
   } catch (err) {
@@ -213,11 +230,19 @@ export interface ReplicatedCase {
   /** Vectors / (time from the first write until every replica's log held the last). */
   loggedPerSec: number;
   digestsEqual: boolean;
+  /** Each replica's event-loop delay and CPU from the first write until it applied the last. */
+  replicaLoops: LoopStats[];
 }
 
 export interface ReplicatedCaseOptions {
   /** The ingest, run inside the primary's process, into a new collection `args.collection`. */
   args: IngestArgs;
+  /**
+   * Writes the batches some other way (a client in another process, say)
+   * instead of the primary's own ingest of `args`; `args` still names the
+   * collection and its dimension.
+   */
+  drive?: () => Promise<IngestResult>;
   /** Limit of the ingest call (its own duration plus slack). */
   ingestTimeoutMs: number;
   /** Limit of each wait for the replicas. */
@@ -239,13 +264,17 @@ export async function replicatedCase(cluster: Cluster, o: ReplicatedCaseOptions)
     10_000,
   );
   await replicasReach(replicas, created.lsn, o.catchUpTimeoutMs, `replicas to create ${collection}`);
-  const ingest = await primary.call<IngestResult>({ cmd: 'ingest', args }, o.ingestTimeoutMs);
+  await Promise.all(replicas.map((r) => r.call({ cmd: 'loopStart' }, 10_000)));
+  const ingest = o.drive
+    ? await o.drive()
+    : await primary.call<IngestResult>({ cmd: 'ingest', args }, o.ingestTimeoutMs);
   const reached = await replicasReach(
     replicas,
     ingest.lastLsn,
     o.catchUpTimeoutMs,
     `replicas to reach LSN ${ingest.lastLsn}`,
   );
+  const replicaLoops = await Promise.all(replicas.map((r) => r.call<LoopStats>({ cmd: 'loopStop' }, 10_000)));
   const equal = await digestsEqual([primary, ...replicas], collection);
   await primary.call({ cmd: 'dropCollection', name: collection }, 30_000);
   return {
@@ -253,6 +282,7 @@ export async function replicatedCase(cluster: Cluster, o: ReplicatedCaseOptions)
     replicatedPerSec: (ingest.vectors * 1000) / (reached.appliedMs - ingest.startWallMs),
     loggedPerSec: (ingest.vectors * 1000) / (reached.loggedMs - ingest.startWallMs),
     digestsEqual: equal,
+    replicaLoops,
   };
 }
 

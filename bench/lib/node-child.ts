@@ -8,15 +8,19 @@
  *
  * With an options argument the node starts at once; without one the child
  * waits for a `start` command (so a start can be timed without process boot).
- * Exits when the parent goes away.
+ * A second argument `--http` serves the node's HTTP API too (`serve()`, as
+ * `vrep serve` does, on a free port of 127.0.0.1), for clients in other
+ * processes. Exits when the parent goes away.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { fsync as fsyncCb, open as openCb, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { pino } from 'pino';
 import { ReplicationNode } from '../../src/node/replication-node.ts';
+import { serve, type RunningServer } from '../../src/server/serve.ts';
 import type { ReplicationNodeOptions } from '../../src/node/types.ts';
 import { batchIds, POOL_BATCHES, vectorPool } from './seeded.ts';
 import { wallMs } from './processes.ts';
@@ -25,7 +29,9 @@ import type {
   ChildReply,
   IngestArgs,
   IngestResult,
+  LoopStats,
   TcpCopyHeader,
+  Watched,
   WriteArgs,
 } from './node-client.ts';
 
@@ -34,6 +40,8 @@ const openFile = promisify(openCb);
 const closeFile = promisify(closeCb);
 
 let node: ReplicationNode | null = null;
+let server: RunningServer | null = null;
+const withHttp = process.argv[3] === '--http';
 
 function need(): ReplicationNode {
   if (!node) throw new Error('node not started');
@@ -42,8 +50,48 @@ function need(): ReplicationNode {
 
 async function start(options: ReplicationNodeOptions): Promise<unknown> {
   if (node) throw new Error('node already started');
-  node = await ReplicationNode.start(options);
-  return { nodeId: node.nodeId, peerPort: node.peerPort, lastLsn: node.lastLsn };
+  if (withHttp) {
+    server = await serve({
+      node: options,
+      http: { host: '127.0.0.1', port: 0 },
+      logger: pino({ level: 'warn' }),
+    });
+    node = server.node;
+  } else {
+    node = await ReplicationNode.start(options);
+  }
+  return {
+    nodeId: node.nodeId,
+    peerPort: node.peerPort,
+    lastLsn: node.lastLsn,
+    httpPort: server?.httpPort ?? null,
+  };
+}
+
+// ---- event-loop delay and CPU of this process, between loopStart and loopStop -------------
+
+let loop: IntervalHistogram | null = null;
+let cpuAtStart = process.cpuUsage();
+
+function loopStart(): void {
+  loop?.disable();
+  loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  cpuAtStart = process.cpuUsage();
+}
+
+function loopStop(): LoopStats {
+  if (!loop) throw new Error('loopStart first');
+  loop.disable();
+  const cpu = process.cpuUsage(cpuAtStart);
+  const out = {
+    p99Ms: loop.percentile(99) / 1e6,
+    maxMs: loop.max / 1e6,
+    meanMs: loop.mean / 1e6,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+  loop = null;
+  return out;
 }
 
 // ---- ingest -----------------------------------------------------------------
@@ -115,31 +163,35 @@ async function write(a: WriteArgs): Promise<{ lsn: number }> {
   return { lsn: result.lsn };
 }
 
-// ---- replica apply times ----------------------------------------------------
+// ---- when records became durable and applied here -----------------------------
 
-/** Polled every 1 ms: [lastLsn, wall ms] each time it changed. */
-let watched: [number, number][] = [];
+/** Polled every 1 ms: [LSN, wall ms] each time the applied (lastLsn) or the durable LSN changed. */
+let watched: Watched = { applied: [], durable: [] };
 let watchTimer: NodeJS.Timeout | null = null;
 const MAX_WATCH_ENTRIES = 1_000_000;
 
 function watch(): void {
   const n = need();
-  watched = [];
-  let last = n.lastLsn;
+  watched = { applied: [], durable: [] };
+  let applied = n.lastLsn;
+  let durable = n.durableLsn;
   watchTimer = setInterval(() => {
-    const lsn = n.lastLsn;
-    if (lsn !== last && watched.length < MAX_WATCH_ENTRIES) {
-      watched.push([lsn, wallMs()]);
-      last = lsn;
-    }
+    const a = n.lastLsn;
+    const d = n.durableLsn;
+    if (a === applied && d === durable) return;
+    const now = wallMs();
+    if (a !== applied && watched.applied.length < MAX_WATCH_ENTRIES) watched.applied.push([a, now]);
+    if (d !== durable && watched.durable.length < MAX_WATCH_ENTRIES) watched.durable.push([d, now]);
+    applied = a;
+    durable = d;
   }, 1);
 }
 
-function unwatch(): [number, number][] {
+function unwatch(): Watched {
   if (watchTimer) clearInterval(watchTimer);
   watchTimer = null;
   const out = watched;
-  watched = [];
+  watched = { applied: [], durable: [] };
   return out;
 }
 
@@ -237,7 +289,7 @@ async function run(cmd: ChildCommand): Promise<unknown> {
       return write(cmd.args);
     case 'status': {
       const n = need();
-      return { lastLsn: n.lastLsn, status: n.replicationStatus() };
+      return { lastLsn: n.lastLsn, durableLsn: n.durableLsn, status: n.replicationStatus() };
     }
     case 'digest':
       return need().digest(cmd.collection);
@@ -250,14 +302,21 @@ async function run(cmd: ChildCommand): Promise<unknown> {
       return null;
     case 'unwatch':
       return unwatch();
+    case 'loopStart':
+      loopStart();
+      return null;
+    case 'loopStop':
+      return loopStop();
     case 'tcpReceive':
       return tcpReceive(cmd.dir);
     case 'tcpReceived':
       if (!received) throw new Error('tcpReceive first');
       return received;
     case 'stop':
-      if (node) await node.stop();
+      if (server) await server.stop();
+      else if (node) await node.stop();
       node = null;
+      server = null;
       return null;
   }
 }

@@ -50,6 +50,8 @@ export type ChildCommand =
   | { cmd: 'snapshot' }
   | { cmd: 'watch' }
   | { cmd: 'unwatch' }
+  | { cmd: 'loopStart' }
+  | { cmd: 'loopStop' }
   | { cmd: 'tcpReceive'; dir: string }
   | { cmd: 'tcpReceived' }
   | { cmd: 'stop' };
@@ -73,8 +75,30 @@ export interface IngestResult {
   commits: [number, number, number][];
 }
 
+/** [LSN, wall ms] each time the node's applied LSN (lastLsn) or durable LSN moved while watched. */
+export interface Watched {
+  applied: [number, number][];
+  durable: [number, number][];
+}
+
+/** A node process's event-loop delay (monitorEventLoopDelay, 1 ms resolution) and CPU time over a span. */
+export interface LoopStats {
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  /** CPU time of the whole process (every thread), ms. */
+  cpuMs: number;
+}
+
 /** Header of one file in the raw TCP copy; `end` closes the transfer. */
 export type TcpCopyHeader = { end?: false; name: string; bytes: number } | { end: true };
+
+export interface StartedNode {
+  nodeId: string;
+  peerPort: number | null;
+  /** The HTTP API's port, when forked with `http`. */
+  httpPort: number | null;
+}
 
 export class ChildCommandError extends Error {
   constructor(
@@ -118,9 +142,12 @@ export class NodeChild {
     name: string,
     options: ReplicationNodeOptions | null,
     timeoutMs: number,
-  ): Promise<{ child: NodeChild; started: { nodeId: string; peerPort: number | null } | null }> {
+    opts: { http?: boolean } = {},
+  ): Promise<{ child: NodeChild; started: StartedNode | null }> {
+    if (opts.http && !options) throw new Error('NodeChild.fork: http needs the options to start with');
+    const args = options ? [JSON.stringify(options), ...(opts.http ? ['--http'] : [])] : [];
     const proc = track(
-      fork(childPath, options ? [JSON.stringify(options)] : [], {
+      fork(childPath, args, {
         execArgv: [
           '--import',
           'tsx',
@@ -130,7 +157,7 @@ export class NodeChild {
       }),
     );
     const child = new NodeChild(name, proc);
-    const started = child.await<{ nodeId: string; peerPort: number | null } | null>(0, timeoutMs, 'start');
+    const started = child.await<StartedNode | null>(0, timeoutMs, 'start');
     try {
       return { child, started: await started };
     } catch (err) {
@@ -147,7 +174,7 @@ export class NodeChild {
     return reply;
   }
 
-  status(timeoutMs = 10_000): Promise<{ lastLsn: number; status: ReplicationStatus }> {
+  status(timeoutMs = 10_000): Promise<{ lastLsn: number; durableLsn: number; status: ReplicationStatus }> {
     return this.call({ cmd: 'status' }, timeoutMs);
   }
 
