@@ -56,10 +56,16 @@ function loopStop(): LoopDelay {
   return out;
 }
 
+/** The TS API case's vectors and payloads, made once per shape. */
+const tsBatches = new Map<string, ReturnType<typeof tsApiBatches>>();
+
 /** The TS API case: `concurrency` writers in this process, each one batch in flight. */
 async function tsIngest(a: TsIngestArgs): Promise<TsIngestResult> {
   const node = need().node;
-  const { vectors, payloads } = tsApiBatches(a.shape);
+  const key = `${a.shape.seed}/${a.shape.dim}/${a.shape.batchSize}`;
+  let batches = tsBatches.get(key);
+  if (!batches) tsBatches.set(key, (batches = tsApiBatches(a.shape)));
+  const { vectors, payloads } = batches;
   const opts = { consistency: a.consistency, timeoutMs: 60_000 };
   loopStart();
   const t0 = performance.now();
