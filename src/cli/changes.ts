@@ -5,6 +5,8 @@
  * It keeps a window of credit: `window` events at first, topped up as
  * events are printed, and only while stdout keeps up (a pipe into a slow
  * reader slows the stream instead of filling this process's memory).
+ * With a group, it commits the last event printed each time stdout took
+ * the lines (and before it exits at --limit), so a restart goes on after it.
  */
 import { WebSocket } from 'ws';
 import { NodeUnavailable } from './node-client.ts';
@@ -15,6 +17,9 @@ export interface ChangesCommandOptions {
   collections?: string;
   ops?: string;
   includeVectors?: boolean;
+  /** Read as a member of this consumer group, committing what was printed. */
+  group?: string;
+  partitionBy?: string;
   token?: string;
   /** Stop after this many events (default: follow until interrupted). */
   limit?: number;
@@ -25,6 +30,20 @@ export interface ChangesCommandOptions {
 }
 
 export const DEFAULT_CHANGES_WINDOW = 1000;
+/** At --limit with a group: how long to wait for the last commit's answer before exiting anyway. */
+const COMMIT_WAIT_MS = 10_000;
+
+interface WireEvent {
+  term: number;
+  lsn: number;
+  index: number;
+  count: number;
+}
+
+/** An event's place as a commit names it: TERM:LSN for its record's last point, else TERM:LSN:INDEX. */
+function positionText(e: WireEvent): string {
+  return e.index === e.count - 1 ? `${e.term}:${e.lsn}` : `${e.term}:${e.lsn}:${e.index}`;
+}
 
 /** The ws:// URL of a node's change stream. */
 export function changesUrl(opts: ChangesCommandOptions): string {
@@ -34,6 +53,8 @@ export function changesUrl(opts: ChangesCommandOptions): string {
   if (opts.collections !== undefined) url.searchParams.set('collections', opts.collections);
   if (opts.ops !== undefined) url.searchParams.set('ops', opts.ops);
   if (opts.includeVectors === true) url.searchParams.set('include_vectors', 'true');
+  if (opts.group !== undefined) url.searchParams.set('group', opts.group);
+  if (opts.partitionBy !== undefined) url.searchParams.set('partition_by', opts.partitionBy);
   return url.toString();
 }
 
@@ -47,9 +68,18 @@ export function followChanges(opts: ChangesCommandOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const ws = new WebSocket(url, { headers, perMessageDeflate: false });
     let printed = 0;
+    /** With a group: the last event printed (TERM:LSN[:INDEX]) not yet committed, and the commit last asked for. */
+    let toCommit: string | null = null;
+    let asked: string | null = null;
+    const commit = (): void => {
+      if (opts.group === undefined || toCommit === null || toCommit === asked) return;
+      asked = toCommit;
+      ws.send(JSON.stringify({ commit: toCommit }));
+    };
     // Credit given and not yet used: topped up to `window` once half of it arrived.
     let outstanding = 0;
     let settled = false;
+    let limitReached = false;
     const done = (err?: Error): void => {
       if (settled) return;
       settled = true;
@@ -92,18 +122,38 @@ export function followChanges(opts: ChangesCommandOptions): Promise<void> {
         return done(new NodeUnavailable(`${url} sent a message that is not JSON`));
       }
       if (msg.error) return done(new NodeUnavailable(`${msg.error.code}: ${msg.error.message}`));
+      if ((msg as { committed?: string }).committed !== undefined) {
+        if (limitReached && (msg as { committed?: string }).committed === asked) done();
+        return;
+      }
       let lines = '';
-      for (const e of msg.events ?? []) {
+      for (const e of (msg.events ?? []) as WireEvent[]) {
         lines += `${JSON.stringify(e)}\n`;
+        toCommit = positionText(e);
         printed++;
         outstanding--;
         if (opts.limit !== undefined && printed >= opts.limit) break;
       }
       const more = out.write(lines);
-      if (opts.limit !== undefined && printed >= opts.limit) return done();
-      // Credit again only once stdout took the lines.
-      if (more) credit();
-      else out.once('drain', credit);
+      if (opts.limit !== undefined && printed >= opts.limit) {
+        limitReached = true;
+        // With a group, exit once the commit of what was printed is answered.
+        if (opts.group === undefined) return done();
+        const flushed = (): void => {
+          commit();
+          setTimeout(() => done(), COMMIT_WAIT_MS).unref();
+        };
+        if (more) flushed();
+        else out.once('drain', flushed);
+        return;
+      }
+      // Credit (and commit) again only once stdout took the lines.
+      const next = (): void => {
+        commit();
+        credit();
+      };
+      if (more) next();
+      else out.once('drain', next);
     });
     ws.on('close', (code, reason) => {
       if (code === 1000 || code === 1001) done();

@@ -107,6 +107,11 @@ program
     'comma-separated: upsert, delete, create_collection, drop_collection (default: all)',
   )
   .option('--include-vectors', "print upserts' vectors")
+  .option(
+    '--group <name>',
+    'read as a member of this consumer group: start after its committed position, commit what was printed',
+  )
+  .option('--partition-by <how>', 'with --group: id (default) or collection')
   .option('--limit <n>', 'exit after this many events', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--window <n>', 'events credited at a time', integer(1, 10_000), DEFAULT_CHANGES_WINDOW)
   .option('--url <url>', 'the node', nodeUrl, DEFAULT_NODE_URL)
@@ -117,6 +122,8 @@ program
       collections?: string;
       ops?: string;
       includeVectors?: boolean;
+      group?: string;
+      partitionBy?: string;
       limit?: number;
       window: number;
       url: string;

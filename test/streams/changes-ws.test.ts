@@ -277,6 +277,35 @@ test('vrep changes prints one JSON line per event', async (t) => {
     ['create_collection:a:', 'upsert:a:x', 'upsert:a:y'],
   );
 
+  // With --group it commits what it printed: a second run goes on after it.
+  const groupRun = async (): Promise<string[]> => {
+    const c = startCli([
+      'changes',
+      '--group',
+      'cli',
+      '--from',
+      'earliest',
+      '--limit',
+      '2',
+      '--url',
+      `http://${base}`,
+      '--token',
+      TOKEN,
+    ]);
+    t.after(() => c.kill());
+    assert.equal(await c.exited(30_000), 0, c.stderr());
+    return c
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const e = JSON.parse(l) as { op: string; collection: string; id: string | null };
+        return `${e.op}:${e.collection}:${e.id ?? ''}`;
+      });
+  };
+  assert.deepEqual(await groupRun(), ['create_collection:a:', 'create_collection:b:']);
+  assert.deepEqual(await groupRun(), ['upsert:a:x', 'upsert:a:y']);
+
   const refused = startCli(['changes', '--from', 'earliest', '--url', `http://${base}`, '--token', 'nope']);
   t.after(() => refused.kill());
   assert.equal(await refused.exited(30_000), 1);
