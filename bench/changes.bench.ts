@@ -6,6 +6,9 @@
  * - in process: node.changes() from earliest, one and four at once;
  * - over the network: GET /changes WebSockets from clients in their own
  *   processes (bench/lib/changes-client.ts), one and four at once.
+ * - consumer groups: one member committing (auto-commit in process; a
+ *   commit per message over the WebSocket), and four in-process members
+ *   sharing the stream by id hash (the events once, in all).
  * Events/s, MB/s (WAL bytes covered per second, so every path is against
  * the raw read of the same bytes; the WebSocket's JSON bytes in the note).
  */
@@ -62,6 +65,39 @@ async function inProcess(node: ReplicationNode, consumers: number, events: numbe
   return performance.now() - started;
 }
 
+/** A group of `members` in-process members from earliest; ms until they have every event between them. */
+async function inProcessGroup(
+  node: ReplicationNode,
+  group: string,
+  members: number,
+  events: number,
+): Promise<number> {
+  const started = performance.now();
+  const all = Array.from({ length: members }, () =>
+    node.changes({ group, from: 'earliest', includeVectors: true }),
+  );
+  // Every member joined before any reads, so no rebalance restarts a read.
+  await Promise.all(all.map((m) => m.start()));
+  let seen = 0;
+  let finish: () => void = () => {};
+  const done = new Promise<'done'>((r) => (finish = () => r('done')));
+  await Promise.all(
+    all.map(async (m) => {
+      // A member whose share is read out waits on its pull until the others have theirs.
+      while (seen < events) {
+        const batch = await Promise.race([m.nextBatch(), done]);
+        if (batch === 'done') return;
+        if (batch === null) throw new Error('a member ended early');
+        seen += batch.length;
+        if (seen >= events) finish();
+      }
+    }),
+  );
+  const ms = performance.now() - started;
+  for (const m of all) m.close();
+  return ms;
+}
+
 /**
  * `consumers` WebSocket clients in their own processes; the slowest client's ms from its socket
  * opening to its last event (process start-up left out), and the JSON bytes each received.
@@ -71,15 +107,16 @@ async function overWebSocket(
   consumers: number,
   events: number,
   vectors: boolean,
+  group: string | null = null,
 ): Promise<{ ms: number; jsonBytes: number }> {
-  const url = `ws://127.0.0.1:${port}/changes?from=earliest${vectors ? '&include_vectors=true' : ''}`;
+  const url = `ws://127.0.0.1:${port}/changes?from=earliest${vectors ? '&include_vectors=true' : ''}${group ? `&group=${group}` : ''}`;
   const results = await Promise.all(
     Array.from(
       { length: consumers },
       () =>
         new Promise<{ bytes: number; ms: number }>((resolve, reject) => {
           const child = track(
-            fork(clientScript, [url, String(events)], {
+            fork(clientScript, [url, String(events), ...(group ? ['commit'] : [])], {
               execArgv: ['--import', 'tsx'],
               stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
             }),
@@ -144,6 +181,32 @@ async function main(): Promise<Section[]> {
         );
       }
     }
+    // Consumer groups: the same events with their commits (records in the log too).
+    const groupRow = (name: string, ms: number): Row => ({
+      name,
+      value: events / (ms / 1000),
+      unit: 'events/s',
+      ratio: mb / (ms / 1000) / raw,
+      vs: RAW,
+      note: `${(mb / (ms / 1000)).toFixed(0)} MB/s of WAL`,
+    });
+    rows.push(
+      groupRow(
+        'group, 1 in-process member (auto-commit, with vectors)',
+        await inProcessGroup(server.node, 'g1', 1, events),
+      ),
+    );
+    rows.push(
+      groupRow(
+        'group, 4 in-process members sharing by id (with vectors)',
+        await inProcessGroup(server.node, 'g4', 4, events),
+      ),
+    );
+    const ws = await overWebSocket(server.httpPort, 1, events, false, 'gws');
+    rows.push({
+      ...groupRow('group, 1 WebSocket member committing each message', ws.ms),
+      note: `${(mb / (ws.ms / 1000)).toFixed(0)} MB/s of WAL; group position ${JSON.stringify(server.node.consumerGroupsStatus().find((g) => g.name === 'gws')?.position)}`,
+    });
     return [
       {
         title: `change streams: ${POINTS / 1000}k upserts of dim ${DIM} in batches of ${BATCH} read from earliest (fsync=no)`,

@@ -2,11 +2,14 @@
  * A change-stream consumer in its own process, as a user's would be: it
  * opens `GET /changes` (a WebSocket), keeps CREDIT events credited, counts
  * events and message bytes until it has `want` events, and prints one JSON
- * line: {events, bytes, ms}. Args: URL (ws://host:port/changes?...) and want.
+ * line: {events, bytes, ms}. Args: URL (ws://host:port/changes?...), want,
+ * and `commit` to commit each message's events (a group member), as
+ * `{"commit": "sent"}` after handling it.
  */
 import { WebSocket } from 'ws';
 
-const [url, wantText] = process.argv.slice(2);
+const [url, wantText, mode] = process.argv.slice(2);
+const commit = mode === 'commit';
 const want = Number(wantText);
 if (!url || !Number.isSafeInteger(want) || want < 1) {
   process.stderr.write('usage: changes-client.ts WS_URL EVENTS\n');
@@ -32,7 +35,9 @@ ws.on('message', (data: Buffer) => {
     process.stderr.write(`changes-client: ${msg.error.message}\n`);
     process.exit(1);
   }
-  events += msg.events?.length ?? 0;
+  if (msg.events === undefined) return; // a commit's answer
+  events += msg.events.length;
+  if (commit) ws.send('{"commit":"sent"}');
   if (events >= want) {
     process.stdout.write(`${JSON.stringify({ events, bytes, ms: performance.now() - startedMs })}\n`);
     ws.close();
