@@ -135,6 +135,9 @@ export class ReplicationNode {
       positions: () => this.store.state.groups,
       firstLsn: () => this.store.records.firstLsn,
       assertWritable: () => this.assertWritable(),
+      caughtUp: async () => {
+        if (this.core.role === 'leader') await this.linearizable();
+      },
       setPosition: async (group, position, timeoutMs) => {
         await this.writer.setGroupPosition(group, position, { consistency: 'quorum', timeoutMs });
       },

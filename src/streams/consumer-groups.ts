@@ -93,6 +93,12 @@ export interface ConsumerGroupDeps {
   firstLsn(): number;
   /** Throws the node's refusal (not the leader, read-only replica, stopped) when it takes no writes. */
   assertWritable(): void;
+  /**
+   * Resolves once this node has applied every record committed before the
+   * call (a linearizable read's barrier): a new leader may not have applied
+   * the group positions its predecessor committed yet.
+   */
+  caughtUp(): Promise<void>;
   /** Proposes a group position record at Quorum (null deletes the group); resolves once held by the quorum. */
   setPosition(group: string, position: GroupPosition | null, timeoutMs: number): Promise<void>;
   warn(fields: Record<string, unknown>, message: string): void;
@@ -349,6 +355,7 @@ export class GroupConsumer implements AsyncIterable<ChangeEvent> {
         if (this.closed) return null;
         this.deps.assertWritable();
         await this.start();
+        if (this.closed) continue; // closed while it waited to start
         const inner = this.inner as ChangeStream;
         const generation = this.innerGeneration;
         const batch = await inner.nextBatch(maxEvents);
@@ -475,6 +482,11 @@ export class GroupConsumer implements AsyncIterable<ChangeEvent> {
 
   private async reopen(): Promise<void> {
     this.inner?.close();
+    // The group's position is read from the applied state: on a leader just elected that may trail
+    // what the old one committed (resuming there would repeat committed events, or start a group
+    // whose first commits are not applied yet from `from`: a gap). Read it once it covers them.
+    await this.deps.caughtUp();
+    if (this.closed) return;
     const generation = this.group.generation;
     const share = this.group.shareOf(this);
     const key =
