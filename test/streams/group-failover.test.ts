@@ -175,6 +175,8 @@ test(
       await sleep(1000);
       const ackedBefore = writer.acked.length;
       const committedBefore = consumer.lastCommitted;
+      // Counted before the kill: the member may be back before the test sees the new leader.
+      const sessionsBefore = consumer.sessions.length;
       nodes[L.i]?.kill('SIGKILL');
       await nodes[L.i]?.exited(10_000);
       nodes[L.i] = null;
@@ -191,12 +193,17 @@ test(
           throw new Error(`${err.message}\n${logs()}`);
         })
       ).i;
-      const sessionsBefore = consumer.sessions.length;
       await until(
         async () => consumer.sessions.length > sessionsBefore && consumer.commitsAnswered > 0,
         30_000,
         'the member reconnected to the new leader',
-      );
+      ).catch((err: Error) => {
+        throw new Error(
+          `${err.message}; leader now ${leader}; sessions ${JSON.stringify(consumer.sessions)}; ` +
+            `refusals ${JSON.stringify(consumer.refusals.slice(-5))} (${consumer.refusals.length}); ` +
+            `connect failures ${consumer.connectFailures}\n${logs()}`,
+        );
+      });
       const reconnectMs = Date.now() - killedMs;
       await until(
         async () => writer.acked.length > ackedBefore + 200,

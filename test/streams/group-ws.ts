@@ -185,6 +185,8 @@ export class GroupWsConsumer {
   readonly refusals: Refusal[] = [];
   lastCommitted: Pos | null = null;
   commitsAnswered = 0;
+  /** Connections that failed (refused, reset, handshake timeout). */
+  connectFailures = 0;
   /** Commits sent as {"commit":"sent"} (every credited event had arrived) and as a position. */
   commitsSent = 0;
   commitsAt = 0;
@@ -343,7 +345,7 @@ export class GroupWsConsumer {
         ws.send(JSON.stringify({ commit }));
         give();
       });
-      ws.on('error', () => undefined);
+      ws.on('error', () => this.connectFailures++);
       ws.on('close', (code) => {
         if (idle !== null) clearTimeout(idle);
         if (info && info.end === null) info.end = `close ${code}`;
