@@ -76,8 +76,11 @@ function connect() {
     }
     if (msg.committed) return; // the cluster holds our position up to here
     for (const e of msg.events) handle(e);
-    // Handled: commit them, then ask for as many more.
-    ws.send(JSON.stringify({ commit: 'sent' }));
+    // Handled: commit the last of them by its position (not "sent": more messages may be on their way), then ask for as many more.
+    const last = msg.events.at(-1);
+    const at =
+      last.index === last.count - 1 ? `${last.term}:${last.lsn}` : `${last.term}:${last.lsn}:${last.index}`;
+    ws.send(JSON.stringify({ commit: at }));
     ws.send(JSON.stringify({ credit: msg.events.length }));
   });
   ws.on('close', retry);

@@ -201,6 +201,12 @@ class ChangesSession {
   private readonly ping: NodeJS.Timeout;
   /** The last event written to the socket (what a commit of "sent" commits). */
   private lastSent: GroupPosition | null = null;
+  /** auto_commit: the client's window (its first credit), events it said it handled, and the positions sent since. */
+  private window: number | null = null;
+  private handledCount = 0;
+  private sent: GroupPosition[] = [];
+  private sentAt = 0;
+  private sentCountBefore = 0;
   /** Commits run one after another, in the order the client sent them. */
   private commits: Promise<void> = Promise.resolve();
 
@@ -243,7 +249,7 @@ class ChangesSession {
         return;
       }
       n = message.credit;
-      if (this.commitOnCredit) this.commit('sent');
+      if (this.commitOnCredit) this.creditedAfterHandling(n);
       if (this.credit + n > CHANGES_WS_LIMITS.maxCredit)
         throw invalid(
           `credit: ${this.credit} outstanding + ${n} is more than ${CHANGES_WS_LIMITS.maxCredit}; credit again after events arrive`,
@@ -254,6 +260,32 @@ class ChangesSession {
     }
     this.credit += n;
     this.wakeUp();
+  }
+
+  /**
+   * auto_commit: the first credit is the client's window; each later credit
+   * of n says n more events were handled (the protocol: credit what you
+   * handled, after handling it), so the events sent up to the count handled
+   * are committed. Events sent and not yet handled are never covered, however
+   * many messages are on their way.
+   */
+  private creditedAfterHandling(n: number): void {
+    if (this.window === null) {
+      this.window = n;
+      return;
+    }
+    this.handledCount += n;
+    let upTo: GroupPosition | null = null;
+    while (this.sentAt < this.sent.length && this.sentCountBefore + this.sentAt < this.handledCount) {
+      upTo = this.sent[this.sentAt++] as GroupPosition;
+    }
+    // Drop what was consumed now and then, so the list holds only what is outstanding (at most the credit).
+    if (this.sentAt > 1024 && this.sentAt * 2 > this.sent.length) {
+      this.sent = this.sent.slice(this.sentAt);
+      this.sentCountBefore += this.sentAt;
+      this.sentAt = 0;
+    }
+    if (upTo !== null) this.commit(upTo);
   }
 
   /** Commits for a group member, then answers `{"committed": "TERM:LSN[:INDEX]"}`; a failed commit ends the session. */
@@ -339,6 +371,7 @@ class ChangesSession {
       parts.push(json);
       bytes += json.length;
       last = e;
+      if (this.commitOnCredit) this.sent.push(eventPosition(e));
       if (bytes >= CHANGES_WS_LIMITS.messageBytes) {
         await flush();
         this.lastSent = eventPosition(last);
