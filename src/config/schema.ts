@@ -111,10 +111,7 @@ export const storageSchema = z.strictObject({
 });
 
 export const streamsSchema = z.strictObject({
-  max_retained_bytes: field(
-    int(1024 * 1024, Number.MAX_SAFE_INTEGER),
-    'a byte count of at least 1048576',
-  ),
+  max_retained_bytes: field(int(1024 * 1024, Number.MAX_SAFE_INTEGER), 'a byte count of at least 1048576'),
 });
 
 export const loggingSchema = z.strictObject({
