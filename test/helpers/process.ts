@@ -99,3 +99,37 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Started 
     },
   };
 }
+
+/**
+ * `vrep serve` arguments of node i (n1, n2, ...) of a role-auto cluster on
+ * the given peer and HTTP addresses, with the fast timings multi-process
+ * tests use (election 1 s, heartbeat 100 ms) and fsync always.
+ */
+export function autoServeArgs(
+  i: number,
+  peers: readonly string[],
+  https: readonly string[],
+  dir: string,
+): string[] {
+  return [
+    'serve',
+    '--node-id',
+    `n${i + 1}`,
+    '--data-dir',
+    path.join(dir, `n${i + 1}`),
+    '--http',
+    https[i] as string,
+    '--role',
+    'auto',
+    '--bind',
+    peers[i] as string,
+    '--peers',
+    peers.filter((_, j) => j !== i).join(','),
+    '--election-timeout-ms',
+    '1000',
+    '--heartbeat-interval-ms',
+    '100',
+    '--fsync',
+    'always',
+  ];
+}

@@ -16,8 +16,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { startCli, type Started } from '../helpers/process.ts';
+import { autoServeArgs, startCli, type Started } from '../helpers/process.ts';
 import { until } from '../helpers/node-proc.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePorts } from '../helpers/safety.ts';
@@ -49,30 +48,7 @@ test(
     const base = (i: number): string => `http://${http(i)}`;
     const dir = tempDir(t);
     const nodes: Started[] = [0, 1, 2].map((i) =>
-      startCli([
-        'serve',
-        '--node-id',
-        `n${i + 1}`,
-        '--data-dir',
-        path.join(dir, `n${i + 1}`),
-        '--http',
-        http(i),
-        '--role',
-        'auto',
-        '--bind',
-        peer(i),
-        '--peers',
-        [0, 1, 2]
-          .filter((j) => j !== i)
-          .map(peer)
-          .join(','),
-        '--election-timeout-ms',
-        '1000',
-        '--heartbeat-interval-ms',
-        '100',
-        '--fsync',
-        'always',
-      ]),
+      startCli(autoServeArgs(i, [0, 1, 2].map(peer), [0, 1, 2].map(http), dir)),
     );
     t.after(() => {
       for (const n of nodes) {

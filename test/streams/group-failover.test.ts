@@ -13,9 +13,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { WebSocket } from 'ws';
-import { startCli, type Started } from '../helpers/process.ts';
+import { autoServeArgs, startCli, type Started } from '../helpers/process.ts';
 import { until } from '../helpers/node-proc.ts';
 import { freePorts } from '../helpers/addresses.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -67,30 +66,7 @@ test(
     const http = (i: number): string => `127.0.0.1:${ports[3 + i] as number}`;
     const dir = tempDir(t, 'vrep-group-failover-');
     const nodes: (Started | null)[] = [0, 1, 2].map((i) =>
-      startCli([
-        'serve',
-        '--node-id',
-        `n${i + 1}`,
-        '--data-dir',
-        path.join(dir, `n${i + 1}`),
-        '--http',
-        http(i),
-        '--role',
-        'auto',
-        '--bind',
-        peer(i),
-        '--peers',
-        [0, 1, 2]
-          .filter((j) => j !== i)
-          .map(peer)
-          .join(','),
-        '--election-timeout-ms',
-        '1000',
-        '--heartbeat-interval-ms',
-        '100',
-        '--fsync',
-        'always',
-      ]),
+      startCli(autoServeArgs(i, [0, 1, 2].map(peer), [0, 1, 2].map(http), dir)),
     );
     t.after(() => {
       for (const n of nodes) n?.kill('SIGKILL');
