@@ -399,17 +399,21 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
       if (record !== null) {
         const count = eventCount(record);
         const assignment = this.assignment;
+        let handed = -1;
         while (this.nextIndex < count && out.length < max) {
           const index = this.nextIndex++;
           if (assignment === null || assignment.assigned(record.collection, pointIdOf(record, index))) {
             out.push(changeEventOf(record, index, this.includeVectors));
-            this.lastHandedOutNow = {
-              term: record.term,
-              lsn: record.lsn,
-              index: index === count - 1 ? null : index,
-            };
+            handed = index;
           }
         }
+        // Once per record's run of events, not per event (still in the same synchronous step as passedNow).
+        if (handed >= 0)
+          this.lastHandedOutNow = {
+            term: record.term,
+            lsn: record.lsn,
+            index: handed === count - 1 ? null : handed,
+          };
         if (this.nextIndex < count) return;
         this.current = null;
         this.passedNow = { term: record.term, lsn: record.lsn };
