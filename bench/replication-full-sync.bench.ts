@@ -5,7 +5,13 @@
  * (the bound), then a fresh replica joins and is full-synced. Reported: the
  * replica's MB/s from its start to Connected at the primary's LSN, the
  * moment its last snapshot byte arrived, and the ratio to the raw copy.
- * Every process started here is killed on exit.
+ *
+ * Then a second fresh replica joins while the primary takes writes at a
+ * steady rate: the records written during its full sync stream alongside
+ * the snapshot. Reported: the share of them it held at the switch (1.0:
+ * all, live the moment the snapshot is in), and how long after the switch
+ * it held everything the primary had then. Every process started here is
+ * killed on exit.
  */
 import { readdirSync, statSync, createReadStream } from 'node:fs';
 import { once } from 'node:events';
@@ -15,7 +21,7 @@ import { processBench } from './lib/process-bench.ts';
 import { isQuick, type Row, type Section } from './lib/harness.ts';
 import { ConsistencyLevel } from '../src/node/consistency.ts';
 import { NodeChild, type IngestResult } from './lib/node-client.ts';
-import { freePort, waitUntil, withTimeout } from './lib/processes.ts';
+import { freePort, waitUntil, wallMs, withTimeout } from './lib/processes.ts';
 import { digestsEqual } from './lib/cluster.ts';
 
 const quick = isQuick();
@@ -25,6 +31,8 @@ const FULL_SYNC_VECTORS = quick ? 100_000 : 1_000_000;
 const START_TIMEOUT_MS = 30_000;
 const FULL_SYNC_TIMEOUT_MS = quick ? 120_000 : 600_000;
 const WHOLE_BENCH_TIMEOUT_MS = quick ? 5 * 60_000 : 20 * 60_000;
+/** Writes during the second full sync (vectors/s, batches of BATCH). */
+const WRITES_DURING_SYNC_PER_SEC = 10_000;
 
 const { tmpRoot, problems, run } = processBench('replication-full-sync', WHOLE_BENCH_TIMEOUT_MS);
 const benchStart = performance.now();
@@ -63,10 +71,23 @@ async function sendFiles(dir: string, port: number): Promise<void> {
   socket.end(header({ end: true }));
 }
 
+interface UnderWrites {
+  /** Records written after the snapshot and before the switch, and those of them that came alongside. */
+  writtenDuring: number;
+  alongside: number;
+  /** Records the replica lacked at the switch (of what the primary had then). */
+  behindAtSwitch: number;
+  /** From the switch until the replica held what the primary had at the switch. */
+  catchUpMs: number;
+  syncSeconds: number;
+  digestsEqual: boolean;
+}
+
 interface FullSyncCase {
   snapshotBytes: number;
   vectors: number;
   rawMBps: number;
+  underWrites: UnderWrites;
   vrep: {
     mbPerSec: number;
     seconds: number;
@@ -171,10 +192,12 @@ async function fullSyncCase(): Promise<FullSyncCase> {
     const equal = await digestsEqual([primary, joiner], 'full');
     if (!equal) problems.push('vrep digests differ after the full sync');
     if (joined.status.stats.full_syncs < 1) problems.push('the joining replica synced without a full sync');
+    const underWrites = await fullSyncUnderWrites(primary, port, others, snap.lsn, syncMs, loaded.batches);
     return {
       snapshotBytes,
       vectors: loaded.vectors,
       rawMBps,
+      underWrites,
       vrep: {
         mbPerSec: snapshotBytes / 1e6 / (syncMs / 1000),
         seconds: syncMs / 1000,
@@ -186,6 +209,91 @@ async function fullSyncCase(): Promise<FullSyncCase> {
   } finally {
     await Promise.allSettled([primary, ...others].map((c) => c.stop(30_000)));
   }
+}
+
+/**
+ * A second fresh replica full-syncs while the primary writes at a steady
+ * rate (its snapshot at `snapshotLsn` is the one offered, taken above).
+ */
+async function fullSyncUnderWrites(
+  primary: NodeChild,
+  port: number,
+  others: NodeChild[],
+  snapshotLsn: number,
+  firstSyncMs: number,
+  batchesSoFar: number,
+): Promise<UnderWrites> {
+  const dim = 128;
+  const { child: joiner } = await NodeChild.fork('full-sync replica under writes', null, START_TIMEOUT_MS);
+  others.push(joiner);
+  progress(`full sync under ${WRITES_DURING_SYNC_PER_SEC} vectors/s of writes: a second replica joins`);
+  // Writes run through the whole sync and a while after it.
+  const writeMs = Math.max(5_000, 2 * firstSyncMs + 3_000);
+  const writes = primary.call<IngestResult>(
+    {
+      cmd: 'ingest',
+      args: {
+        collection: 'full',
+        dim,
+        batchSize: BATCH,
+        seed: SEED + dim + 1,
+        idPrefix: `w${batchesSoFar}-`,
+        consistency: ConsistencyLevel.One,
+        durationMs: writeMs,
+        maxBatches: Number.MAX_SAFE_INTEGER,
+        ratePerSec: WRITES_DURING_SYNC_PER_SEC,
+      },
+    },
+    writeMs + 60_000,
+  );
+  const syncStart = performance.now();
+  await joiner.call(
+    {
+      cmd: 'start',
+      options: {
+        nodeId: 'fw',
+        dataDir: nodeDir('fw'),
+        storage: { fsync: 'no' },
+        replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+      },
+    },
+    START_TIMEOUT_MS,
+  );
+  const switched = await waitUntil(
+    async () => (await joiner.status()).status.last_full_sync ?? undefined,
+    FULL_SYNC_TIMEOUT_MS,
+    'the replica under writes to install its full sync',
+    2,
+  );
+  const syncSeconds = (performance.now() - syncStart) / 1000;
+  const [p, j] = await Promise.all([primary.status(), joiner.status()]);
+  const primaryAtSwitch = p.lastLsn;
+  const caughtUp = await waitUntil(
+    async () => ((await joiner.status()).lastLsn >= primaryAtSwitch ? wallMs() : undefined),
+    FULL_SYNC_TIMEOUT_MS,
+    'the replica under writes to hold what the primary had at its switch',
+    2,
+  );
+  await writes;
+  const last = (await primary.status()).lastLsn;
+  await waitUntil(
+    async () => ((await joiner.status()).lastLsn >= last ? true : undefined),
+    FULL_SYNC_TIMEOUT_MS,
+    'the replica under writes to catch up once the writes stopped',
+    5,
+  );
+  const equal = await digestsEqual([primary, joiner], 'full');
+  if (!equal) problems.push('vrep digests differ after the full sync under writes');
+  if (switched.snapshot_lsn < snapshotLsn)
+    problems.push('the replica under writes installed an older snapshot');
+  return {
+    writtenDuring: Math.max(0, primaryAtSwitch - switched.snapshot_lsn),
+    alongside: switched.alongside,
+    behindAtSwitch: Math.max(0, primaryAtSwitch - j.lastLsn),
+    catchUpMs: Math.max(0, caughtUp - switched.at),
+    syncSeconds,
+    digestsEqual: equal,
+  };
 }
 
 // ---- report -----------------------------------------------------------------
@@ -224,6 +332,38 @@ async function main(): Promise<Section[]> {
   sections.push({
     title: `Full sync of ${full.vectors / 1000}k x 128 (snapshot ${(full.snapshotBytes / 1e6).toFixed(0)} MB)`,
     rows: fullRows,
+  });
+  const w = full.underWrites;
+  const writtenRow: Row = {
+    name: 'records written on the primary between the snapshot and the switch',
+    value: w.writtenDuring,
+    unit: 'records',
+    note: `${WRITES_DURING_SYNC_PER_SEC} vectors/s in batches of ${BATCH}; sync took ${w.syncSeconds.toFixed(2)} s`,
+  };
+  sections.push({
+    title: `Full sync under writes (dual channel): the live stream alongside the snapshot`,
+    rows: [
+      writtenRow,
+      vs(
+        {
+          name: 'of them, held by the replica at the switch (came alongside the snapshot)',
+          value: w.alongside,
+          unit: 'records',
+          note: `goal: all of them (ratio 1.0); digests ${w.digestsEqual ? 'equal' : 'DIFFER'} after the writes stopped`,
+        },
+        writtenRow,
+      ),
+      {
+        name: 'behind the primary right after the switch',
+        value: w.behindAtSwitch,
+        unit: 'records',
+      },
+      {
+        name: 'switch to holding everything the primary had at the switch',
+        value: w.catchUpMs,
+        unit: 'ms',
+      },
+    ],
   });
   return sections;
 }

@@ -86,6 +86,12 @@ export function renderStatus(s: ReplicationStatus): string[] {
   out.push(
     `synced: ${stats.full_syncs} full, ${stats.partial_syncs} partial; ${stats.total_replicated} operations replicated`,
   );
+  const f = s.last_full_sync;
+  if (f) {
+    out.push(
+      `last full sync: snapshot at LSN ${f.snapshot_lsn}, ${f.alongside} records written meanwhile came alongside it, at ${new Date(f.at).toISOString()}`,
+    );
+  }
   const t = s.last_truncation;
   if (t !== null) {
     out.push(

@@ -62,7 +62,7 @@ import {
 import { heldBy, levelMet, memberPositions, type Level } from './quorum.ts';
 import { majorityOf, randomizedTimeout, upToDate, voterIds, VoteTally, type LogEnd } from './election.ts';
 import { MAX_PENDING_READS, ReadIndex } from './read-index.ts';
-import { Progress, type ProgressState } from './progress.ts';
+import { MAX_ALONGSIDE_BYTES, Progress, type ProgressState } from './progress.ts';
 import type {
   AckMessage,
   Entry,
@@ -188,14 +188,19 @@ export interface CoreFaults {
   readWithoutRound: boolean;
   /** A leader whose disk refused its no-op does not append it again. */
   noNoopRetry: boolean;
+  /** A follower acknowledges the records that came alongside its snapshot before it has installed it. */
+  ackAlongsideBeforeInstall: boolean;
 }
 
 export type CoreEvent =
   | { type: 'roleChanged'; role: Role; term: number; leader: string | null }
   /** Leader: a follower synced (partial: from the match point; full: a snapshot installed). */
   | { type: 'synced'; peer: string; mode: 'partial' | 'full'; lsn: number }
-  /** Follower: this node synced with its leader. */
-  | { type: 'followed'; leader: string; mode: 'partial' | 'full'; lsn: number }
+  /**
+   * Follower: this node synced with its leader (full: `alongside` records
+   * after the snapshot came while it did, and are in the log now).
+   */
+  | { type: 'followed'; leader: string; mode: 'partial' | 'full'; lsn: number; alongside: number }
   | { type: 'fullSyncOffered'; peer: string }
   | { type: 'refused'; peer: string; code: RefusalCode; reason: string; byMe: boolean }
   | { type: 'fenced'; by: string; term: number }
@@ -268,7 +273,14 @@ interface Receiving {
   probeId: number;
   snapshotLsn: number;
   history: Epoch[];
+  /** Records after the snapshot that came alongside it, in a row from snapshotLsn + 1: appended at install. */
+  alongside: Entry[];
+  alongsideBytes: number;
+  /** Records were missing from the row (lost frames) or past MAX_ALONGSIDE_BYTES: the ack after install names the gap. */
+  alongsideCut: boolean;
+  /** The leader's commit point and apply limit as they came with those records. */
   commit: number;
+  applyLimit: number;
 }
 
 export class CoreError extends Error {
@@ -402,6 +414,7 @@ export class ReplicationCore {
       commitOldTermByCount: false,
       readWithoutRound: false,
       noNoopRetry: false,
+      ackAlongsideBeforeInstall: false,
       ...opts.faults,
     };
     this.elections = opts.elections ?? null;
@@ -498,6 +511,11 @@ export class ReplicationCore {
   /** Follower: the leader's last LSN as last heard. */
   get leaderLastLsn(): number {
     return this.leaderLast;
+  }
+
+  /** Follower: the LSN of the snapshot being received or installed (the records after it are held alongside), else null. */
+  get snapshotComing(): number | null {
+    return (this.receiving ?? this.installing)?.snapshotLsn ?? null;
   }
 
   get isSynced(): boolean {
@@ -1334,15 +1352,14 @@ export class ReplicationCore {
       return;
     }
     if (p.state === 'snapshot') {
-      // Synced and past the snapshot: stream from its position (a full sync again if that is compacted).
-      if ((p.snapshotLsn > 0 || p.snapshotAccepted) && m.match >= p.snapshotLsn && !m.receivingSnapshot) {
-        p.reset('replicate', m.match + 1);
-        p.acked(m.match);
-        p.forceFull = false;
-        this.forceFull.delete(m.from);
-        this.out.events.push({ type: 'synced', peer: m.from, mode: 'full', lsn: m.match });
-      }
-      return;
+      // Synced and past the snapshot: stream on (a full sync again if its position is compacted).
+      const installed =
+        (p.snapshotLsn > 0 || p.snapshotAccepted) && m.match >= p.snapshotLsn && !m.receivingSnapshot;
+      if (!installed) return;
+      p.installed(m.match);
+      p.forceFull = false;
+      this.forceFull.delete(m.from);
+      this.out.events.push({ type: 'synced', peer: m.from, mode: 'full', lsn: m.match });
     }
     if (p.state !== 'replicate') return;
     if (m.match > this.lastLsn) return; // not from this log (a stale message)
@@ -1380,6 +1397,13 @@ export class ReplicationCore {
     const p = this.progress.get(to);
     if (!p || term !== this.hs.term || this.roleNow !== 'leader' || !p.sending || p.requestId !== requestId)
       return;
+    if (p.state === 'snapshot') {
+      // The records after the snapshot went while it was being sent: the snapshot goes on
+      // without them, and the follower asks for what it lacks once it is installed.
+      p.sending = false;
+      p.alongside = false;
+      return;
+    }
     p.reset('snapshot', this.lastLsn + 1);
     this.out.offerSnapshot.push({ to, probeId: p.probeId, force: false });
     this.out.events.push({ type: 'fullSyncOffered', peer: to });
@@ -1708,7 +1732,7 @@ export class ReplicationCore {
     this.answeredProbe = null;
     this.leaderLast = Math.max(this.leaderLast, m.lastLsn);
     this.takeLeaderPoints(m.commit, m.applyLimit);
-    this.out.events.push({ type: 'followed', leader: m.from, mode: 'partial', lsn: match });
+    this.out.events.push({ type: 'followed', leader: m.from, mode: 'partial', lsn: match, alongside: 0 });
     this.ackDue = true;
     // The leader goes on from the match it computed; this log ends below it (its disk refused
     // records after the position was sent, sim seed 4590): say where, or the leader waits forever.
@@ -1766,6 +1790,11 @@ export class ReplicationCore {
       return;
     }
     if (!this.fromLeader(m)) return;
+    const r = this.receiving ?? this.installing;
+    if (r !== null) {
+      if (r.leader === m.from && r.term === m.term) this.holdAlongside(r, m);
+      return;
+    }
     if (!this.synced) return; // the leader re-probes when it hears we are not synced
     let entries = m.entries;
     const first = entries[0];
@@ -1788,6 +1817,50 @@ export class ReplicationCore {
     this.takeLeaderPoints(m.commit, m.applyLimit);
   }
 
+  /**
+   * Records after the snapshot, streamed while it comes in: held in memory,
+   * in a row from its LSN, until it is installed. Nothing is appended or
+   * acknowledged meanwhile: the log still is the old one.
+   */
+  private holdAlongside(r: Receiving, m: RecordsMessage): void {
+    r.commit = Math.max(r.commit, m.commit);
+    r.applyLimit = Math.max(r.applyLimit, m.applyLimit);
+    if (r.alongsideCut) return;
+    let next = r.snapshotLsn + r.alongside.length + 1;
+    for (const e of m.entries) {
+      if (e.lsn < next) continue; // a copy of a frame already held
+      if (e.lsn > next || r.alongsideBytes + e.bytes.length > MAX_ALONGSIDE_BYTES) {
+        r.alongsideCut = true;
+        return;
+      }
+      r.alongside.push(e);
+      r.alongsideBytes += e.bytes.length;
+      next++;
+    }
+  }
+
+  /** The snapshot is installed: the records held alongside it go into the log after it (their count). */
+  private appendAlongside(r: Receiving): number {
+    const held: Entry[] = [];
+    for (const e of r.alongside) {
+      const epoch = this.history.epochAt(e.lsn);
+      if (epoch === undefined || epoch.term !== e.term) {
+        // Not the leader's log as its offer described it: ask again.
+        this.synced = false;
+        break;
+      }
+      held.push(e);
+    }
+    r.alongside = [];
+    if (held.length > 0) this.appendLocal(held);
+    if (!this.synced) return held.length;
+    // The leader's points as they came with those records (none came: the next message brings them).
+    if (r.commit > 0 || r.applyLimit > 0) this.takeLeaderPoints(r.commit, r.applyLimit);
+    // Cut short (lost frames, or more than it holds): the leader sends again from here.
+    if (r.alongsideCut) this.sendAck(this.lastLsn + 1);
+    return held.length;
+  }
+
   private onHeartbeat(m: HeartbeatMessage): void {
     if (!this.fromLeader(m)) return;
     this.leaderReadSeq = Math.max(this.leaderReadSeq, m.readSeq);
@@ -1801,6 +1874,22 @@ export class ReplicationCore {
     if (!this.synced && this.answeredProbe !== null && this.receiving === null && this.installing === null) {
       // Still waiting for the leader's answer to our position: say it again (it may be lost).
       this.sendPosition(this.leaderId, this.answeredProbe);
+      return;
+    }
+    const r = this.receiving ?? this.installing;
+    if (this.faults.ackAlongsideBeforeInstall && r !== null && r.alongside.length > 0) {
+      // The defect: records held in memory alongside the snapshot acknowledged as if durable.
+      this.out.messages.push({
+        type: 'ack',
+        from: this.id,
+        to: this.leaderId,
+        term: this.hs.term,
+        match: r.snapshotLsn + r.alongside.length,
+        synced: true,
+        gap,
+        receivingSnapshot: false,
+        readSeq: this.leaderReadSeq,
+      } satisfies AckMessage);
       return;
     }
     // While a snapshot comes in, the ack only says "alive, not synced".
@@ -1845,7 +1934,11 @@ export class ReplicationCore {
       probeId: m.probeId,
       snapshotLsn: m.snapshotLsn,
       history: m.history,
+      alongside: [],
+      alongsideBytes: 0,
+      alongsideCut: false,
       commit: 0,
+      applyLimit: 0,
     };
     this.out.messages.push({
       type: 'snapshotAccept',
@@ -1896,7 +1989,8 @@ export class ReplicationCore {
       this.syncedProbe = r.probeId;
       if (this.answeredProbe === r.probeId) this.answeredProbe = null;
       this.ackDue = true;
-      this.out.events.push({ type: 'followed', leader: r.leader, mode: 'full', lsn: snapshotLsn });
+      const alongside = this.appendAlongside(r);
+      this.out.events.push({ type: 'followed', leader: r.leader, mode: 'full', lsn: snapshotLsn, alongside });
     }
     if (this.promoteAfterInstall) {
       this.promoteAfterInstall = false;
@@ -1955,11 +2049,12 @@ export class ReplicationCore {
       case 'snapshotOffer':
         return this.onSnapshotOffer(m);
       case 'snapshotAccept': {
-        // The transport streams the snapshot; the core waits for the follower's ack.
+        // The transport streams the snapshot, and the core the records after it; the core waits
+        // for the follower's ack of its install.
         const p = this.progress.get(m.from);
         // Only the offer outstanding now counts (an older one's answer is void).
         if (p && p.state === 'snapshot' && m.term === this.hs.term && m.snapshotLsn === p.snapshotLsn) {
-          p.snapshotAccepted = true;
+          if (!p.snapshotAccepted) p.streamAlongside(p.snapshotLsn);
         }
         return;
       }

@@ -16,6 +16,13 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot' | 'refused';
 /** Frames in flight to one follower at most, and their bytes. */
 export const MAX_INFLIGHT_FRAMES = 16;
 export const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
+/**
+ * Bytes of records a follower holds in memory while its snapshot comes in
+ * (the live stream carried alongside it). The leader's window bounds what
+ * it sends (MAX_INFLIGHT_BYTES, plus the frame that crosses it); a follower
+ * past this stops buffering and names the gap once installed.
+ */
+export const MAX_ALONGSIDE_BYTES = 2 * MAX_INFLIGHT_BYTES;
 
 export class Progress {
   match = 0;
@@ -29,6 +36,12 @@ export class Progress {
   /** Full sync offered at this snapshot LSN (`snapshot` state), and whether the follower took it. */
   snapshotLsn = 0;
   snapshotAccepted = false;
+  /**
+   * `snapshot` state: the records after the snapshot stream to the follower
+   * while the snapshot does (Valkey's dual-channel sync); it holds them until
+   * it has installed the snapshot, so it is live the moment it has.
+   */
+  alongside = false;
   /** Ticks spent in the current state (an offer nobody answers is made again). */
   stateTicks = 0;
   /** Ticks frames have been in flight with no acknowledgement moving `match`. */
@@ -73,7 +86,7 @@ export class Progress {
   /** True when another frame may be sent now. */
   canSend(lastLsn: number): boolean {
     return (
-      this.state === 'replicate' &&
+      (this.state === 'replicate' || (this.state === 'snapshot' && this.alongside)) &&
       !this.sending &&
       !this.waitingForLog &&
       this.next <= lastLsn &&
@@ -110,6 +123,29 @@ export class Progress {
     return true;
   }
 
+  /** The follower took the snapshot at `snapshotLsn`: the records after it go out alongside. */
+  streamAlongside(snapshotLsn: number): void {
+    this.snapshotAccepted = true;
+    this.alongside = true;
+    this.next = snapshotLsn + 1;
+  }
+
+  /**
+   * The follower installed its snapshot and holds its log durably up to
+   * `match`: streaming from here. Frames sent alongside stay in flight (the
+   * follower appended what it buffered of them; an ACK names a gap if not).
+   */
+  installed(match: number): void {
+    const streamed = this.alongside;
+    this.state = 'replicate';
+    this.stateTicks = 0;
+    this.stalledTicks = 0;
+    this.snapshotLsn = 0;
+    this.snapshotAccepted = false;
+    this.alongside = false;
+    if (!streamed) this.reset('replicate', match + 1);
+  }
+
   /** Back to asking for its position (reconnect, gap, new term). */
   reset(state: ProgressState, next: number): void {
     this.state = state;
@@ -118,6 +154,7 @@ export class Progress {
     this.stalledTicks = 0;
     this.snapshotLsn = 0;
     this.snapshotAccepted = false;
+    this.alongside = false;
     this.sending = false;
     this.waitingForLog = false;
     this.resending = false;

@@ -119,6 +119,8 @@ export class ReplicationNode {
     last: null,
   };
   private appliedFromPrimary = 0;
+  /** The last full sync installed as a replica (status). */
+  private lastFullSync: { snapshotLsn: number; alongside: number; atMs: number } | null = null;
   /** Role auto: what the elections did, for status and metrics. */
   private readonly election = { campaigns: 0, stepDowns: 0, lastElectionAtMs: 0 };
   /** The role last announced by RoleChanged (a step-down, then learning the new leader, is one change). */
@@ -480,13 +482,27 @@ export class ReplicationNode {
           this.fullSyncBytesSent.delete(e.peer);
           this.events_.emit({ type: 'FullSyncFinished', peer: e.peer, snapshotLsn: e.lsn, bytes, atMs });
         }
-        this.events_.emit({ type: 'Synced', peer: e.peer, lsn: e.lsn, mode: e.mode, atMs });
+        this.events_.emit({ type: 'Synced', peer: e.peer, lsn: e.lsn, mode: e.mode, alongside: 0, atMs });
         return;
       case 'followed':
         this.refusedReason = null;
         if (e.mode === 'partial') this.followerCounters.partialSyncs++;
         this.followerCounters.lastSyncMs = atMs;
-        this.events_.emit({ type: 'Synced', peer: e.leader, lsn: e.lsn, mode: e.mode, atMs });
+        if (e.mode === 'full') {
+          this.lastFullSync = { snapshotLsn: e.lsn, alongside: e.alongside, atMs };
+          this.logger.info(
+            { leader: e.leader, snapshotLsn: e.lsn, alongside: e.alongside },
+            'replication: full sync installed; the records written meanwhile came alongside it',
+          );
+        }
+        this.events_.emit({
+          type: 'Synced',
+          peer: e.leader,
+          lsn: e.lsn,
+          mode: e.mode,
+          alongside: e.alongside,
+          atMs,
+        });
         return;
       case 'refused':
         if (e.byMe) {
@@ -848,6 +864,7 @@ export class ReplicationNode {
       refusedReason: this.refusedReason,
       refusedBy: this.refusedBy,
       truncation: this.truncation,
+      lastFullSync: this.lastFullSync,
       compression: this.records?.policy.stats() ?? null,
       appliedFromPrimary: this.appliedFromPrimary,
       writable: this.writableNow(),

@@ -39,6 +39,8 @@ export interface StatusSources {
     files: number;
     last: { file: string; fromLsn: number; toLsn: number; records: number; atMs: number } | null;
   };
+  /** The last full sync installed as a replica since the node started. */
+  lastFullSync: { snapshotLsn: number; alongside: number; atMs: number } | null;
   /** The primary's compression policy, while it feeds replicas. */
   compression: { saving: number | null; skipped: number } | null;
   appliedFromPrimary: number;
@@ -215,6 +217,14 @@ export function buildStatus(src: StatusSources): ReplicationStatus {
     stats,
     replicas,
     last_truncation: lastTruncation(src.truncation.last),
+    last_full_sync:
+      src.lastFullSync === null
+        ? null
+        : {
+            snapshot_lsn: src.lastFullSync.snapshotLsn,
+            alongside: src.lastFullSync.alongside,
+            at: src.lastFullSync.atMs,
+          },
     retention: {
       ...retentionOf(store.records.firstLsn, log.lastLsn, history),
       max_retained_bytes: store.retainedBytesLimit,

@@ -17,7 +17,7 @@ import type { RecordsSource } from './records-source.ts';
 import { encodeRecordsPrefix } from './records-payload.ts';
 import type { TokenBucket, TrafficClass } from './throttle.ts';
 import type { PeerSession } from './peer-session.ts';
-import type { OutgoingFrame } from '../transport/link.ts';
+import type { OutgoingFrame, PeerLink } from '../transport/link.ts';
 import { ReplicationCloseCodes } from './close-codes.ts';
 
 /** A request this many records behind the head is catch-up (bulk) traffic. */
@@ -35,13 +35,12 @@ export interface FeederHooks {
 
 /** Sends `payload` within the throttle and the link's buffer limit; false when the link is gone. */
 export async function sendPaced(
-  session: PeerSession,
+  link: Pick<PeerLink, 'send' | 'whenWritable' | 'closed'>,
   throttle: TokenBucket | null,
   nowMs: () => number,
   frame: OutgoingFrame,
   cls: TrafficClass,
 ): Promise<boolean> {
-  const link = session.link;
   const bytes = FRAME_HEADER_BYTES + frame.payload.length + (frame.prefix?.length ?? 0);
   if (throttle) {
     for (let wait = throttle.delayMs(bytes, cls, nowMs()); wait > 0;) {
@@ -51,10 +50,14 @@ export async function sendPaced(
     }
     throttle.take(bytes, nowMs());
   }
-  const result = link.send(frame);
-  if (result === 'dropped') return false;
-  if (result === 'backpressure') return link.whenWritable();
-  return true;
+  for (;;) {
+    const result = link.send(frame);
+    if (result === 'ok') return true;
+    if (result === 'backpressure') return link.whenWritable();
+    // Not sent (no sequence number used): the link is gone, or another sender on it filled its
+    // queue (a full sync streams beside the records). Dropping the frame would leave it unreported.
+    if (link.closed || !(await link.whenWritable())) return false;
+  }
 }
 
 export class Feeder {
@@ -114,7 +117,7 @@ export class Feeder {
     }
     const prefix = encodeRecordsPrefix(req.term, req.commit, req.applyLimit);
     const sent = await sendPaced(
-      this.session,
+      this.session.link,
       this.throttle,
       this.hooks.nowMs,
       {

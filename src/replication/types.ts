@@ -198,6 +198,12 @@ export interface ReplicationStatus {
    */
   last_truncation: { file: string; from_lsn: number; to_lsn: number; records: number; at: number } | null;
   /**
+   * The last full sync this node installed as a replica since it started (null: none): the
+   * snapshot's LSN, and the records written meanwhile that came alongside it (in its log at the
+   * switch); `at` in Unix ms.
+   */
+  last_full_sync: { snapshot_lsn: number; alongside: number; at: number } | null;
+  /**
    * The retention window: the earliest position this node's log still holds (a change stream from
    * before it is refused with ERR_POSITION_EVICTED; a replica lacking records from before it gets
    * a full sync). `first_term` 0 while the log holds no record.
@@ -221,7 +227,11 @@ export type NodeEvent =
   | { type: 'ReplicaDisconnected'; replica: string; reason: string; atMs: number }
   | { type: 'FullSyncStarted'; peer: string; snapshotLsn: number; resumeFromChunk: number; atMs: number }
   | { type: 'FullSyncFinished'; peer: string; snapshotLsn: number; bytes: number; atMs: number }
-  | { type: 'Synced'; peer: string; lsn: number; mode: 'partial' | 'full'; atMs: number }
+  /**
+   * A sync with `peer` took place from `lsn`. On a replica after a full sync, `alongside`
+   * records written meanwhile came with the snapshot and are in its log already (else 0).
+   */
+  | { type: 'Synced'; peer: string; lsn: number; mode: 'partial' | 'full'; alongside: number; atMs: number }
   | { type: 'Lagging'; peer: string; lagOperations: number; lagMs: number; atMs: number }
   | { type: 'Refused'; peer: string; reason: string; atMs: number }
   | { type: 'RoleChanged'; role: Role | RoleNow; term: number; atMs: number }

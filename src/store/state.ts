@@ -106,8 +106,24 @@ export function checkApplicable(
   shapes: ReadonlyMap<string, CollectionShape>,
   records: readonly LogRecord[],
 ): void {
+  checkApplicableTo(dimensionsOf(shapes), records);
+}
+
+/** Each collection's dimension, by name: the view checkApplicableTo keeps. */
+export function dimensionsOf(
+  shapes: Iterable<readonly [string, { readonly dimension: number }]>,
+): Map<string, number> {
   const dims = new Map<string, number>();
   for (const [name, c] of shapes) dims.set(name, c.dimension);
+  return dims;
+}
+
+/**
+ * checkApplicable against a running view of the collections' dimensions,
+ * which the records' creates and drops update (a stream of frames checked
+ * one after another: the records alongside a snapshot coming in).
+ */
+export function checkApplicableTo(dims: Map<string, number>, records: readonly LogRecord[]): void {
   for (const record of records) {
     const dim = dims.get(record.collection);
     const fail = (why: string): never => {

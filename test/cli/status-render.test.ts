@@ -43,6 +43,7 @@ const base = {
   leader: null,
   members: [],
   last_truncation: null,
+  last_full_sync: null,
   retention: { first_lsn: 1, first_term: 1, max_retained_bytes: 4 * 1024 ** 3 },
   groups: [],
 };
@@ -156,7 +157,7 @@ test('a standalone node: one line and a note', () => {
   );
 });
 
-test('role auto: the state, the leader, the election, each member with its match LSN, the last truncation', () => {
+test('role auto: the state, the leader, the election, each member with its match LSN, the last full sync and truncation', () => {
   const status: ReplicationStatus = {
     ...base,
     role: 'primary',
@@ -176,6 +177,7 @@ test('role auto: the state, the leader, the election, each member with its match
     ],
     stats: stats({ full_syncs: 0, partial_syncs: 2, total_replicated: 10 }),
     replicas: [],
+    last_full_sync: { snapshot_lsn: 90, alongside: 12, at: Date.UTC(2026, 11, 2, 8) },
     last_truncation: {
       file: 'lost/lost-3-100.jsonl',
       from_lsn: 101,
@@ -195,6 +197,7 @@ test('role auto: the state, the leader, the election, each member with its match
     '  ?          127.0.0.1:7004  learner  -',
     'replicas: 0 (0 connected)',
     'synced: 0 full, 2 partial; 10 operations replicated',
+    'last full sync: snapshot at LSN 90, 12 records written meanwhile came alongside it, at 2026-12-02T08:00:00.000Z',
     'last truncation: 4 records, LSN 101..104, at 2026-12-02T09:00:00.000Z, listed in lost/lost-3-100.jsonl',
   ]);
 });

@@ -48,8 +48,9 @@
  *   advance N                   handles the Ready `ready N hold` kept
  *   persist N [N2 ...]          N's disk completes its appends (localDurable)
  *   refuse N                    N's disk refuses its appends in flight (localFailed)
- *   deliver [N ...] [from=P] [type=T]  delivers queued messages, in order
- *   drop [N ...] [from=P] [type=T]     loses them
+ *   deliver [N ...] [from=P] [type=T] [nth=K]  delivers queued messages, in order
+ *                               (nth: only the K-th of those that match)
+ *   drop [N ...] [from=P] [type=T] [nth=K]     loses them
  *   stabilize [N ...]           ready / persist / deliver until nothing moves
  *   crash N                     N stops; what is not durable is gone
  *   restart N [role=leader|follower] [primary=P|none]  starts N from its disk
@@ -821,7 +822,13 @@ export class InteractionEnv {
 
   private deliverCommand(cmd: Command, drop: boolean): string[] {
     const out: string[] = [];
-    this.deliver(this.filterOf(cmd), drop, out, '');
+    let match = this.filterOf(cmd);
+    const nth = cmd.named.get('nth');
+    if (nth !== undefined) {
+      const pick = this.queue.filter(match)[Number(nth) - 1];
+      match = (m) => m === pick;
+    }
+    this.deliver(match, drop, out, '');
     return out.length > 0 ? out : ['no messages'];
   }
 
@@ -1048,7 +1055,7 @@ export class InteractionEnv {
       case 'synced':
         return `synced ${e.peer} ${e.mode} at ${e.lsn}`;
       case 'followed':
-        return `follows ${e.leader} ${e.mode} from ${e.lsn}`;
+        return `follows ${e.leader} ${e.mode} from ${e.lsn}${e.alongside > 0 ? ` (+${e.alongside} alongside)` : ''}`;
       case 'fullSyncOffered':
         return `full sync offered to ${e.peer}`;
       case 'refused':

@@ -159,6 +159,13 @@ const BROKEN: { fault: keyof CoreFaults; file: string; command: string; shows: R
     command: 'status n2',
     shows: /^n2 leader term=2 vote=n2 commit=0 leader=n2$/m,
   },
+  // n2 acknowledges the records it holds in memory alongside its snapshot: they count as held.
+  {
+    fault: 'ackAlongsideBeforeInstall',
+    file: 'full-sync-alongside.txt',
+    command: 'status n1',
+    shows: /^ {2}peer n2 replicate match=7/m,
+  },
 ];
 
 for (const { fault, file, command, shows } of BROKEN) {

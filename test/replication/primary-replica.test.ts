@@ -2,7 +2,8 @@
  * Primary/replica replication across processes on loopback: every
  * consistency level, kill and restart (partial resync), a backlog that is
  * gone (exactly one full sync), a full sync cut off midway (resumed, not
- * restarted), a throttled link, SIGSTOPped replicas holding a Quorum write,
+ * restarted), a full sync with the writes made meanwhile carried alongside
+ * it, a throttled link, SIGSTOPped replicas holding a Quorum write,
  * and a primary restarted with a wiped data dir (not trusted).
  */
 import { test } from 'node:test';
@@ -321,6 +322,89 @@ test(
     );
 
     await waitConverged(primary, [replica], 'big', 120_000);
+    await Promise.all(procs.map((p) => p.stop()));
+  },
+);
+
+test(
+  'a full sync carries the writes made meanwhile alongside it; the replica serves its old data until the switch',
+  { timeout: 180_000 },
+  async (t) => {
+    const dir = tempDir(t);
+    const procs: NodeProc[] = [];
+    t.after(() => {
+      for (const p of procs) p.kill();
+    });
+    // Throttled, so the snapshot takes seconds; small segments, so the snapshot drops the WAL below it.
+    const primary = await NodeProc.start(
+      primaryOptions(dir, {
+        replication: { role: 'primary', bandwidthBytesPerSec: 4_000_000 },
+        storage: { snapshotEveryBytes: 0, walSegmentBytes: 1024 * 1024 },
+      }),
+    );
+    procs.push(primary);
+    const { peerPort } = await primary.call<{ peerPort: number }>('info');
+    const dimension = 64;
+    let replica = await NodeProc.start(replicaOptions(dir, 'r1', peerPort));
+    procs.push(replica);
+    await addMembers(primary, [replica]);
+    await primary.call('create', { name: 'docs', dimension });
+    await writeBatches(primary, { collection: 'docs', first: 0, batches: 20, batchSize: 1000, dimension });
+    await waitConverged(primary, [replica], 'docs');
+    const old = await digestOf(replica, 'docs');
+
+    // The replica is away while its position leaves the primary's log.
+    await replica.stop();
+    await writeBatches(primary, {
+      collection: 'docs',
+      first: 20_000,
+      batches: 80,
+      batchSize: 1000,
+      dimension,
+    });
+    await primary.call('snapshot');
+
+    replica = await NodeProc.start(replicaOptions(dir, 'r1', peerPort));
+    procs.push(replica);
+    // Writes go on through the whole full sync.
+    let writing = true;
+    let next = 100_000;
+    const writer = (async () => {
+      while (writing) {
+        await primary.call('write', { collection: 'docs', first: next, count: 100, dimension });
+        next += 100;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    // While the snapshot comes in, reads on the replica see its old data, whole.
+    let seenDuring = 0;
+    const synced = await until(
+      async () => {
+        const events = await replica.call<NodeEvent[]>('events');
+        const done = events.find((e) => e.type === 'Synced' && e.mode === 'full');
+        if (done) return done;
+        const s = await stats(replica);
+        if (s.master?.sync) {
+          const now = await digestOf(replica, 'docs');
+          assert.equal(now.digest, old.digest, 'the replica must serve its old data until the switch');
+          seenDuring++;
+        }
+        return null;
+      },
+      120_000,
+      'the replica to install its full sync',
+    );
+    writing = false;
+    await writer;
+    assert.ok(seenDuring > 0, 'the full sync was never seen running (too fast to observe?)');
+    assert.equal(synced.type, 'Synced');
+    const alongside = synced.type === 'Synced' ? synced.alongside : 0;
+    t.diagnostic(
+      `full sync installed with ${alongside} records alongside; old data seen ${seenDuring} times during it`,
+    );
+    assert.ok(alongside > 0, 'the writes made during the full sync must come alongside it');
+    await waitConverged(primary, [replica], 'docs');
+    assert.equal((await stats(primary)).stats.full_syncs, 1);
     await Promise.all(procs.map((p) => p.stop()));
   },
 );

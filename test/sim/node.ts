@@ -82,6 +82,8 @@ export class SimNode {
   private durableLen = 0;
   private durable: Durable;
   private ops: DiskOp[] = [];
+  /** Completions that came while paused, waiting for the pause to end (in order). */
+  private deferred: (() => void)[] = [];
   private opBusy = false;
   /** Pinned snapshots this leader offered, by follower. */
   readonly offered = new Map<string, SimSnapshot>();
@@ -124,7 +126,19 @@ export class SimNode {
 
   /** Nothing in flight: no disk operation, no Ready to handle (the log and the core agree now). */
   get quiescent(): boolean {
-    return this.alive && !this.paused && this.ops.length === 0 && !this.opBusy && !this.core.hasReady();
+    return (
+      this.alive &&
+      !this.paused &&
+      this.deferred.length === 0 &&
+      this.ops.length === 0 &&
+      !this.opBusy &&
+      !this.core.hasReady()
+    );
+  }
+
+  /** The last LSN on the disk (what a crash now would keep). */
+  get durableLastLsn(): number {
+    return this.durable.log.length;
   }
 
   /** Starts the process from what is durable (a fresh start or a restart after a crash). */
@@ -132,6 +146,7 @@ export class SimNode {
     this.incarnation++;
     this.alive = true;
     this.ops = [];
+    this.deferred = [];
     this.opBusy = false;
     this.offered.clear();
     this.received = null;
@@ -227,18 +242,35 @@ export class SimNode {
     });
   }
 
-  /** Calls `fn` now, or once a pause ends; nothing after a crash. */
+  /**
+   * Calls `fn` now, or once a pause ends, in the order the calls came (the
+   * disk's completions reach a stopped process in order when it resumes);
+   * nothing after a crash.
+   */
   private whenRunning(fn: () => void): void {
     const incarnation = this.incarnation;
     const run = (): void => {
-      if (incarnation !== this.incarnation || !this.alive) return;
+      if (incarnation === this.incarnation && this.alive) fn();
+    };
+    if (!this.paused && this.deferred.length === 0) return run();
+    this.deferred.push(run);
+    if (this.deferred.length === 1) this.sched.at(this.pausedUntilMs, () => this.flushDeferred());
+  }
+
+  private flushDeferred(): void {
+    while (this.deferred.length > 0) {
       if (this.paused) {
-        this.sched.at(this.pausedUntilMs, run);
+        this.sched.at(this.pausedUntilMs, () => this.flushDeferred());
         return;
       }
-      fn();
-    };
-    run();
+      (this.deferred.shift() as () => void)();
+    }
+  }
+
+  /** The pause ends now (healing): what waited for it runs, in order. */
+  resume(): void {
+    this.pausedUntilMs = 0;
+    this.flushDeferred();
   }
 
   private ports(): RuntimePorts {

@@ -46,7 +46,7 @@ export type SimMode = 'elections' | 'manual';
 
 function describe(r: SimResult): string {
   const w = r.writes;
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; ${r.stats.campaigns} campaigns, ${r.stats.registerOps} register ops; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs, ${r.stats.failovers} failovers, ${r.stats.tornTails} torn tails, ${r.faults.length} faults`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'}; ${r.stats.campaigns} campaigns, ${r.stats.registerOps} register ops; writes ok ${w.ok} (one ${w.byLevel.one}, quorum ${w.byLevel.quorum}, all ${w.byLevel.all}), failed ${w.failed}, indeterminate ${w.indeterminate}; ${r.stats.applied} records applied, ${r.stats.messages} messages, ${r.stats.truncations} truncations, ${r.stats.fullSyncs} full syncs (${r.stats.alongside} records alongside), ${r.stats.failovers} failovers, ${r.stats.tornTails} torn tails, ${r.faults.length} faults`;
 }
 
 /** Runs the seed range in `jobs` child processes, passing their output through. */

@@ -29,6 +29,7 @@ interface SeedLine {
     messages: number;
     truncations: number;
     fullSyncs: number;
+    alongside: number;
     failovers: number;
     campaigns: number;
     registerOps: number;
@@ -74,7 +75,7 @@ async function seeds(t: import('node:test').TestContext, mode: SimMode): Promise
   const failed = lines.filter((l) => !l.ok);
   const sum = (f: (l: SeedLine) => number): number => lines.reduce((n, l) => n + f(l), 0);
   t.diagnostic(
-    `${SEEDS} seeds: ${sum((l) => l.writes.ok + l.writes.failed + l.writes.indeterminate)} writes (${sum((l) => l.writes.ok)} acknowledged: ${sum((l) => l.writes.byLevel['quorum'] ?? 0)} at quorum, ${sum((l) => l.writes.byLevel['all'] ?? 0)} at all), ${sum((l) => l.faults)} faults, ${sum((l) => l.stats.failovers)} failovers, ${sum((l) => l.stats.campaigns)} campaigns, ${sum((l) => l.stats.registerOps)} register operations checked for linearizability, ${sum((l) => l.stats.truncations)} truncations, ${sum((l) => l.stats.fullSyncs)} full syncs`,
+    `${SEEDS} seeds: ${sum((l) => l.writes.ok + l.writes.failed + l.writes.indeterminate)} writes (${sum((l) => l.writes.ok)} acknowledged: ${sum((l) => l.writes.byLevel['quorum'] ?? 0)} at quorum, ${sum((l) => l.writes.byLevel['all'] ?? 0)} at all), ${sum((l) => l.faults)} faults, ${sum((l) => l.stats.failovers)} failovers, ${sum((l) => l.stats.campaigns)} campaigns, ${sum((l) => l.stats.registerOps)} register operations checked for linearizability, ${sum((l) => l.stats.truncations)} truncations, ${sum((l) => l.stats.fullSyncs)} full syncs (${sum((l) => l.stats.alongside)} records alongside)`,
   );
   if (mode === 'elections') {
     assert.ok(sum((l) => l.stats.registerOps) > 0, 'register operations were checked');

@@ -27,6 +27,8 @@ export const VARIANTS = {
   'quorum-without-leader-durability': { faults: { countUndurableLeader: true }, mode: 'manual' },
   /** A follower applies before its disk has the records and keeps them applied when the disk refuses them. */
   'refused-records-stay-applied': { faults: { keepRefusedApplied: true }, mode: 'manual' },
+  /** A follower acknowledges the records streamed alongside its snapshot before installing it (they live only in its memory). */
+  'ack-alongside-before-install': { faults: { ackAlongsideBeforeInstall: true }, mode: 'manual' },
   /** A vote for any candidate, whatever its log (no Raft §5.4.1 check). */
   'vote-without-log-check': { faults: { voteWithoutLogCheck: true }, mode: 'elections' },
   /** Campaigns without a pre-vote: a node back from a partition deposes a healthy leader. */

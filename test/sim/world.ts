@@ -88,6 +88,8 @@ export interface SimResult {
     applied: number;
     truncations: number;
     fullSyncs: number;
+    /** Records that came alongside a snapshot and went into the follower's log at its install. */
+    alongside: number;
     failovers: number;
     /** Crashes that left whole records of the append being written (never reported durable). */
     tornTails: number;
@@ -170,6 +172,7 @@ export class World {
     messages: 0,
     truncations: 0,
     fullSyncs: 0,
+    alongside: 0,
     failovers: 0,
     tornTails: 0,
     campaigns: 0,
@@ -225,6 +228,7 @@ export class World {
               if (e.type === 'synced') this.refusing.delete(e.peer);
               if (e.type === 'truncated') this.stats.truncations++;
               if (e.type === 'fullSyncOffered') this.stats.fullSyncs++;
+              if (e.type === 'followed') this.stats.alongside += e.alongside;
               this.checker.onEvent(node.id, e);
             },
             violation: (node, msg) => this.checker.violation(`${node.id}: ${msg}`),
@@ -283,6 +287,12 @@ export class World {
   }
 
   private send(from: SimNode, m: Outgoing): void {
+    // An acknowledgement is a promise that a crash keeps the records: the disk must hold them.
+    if (m.type === 'ack' && m.synced && m.match > from.durableLastLsn) {
+      this.checker.violation(
+        `${from.id} acknowledged LSN ${m.match} to ${m.to} while its disk held up to ${from.durableLastLsn}`,
+      );
+    }
     if (m.type === 'append') {
       this.sendRecords(from, m);
       return;
@@ -340,6 +350,7 @@ export class World {
   private deliverSnapshot(from: SimNode, to: string, snap: SimSnapshot): void {
     // The stream runs over one connection: losing it fails the link, as a broken TCP stream
     // does (peers.ts fails the session when streaming fails); it is never silently short.
+    // It takes a while: the records the leader streams alongside it arrive meanwhile.
     this.transmit(
       from.id,
       to,
@@ -354,11 +365,15 @@ export class World {
         });
       },
       () => this.breakLink(from.id, to),
+      this.net.int(5, 50) + Math.min(500, Math.ceil(snap.records.length / 20)),
     );
   }
 
-  /** One message over the link from → to: delayed, maybe lost, duplicated or held back. */
-  private transmit(from: string, to: string, deliver: () => void, onLost?: () => void): void {
+  /**
+   * One message over the link from → to: delayed, maybe lost, duplicated or
+   * held back. `transferMs`: the time its bytes take on top (a snapshot).
+   */
+  private transmit(from: string, to: string, deliver: () => void, onLost?: () => void, transferMs = 0): void {
     const key = pairKey(from, to);
     if (!this.links.has(key)) return;
     this.stats.messages++;
@@ -369,7 +384,8 @@ export class World {
     }
     const copies = lossy && this.net.chance(0.03) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      const delay = this.net.int(1, 25) + (lossy && this.net.chance(0.05) ? this.net.int(20, 200) : 0);
+      const delay =
+        transferMs + this.net.int(1, 25) + (lossy && this.net.chance(0.05) ? this.net.int(20, 200) : 0);
       const receiver = this.node(to);
       const sent = receiver.incarnation;
       this.sched.after(delay, () => {
@@ -899,6 +915,7 @@ export class World {
         applied: this.nodes.reduce((n, x) => n + x.appliedCount, 0),
         truncations: this.stats.truncations,
         fullSyncs: this.stats.fullSyncs,
+        alongside: this.stats.alongside,
         failovers: this.stats.failovers,
         tornTails: this.stats.tornTails,
         campaigns: this.stats.campaigns,
@@ -1004,7 +1021,7 @@ export class World {
     this.lossyUntilMs = 0;
     this.diskFullUntil.clear();
     for (const n of this.nodes) {
-      n.pausedUntilMs = 0;
+      n.resume();
       if (!n.alive) n.boot();
     }
     this.electionChecker?.healed(this.sched.nowMs);
@@ -1015,7 +1032,7 @@ export class World {
     this.cut.clear();
     this.lossyUntilMs = 0;
     this.diskFullUntil.clear();
-    for (const n of this.nodes) n.pausedUntilMs = 0;
+    for (const n of this.nodes) n.resume();
     const primary = this.node(this.primary);
     if (!primary.alive) {
       // Restart it rather than fail over: what it acknowledged is on its disk.
