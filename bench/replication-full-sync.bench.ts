@@ -71,6 +71,22 @@ async function sendFiles(dir: string, port: number): Promise<void> {
   socket.end(header({ end: true }));
 }
 
+/** Starts a replica of the primary at `port` in the forked `joiner`, with an empty data dir. */
+async function startReplica(joiner: NodeChild, nodeId: string, port: number): Promise<void> {
+  await joiner.call(
+    {
+      cmd: 'start',
+      options: {
+        nodeId,
+        dataDir: nodeDir(nodeId),
+        storage: { fsync: 'no' },
+        replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
+      },
+    },
+    START_TIMEOUT_MS,
+  );
+}
+
 interface UnderWrites {
   /** Records written after the snapshot and before the switch, and those of them that came alongside. */
   writtenDuring: number;
@@ -160,18 +176,7 @@ async function fullSyncCase(): Promise<FullSyncCase> {
     others.push(joiner);
     progress('full sync: a new replica joins');
     const syncStart = performance.now();
-    await joiner.call(
-      {
-        cmd: 'start',
-        options: {
-          nodeId: 'fr',
-          dataDir: nodeDir('fr'),
-          storage: { fsync: 'no' },
-          replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
-        },
-      },
-      START_TIMEOUT_MS,
-    );
+    await startReplica(joiner, 'fr', port);
     const primaryLsn = (await primary.status()).lastLsn;
     // When the last snapshot byte arrived (the rest is the replica loading it).
     let transferredMs: number | null = null;
@@ -247,18 +252,7 @@ async function fullSyncUnderWrites(
     writeMs + 60_000,
   );
   const syncStart = performance.now();
-  await joiner.call(
-    {
-      cmd: 'start',
-      options: {
-        nodeId: 'fw',
-        dataDir: nodeDir('fw'),
-        storage: { fsync: 'no' },
-        replication: { role: 'replica', bindAddress: '127.0.0.1:0', masterAddress: `127.0.0.1:${port}` },
-      },
-    },
-    START_TIMEOUT_MS,
-  );
+  await startReplica(joiner, 'fw', port);
   const switched = await waitUntil(
     async () => (await joiner.status()).status.last_full_sync ?? undefined,
     FULL_SYNC_TIMEOUT_MS,
