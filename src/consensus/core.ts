@@ -62,7 +62,7 @@ import {
 import { heldBy, levelMet, memberPositions, type Level } from './quorum.ts';
 import { majorityOf, randomizedTimeout, upToDate, voterIds, VoteTally, type LogEnd } from './election.ts';
 import { MAX_PENDING_READS, ReadIndex } from './read-index.ts';
-import { MAX_ALONGSIDE_BYTES, Progress, type ProgressState } from './progress.ts';
+import { MAX_HELD_ALONGSIDE_BYTES, Progress, type ProgressState } from './progress.ts';
 import type {
   AckMessage,
   Entry,
@@ -276,7 +276,7 @@ interface Receiving {
   /** Records after the snapshot that came alongside it, in a row from snapshotLsn + 1: appended at install. */
   alongside: Entry[];
   alongsideBytes: number;
-  /** Records were missing from the row (lost frames) or past MAX_ALONGSIDE_BYTES: the ack after install names the gap. */
+  /** Records were missing from the row (lost frames) or past MAX_HELD_ALONGSIDE_BYTES: the ack after install names the gap. */
   alongsideCut: boolean;
   /** The leader's commit point and apply limit as they came with those records. */
   commit: number;
@@ -1829,7 +1829,7 @@ export class ReplicationCore {
     let next = r.snapshotLsn + r.alongside.length + 1;
     for (const e of m.entries) {
       if (e.lsn < next) continue; // a copy of a frame already held
-      if (e.lsn > next || r.alongsideBytes + e.bytes.length > MAX_ALONGSIDE_BYTES) {
+      if (e.lsn > next || r.alongsideBytes + e.bytes.length > MAX_HELD_ALONGSIDE_BYTES) {
         r.alongsideCut = true;
         return;
       }

@@ -17,12 +17,20 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot' | 'refused';
 export const MAX_INFLIGHT_FRAMES = 16;
 export const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
 /**
- * Bytes of records a follower holds in memory while its snapshot comes in
- * (the live stream carried alongside it). The leader's window bounds what
- * it sends (MAX_INFLIGHT_BYTES, plus the frame that crosses it); a follower
- * past this stops buffering and names the gap once installed.
+ * The window while a snapshot goes (the live stream carried alongside it,
+ * unacknowledged until the install): frames and bytes in flight. Frames
+ * near the head hold a record or two each, so the frame count of the
+ * streaming window would stop it after 16 writes.
  */
-export const MAX_ALONGSIDE_BYTES = 2 * MAX_INFLIGHT_BYTES;
+export const MAX_ALONGSIDE_FRAMES = 1024;
+export const MAX_ALONGSIDE_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes of records a follower holds in memory while its snapshot comes in:
+ * the leader's window, the frame that crosses it, and room for records
+ * bigger decoded than sent. A follower past this stops holding them and
+ * names the gap once installed.
+ */
+export const MAX_HELD_ALONGSIDE_BYTES = 2 * MAX_ALONGSIDE_BYTES;
 
 export class Progress {
   match = 0;
@@ -85,13 +93,15 @@ export class Progress {
 
   /** True when another frame may be sent now. */
   canSend(lastLsn: number): boolean {
+    const alongside = this.state === 'snapshot' && this.alongside;
+    const maxFrames = alongside ? MAX_ALONGSIDE_FRAMES : this.resending ? 1 : MAX_INFLIGHT_FRAMES;
     return (
-      (this.state === 'replicate' || (this.state === 'snapshot' && this.alongside)) &&
+      (this.state === 'replicate' || alongside) &&
       !this.sending &&
       !this.waitingForLog &&
       this.next <= lastLsn &&
-      this.inflightLast.length < (this.resending ? 1 : MAX_INFLIGHT_FRAMES) &&
-      this.inflightTotal < MAX_INFLIGHT_BYTES
+      this.inflightLast.length < maxFrames &&
+      this.inflightTotal < (alongside ? MAX_ALONGSIDE_BYTES : MAX_INFLIGHT_BYTES)
     );
   }
 
