@@ -66,6 +66,7 @@
         "native/crc32c.cc",
         "native/json_points.cc",
         "native/json_text.cc",
+        "native/prefault.cc",
         "native/json_objects.cc"
       ],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]

@@ -26,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCrc32c(env, exports);
   InitJsonPoints(env, exports);
   InitJsonObjects(env, exports);
+  InitPrefault(env, exports);
   return exports;
 }
 

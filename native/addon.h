@@ -29,5 +29,6 @@ void InitBatchCodec(Napi::Env env, Napi::Object exports);
 void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitJsonPoints(Napi::Env env, Napi::Object exports);
 void InitJsonObjects(Napi::Env env, Napi::Object exports);
+void InitPrefault(Napi::Env env, Napi::Object exports);
 
 }  // namespace vrep

@@ -8,6 +8,7 @@ import type { BatchCodecBinding } from './batch-codec.ts';
 import type { Crc32cBinding } from './crc32c.ts';
 import type { JsonPointsBinding } from './json-points.ts';
 import type { JsonObjectsBinding } from './json-objects.ts';
+import type { PrefaultBinding } from './prefault.ts';
 
 export interface NativeBinding
   extends
@@ -16,7 +17,8 @@ export interface NativeBinding
     BatchCodecBinding,
     Crc32cBinding,
     JsonPointsBinding,
-    JsonObjectsBinding {
+    JsonObjectsBinding,
+    PrefaultBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

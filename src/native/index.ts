@@ -5,3 +5,4 @@ export * from './batch-codec.ts';
 export * from './crc32c.ts';
 export * from './json-points.ts';
 export * from './json-objects.ts';
+export * from './prefault.ts';

@@ -38,10 +38,13 @@ async function snapshotFiles(t: TestContext): Promise<{
     );
     await writer.upsert('big', ids, vectors, payloads);
   }
-  await writer.upsert('small', ['a', 'é'], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [
-    new Uint8Array(0),
-    new Uint8Array(0),
-  ]);
+  // Non-ASCII ids and payloads take the per-row decode, the rest the one-pass ASCII decode.
+  await writer.upsert(
+    'small',
+    ['a', 'é', 'b'],
+    Float32Array.from({ length: 3 * DIM }, (_, i) => i),
+    [new Uint8Array(0), enc.encode(JSON.stringify({ title: 'café ☕' })), enc.encode('{}')],
+  );
   await writer.delete('big', ['id-7', 'id-20000']);
   const info = await store.snapshot();
   const digests = new Map(['big', 'small'].map((c) => [c, store.digest(c)]));
