@@ -22,10 +22,21 @@ const CHUNK_MASK = CHUNK_ROWS - 1;
  * here, into mapped memory 1 ms). Below it the round trip is not worth it.
  */
 const PREFAULT_MIN_BYTES = 1024 * 1024;
+/**
+ * Prefaults running at once, at most, in this process: the thread pool
+ * also does the WAL's writes and fsyncs, and a 48 MiB chunk takes one of
+ * its 4 threads for 20-30 ms here (more with other processes on the
+ * cores). A chunk beyond it faults in on first touch, as without it.
+ */
+const MAX_PREFAULTS_RUNNING = 1;
+let prefaultsRunning = 0;
 
 function newChunk(dim: number): Float32Array {
   const chunk = new Float32Array(CHUNK_ROWS * dim);
-  if (chunk.byteLength >= PREFAULT_MIN_BYTES) void prefaultAsync(chunk);
+  if (chunk.byteLength >= PREFAULT_MIN_BYTES && prefaultsRunning < MAX_PREFAULTS_RUNNING) {
+    prefaultsRunning++;
+    void prefaultAsync(chunk).finally(() => prefaultsRunning--);
+  }
   return chunk;
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { Collection, CHUNK_ROWS } from '../../src/store/collection.ts';
 
@@ -101,3 +102,30 @@ test('a frozen view stays as it was while writes go on (copy-on-write)', () => {
   assert.equal(copy.digest(), before);
   assert.notEqual(c.digest(), before);
 });
+
+/** This process's resident anonymous memory, in bytes (Linux). */
+function rssAnonBytes(): number {
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('RssAnon:'));
+  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
+}
+
+test(
+  "a new vector chunk's pages are mapped in off the event loop once its first row goes in",
+  { skip: process.platform !== 'linux' },
+  async () => {
+    const dim = 2048; // a 128 MiB chunk
+    const c = new Collection('pf', dim, 'l2');
+    const before = rssAnonBytes();
+    c.upsert(['a'], new Float32Array(dim).fill(1), [new Uint8Array(0)]);
+    // Only one row was written: the rest of the chunk is resident only if it was prefaulted.
+    let grown = 0;
+    for (let i = 0; i < 400 && grown < 96 * 1024 * 1024; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      grown = rssAnonBytes() - before;
+    }
+    assert.ok(grown >= 96 * 1024 * 1024, `resident memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+    assert.deepEqual(Array.from(c.get('a')?.vector ?? []).slice(0, 3), [1, 1, 1]);
+  },
+);
