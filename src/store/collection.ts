@@ -16,10 +16,13 @@ const CHUNK_SHIFT = 14;
 const CHUNK_MASK = CHUNK_ROWS - 1;
 
 /**
- * A new chunk of this size or more has its pages mapped in on the thread
- * pool while its rows go in (native/prefault.ts): copying a batch into
- * fresh memory faulted it in page by page on the event loop (3 MB: 6-8 ms
- * here, into mapped memory 1 ms). Below it the round trip is not worth it.
+ * A collection's second and later chunks, of this size or more, have their
+ * pages mapped in on the thread pool while their rows go in
+ * (native/prefault.ts): copying a batch into fresh memory faulted it in
+ * page by page on the event loop (3 MB: 6-8 ms here, into mapped memory 1
+ * ms). Below it the round trip is not worth it. The first chunk stays lazy:
+ * a small collection keeps only the pages its rows use (a 48 MiB chunk at
+ * dimension 768 for a handful of points would be resident whole).
  */
 const PREFAULT_MIN_BYTES = 1024 * 1024;
 /**
@@ -31,9 +34,10 @@ const PREFAULT_MIN_BYTES = 1024 * 1024;
 const MAX_PREFAULTS_RUNNING = 1;
 let prefaultsRunning = 0;
 
-function newChunk(dim: number): Float32Array {
+/** Chunk number `index` of a collection of dimension `dim`, zeroed. */
+function newChunk(dim: number, index: number): Float32Array {
   const chunk = new Float32Array(CHUNK_ROWS * dim);
-  if (chunk.byteLength >= PREFAULT_MIN_BYTES && prefaultsRunning < MAX_PREFAULTS_RUNNING) {
+  if (index > 0 && chunk.byteLength >= PREFAULT_MIN_BYTES && prefaultsRunning < MAX_PREFAULTS_RUNNING) {
     prefaultsRunning++;
     void prefaultAsync(chunk).finally(() => prefaultsRunning--);
   }
@@ -124,7 +128,7 @@ export class Collection {
       if (row === undefined) {
         row = this.rowIds.length;
         if ((row & CHUNK_MASK) === 0 && row >> CHUNK_SHIFT === this.chunks.length) {
-          this.chunks.push(newChunk(dim));
+          this.chunks.push(newChunk(dim, this.chunks.length));
         }
         this.rowIds.push(id);
         this.rowPayloads.push(null);
@@ -159,7 +163,7 @@ export class Collection {
       throw new RangeError(`appendVectors: ${vectors.length} floats for ${rows} rows of ${dim}`);
     if (rows === CHUNK_ROWS) this.chunks.push(vectors);
     else {
-      const chunk = newChunk(dim);
+      const chunk = newChunk(dim, this.chunks.length);
       chunk.set(vectors);
       this.chunks.push(chunk);
     }
