@@ -131,7 +131,9 @@ test(
     const lazy = await settle(() => false, before);
     assert.ok(lazy < 8 * MiB, `one row in the first chunk made ${(lazy / MiB).toFixed(1)} MiB resident`);
     const ids = Array.from({ length: CHUNK_ROWS - 1 }, (_, i) => `p${i}`);
-    c.upsert(ids, new Float32Array(ids.length * dim).fill(2), []);
+    // Held to the end: freeing these 64 MiB while the second chunk is measured would hide it.
+    const fill = new Float32Array(ids.length * dim).fill(2);
+    c.upsert(ids, fill, []);
     before = rssAnonBytes();
     c.upsert(['second'], new Float32Array(dim).fill(3), [new Uint8Array(0)]);
     // Only one row went into the second chunk: the rest of it is resident only if it was prefaulted.
@@ -139,5 +141,6 @@ test(
     assert.ok(grown >= 48 * MiB, `the second chunk made ${(grown / MiB).toFixed(1)} MiB resident`);
     assert.deepEqual(Array.from(c.get('second')?.vector ?? []).slice(0, 3), [3, 3, 3]);
     assert.equal(c.count, CHUNK_ROWS + 1);
+    assert.equal(fill[fill.length - 1], 2);
   },
 );
