@@ -5,25 +5,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { prefaultAsync } from '../../src/native/prefault.ts';
 import { binding } from '../../src/native/addon.ts';
 import { isVrepError } from '../../src/errors.ts';
+import { kernelPrefaults, rssAnonBytes } from '../helpers/memory.ts';
 
 const MiB = 1024 * 1024;
-const linux = process.platform === 'linux';
-
-/** This process's resident anonymous memory, in bytes (Linux). */
-function rssAnonBytes(): number {
-  const line = readFileSync('/proc/self/status', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('RssAnon:'));
-  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
-}
+const prefaults = kernelPrefaults();
 
 test(
   'the pages of a fresh array are resident once it resolves, before any write',
-  { skip: !linux },
+  { skip: !prefaults && 'needs Linux 5.14+ (MADV_POPULATE_WRITE)' },
   async () => {
     const view = new Float32Array((64 * MiB) / 4);
     const before = rssAnonBytes();

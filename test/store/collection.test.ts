@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { kernelPrefaults, rssAnonBytes } from '../helpers/memory.ts';
 import { Collection, CHUNK_ROWS } from '../../src/store/collection.ts';
 
 const enc = new TextEncoder();
@@ -103,17 +103,9 @@ test('a frozen view stays as it was while writes go on (copy-on-write)', () => {
   assert.notEqual(c.digest(), before);
 });
 
-/** This process's resident anonymous memory, in bytes (Linux). */
-function rssAnonBytes(): number {
-  const line = readFileSync('/proc/self/status', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('RssAnon:'));
-  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
-}
-
 test(
   "a collection's second vector chunk is mapped in off the event loop once its first row goes in; the first stays lazy",
-  { skip: process.platform !== 'linux' },
+  { skip: !kernelPrefaults() && 'needs Linux 5.14+ (MADV_POPULATE_WRITE)' },
   async () => {
     const dim = 1024; // 64 MiB chunks
     const MiB = 1024 * 1024;
