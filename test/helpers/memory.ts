@@ -1,13 +1,21 @@
-/** What tests of memory residency need: the process's resident memory, and whether the kernel can prefault. */
+/** What tests of memory residency need: a process's resident memory, and whether the kernel can prefault. */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** This process's resident anonymous memory, in bytes (Linux). */
+/**
+ * A memory field of /proc/<pid>/status in bytes (Linux): `VmRSS` (all
+ * resident memory) or `RssAnon` (resident anonymous memory: heap and
+ * array buffers, not mapped files).
+ */
+export function statusBytes(field: 'VmRSS' | 'RssAnon', pid: number | 'self' = 'self'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** This process's resident anonymous memory, in bytes. */
 export function rssAnonBytes(): number {
-  const line = readFileSync('/proc/self/status', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('RssAnon:'));
-  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
+  return statusBytes('RssAnon');
 }
 
 /** MADV_POPULATE_WRITE came with Linux 5.14: there `prefaultAsync` must map the pages. */

@@ -10,8 +10,8 @@
  * writer may overwrite the same ids (a node state that does not grow) and
  * still check every write.
  */
-import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
+import { statusBytes } from '../helpers/memory.ts';
 
 export interface Pos {
   term: number;
@@ -415,9 +415,7 @@ export function checkDeliveries(
 
 /** Resident set size of process `pid` in bytes (VmRSS of /proc/<pid>/status). */
 export function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) * 1024;
+  return statusBytes('VmRSS', pid);
 }
 
 export async function getJson<T>(url: string): Promise<T> {
