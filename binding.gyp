@@ -67,6 +67,7 @@
         "native/json_points.cc",
         "native/json_text.cc",
         "native/prefault.cc",
+        "native/id_index.cc",
         "native/json_objects.cc"
       ],
       "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter"]

@@ -482,7 +482,11 @@ function goal(
 }
 
 /** Event-loop delay as both the ingest and loopStop report it. */
-type LoopDelay = Pick<LoopStats, 'p99Ms' | 'maxMs'>;
+type LoopDelay = Pick<LoopStats, 'p99Ms' | 'maxMs' | 'gc'>;
+
+/** "GC 12 pauses, 140 ms, max 31 ms": what of the window's loop delay garbage collection explains. */
+const gcNote = (l: LoopDelay): string =>
+  `GC ${l.gc.count} pauses, ${l.gc.totalMs.toFixed(0)} ms, max ${l.gc.maxMs.toFixed(1)} ms`;
 
 const worst = (loops: LoopDelay[]): LoopDelay =>
   loops.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a), loops[0] as LoopDelay);
@@ -522,7 +526,7 @@ async function main(): Promise<Section[]> {
         name: `${what}: primary p99`,
         value: primaryLoop.p99Ms,
         unit: 'ms',
-        note: `max ${primaryLoop.maxMs.toFixed(1)} ms`,
+        note: `max ${primaryLoop.maxMs.toFixed(1)} ms; ${gcNote(primaryLoop)}`,
       },
       base,
     ),
@@ -530,7 +534,7 @@ async function main(): Promise<Section[]> {
       name: `${what}: replica r${i + 1} p99`,
       value: l.p99Ms,
       unit: 'ms',
-      note: `max ${l.maxMs.toFixed(1)} ms; CPU ${l.cpuMs.toFixed(0)} ms`,
+      note: `max ${l.maxMs.toFixed(1)} ms; CPU ${l.cpuMs.toFixed(0)} ms; ${gcNote(l)}`,
     })),
   ];
   try {
@@ -552,7 +556,7 @@ async function main(): Promise<Section[]> {
         name: `dim ${dim}, standalone: p99`,
         value: alone.loopDelay.p99Ms,
         unit: 'ms',
-        note: `max ${alone.loopDelay.maxMs.toFixed(1)} ms`,
+        note: `max ${alone.loopDelay.maxMs.toFixed(1)} ms; ${gcNote(alone.loopDelay)}`,
       };
       loopRows.push(aloneP99);
       for (const level of LEVELS) {

@@ -6,7 +6,10 @@
  *   files and checksumming them;
  * - snapshot build MB/s vs compressing the same vector bytes alone;
  * - paced write latency while a snapshot is built vs the same writes alone;
- * - search latency, 100k x 768, k=10, vs usearch's exact search (1 thread).
+ * - search latency, 100k x 768, k=10, vs usearch's exact search (1 thread);
+ * - the id index: new ids in batches of 1000 into IdIndex (native) vs a JS
+ *   Map of the same ids (get + set, as the collection did), per id and the
+ *   slowest batch (a growing table rehashes within one).
  */
 import {
   mkdtempSync,
@@ -38,6 +41,7 @@ import { StoreWriter as BenchWriter } from '../test/helpers/store-writer.ts';
 import { encodeRecord, Op } from '../src/log/record.ts';
 import { crc32c } from '../src/native/crc32c.ts';
 import { compressBatch } from '../src/native/batch-codec.ts';
+import { IdIndex } from '../src/native/id-index.ts';
 import type { FsyncPolicy } from '../src/log/wal.ts';
 
 const usearch = loadUsearch();
@@ -302,6 +306,70 @@ function randomBatch(start: number, n: number, dim: number) {
       ],
       'usearch exactSearch (1 thread)',
     ),
+  });
+}
+
+// ---- id index -----------------------------------------------------------------
+{
+  const n = 1_000_000;
+  const batch = 1000;
+  const batches = Array.from({ length: n / batch }, (_, b) =>
+    Array.from({ length: batch }, (_, i) => `point-${b * batch + i}`),
+  );
+  /** ns per id and the slowest batch, ms, of `insert` over every batch into a fresh structure. */
+  const timeInserts = (fresh: () => (ids: string[]) => void): { nsPerId: number; worstMs: number } => {
+    const insert = fresh();
+    let worstMs = 0;
+    const t0 = performance.now();
+    for (const ids of batches) {
+      const t = performance.now();
+      insert(ids);
+      worstMs = Math.max(worstMs, performance.now() - t);
+    }
+    return { nsPerId: ((performance.now() - t0) * 1e6) / n, worstMs };
+  };
+  const rows = new Int32Array(batch);
+  const viaMap = (): ((ids: string[]) => void) => {
+    const map = new Map<string, number>();
+    return (ids) => {
+      for (const id of ids) if (map.get(id) === undefined) map.set(id, map.size);
+    };
+  };
+  const viaIndex = (): ((ids: string[]) => void) => {
+    const index = new IdIndex();
+    return (ids) => void index.upsert(ids, rows);
+  };
+  // Best of three each, alternating, so a noisy moment hits both alike.
+  const map: { nsPerId: number; worstMs: number }[] = [];
+  const index: { nsPerId: number; worstMs: number }[] = [];
+  for (let round = 0; round < 3; round++) {
+    map.push(timeInserts(viaMap));
+    index.push(timeInserts(viaIndex));
+  }
+  const best = (xs: { nsPerId: number; worstMs: number }[]) => ({
+    nsPerId: Math.min(...xs.map((x) => x.nsPerId)),
+    worstMs: Math.min(...xs.map((x) => x.worstMs)),
+  });
+  const m = best(map);
+  const x = best(index);
+  sections.push({
+    title: `id index: ${n} new ids in batches of ${batch}, best of 3`,
+    rows: [
+      {
+        name: 'JS Map get + set',
+        value: m.nsPerId,
+        unit: 'ns/id',
+        note: `slowest batch ${m.worstMs.toFixed(1)} ms`,
+      },
+      {
+        name: 'IdIndex.upsert (native)',
+        value: x.nsPerId,
+        unit: 'ns/id',
+        note: `slowest batch ${x.worstMs.toFixed(1)} ms`,
+        ratio: x.nsPerId / m.nsPerId,
+        vs: 'JS Map get + set',
+      },
+    ],
   });
 }
 

@@ -17,7 +17,12 @@ import { fsync as fsyncCb, open as openCb, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import path from 'node:path';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import {
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type IntervalHistogram,
+  type PerformanceEntry,
+} from 'node:perf_hooks';
 import { pino } from 'pino';
 import { ReplicationNode } from '../../src/node/replication-node.ts';
 import { serve, type RunningServer } from '../../src/server/serve.ts';
@@ -30,6 +35,7 @@ import type {
   IngestArgs,
   IngestResult,
   LoopStats,
+  GcPauses,
   TcpCopyHeader,
   Watched,
   WriteArgs,
@@ -68,20 +74,43 @@ async function start(options: ReplicationNodeOptions): Promise<unknown> {
   };
 }
 
-// ---- event-loop delay and CPU of this process, between loopStart and loopStop -------------
+// ---- event-loop delay, GC pauses and CPU of this process, between loopStart and loopStop ---
+
+/** Counts the main thread's GC pauses from now until the returned stop() (which detaches). */
+function watchGc(): () => GcPauses {
+  const pauses: GcPauses = { count: 0, totalMs: 0, maxMs: 0 };
+  const add = (list: PerformanceEntry[]): void => {
+    for (const e of list) {
+      pauses.count++;
+      pauses.totalMs += e.duration;
+      pauses.maxMs = Math.max(pauses.maxMs, e.duration);
+    }
+  };
+  const observer = new PerformanceObserver((list) => add(list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  return () => {
+    // Entries are delivered asynchronously: take the ones not delivered yet.
+    add(observer.takeRecords());
+    observer.disconnect();
+    return pauses;
+  };
+}
 
 let loop: IntervalHistogram | null = null;
+let gcStop: (() => GcPauses) | null = null;
 let cpuAtStart = process.cpuUsage();
 
 function loopStart(): void {
   loop?.disable();
+  gcStop?.();
   loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
+  gcStop = watchGc();
   cpuAtStart = process.cpuUsage();
 }
 
 function loopStop(): LoopStats {
-  if (!loop) throw new Error('loopStart first');
+  if (!loop || !gcStop) throw new Error('loopStart first');
   loop.disable();
   const cpu = process.cpuUsage(cpuAtStart);
   const out = {
@@ -89,8 +118,10 @@ function loopStop(): LoopStats {
     maxMs: loop.max / 1e6,
     meanMs: loop.mean / 1e6,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    gc: gcStop(),
   };
   loop = null;
+  gcStop = null;
   return out;
 }
 
@@ -104,6 +135,7 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   const opts = { consistency: a.consistency, timeoutMs: 60_000 };
   loop.enable();
+  const stopGc = watchGc();
   const startWallMs = wallMs();
   const t0 = performance.now();
   let batches = 0;
@@ -124,6 +156,7 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
   }
   const elapsedMs = performance.now() - t0;
   loop.disable();
+  const gc = stopGc();
   return {
     vectors: batches * a.batchSize,
     batches,
@@ -136,6 +169,7 @@ async function ingest(a: IngestArgs): Promise<IngestResult> {
       maxMs: loop.max / 1e6,
       p99Ms: loop.percentile(99) / 1e6,
       meanMs: loop.mean / 1e6,
+      gc,
     },
     commits,
   };

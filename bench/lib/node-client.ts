@@ -70,7 +70,7 @@ export interface IngestResult {
   endWallMs: number;
   lastLsn: number;
   /** Event-loop delay on this node while it ingested. */
-  loopDelay: { maxMs: number; p99Ms: number; meanMs: number };
+  loopDelay: { maxMs: number; p99Ms: number; meanMs: number; gc: GcPauses };
   /** [lsn, wall ms of the write call, wall ms of its acknowledgement], when asked for. */
   commits: [number, number, number][];
 }
@@ -82,12 +82,20 @@ export interface Watched {
 }
 
 /** A node process's event-loop delay (monitorEventLoopDelay, 1 ms resolution) and CPU time over a span. */
+/** Garbage-collection pauses of a node's main thread over a window (PerformanceObserver 'gc'). */
+export interface GcPauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
 export interface LoopStats {
   p99Ms: number;
   maxMs: number;
   meanMs: number;
   /** CPU time of the whole process (every thread), ms. */
   cpuMs: number;
+  gc: GcPauses;
 }
 
 /** Header of one file in the raw TCP copy; `end` closes the transfer. */

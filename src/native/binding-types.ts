@@ -9,6 +9,7 @@ import type { Crc32cBinding } from './crc32c.ts';
 import type { JsonPointsBinding } from './json-points.ts';
 import type { JsonObjectsBinding } from './json-objects.ts';
 import type { PrefaultBinding } from './prefault.ts';
+import type { IdIndexBinding } from './id-index.ts';
 
 export interface NativeBinding
   extends
@@ -18,7 +19,8 @@ export interface NativeBinding
     Crc32cBinding,
     JsonPointsBinding,
     JsonObjectsBinding,
-    PrefaultBinding {
+    PrefaultBinding,
+    IdIndexBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

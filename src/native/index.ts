@@ -6,3 +6,4 @@ export * from './crc32c.ts';
 export * from './json-points.ts';
 export * from './json-objects.ts';
 export * from './prefault.ts';
+export * from './id-index.ts';

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { MetricName } from '../log/record.ts';
+import { IdIndex } from '../native/id-index.ts';
 import { prefaultAsync } from '../native/prefault.ts';
 
 /** Rows per vector chunk. A power of two so row -> chunk is a shift. */
@@ -92,7 +93,9 @@ export class Collection {
   private readonly chunks: Float32Array[] = [];
   private readonly rowIds: string[] = [];
   private readonly rowPayloads: (string | null)[] = [];
-  private readonly idToRow = new Map<string, number>();
+  private readonly idToRow = new IdIndex();
+  /** Rows of the ids of the batch being written (grown to the largest batch). */
+  private batchRows = new Int32Array(0);
   /** Bulk load: rows whose vectors are stored and whose ids have not come yet (appendVectors). */
   private rowsWithoutIds = 0;
   /** Chunks a snapshot in progress still reads: copied before the next write to them. */
@@ -122,17 +125,16 @@ export class Collection {
     // new points becomes one copy per chunk, not one per point.
     let runStart = 0;
     let runRow = -1;
+    const rows = this.indexRows(ids);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as string;
-      let row = this.idToRow.get(id);
-      if (row === undefined) {
-        row = this.rowIds.length;
+      const row = rows[i] as number;
+      // New ids took the next rows in order: row count is where the next one goes.
+      if (row === this.rowIds.length) {
         if ((row & CHUNK_MASK) === 0 && row >> CHUNK_SHIFT === this.chunks.length) {
           this.chunks.push(newChunk(dim, this.chunks.length));
         }
-        this.rowIds.push(id);
+        this.rowIds.push(ids[i] as string);
         this.rowPayloads.push(null);
-        this.idToRow.set(id, row);
       }
       this.rowPayloads[row] = payloadText(payloads[i]);
       const extends_ = runRow >= 0 && row === runRow + (i - runStart) && (row & CHUNK_MASK) !== 0;
@@ -181,11 +183,10 @@ export class Collection {
     if (ids.length > this.rowsWithoutIds)
       throw new RangeError(`appendIds: ${ids.length} ids for ${this.rowsWithoutIds} rows`);
     const first = this.rowIds.length;
+    const rows = this.indexRows(ids);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
-      const before = this.idToRow.size;
-      this.idToRow.set(id, first + i);
-      if (this.idToRow.size === before) throw new Error(`id ${JSON.stringify(id)} appears twice`);
+      if (rows[i] !== first + i) throw new Error(`id ${JSON.stringify(id)} appears twice`);
       this.rowIds.push(id);
       this.rowPayloads.push(payloadText(payloads[i]));
     }
@@ -193,6 +194,18 @@ export class Collection {
   }
 
   /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */
+  /** The rows of `ids`, new ids indexed at the next rows; on a refusal the index is left as it was. */
+  private indexRows(ids: readonly string[]): Int32Array {
+    if (this.batchRows.length < ids.length) this.batchRows = new Int32Array(ids.length);
+    try {
+      this.idToRow.upsert(ids, this.batchRows);
+    } catch (err) {
+      while (this.idToRow.size > this.rowIds.length) this.idToRow.removeSwap(this.idToRow.size - 1);
+      throw err;
+    }
+    return this.batchRows;
+  }
+
   private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
     const dim = this.dimension;
     const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
@@ -205,7 +218,7 @@ export class Collection {
     const dim = this.dimension;
     for (const id of ids) {
       const row = this.idToRow.get(id);
-      if (row === undefined) continue;
+      if (row < 0) continue;
       const last = this.rowIds.length - 1;
       if (row !== last) {
         const lastId = this.rowIds[last] as string;
@@ -217,11 +230,11 @@ export class Collection {
         );
         this.rowIds[row] = lastId;
         this.rowPayloads[row] = this.rowPayloads[last] ?? null;
-        this.idToRow.set(lastId, row);
       }
+      // The index moves the last row's id into `row` as well.
+      this.idToRow.removeSwap(row);
       this.rowIds.pop();
       this.rowPayloads.pop();
-      this.idToRow.delete(id);
       // Free a chunk once no row uses it, so memory follows deletes.
       if ((last & CHUNK_MASK) === 0) this.chunks.pop();
       deleted++;
@@ -261,12 +274,12 @@ export class Collection {
   }
 
   has(id: string): boolean {
-    return this.idToRow.has(id);
+    return this.idToRow.get(id) >= 0;
   }
 
   get(id: string): PointView | null {
     const row = this.idToRow.get(id);
-    return row === undefined ? null : this.pointAt(row);
+    return row < 0 ? null : this.pointAt(row);
   }
 
   pointAt(row: number): PointView {
