@@ -25,6 +25,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "simdjson.h"
 
 namespace vrep {
 namespace {
@@ -139,6 +140,11 @@ class Table {
     return true;
   }
 
+  const uint8_t* KeyOf(uint32_t row, uint32_t* length) const {
+    *length = lengths_[row];
+    return arena_.data() + offsets_[row];
+  }
+
   // Removes row `row`'s id; the last row's id, if another, takes row `row`.
   void RemoveSwap(uint32_t row) {
     uint32_t last = Size() - 1;
@@ -249,6 +255,8 @@ class IdIndex : public Napi::ObjectWrap<IdIndex> {
                        {InstanceMethod<&IdIndex::UpsertMany>("upsert"),
                         InstanceMethod<&IdIndex::FindMany>("lookup"), InstanceMethod<&IdIndex::Get>("get"),
                         InstanceMethod<&IdIndex::RemoveSwap>("removeSwap"),
+                        InstanceMethod<&IdIndex::IdAt>("idAt"), InstanceMethod<&IdIndex::Pack>("pack"),
+                        InstanceMethod<&IdIndex::UpsertPacked>("upsertPacked"),
                         InstanceAccessor<&IdIndex::SizeGetter>("size"),
                         InstanceAccessor<&IdIndex::MemoryBytesGetter>("memoryBytes")});
   }
@@ -272,6 +280,86 @@ class IdIndex : public Napi::ObjectWrap<IdIndex> {
       rows[i] = static_cast<int32_t>(row);
     });
     return Napi::Number::New(env, table_.Size());
+  }
+
+  // upsertPacked(lengths: Uint8Array, bytes: Uint8Array, rows: Int32Array):
+  // number. As upsert, for ids packed as pack() gives them (u32 LE lengths,
+  // then the bytes), so a snapshot loads without a JS string per id. The
+  // bytes must be UTF-8 and exactly the lengths' sum (checked first; nothing
+  // goes in otherwise).
+  Napi::Value UpsertPacked(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 3 || !IsU8(info[0]) || !IsU8(info[1]) || !info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      ThrowError(env, codes::kInvalidArg,
+                 "IdIndex.upsertPacked(lengths, bytes, rows): two Uint8Arrays and an Int32Array");
+    }
+    Napi::Uint8Array lengthBytes = info[0].As<Napi::Uint8Array>();
+    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+    Napi::Int32Array rows = info[2].As<Napi::Int32Array>();
+    if (lengthBytes.ByteLength() % 4 != 0) {
+      ThrowError(env, codes::kInvalidArg, "IdIndex.upsertPacked: lengths is not a whole number of u32");
+    }
+    size_t count = lengthBytes.ByteLength() / 4;
+    if (rows.ElementLength() < count) {
+      ThrowError(env, codes::kInvalidArg,
+                 "IdIndex.upsertPacked: rows holds " + std::to_string(rows.ElementLength()) + ", ids are " +
+                     std::to_string(count));
+    }
+    const uint8_t* lengthData = lengthBytes.Data();
+    auto lengthAt = [&](size_t i) {
+      const uint8_t* p = lengthData + 4 * i;
+      return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+             static_cast<uint32_t>(p[3]) << 24;
+    };
+    uint64_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint32_t length = lengthAt(i);
+      if (length > kMaxIdBytes) {
+        ThrowError(env, codes::kInvalidArg,
+                   "IdIndex.upsertPacked: id " + std::to_string(i) + " is " + std::to_string(length) +
+                       " bytes, limit " + std::to_string(kMaxIdBytes));
+      }
+      total += length;
+    }
+    if (total != bytes.ByteLength()) {
+      ThrowError(env, codes::kInvalidArg,
+                 "IdIndex.upsertPacked: the lengths add up to " + std::to_string(total) + " bytes, bytes holds " +
+                     std::to_string(bytes.ByteLength()));
+    }
+    const uint8_t* data = bytes.Data();
+    if (!simdjson::validate_utf8(reinterpret_cast<const char*>(data), bytes.ByteLength())) {
+      ThrowError(env, codes::kInvalidArg, "IdIndex.upsertPacked: the ids are not UTF-8");
+    }
+    constexpr size_t kGroup = 16;
+    uint32_t hashes[kGroup];
+    size_t at = 0;
+    int32_t* out = rows.Data();
+    for (size_t start = 0; start < count; start += kGroup) {
+      size_t n = std::min(kGroup, count - start);
+      size_t groupAt = at;
+      for (size_t j = 0; j < n; j++) {
+        uint32_t length = lengthAt(start + j);
+        hashes[j] = table_.Hash(data + groupAt, length);
+        table_.Prefetch(hashes[j]);
+        groupAt += length;
+      }
+      for (size_t j = 0; j < n; j++) {
+        uint32_t length = lengthAt(start + j);
+        uint32_t row = 0;
+        if (!table_.Upsert(data + at, length, hashes[j], &row)) {
+          ThrowError(env, codes::kInvalidArg,
+                     "IdIndex.upsertPacked: the index holds " + std::to_string(kMaxRows) + " ids, its limit");
+        }
+        out[start + j] = static_cast<int32_t>(row);
+        at += length;
+      }
+    }
+    return Napi::Number::New(env, table_.Size());
+  }
+
+  static bool IsU8(const Napi::Value& value) {
+    return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
   }
 
   // lookup(ids: string[], rows: Int32Array): rows[i] = row of ids[i], or -1.
@@ -331,17 +419,60 @@ class IdIndex : public Napi::ObjectWrap<IdIndex> {
 
   // removeSwap(row): drops row `row`'s id; the last row's id moves to `row`.
   Napi::Value RemoveSwap(const Napi::CallbackInfo& info) {
+    table_.RemoveSwap(RowArg(info, 0, "removeSwap", table_.Size()));
+    return info.Env().Undefined();
+  }
+
+  // idAt(row): string, the id of `row`.
+  Napi::Value IdAt(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 1 || !info[0].IsNumber()) {
-      ThrowError(env, codes::kInvalidArg, "IdIndex.removeSwap(row): a row number");
+    uint32_t row = RowArg(info, 0, "idAt", table_.Size());
+    uint32_t length = 0;
+    const uint8_t* key = table_.KeyOf(row, &length);
+    return Napi::String::New(env, reinterpret_cast<const char*>(key), length);
+  }
+
+  // pack(fromRow, count): [lengths, bytes], copies of the ids of rows
+  // [fromRow, fromRow + count): u32 little-endian UTF-8 byte lengths, and
+  // the bytes back to back (a snapshot chunk's id parts, as written).
+  Napi::Value Pack(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t size = table_.Size();
+    uint32_t from = RowArg(info, 0, "pack", size + 1);
+    uint32_t count = RowArg(info, 1, "pack", size - from + 1);
+    size_t total = 0;
+    for (uint32_t row = from; row < from + count; row++) {
+      uint32_t length = 0;
+      table_.KeyOf(row, &length);
+      total += length;
     }
-    double row = info[0].As<Napi::Number>().DoubleValue();
-    if (!(row >= 0 && row < table_.Size() && row == static_cast<double>(static_cast<uint32_t>(row)))) {
+    Napi::Uint8Array lengths = Napi::Uint8Array::New(env, size_t{count} * 4);
+    Napi::Uint8Array bytes = Napi::Uint8Array::New(env, total);
+    uint8_t* lengthOut = lengths.Data();
+    uint8_t* bytesOut = bytes.Data();
+    for (uint32_t row = from; row < from + count; row++) {
+      uint32_t length = 0;
+      const uint8_t* key = table_.KeyOf(row, &length);
+      for (int b = 0; b < 4; b++) *lengthOut++ = static_cast<uint8_t>(length >> (8 * b));
+      if (length > 0) std::memcpy(bytesOut, key, length);
+      bytesOut += length;
+    }
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(uint32_t{0}, lengths);
+    out.Set(uint32_t{1}, bytes);
+    return out;
+  }
+
+  // Argument `i` as an integer in [0, limit).
+  static uint32_t RowArg(const Napi::CallbackInfo& info, size_t i, const char* method, uint64_t limit) {
+    Napi::Env env = info.Env();
+    double value = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+    if (!(value >= 0 && value < static_cast<double>(limit) && value == static_cast<double>(static_cast<uint32_t>(value)))) {
       ThrowError(env, codes::kInvalidArg,
-                 "IdIndex.removeSwap: row must be an integer in [0, " + std::to_string(table_.Size()) + ")");
+                 std::string("IdIndex.") + method + ": argument " + std::to_string(i + 1) +
+                     " must be an integer in [0, " + std::to_string(limit) + ")");
     }
-    table_.RemoveSwap(static_cast<uint32_t>(row));
-    return env.Undefined();
+    return static_cast<uint32_t>(value);
   }
 
   Napi::Value SizeGetter(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), table_.Size()); }

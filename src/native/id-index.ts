@@ -16,12 +16,36 @@ interface NativeIdIndex {
   lookup(ids: readonly string[], rows: Int32Array): void;
   get(id: string): number;
   removeSwap(row: number): void;
+  idAt(row: number): string;
+  pack(fromRow: number, count: number): [Uint8Array, Uint8Array];
+  upsertPacked(lengths: Uint8Array, bytes: Uint8Array, rows: Int32Array): number;
   readonly size: number;
   readonly memoryBytes: number;
 }
 
 export interface IdIndexBinding {
   IdIndex: new () => NativeIdIndex;
+}
+
+/** Ids of consecutive rows as a snapshot chunk stores them: u32 little-endian UTF-8 byte lengths, then the bytes. */
+export interface PackedIds {
+  lengths: Uint8Array;
+  bytes: Uint8Array;
+}
+
+/** How many ids `ids` packs. */
+export function packedCount(ids: PackedIds): number {
+  return ids.lengths.length / 4;
+}
+
+/** Ids [from, to) of `ids`, as views (no copy). */
+export function packedSlice(ids: PackedIds, from: number, to: number): PackedIds {
+  const lengths = new DataView(ids.lengths.buffer, ids.lengths.byteOffset, ids.lengths.byteLength);
+  let start = 0;
+  for (let i = 0; i < from; i++) start += lengths.getUint32(i * 4, true);
+  let end = start;
+  for (let i = from; i < to; i++) end += lengths.getUint32(i * 4, true);
+  return { lengths: ids.lengths.subarray(from * 4, to * 4), bytes: ids.bytes.subarray(start, end) };
 }
 
 /** Most ids one index holds: rows are returned in Int32Arrays. */
@@ -40,10 +64,12 @@ function checkBatch(fn: string, ids: unknown, rows: unknown): void {
 
 export class IdIndex {
   readonly #native = new binding.IdIndex();
+  /** The native size, kept here: collections read it per row, and a native call costs ~100 ns. */
+  #size = 0;
 
   /** Ids held. */
   get size(): number {
-    return this.#native.size;
+    return this.#size;
   }
 
   /** Native bytes held (table, id bytes, per-row fields). */
@@ -59,7 +85,35 @@ export class IdIndex {
    */
   upsert(ids: readonly string[], rows: Int32Array): number {
     checkBatch('IdIndex.upsert', ids, rows);
-    return this.#native.upsert(ids, rows);
+    try {
+      this.#native.upsert(ids, rows);
+    } finally {
+      // A refused id leaves the ones before it in.
+      this.#size = this.#native.size;
+    }
+    return this.#size;
+  }
+
+  /**
+   * As upsert, for ids packed as `pack` gives them (a snapshot chunk's), so
+   * no JS string is made per id. The bytes must be UTF-8 and just the
+   * lengths' sum (ERR_INVALID_ARG otherwise, nothing changed).
+   */
+  upsertPacked(ids: PackedIds, rows: Int32Array): number {
+    if (!(ids.lengths instanceof Uint8Array) || !(ids.bytes instanceof Uint8Array)) {
+      throw new TypeError(
+        `IdIndex.upsertPacked(ids): expected { lengths, bytes } Uint8Arrays, got ${describe(ids)}`,
+      );
+    }
+    if (!(rows instanceof Int32Array)) {
+      throw new TypeError(`IdIndex.upsertPacked(rows): expected an Int32Array, got ${describe(rows)}`);
+    }
+    try {
+      this.#native.upsertPacked(ids.lengths, ids.bytes, rows);
+    } finally {
+      this.#size = this.#native.size;
+    }
+    return this.#size;
   }
 
   /** Sets rows[i] to the row of ids[i], or -1 where it is not held. */
@@ -78,5 +132,17 @@ export class IdIndex {
   /** Forgets the id of `row`; the id of the last row, if another, takes `row`. */
   removeSwap(row: number): void {
     this.#native.removeSwap(row);
+    this.#size--;
+  }
+
+  /** The id of `row` (a new string each call). */
+  idAt(row: number): string {
+    return this.#native.idAt(row);
+  }
+
+  /** Copies of the ids of rows [fromRow, fromRow + count), packed (see PackedIds). */
+  pack(fromRow: number, count: number): PackedIds {
+    const [lengths, bytes] = this.#native.pack(fromRow, count);
+    return { lengths, bytes };
   }
 }

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { MetricName } from '../log/record.ts';
-import { IdIndex } from '../native/id-index.ts';
+import { IdIndex, packedCount, type PackedIds } from '../native/id-index.ts';
 import { prefaultAsync } from '../native/prefault.ts';
 
 /** Rows per vector chunk. A power of two so row -> chunk is a shift. */
@@ -67,7 +67,8 @@ export interface FrozenCollection {
   readonly count: number;
   /** CHUNK_ROWS x dimension floats each; the last one partly filled. */
   readonly chunks: readonly Float32Array[];
-  readonly ids: readonly string[];
+  /** The ids of each chunk's rows, copied at freeze. */
+  readonly ids: readonly PackedIds[];
   readonly payloads: readonly (string | null)[];
   release(): void;
 }
@@ -91,7 +92,6 @@ export class Collection {
   readonly dimension: number;
   readonly metric: MetricName;
   private readonly chunks: Float32Array[] = [];
-  private readonly rowIds: string[] = [];
   private readonly rowPayloads: (string | null)[] = [];
   private readonly idToRow = new IdIndex();
   /** Rows of the ids of the batch being written (grown to the largest batch). */
@@ -108,7 +108,7 @@ export class Collection {
   }
 
   get count(): number {
-    return this.rowIds.length;
+    return this.idToRow.size;
   }
 
   info(): CollectionInfo {
@@ -125,15 +125,16 @@ export class Collection {
     // new points becomes one copy per chunk, not one per point.
     let runStart = 0;
     let runRow = -1;
+    let nextNew = this.count;
     const rows = this.indexRows(ids);
     for (let i = 0; i < ids.length; i++) {
       const row = rows[i] as number;
-      // New ids took the next rows in order: row count is where the next one goes.
-      if (row === this.rowIds.length) {
+      // New ids took the next rows in order, so a new row is the next one expected.
+      if (row === nextNew) {
+        nextNew++;
         if ((row & CHUNK_MASK) === 0 && row >> CHUNK_SHIFT === this.chunks.length) {
           this.chunks.push(newChunk(dim, this.chunks.length));
         }
-        this.rowIds.push(ids[i] as string);
         this.rowPayloads.push(null);
       }
       this.rowPayloads[row] = payloadText(payloads[i]);
@@ -151,7 +152,9 @@ export class Collection {
    * Bulk load, step one: the vectors of the next `rows` points (at most one
    * chunk's worth), as a snapshot loads them (its chunks hold CHUNK_ROWS
    * points each, the last fewer). A full chunk's `vectors` become the
-   * storage itself, not a copy, so the caller gives them up. Their ids come
+   * storage itself, not a copy, so the caller gives them up, unless their
+   * buffer holds more than 1/16 besides (a decoded chunk's ids and payload
+   * bytes share it), which would stay in memory with them. Their ids come
    * next with `appendIds`, in as many calls as suit the caller; until they
    * all came, nothing else may touch the collection. False (nothing done)
    * when the collection does not end on a chunk boundary or ids are still
@@ -159,11 +162,12 @@ export class Collection {
    */
   appendVectors(vectors: Float32Array, rows: number): boolean {
     const dim = this.dimension;
-    const first = this.rowIds.length;
+    const first = this.count;
     if (this.rowsWithoutIds > 0 || (first & CHUNK_MASK) !== 0) return false;
     if (!Number.isInteger(rows) || rows < 1 || rows > CHUNK_ROWS || vectors.length !== rows * dim)
       throw new RangeError(`appendVectors: ${vectors.length} floats for ${rows} rows of ${dim}`);
-    if (rows === CHUNK_ROWS) this.chunks.push(vectors);
+    const besides = vectors.buffer.byteLength - vectors.byteLength;
+    if (rows === CHUNK_ROWS && besides <= vectors.byteLength / 16) this.chunks.push(vectors);
     else {
       const chunk = newChunk(dim, this.chunks.length);
       chunk.set(vectors);
@@ -174,33 +178,36 @@ export class Collection {
   }
 
   /**
-   * Bulk load, step two: ids and payloads of the next points whose vectors
+   * Bulk load, step two: ids (packed as a snapshot chunk stores them: no
+   * string per id) and payloads of the next points whose vectors
    * `appendVectors` stored. Throws on an id already present (a snapshot
    * never repeats one) or on more ids than rows waiting for them; the
    * collection is then not to be used.
    */
-  appendIds(ids: readonly string[], payloads: PayloadColumn): void {
-    if (ids.length > this.rowsWithoutIds)
-      throw new RangeError(`appendIds: ${ids.length} ids for ${this.rowsWithoutIds} rows`);
-    const first = this.rowIds.length;
-    const rows = this.indexRows(ids);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as string;
-      if (rows[i] !== first + i) throw new Error(`id ${JSON.stringify(id)} appears twice`);
-      this.rowIds.push(id);
+  appendIds(ids: PackedIds, payloads: PayloadColumn): void {
+    const count = packedCount(ids);
+    if (count > this.rowsWithoutIds)
+      throw new RangeError(`appendIds: ${count} ids for ${this.rowsWithoutIds} rows`);
+    const first = this.count;
+    if (this.batchRows.length < count) this.batchRows = new Int32Array(count);
+    const rows = this.batchRows;
+    this.idToRow.upsertPacked(ids, rows);
+    for (let i = 0; i < count; i++) {
+      if (rows[i] !== first + i)
+        throw new Error(`id ${JSON.stringify(this.idAt(rows[i] as number))} appears twice`);
       this.rowPayloads.push(payloadText(payloads[i]));
     }
-    this.rowsWithoutIds -= ids.length;
+    this.rowsWithoutIds -= count;
   }
 
-  /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */
   /** The rows of `ids`, new ids indexed at the next rows; on a refusal the index is left as it was. */
   private indexRows(ids: readonly string[]): Int32Array {
     if (this.batchRows.length < ids.length) this.batchRows = new Int32Array(ids.length);
+    const before = this.idToRow.size;
     try {
       this.idToRow.upsert(ids, this.batchRows);
     } catch (err) {
-      while (this.idToRow.size > this.rowIds.length) this.idToRow.removeSwap(this.idToRow.size - 1);
+      while (this.idToRow.size > before) this.idToRow.removeSwap(this.idToRow.size - 1);
       throw err;
     }
     return this.batchRows;
@@ -219,21 +226,18 @@ export class Collection {
     for (const id of ids) {
       const row = this.idToRow.get(id);
       if (row < 0) continue;
-      const last = this.rowIds.length - 1;
+      const last = this.count - 1;
       if (row !== last) {
-        const lastId = this.rowIds[last] as string;
         const from = this.chunks[last >> CHUNK_SHIFT] as Float32Array;
         const to = this.ownedChunk(row >> CHUNK_SHIFT);
         to.set(
           from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim),
           (row & CHUNK_MASK) * dim,
         );
-        this.rowIds[row] = lastId;
         this.rowPayloads[row] = this.rowPayloads[last] ?? null;
       }
       // The index moves the last row's id into `row` as well.
       this.idToRow.removeSwap(row);
-      this.rowIds.pop();
       this.rowPayloads.pop();
       // Free a chunk once no row uses it, so memory follows deletes.
       if ((last & CHUNK_MASK) === 0) this.chunks.pop();
@@ -267,7 +271,7 @@ export class Collection {
       metric: this.metric,
       count: this.count,
       chunks: [...this.chunks],
-      ids: [...this.rowIds],
+      ids: this.packIds(),
       payloads: [...this.rowPayloads],
       release: () => this.sharedChunks.clear(),
     };
@@ -287,14 +291,23 @@ export class Collection {
     const chunk = this.chunks[row >> CHUNK_SHIFT] as Float32Array;
     const start = (row & CHUNK_MASK) * dim;
     return {
-      id: this.rowIds[row] as string,
+      id: this.idToRow.idAt(row),
       vector: chunk.slice(start, start + dim),
       payload: this.rowPayloads[row] ?? null,
     };
   }
 
   idAt(row: number): string {
-    return this.rowIds[row] as string;
+    return this.idToRow.idAt(row);
+  }
+
+  /** Copies of the ids of every snapshot chunk (CHUNK_ROWS rows each), packed as a snapshot stores them. */
+  private packIds(): PackedIds[] {
+    const out: PackedIds[] = [];
+    for (let first = 0; first < this.count; first += CHUNK_ROWS) {
+      out.push(this.idToRow.pack(first, Math.min(CHUNK_ROWS, this.count - first)));
+    }
+    return out;
   }
 
   payloadAt(row: number): string | null {
@@ -336,7 +349,7 @@ export class Collection {
       const chunk = this.chunks[row >> CHUNK_SHIFT] as Float32Array;
       const start = (row & CHUNK_MASK) * dim;
       const h = createHash('sha256');
-      const id = this.rowIds[row] as string;
+      const id = this.idToRow.idAt(row);
       h.update(`${id.length}:${id}`);
       h.update(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, dim * 4));
       const p = this.rowPayloads[row];

@@ -20,6 +20,7 @@ import { epochsThrough, loadNodeMeta, newHistoryId, saveNodeMeta, type NodeMeta 
 import {
   FULLSYNC_MARKER,
   listSnapshots,
+  loadChunk,
   readManifest,
   readSnapshot,
   removeTemporarySnapshots,
@@ -142,12 +143,8 @@ export async function recover(opts: RecoveryOptions): Promise<Recovered> {
       for (const c of manifest.collections)
         state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
       await readSnapshot(newest, manifest, (chunk) => {
-        (state.collections.get(chunk.collection) as Collection).upsert(
-          chunk.ids,
-          chunk.vectors,
-          chunk.payloads,
-        );
-        snapshotPoints += chunk.ids.length;
+        loadChunk(state.collections.get(chunk.collection) as Collection, chunk);
+        snapshotPoints += chunk.rows;
       });
       snapshotLsn = manifest.lsn;
       state.restoreFrom(manifest);

@@ -14,7 +14,14 @@
  */
 import { VrepError } from '../errors.ts';
 import { Collection } from './collection.ts';
-import { decodeChunk, parseManifest, type LoadedChunk, type SnapshotManifest } from './snapshot.ts';
+import {
+  decodeChunk,
+  idStrings,
+  parseManifest,
+  type LoadedChunk,
+  type SnapshotManifest,
+} from './snapshot.ts';
+import { packedSlice } from '../native/id-index.ts';
 
 /** Points whose ids go into a collection in one turn of the event loop, at most. */
 const ROWS_PER_TURN = 2048;
@@ -99,17 +106,17 @@ export class SnapshotStaging {
    */
   private async upsert(chunk: LoadedChunk): Promise<void> {
     const c = this.collections.get(chunk.collection) as Collection;
-    const rows = chunk.ids.length;
+    const rows = chunk.rows;
     try {
       if (!c.appendVectors(chunk.vectors, rows)) {
-        c.upsert(chunk.ids, chunk.vectors, chunk.payloads);
+        c.upsert(idStrings(chunk), chunk.vectors, chunk.payloads);
         return;
       }
       for (let from = 0; from < rows; from += ROWS_PER_TURN) {
         if (from > 0) await turn();
         if (this.aborted) return;
         const to = Math.min(rows, from + ROWS_PER_TURN);
-        c.appendIds(chunk.ids.slice(from, to), chunk.payloads.slice(from, to));
+        c.appendIds(packedSlice(chunk.ids, from, to), chunk.payloads.slice(from, to));
       }
     } catch (err) {
       throw new VrepError(

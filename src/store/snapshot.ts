@@ -10,7 +10,7 @@
  * new one, never half of one. Format: docs/storage.md.
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { isAscii } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import path from 'node:path';
 import { z } from 'zod';
 import { compressBatchAsync, decompressBatchAsync } from '../native/batch-codec.ts';
@@ -18,7 +18,8 @@ import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
 import { RecordLimits } from '../limits.ts';
-import { CHUNK_ROWS, type FrozenCollection } from './collection.ts';
+import { CHUNK_ROWS, type Collection, type FrozenCollection } from './collection.ts';
+import type { PackedIds } from '../native/id-index.ts';
 
 export const SNAPSHOT_DIR = 'snapshots';
 /** In a snapshot installed by full sync, until the node has taken its history (store.ts adoptFullSync). */
@@ -210,7 +211,7 @@ export async function writeSnapshot(
         const first = k * CHUNK_ROWS;
         const rows = Math.min(CHUNK_ROWS, c.count - first);
         const vectors = (c.chunks[k] as Float32Array).subarray(0, rows * c.dimension);
-        const [idLengths, idBytes] = packTexts(c.ids.slice(first, first + rows));
+        const { lengths: idLengths, bytes: idBytes } = c.ids[k] as PackedIds;
         const [payloadLengths, payloadBytes] = packTexts(c.payloads.slice(first, first + rows));
         const frame = await compressBatchAsync([vectors, idLengths, idBytes, payloadLengths, payloadBytes], {
           level: meta.level ?? 1,
@@ -315,7 +316,9 @@ export function parseManifest(text: string, where: string): SnapshotManifest {
 
 export interface LoadedChunk {
   collection: string;
-  ids: string[];
+  rows: number;
+  /** As stored (checked: the lengths add up, the bytes are UTF-8); no string per id. */
+  ids: PackedIds;
   vectors: Float32Array;
   /** One per row (null: none); empty when no row of the chunk has a payload. */
   payloads: (string | null)[];
@@ -356,6 +359,34 @@ function unpackTexts<E extends string | null>(
   return out;
 }
 
+/** `ids` unchanged when it packs `rows` ids whose lengths add up to its UTF-8 bytes; throws otherwise. */
+function checkPackedIds(ids: PackedIds, rows: number): PackedIds {
+  if (ids.lengths.length !== rows * 4)
+    throw new Error(`ids lengths: ${ids.lengths.length} bytes for ${rows} rows`);
+  const lengths = new DataView(ids.lengths.buffer, ids.lengths.byteOffset, ids.lengths.byteLength);
+  let total = 0;
+  for (let i = 0; i < rows; i++) total += lengths.getUint32(i * 4, true);
+  if (total !== ids.bytes.length)
+    throw new Error(`ids: lengths add up to ${total} bytes, ${ids.bytes.length} there`);
+  if (!isAscii(ids.bytes) && !isUtf8(ids.bytes)) throw new Error('ids: not UTF-8');
+  return ids;
+}
+
+/** A loaded chunk's ids as strings (for an upsert). */
+export function idStrings(chunk: LoadedChunk): string[] {
+  return unpackTexts(chunk.ids.lengths, chunk.ids.bytes, chunk.rows, 'ids', '', idDecoder);
+}
+
+/**
+ * Puts a loaded chunk's points into `c`: appended when `c` ends on a chunk
+ * boundary (the vectors become its storage, the ids go in packed), else
+ * upserted.
+ */
+export function loadChunk(c: Collection, chunk: LoadedChunk): void {
+  if (c.appendVectors(chunk.vectors, chunk.rows)) c.appendIds(chunk.ids, chunk.payloads);
+  else c.upsert(idStrings(chunk), chunk.vectors, chunk.payloads);
+}
+
 type ChunkMeta = SnapshotManifest['collections'][number]['chunks'][number];
 type CollectionMeta = SnapshotManifest['collections'][number];
 
@@ -386,7 +417,7 @@ export async function decodeChunk(
     if (vectorBytes.length !== chunk.rows * c.dimension * 4)
       throw new Error('vector block size disagrees with the manifest');
     const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, chunk.rows * c.dimension);
-    const ids = unpackTexts(idLengths, idBytes, chunk.rows, 'ids', '', idDecoder);
+    const ids = checkPackedIds({ lengths: idLengths, bytes: idBytes }, chunk.rows);
     // No payload bytes at all: every row's payload is empty (no view per row).
     const payloads =
       payloadBytes.length === 0 &&
@@ -394,7 +425,7 @@ export async function decodeChunk(
       !payloadLengths.some((b) => b !== 0)
         ? []
         : unpackTexts(payloadLengths, payloadBytes, chunk.rows, 'payloads', null, payloadDecoder);
-    return { collection: c.name, ids, vectors, payloads };
+    return { collection: c.name, rows: chunk.rows, ids, vectors, payloads };
   } catch (err) {
     throw snapshotError(`${where}: ${(err as Error).message}`);
   }

@@ -31,7 +31,14 @@ import type { Entry } from '../consensus/messages.ts';
 import type { Epoch } from '../consensus/term-history.ts';
 import { Collection, type CollectionInfo, type PointView } from './collection.ts';
 import { epochsThrough, saveNodeMeta, type NodeMeta } from './node-meta.ts';
-import { FULLSYNC_MARKER, readManifest, readSnapshot, writeSnapshot, type SnapshotInfo } from './snapshot.ts';
+import {
+  FULLSYNC_MARKER,
+  loadChunk,
+  readManifest,
+  readSnapshot,
+  writeSnapshot,
+  type SnapshotInfo,
+} from './snapshot.ts';
 import { Snapshots, type SnapshotPin } from './snapshots.ts';
 import type { SnapshotStaging } from './snapshot-staging.ts';
 import { searchCollection, MAX_SEARCH_K, type PayloadFilter, type SearchHit } from './search.ts';
@@ -449,11 +456,7 @@ export class Store {
       for (const c of manifest.collections)
         state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
       await readSnapshot(base.dir, manifest, (chunk) =>
-        (state.collections.get(chunk.collection) as Collection).upsert(
-          chunk.ids,
-          chunk.vectors,
-          chunk.payloads,
-        ),
+        loadChunk(state.collections.get(chunk.collection) as Collection, chunk),
       );
       state.restoreFrom(manifest);
     }
@@ -497,11 +500,7 @@ export class Store {
       for (const c of manifest.collections)
         state.collections.set(c.name, new Collection(c.name, c.dimension, c.metric));
       await readSnapshot(dir, manifest, (chunk) =>
-        (state.collections.get(chunk.collection) as Collection).upsert(
-          chunk.ids,
-          chunk.vectors,
-          chunk.payloads,
-        ),
+        loadChunk(state.collections.get(chunk.collection) as Collection, chunk),
       );
     }
     state.restoreFrom({ ...manifest, lsn: snapshotLsn });

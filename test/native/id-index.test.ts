@@ -171,3 +171,62 @@ test('checks its arguments in TS (shapes) and natively (rows, id lengths)', () =
   assert.equal(index.get(a), 1);
   assert.equal(index.get(b), 2);
 });
+
+test('idAt and pack give back the ids held, after swap-removes too, as UTF-8 with u32 LE lengths', () => {
+  const index = new IdIndex();
+  const ids = ['a', '', 'é', '日本', '🙂', 'x'.repeat(5000), 'last'];
+  index.upsert(ids, new Int32Array(ids.length));
+  assert.deepEqual(
+    ids.map((_, row) => index.idAt(row)),
+    ids,
+  );
+  index.removeSwap(0); // 'last' moves to row 0
+  const now = ['last', '', 'é', '日本', '🙂', 'x'.repeat(5000)];
+  assert.deepEqual(
+    now.map((_, row) => index.idAt(row)),
+    now,
+  );
+  const { lengths, bytes } = index.pack(1, 4);
+  const expected = now.slice(1, 5).map((id) => Buffer.from(id, 'utf8'));
+  assert.deepEqual(
+    [...new Uint32Array(lengths.buffer, lengths.byteOffset, 4)],
+    expected.map((b) => b.length),
+  );
+  assert.deepEqual(Buffer.from(bytes), Buffer.concat(expected));
+  assert.equal(index.pack(6, 0).bytes.length, 0);
+  for (const [from, count] of [
+    [7, 0],
+    [0, 7],
+    [-1, 1],
+  ] as const) {
+    assert.throws(
+      () => index.pack(from, count),
+      (err: unknown) => isVrepError(err, 'ERR_INVALID_ARG'),
+    );
+  }
+  assert.throws(
+    () => index.idAt(6),
+    (err: unknown) => isVrepError(err, 'ERR_INVALID_ARG'),
+  );
+});
+
+test('upsertPacked gives the rows upsert gives, for ids packed by pack (new, repeated, already held)', () => {
+  const source = new IdIndex();
+  const ids = Array.from({ length: 1000 }, (_, i) => (i % 7 === 0 ? `é-${i}` : `id-${i}`));
+  source.upsert(ids, new Int32Array(ids.length));
+  const packed = source.pack(0, ids.length);
+  const viaStrings = new IdIndex();
+  const viaPacked = new IdIndex();
+  viaStrings.upsert(['id-5', 'other'], new Int32Array(2));
+  viaPacked.upsert(['id-5', 'other'], new Int32Array(2));
+  const a = new Int32Array(ids.length);
+  const b = new Int32Array(ids.length);
+  assert.equal(viaPacked.upsertPacked(packed, b), viaStrings.upsert(ids, a));
+  assert.deepEqual(b, a);
+  // Rows 0, 1 were there; ids[5] is 'id-5' (row 0), so ids[899] took row 2 + 899 - 1.
+  assert.equal(viaPacked.idAt(900), ids[899]);
+  assert.throws(
+    () => viaPacked.upsertPacked({ lengths: new Uint8Array(3), bytes: new Uint8Array(0) }, b),
+    (err: unknown) => isVrepError(err, 'ERR_INVALID_ARG') && /whole number of u32/.test(err.message),
+  );
+});

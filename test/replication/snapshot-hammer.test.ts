@@ -81,7 +81,7 @@ async function verifySnapshots(dataDir: string, racing: boolean): Promise<number
     try {
       const manifest = await readManifest(dir);
       let rows = 0;
-      await readSnapshot(dir, manifest, (chunk) => (rows += chunk.ids.length));
+      await readSnapshot(dir, manifest, (chunk) => (rows += chunk.rows));
       assert.equal(
         rows,
         manifest.collections.reduce((n, c) => n + c.count, 0),

@@ -2,7 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { kernelPrefaults, rssAnonBytes } from '../helpers/memory.ts';
+import type { PackedIds } from '../../src/native/id-index.ts';
 import { Collection, CHUNK_ROWS } from '../../src/store/collection.ts';
+
+/** The ids of one frozen chunk (u32 little-endian lengths, then the UTF-8 bytes). */
+function unpackIds({ lengths, bytes }: PackedIds): string[] {
+  const view = new DataView(lengths.buffer, lengths.byteOffset, lengths.byteLength);
+  const out: string[] = [];
+  let at = 0;
+  for (let i = 0; i < lengths.byteLength / 4; i++) {
+    const n = view.getUint32(i * 4, true);
+    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, n).toString('utf8'));
+    at += n;
+  }
+  assert.equal(at, bytes.byteLength);
+  return out;
+}
 
 const enc = new TextEncoder();
 type Op = { del: boolean; id: number; v: number };
@@ -91,7 +106,7 @@ test('a frozen view stays as it was while writes go on (copy-on-write)', () => {
   for (let k = 0; k * CHUNK_ROWS < frozen.count; k++) {
     const rows = Math.min(CHUNK_ROWS, frozen.count - k * CHUNK_ROWS);
     copy.upsert(
-      frozen.ids.slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows),
+      unpackIds(frozen.ids[k] as PackedIds),
       (frozen.chunks[k] as Float32Array).subarray(0, rows * dim),
       frozen.payloads
         .slice(k * CHUNK_ROWS, k * CHUNK_ROWS + rows)

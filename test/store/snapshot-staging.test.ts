@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Store } from '../../src/store/store.ts';
 import { SnapshotStaging } from '../../src/store/snapshot-staging.ts';
 import { CHUNK_ROWS, Collection } from '../../src/store/collection.ts';
+import type { PackedIds } from '../../src/native/id-index.ts';
 import { isVrepError } from '../../src/errors.ts';
 import { StoreWriter } from '../helpers/store-writer.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -100,15 +101,41 @@ test('a bulk load takes the vectors, then the ids in slices; a repeated id or on
   const c = new Collection('c', 2, 'l2');
   assert.equal(c.appendVectors(Float32Array.from([1, 2, 3, 4, 5, 6]), 3), true);
   assert.equal(c.appendVectors(Float32Array.from([1, 2]), 1), false, 'ids still missing');
-  c.appendIds(['a'], []);
-  c.appendIds(['b', 'c'], [new Uint8Array(0), enc.encode('{"k":1}')]);
+  c.appendIds(packed(['a']), []);
+  c.appendIds(packed(['b', 'c']), [new Uint8Array(0), enc.encode('{"k":1}')]);
   assert.equal(c.count, 3);
   assert.deepEqual(Array.from(c.get('b')?.vector ?? []), [3, 4]);
   assert.equal(c.get('c')?.payload, '{"k":1}');
-  assert.throws(() => c.appendIds(['d'], []), /1 ids for 0 rows/);
+  assert.throws(() => c.appendIds(packed(['d']), []), /1 ids for 0 rows/);
   assert.equal(c.appendVectors(Float32Array.from([7, 8]), 1), false, 'not on a chunk boundary');
 
   const d = new Collection('d', 2, 'l2');
   d.appendVectors(Float32Array.from([1, 2, 3, 4]), 2);
-  assert.throws(() => d.appendIds(['a', 'a'], []), /appears twice/);
+  assert.throws(() => d.appendIds(packed(['a', 'a']), []), /appears twice/);
+
+  // Packed ids that are not UTF-8, or whose lengths do not add up, never go in.
+  const e = new Collection('e', 2, 'l2');
+  e.appendVectors(Float32Array.from([1, 2, 3, 4]), 2);
+  const bad = {
+    lengths: new Uint8Array(new Uint32Array([1, 1]).buffer),
+    bytes: new Uint8Array([0x61, 0xff]),
+  };
+  assert.throws(
+    () => e.appendIds(bad, []),
+    (err: unknown) => isVrepError(err, 'ERR_INVALID_ARG'),
+  );
+  const short = {
+    lengths: new Uint8Array(new Uint32Array([1, 2]).buffer),
+    bytes: new Uint8Array([0x61, 0x62]),
+  };
+  assert.throws(() => e.appendIds(short, []), /add up to 3 bytes/);
+  assert.equal(e.count, 0);
 });
+
+/** Ids packed as a snapshot chunk stores them (u32 LE lengths, then the UTF-8 bytes). */
+function packed(ids: string[]): PackedIds {
+  const bytes = ids.map((id) => Buffer.from(id, 'utf8'));
+  const lengths = new DataView(new ArrayBuffer(ids.length * 4));
+  bytes.forEach((b, i) => lengths.setUint32(i * 4, b.length, true));
+  return { lengths: new Uint8Array(lengths.buffer), bytes: new Uint8Array(Buffer.concat(bytes)) };
+}

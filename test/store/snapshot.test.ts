@@ -59,9 +59,10 @@ test('a snapshot taken while writes go on equals the state at its LSN; snapshot 
 
   // The snapshot alone (WAL beyond it ignored) holds the state at its LSN.
   const model = new Collection('c', DIM, 'cosine');
-  const { readSnapshot } = await import('../../src/store/snapshot.ts');
+  const { idStrings, readSnapshot } = await import('../../src/store/snapshot.ts');
+  // Upserted, not appended as a node loads it: the two paths must agree.
   await readSnapshot(info.dir, info.manifest, (chunk) =>
-    model.upsert(chunk.ids, chunk.vectors, chunk.payloads),
+    model.upsert(idStrings(chunk), chunk.vectors, chunk.payloads),
   );
   assert.equal(model.digest(), digestAtSnapshot);
 
