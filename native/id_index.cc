@@ -184,7 +184,8 @@ class Table {
       if (slot.rowPlus1 == 0) return at;
       if (slot.hash == hash) {
         uint32_t row = slot.rowPlus1 - 1;
-        if (lengths_[row] == length && std::memcmp(arena_.data() + offsets_[row], key, length) == 0) return at;
+        if (lengths_[row] == length && (length == 0 || std::memcmp(arena_.data() + offsets_[row], key, length) == 0))
+          return at;
       }
       at = (at + 1) & mask_;
     }
