@@ -254,7 +254,7 @@ class IdIndex : public Napi::ObjectWrap<IdIndex> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "IdIndex",
                        {InstanceMethod<&IdIndex::UpsertMany>("upsert"),
-                        InstanceMethod<&IdIndex::FindMany>("lookup"), InstanceMethod<&IdIndex::Get>("get"),
+                        InstanceMethod<&IdIndex::Get>("get"),
                         InstanceMethod<&IdIndex::RemoveSwap>("removeSwap"),
                         InstanceMethod<&IdIndex::IdAt>("idAt"), InstanceMethod<&IdIndex::Pack>("pack"),
                         InstanceMethod<&IdIndex::UpsertPacked>("upsertPacked"),
@@ -361,16 +361,6 @@ class IdIndex : public Napi::ObjectWrap<IdIndex> {
 
   static bool IsU8(const Napi::Value& value) {
     return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-  }
-
-  // lookup(ids: string[], rows: Int32Array): rows[i] = row of ids[i], or -1.
-  Napi::Value FindMany(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto [ids, count, rows] = Batch(info, "lookup");
-    ForEachId(env, ids, count, "lookup", [&](uint32_t i, const uint8_t* key, size_t length, uint32_t hash) {
-      rows[i] = static_cast<int32_t>(table_.Find(key, length, hash));
-    });
-    return env.Undefined();
   }
 
   // Calls visit(i, bytes, length, hash) for ids[0..count) in order, reading

@@ -13,7 +13,6 @@ import { describe } from './checks.ts';
 
 interface NativeIdIndex {
   upsert(ids: readonly string[], rows: Int32Array): number;
-  lookup(ids: readonly string[], rows: Int32Array): void;
   get(id: string): number;
   removeSwap(row: number): void;
   idAt(row: number): string;
@@ -37,19 +36,6 @@ export interface PackedIds {
 export function packedCount(ids: PackedIds): number {
   return ids.lengths.length / 4;
 }
-
-/** Ids [from, to) of `ids`, as views (no copy). */
-export function packedSlice(ids: PackedIds, from: number, to: number): PackedIds {
-  const lengths = new DataView(ids.lengths.buffer, ids.lengths.byteOffset, ids.lengths.byteLength);
-  let start = 0;
-  for (let i = 0; i < from; i++) start += lengths.getUint32(i * 4, true);
-  let end = start;
-  for (let i = from; i < to; i++) end += lengths.getUint32(i * 4, true);
-  return { lengths: ids.lengths.subarray(from * 4, to * 4), bytes: ids.bytes.subarray(start, end) };
-}
-
-/** Most ids one index holds: rows are returned in Int32Arrays. */
-export const ID_INDEX_MAX_IDS = 0x7fff_ffff;
 
 function checkBatch(fn: string, ids: unknown, rows: unknown): void {
   if (!Array.isArray(ids))
@@ -114,12 +100,6 @@ export class IdIndex {
       this.#size = this.#native.size;
     }
     return this.#size;
-  }
-
-  /** Sets rows[i] to the row of ids[i], or -1 where it is not held. */
-  lookup(ids: readonly string[], rows: Int32Array): void {
-    checkBatch('IdIndex.lookup', ids, rows);
-    this.#native.lookup(ids, rows);
   }
 
   /** The row of `id`, or -1. */

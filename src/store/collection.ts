@@ -189,8 +189,7 @@ export class Collection {
     if (count > this.rowsWithoutIds)
       throw new RangeError(`appendIds: ${count} ids for ${this.rowsWithoutIds} rows`);
     const first = this.count;
-    if (this.batchRows.length < count) this.batchRows = new Int32Array(count);
-    const rows = this.batchRows;
+    const rows = this.rowsFor(count);
     this.idToRow.upsertPacked(ids, rows);
     for (let i = 0; i < count; i++) {
       if (rows[i] !== first + i)
@@ -202,17 +201,24 @@ export class Collection {
 
   /** The rows of `ids`, new ids indexed at the next rows; on a refusal the index is left as it was. */
   private indexRows(ids: readonly string[]): Int32Array {
-    if (this.batchRows.length < ids.length) this.batchRows = new Int32Array(ids.length);
+    const rows = this.rowsFor(ids.length);
     const before = this.idToRow.size;
     try {
-      this.idToRow.upsert(ids, this.batchRows);
+      this.idToRow.upsert(ids, rows);
     } catch (err) {
       while (this.idToRow.size > before) this.idToRow.removeSwap(this.idToRow.size - 1);
       throw err;
     }
+    return rows;
+  }
+
+  /** Room for the rows of a batch of `count` ids (one array, grown to the largest batch). */
+  private rowsFor(count: number): Int32Array {
+    if (this.batchRows.length < count) this.batchRows = new Int32Array(count);
     return this.batchRows;
   }
 
+  /** Copies input rows [from, to) to storage rows starting at `row` (all in one chunk). */
   private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
     const dim = this.dimension;
     const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
