@@ -67,6 +67,7 @@
         "native/json_points.cc",
         "native/json_text.cc",
         "native/prefault.cc",
+        "native/external_memory.cc",
         "native/id_index.cc",
         "native/json_objects.cc"
       ],

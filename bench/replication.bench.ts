@@ -486,7 +486,8 @@ type LoopDelay = Pick<LoopStats, 'p99Ms' | 'maxMs' | 'gc'>;
 
 /** "GC 12 pauses, 140 ms, max 31 ms": what of the window's loop delay garbage collection explains. */
 const gcNote = (l: LoopDelay): string =>
-  `GC ${l.gc.count} pauses, ${l.gc.totalMs.toFixed(0)} ms, max ${l.gc.maxMs.toFixed(1)} ms`;
+  `GC ${l.gc.count} pauses, ${l.gc.totalMs.toFixed(0)} ms, max ${l.gc.maxMs.toFixed(1)} ms ` +
+  `(${l.gc.majorCount} full, ${l.gc.majorMs.toFixed(0)} ms)`;
 
 const worst = (loops: LoopDelay[]): LoopDelay =>
   loops.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a), loops[0] as LoopDelay);

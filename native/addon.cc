@@ -27,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitJsonPoints(env, exports);
   InitJsonObjects(env, exports);
   InitPrefault(env, exports);
+  InitExternalMemory(env, exports);
   InitIdIndex(env, exports);
   return exports;
 }

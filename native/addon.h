@@ -30,6 +30,7 @@ void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitJsonPoints(Napi::Env env, Napi::Object exports);
 void InitJsonObjects(Napi::Env env, Napi::Object exports);
 void InitPrefault(Napi::Env env, Napi::Object exports);
+void InitExternalMemory(Napi::Env env, Napi::Object exports);
 void InitIdIndex(Napi::Env env, Napi::Object exports);
 
 }  // namespace vrep

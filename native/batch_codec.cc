@@ -495,19 +495,53 @@ Napi::Value JsCompressBatchAsync(const Napi::CallbackInfo& info) {
 struct DecompressArgs {
   Napi::Uint8Array frame;
   uint64_t maxBytes;
+  // The caller's buffer to decode into (decompressBatchAsync's third
+  // argument), or empty: a fresh ArrayBuffer then.
+  Napi::Uint8Array output;
 };
 
-// decompressBatch(frame: Uint8Array, maxBytes: number)
-DecompressArgs ReadDecompressArgs(const Napi::CallbackInfo& info, const std::string& fn) {
+uint64_t ReadMaxBytes(const Napi::CallbackInfo& info, size_t i, const std::string& fn) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2) ThrowError(env, codes::kInvalidArg, fn + "(frame, maxBytes): expected 2 arguments");
-  if (!IsUint8Array(info[0])) ThrowError(env, codes::kInvalidArg, fn + "(frame): expected a Uint8Array");
-  if (!info[1].IsNumber()) ThrowError(env, codes::kInvalidArg, fn + "(maxBytes): expected a number");
-  const double maxBytes = info[1].As<Napi::Number>().DoubleValue();
+  if (!info[i].IsNumber()) ThrowError(env, codes::kInvalidArg, fn + "(maxBytes): expected a number");
+  const double maxBytes = info[i].As<Napi::Number>().DoubleValue();
   if (!(maxBytes >= 0 && maxBytes <= 9007199254740991.0) || maxBytes != static_cast<double>(static_cast<uint64_t>(maxBytes))) {
     ThrowError(env, codes::kInvalidArg, fn + "(maxBytes): expected a non-negative integer");
   }
-  return {info[0].As<Napi::Uint8Array>(), static_cast<uint64_t>(maxBytes)};
+  return static_cast<uint64_t>(maxBytes);
+}
+
+// decompressBatch(frame: Uint8Array, maxBytes: number[, output: Uint8Array])
+DecompressArgs ReadDecompressArgs(const Napi::CallbackInfo& info, const std::string& fn, bool intoAllowed) {
+  Napi::Env env = info.Env();
+  const bool into = intoAllowed && info.Length() == 3;
+  if (info.Length() != 2 && !into) ThrowError(env, codes::kInvalidArg, fn + "(frame, maxBytes): expected 2 arguments");
+  if (!IsUint8Array(info[0])) ThrowError(env, codes::kInvalidArg, fn + "(frame): expected a Uint8Array");
+  DecompressArgs a{info[0].As<Napi::Uint8Array>(), ReadMaxBytes(info, 1, fn), Napi::Uint8Array()};
+  if (into) {
+    if (!IsUint8Array(info[2])) ThrowError(env, codes::kInvalidArg, fn + "(output): expected a Uint8Array");
+    a.output = info[2].As<Napi::Uint8Array>();
+  }
+  return a;
+}
+
+// The output the caller gave must hold the decoded frame, and must not be
+// the frame's memory: decoding reads the one while it writes the other.
+uint8_t* CheckedOutput(Napi::Env env, DecompressArgs& a, const FrameHeader& h, const std::string& fn) {
+  const size_t have = a.output.ByteLength();
+  if (have < h.outputBytes) {
+    ThrowError(env, codes::kInvalidArg,
+               fn + "(output): " + std::to_string(have) + " bytes, the frame decodes to " + std::to_string(h.outputBytes));
+  }
+  uint8_t* out = a.output.Data();
+  const auto o = reinterpret_cast<uintptr_t>(out);
+  const auto f = reinterpret_cast<uintptr_t>(a.frame.ByteLength() ? a.frame.Data() : nullptr);
+  if (have != 0 && a.frame.ByteLength() != 0 && o < f + a.frame.ByteLength() && f < o + have) {
+    ThrowError(env, codes::kInvalidArg, fn + "(output): overlaps the frame");
+  }
+  if (o % kPartAlignBytes != 0) {
+    ThrowError(env, codes::kInvalidArg, fn + "(output): must start at a multiple of " + std::to_string(kPartAlignBytes) + " bytes");
+  }
+  return out;
 }
 
 const uint8_t* FrameData(const Napi::Uint8Array& frame) {
@@ -515,6 +549,21 @@ const uint8_t* FrameData(const Napi::Uint8Array& frame) {
   // on its length before reading.
   static const uint8_t kEmpty[1] = {0};
   return frame.ByteLength() ? frame.Data() : kEmpty;
+}
+
+// Where the decoded parts lie in the output: [offset, length] per part,
+// flattened. The caller's output may be a SharedArrayBuffer's, which
+// node-api cannot make views of: the caller makes them from these.
+Napi::Array PartOffsets(Napi::Env env, const FrameHeader& h) {
+  Napi::Array out = Napi::Array::New(env, size_t{h.partCount} * 2);
+  uint64_t at = 0;
+  for (uint32_t i = 0; i < h.partCount; i++) {
+    at = (at + kPartAlignBytes - 1) & ~uint64_t{kPartAlignBytes - 1};
+    out.Set(2 * i, Napi::Number::New(env, static_cast<double>(at)));
+    out.Set(2 * i + 1, Napi::Number::New(env, h.partLengths[i]));
+    at += h.partLengths[i];
+  }
+  return out;
 }
 
 // The decoded parts as views into `output`, at their aligned offsets.
@@ -533,7 +582,7 @@ Napi::Array PartViews(Napi::Env env, const FrameHeader& h, Napi::ArrayBuffer out
 Napi::Value JsDecompressBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* state = static_cast<CodecState*>(info.Data());
-  DecompressArgs a = ReadDecompressArgs(info, "decompressBatch");
+  DecompressArgs a = ReadDecompressArgs(info, "decompressBatch", false);
   const uint8_t* frame = FrameData(a.frame);
   FrameHeader h = Guarded(env, [&] { return ParseHeader(frame, a.frame.ByteLength(), a.maxBytes); });
   Napi::ArrayBuffer output = Napi::ArrayBuffer::New(env, h.outputBytes);
@@ -549,13 +598,17 @@ Napi::Value JsDecompressBatch(const Napi::CallbackInfo& info) {
 
 class DecompressWorker : public PromiseWorker {
  public:
-  DecompressWorker(Napi::Env env, const DecompressArgs& a, FrameHeader&& h, Napi::ArrayBuffer output)
+  // `output` is a fresh ArrayBuffer (the result is views into it), or the
+  // caller's Uint8Array (`into`: the result is the parts' offsets in it).
+  DecompressWorker(Napi::Env env, const DecompressArgs& a, FrameHeader&& h, Napi::Object output, uint8_t* outputData,
+                   bool into)
       : PromiseWorker(env, "vrep.decompressBatch"),
         header_(std::move(h)),
         frameData_(FrameData(a.frame)),
-        outputData_(static_cast<uint8_t*>(output.Data())) {
+        outputData_(outputData),
+        into_(into) {
     frame_ = Napi::Persistent(static_cast<Napi::Object>(a.frame));
-    output_ = Napi::Persistent(static_cast<Napi::Object>(output));
+    output_ = Napi::Persistent(output);
   }
 
  protected:
@@ -564,19 +617,23 @@ class DecompressWorker : public PromiseWorker {
     ByteBuffer scratch;
     DecodeBatch(dctx.p, header_, frameData_, outputData_, scratch);
   }
-  Napi::Value Result() override { return PartViews(Env(), header_, output_.Value().As<Napi::ArrayBuffer>()); }
+  Napi::Value Result() override {
+    if (into_) return PartOffsets(Env(), header_);
+    return PartViews(Env(), header_, output_.Value().As<Napi::ArrayBuffer>());
+  }
 
  private:
   FrameHeader header_;
   const uint8_t* frameData_;
   uint8_t* outputData_;
+  bool into_;
   Napi::ObjectReference frame_;
   Napi::ObjectReference output_;
 };
 
 Napi::Value JsDecompressBatchAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  DecompressArgs a = ReadDecompressArgs(info, "decompressBatchAsync");
+  DecompressArgs a = ReadDecompressArgs(info, "decompressBatchAsync", true);
   // Header checks (and the size limit) run here, before anything is
   // allocated; a bad frame rejects the promise like a bad payload does.
   FrameHeader h;
@@ -587,24 +644,32 @@ Napi::Value JsDecompressBatchAsync(const Napi::CallbackInfo& info) {
     rejected.Reject(MakeError(env, e.code, e.message).Value());
     return rejected.Promise();
   }
-  Napi::ArrayBuffer output = Napi::ArrayBuffer::New(env, h.outputBytes);
-  auto* worker = new DecompressWorker(env, a, std::move(h), output);
+  DecompressWorker* worker;
+  if (!a.output.IsEmpty()) {
+    uint8_t* out = CheckedOutput(env, a, h, "decompressBatchAsync");
+    worker = new DecompressWorker(env, a, std::move(h), a.output, out, true);
+  } else {
+    Napi::ArrayBuffer output = Napi::ArrayBuffer::New(env, h.outputBytes);
+    worker = new DecompressWorker(env, a, std::move(h), output, static_cast<uint8_t*>(output.Data()), false);
+  }
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
 
-// inspectBatchFrame(frame) -> { partCount, totalBytes, payloadBytes, compressed }
+// inspectBatchFrame(frame[, maxBytes]) -> { partCount, totalBytes, outputBytes, payloadBytes, compressed }
 Napi::Value JsInspectBatchFrame(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !IsUint8Array(info[0])) {
-    ThrowError(env, codes::kInvalidArg, "inspectBatchFrame(frame): expected a Uint8Array");
+  if ((info.Length() != 1 && info.Length() != 2) || !IsUint8Array(info[0])) {
+    ThrowError(env, codes::kInvalidArg, "inspectBatchFrame(frame[, maxBytes]): expected a Uint8Array");
   }
   auto frame = info[0].As<Napi::Uint8Array>();
-  FrameHeader h = Guarded(env, [&] { return ParseHeader(FrameData(frame), frame.ByteLength(), kMaxBatchBytes); });
+  const uint64_t maxBytes = info.Length() == 2 ? ReadMaxBytes(info, 1, "inspectBatchFrame") : kMaxBatchBytes;
+  FrameHeader h = Guarded(env, [&] { return ParseHeader(FrameData(frame), frame.ByteLength(), maxBytes); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("partCount", Napi::Number::New(env, h.partCount));
   o.Set("totalBytes", Napi::Number::New(env, static_cast<double>(h.totalBytes)));
+  o.Set("outputBytes", Napi::Number::New(env, static_cast<double>(h.outputBytes)));
   o.Set("payloadBytes", Napi::Number::New(env, h.payloadBytes));
   o.Set("compressed", Napi::Boolean::New(env, h.compressed));
   return o;

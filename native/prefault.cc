@@ -22,12 +22,21 @@
 namespace vrep {
 namespace {
 
+// The view's first byte. Not through view.ArrayBuffer(): that refuses a
+// SharedArrayBuffer, which a collection's vector chunks are.
+uint8_t* ViewData(Napi::Env env, Napi::TypedArray view) {
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, view, nullptr, nullptr, &data, nullptr, nullptr),
+                       nullptr);
+  return static_cast<uint8_t*>(data);
+}
+
 class PrefaultWorker : public Napi::AsyncWorker {
  public:
   PrefaultWorker(Napi::Env env, Napi::TypedArray view)
       : Napi::AsyncWorker(env, "vrep.prefault"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        data_(static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset()),
+        data_(ViewData(env, view)),
         bytes_(view.ByteLength()) {
     // Keeps the memory alive until the work is done.
     view_ = Napi::Persistent(static_cast<Napi::Object>(view));

@@ -12,12 +12,14 @@
  * `vrep serve` does, on a free port of 127.0.0.1), for clients in other
  * processes. Exits when the parent goes away.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { fsync as fsyncCb, open as openCb, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import path from 'node:path';
 import {
+  constants,
   monitorEventLoopDelay,
   PerformanceObserver,
   type IntervalHistogram,
@@ -78,12 +80,19 @@ async function start(options: ReplicationNodeOptions): Promise<unknown> {
 
 /** Counts the main thread's GC pauses from now until the returned stop() (which detaches). */
 function watchGc(): () => GcPauses {
-  const pauses: GcPauses = { count: 0, totalMs: 0, maxMs: 0 };
+  const pauses: GcPauses = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0, majorMs: 0 };
   const add = (list: PerformanceEntry[]): void => {
     for (const e of list) {
       pauses.count++;
       pauses.totalMs += e.duration;
       pauses.maxMs = Math.max(pauses.maxMs, e.duration);
+      if (
+        (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ===
+        constants.NODE_PERFORMANCE_GC_MAJOR
+      ) {
+        pauses.majorCount++;
+        pauses.majorMs += e.duration;
+      }
     }
   };
   const observer = new PerformanceObserver((list) => add(list.getEntries()));
@@ -94,6 +103,38 @@ function watchGc(): () => GcPauses {
     observer.disconnect();
     return pauses;
   };
+}
+
+/**
+ * VREP_BENCH_HEAP_PROFILE_DIR=dir: a sampling heap profile of this process
+ * per loopStart..loopStop window, written there as
+ * `<nodeId>-<n>.heapprofile` (Chrome DevTools format). It keeps the samples
+ * of objects the GC already collected too, so it shows what a window
+ * allocated, garbage included, not only what is still live.
+ */
+const HEAP_PROFILE_DIR = process.env['VREP_BENCH_HEAP_PROFILE_DIR'];
+let heapSession: Session | null = null;
+let heapProfiles = 0;
+
+async function heapSampleStart(): Promise<void> {
+  if (!HEAP_PROFILE_DIR) return;
+  if (!heapSession) {
+    heapSession = new Session();
+    heapSession.connect();
+  }
+  await heapSession.post('HeapProfiler.startSampling', {
+    samplingInterval: 64 * 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+}
+
+async function heapSampleStop(): Promise<void> {
+  if (!HEAP_PROFILE_DIR || !heapSession) return;
+  const { profile } = await heapSession.post('HeapProfiler.stopSampling');
+  mkdirSync(HEAP_PROFILE_DIR, { recursive: true });
+  const name = `${node?.nodeId ?? process.pid}-${++heapProfiles}.heapprofile`;
+  writeFileSync(path.join(HEAP_PROFILE_DIR, name), JSON.stringify(profile));
 }
 
 let loop: IntervalHistogram | null = null;
@@ -338,9 +379,13 @@ async function run(cmd: ChildCommand): Promise<unknown> {
       return unwatch();
     case 'loopStart':
       loopStart();
+      await heapSampleStart();
       return null;
-    case 'loopStop':
-      return loopStop();
+    case 'loopStop': {
+      const stats = loopStop();
+      await heapSampleStop();
+      return stats;
+    }
     case 'tcpReceive':
       return tcpReceive(cmd.dir);
     case 'tcpReceived':

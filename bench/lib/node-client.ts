@@ -87,6 +87,9 @@ export interface GcPauses {
   count: number;
   totalMs: number;
   maxMs: number;
+  /** Of those, full (mark-compact) collections: their count and time. */
+  majorCount: number;
+  majorMs: number;
 }
 
 export interface LoopStats {

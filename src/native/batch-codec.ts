@@ -28,6 +28,8 @@ export interface BatchFrameInfo {
   partCount: number;
   /** Sum of the part lengths once decoded. */
   totalBytes: number;
+  /** The bytes a decoder's output takes: the parts at their aligned offsets. */
+  outputBytes: number;
   /** Bytes after the header (zstd frame, or the parts when stored). */
   payloadBytes: number;
   /** False for a stored frame (the parts as they are, no zstd). */
@@ -39,7 +41,9 @@ export interface BatchCodecBinding {
   compressBatchAsync(...args: CompressArgs): Promise<Uint8Array>;
   decompressBatch(frame: Uint8Array, maxBytes: number): Uint8Array[];
   decompressBatchAsync(frame: Uint8Array, maxBytes: number): Promise<Uint8Array[]>;
-  inspectBatchFrame(frame: Uint8Array): BatchFrameInfo;
+  /** Into the caller's `output`: resolves [offset, length] of each part in it, flattened. */
+  decompressBatchAsync(frame: Uint8Array, maxBytes: number, output: Uint8Array): Promise<number[]>;
+  inspectBatchFrame(frame: Uint8Array, maxBytes?: number): BatchFrameInfo;
   shuffleBytes(src: Uint8Array, dst: Uint8Array, elementBytes: number): void;
   unshuffleBytes(src: Uint8Array, dst: Uint8Array, elementBytes: number): void;
   readonly batchCodecLimits: BatchCodecLimits;
@@ -82,6 +86,13 @@ export interface CompressBatchOptions {
 export interface DecompressBatchOptions {
   /** Refuse (ERR_FRAME_TOO_LARGE) frames declaring more content bytes. */
   maxBytes: number;
+  /**
+   * decompressBatchAsync only: decode into a fresh SharedArrayBuffer instead
+   * of an ArrayBuffer, for parts kept as long-lived storage. V8 does not
+   * count shared memory as the isolate's external memory, whose growth would
+   * start a full GC every few MB (store/collection.ts, `sharedFloats`).
+   */
+  shared?: boolean;
 }
 
 const DEFAULT_LEVEL = 1;
@@ -198,14 +209,25 @@ export function decompressBatch(frame: Uint8Array, opts: DecompressBatchOptions)
 /**
  * `decompressBatch` on the libuv thread pool; the header is checked (and the
  * output allocated) before the promise is returned, the rest off-thread. Do
- * not write to `frame` while the promise is pending. Wraps native
- * `decompressBatchAsync`.
+ * not write to `frame` while the promise is pending. With `opts.shared` the
+ * parts are views into a SharedArrayBuffer. Wraps native
+ * `decompressBatchAsync` (and `inspectBatchFrame`, to size a shared output).
  */
 export async function decompressBatchAsync(
   frame: Uint8Array,
   opts: DecompressBatchOptions,
 ): Promise<Uint8Array[]> {
-  return binding.decompressBatchAsync(frame, prepareDecompress('decompressBatchAsync', frame, opts));
+  const maxBytes = prepareDecompress('decompressBatchAsync', frame, opts);
+  if (opts.shared !== true) return binding.decompressBatchAsync(frame, maxBytes);
+  // The header (and the size limit) is checked before the output is allocated.
+  const output = new Uint8Array(
+    new SharedArrayBuffer(binding.inspectBatchFrame(frame, maxBytes).outputBytes),
+  );
+  const at = await binding.decompressBatchAsync(frame, maxBytes, output);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < at.length; i += 2)
+    parts.push(output.subarray(at[i], (at[i] as number) + (at[i + 1] as number)));
+  return parts;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { JsonPointsBinding } from './json-points.ts';
 import type { JsonObjectsBinding } from './json-objects.ts';
 import type { PrefaultBinding } from './prefault.ts';
 import type { IdIndexBinding } from './id-index.ts';
+import type { ExternalMemoryBinding } from './external-memory.ts';
 
 export interface NativeBinding
   extends
@@ -20,7 +21,8 @@ export interface NativeBinding
     JsonPointsBinding,
     JsonObjectsBinding,
     PrefaultBinding,
-    IdIndexBinding {
+    IdIndexBinding,
+    ExternalMemoryBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

@@ -7,3 +7,4 @@ export * from './json-points.ts';
 export * from './json-objects.ts';
 export * from './prefault.ts';
 export * from './id-index.ts';
+export * from './external-memory.ts';

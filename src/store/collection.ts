@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { MetricName } from '../log/record.ts';
 import { IdIndex, packedCount, type PackedIds } from '../native/id-index.ts';
 import { prefaultAsync } from '../native/prefault.ts';
+import { discardStorage, sharedFloats, trackStorage } from './vector-storage.ts';
 
 /** Rows per vector chunk. A power of two so row -> chunk is a shift. */
 export const CHUNK_ROWS = 1 << 14;
@@ -35,9 +36,18 @@ const PREFAULT_MIN_BYTES = 1024 * 1024;
 const MAX_PREFAULTS_RUNNING = 1;
 let prefaultsRunning = 0;
 
+/**
+ * Whether `appendVectors` keeps a loaded chunk's vectors (`vectorBytes` of a
+ * buffer of `bufferBytes`) as the storage itself: a full chunk, whose buffer
+ * holds at most 1/16 besides (else that would stay in memory with them).
+ */
+export function keepsAsStorage(rows: number, vectorBytes: number, bufferBytes: number): boolean {
+  return rows === CHUNK_ROWS && bufferBytes - vectorBytes <= vectorBytes / 16;
+}
+
 /** Chunk number `index` of a collection of dimension `dim`, zeroed. */
 function newChunk(dim: number, index: number): Float32Array {
-  const chunk = new Float32Array(CHUNK_ROWS * dim);
+  const chunk = sharedFloats(CHUNK_ROWS * dim);
   if (index > 0 && chunk.byteLength >= PREFAULT_MIN_BYTES && prefaultsRunning < MAX_PREFAULTS_RUNNING) {
     prefaultsRunning++;
     void prefaultAsync(chunk).finally(() => prefaultsRunning--);
@@ -100,6 +110,8 @@ export class Collection {
   private rowsWithoutIds = 0;
   /** Chunks a snapshot in progress still reads: copied before the next write to them. */
   private readonly sharedChunks = new Set<Float32Array>();
+  /** Chunks this collection let go of while a frozen snapshot still reads them. */
+  private letGoOnRelease: Float32Array[] = [];
 
   constructor(name: string, dimension: number, metric: MetricName) {
     this.name = name;
@@ -166,9 +178,10 @@ export class Collection {
     if (this.rowsWithoutIds > 0 || (first & CHUNK_MASK) !== 0) return false;
     if (!Number.isInteger(rows) || rows < 1 || rows > CHUNK_ROWS || vectors.length !== rows * dim)
       throw new RangeError(`appendVectors: ${vectors.length} floats for ${rows} rows of ${dim}`);
-    const besides = vectors.buffer.byteLength - vectors.byteLength;
-    if (rows === CHUNK_ROWS && besides <= vectors.byteLength / 16) this.chunks.push(vectors);
-    else {
+    if (keepsAsStorage(rows, vectors.byteLength, vectors.buffer.byteLength)) {
+      trackStorage(vectors);
+      this.chunks.push(vectors);
+    } else {
       const chunk = newChunk(dim, this.chunks.length);
       chunk.set(vectors);
       this.chunks.push(chunk);
@@ -246,7 +259,7 @@ export class Collection {
       this.idToRow.removeSwap(row);
       this.rowPayloads.pop();
       // Free a chunk once no row uses it, so memory follows deletes.
-      if ((last & CHUNK_MASK) === 0) this.chunks.pop();
+      if ((last & CHUNK_MASK) === 0) this.letGo(this.chunks.pop() as Float32Array);
       deleted++;
     }
     return deleted;
@@ -256,7 +269,11 @@ export class Collection {
     let chunk = this.chunks[index] as Float32Array;
     if (this.sharedChunks.size > 0 && this.sharedChunks.has(chunk)) {
       this.sharedChunks.delete(chunk);
-      chunk = chunk.slice();
+      // The frozen snapshot still reads the original: discarded when it is released.
+      this.letGoOnRelease.push(chunk);
+      const copy = sharedFloats(chunk.length);
+      copy.set(chunk);
+      chunk = copy;
       this.chunks[index] = chunk;
     }
     return chunk;
@@ -279,8 +296,26 @@ export class Collection {
       chunks: [...this.chunks],
       ids: this.packIds(),
       payloads: [...this.rowPayloads],
-      release: () => this.sharedChunks.clear(),
+      release: () => {
+        this.sharedChunks.clear();
+        for (const c of this.letGoOnRelease) discardStorage(c);
+        this.letGoOnRelease = [];
+      },
     };
+  }
+
+  /**
+   * The collection is gone (dropped, or its state replaced): its storage is
+   * reported to V8 as garbage (vector-storage.ts), now or, for chunks a
+   * frozen snapshot still reads, when that is released. Nothing else changes.
+   */
+  drop(): void {
+    for (const c of this.chunks) this.letGo(c);
+  }
+
+  private letGo(chunk: Float32Array): void {
+    if (this.sharedChunks.has(chunk)) this.letGoOnRelease.push(chunk);
+    else discardStorage(chunk);
   }
 
   has(id: string): boolean {

@@ -137,6 +137,7 @@ export class SnapshotStaging {
   /** Drops what was staged (a sync cut off or replaced); chunks still decoding are not applied. */
   abort(): void {
     this.aborted = true;
+    for (const c of this.collections.values()) c.drop();
     this.collections.clear();
   }
 }

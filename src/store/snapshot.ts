@@ -13,12 +13,12 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { isAscii, isUtf8 } from 'node:buffer';
 import path from 'node:path';
 import { z } from 'zod';
-import { compressBatchAsync, decompressBatchAsync } from '../native/batch-codec.ts';
+import { compressBatchAsync, decompressBatchAsync, inspectBatchFrame } from '../native/batch-codec.ts';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
 import { fsyncDir } from '../log/atomic-file.ts';
 import { RecordLimits } from '../limits.ts';
-import { CHUNK_ROWS, type Collection, type FrozenCollection } from './collection.ts';
+import { CHUNK_ROWS, keepsAsStorage, type Collection, type FrozenCollection } from './collection.ts';
 import type { PackedIds } from '../native/id-index.ts';
 
 export const SNAPSHOT_DIR = 'snapshots';
@@ -405,7 +405,11 @@ export async function decodeChunk(
   const maxBytes =
     chunk.rows * (c.dimension * 4 + 8 + RecordLimits.maxIdBytes + RecordLimits.maxPayloadBytes);
   try {
-    const parts = await decompressBatchAsync(frame, { maxBytes });
+    // Vectors that become the collection's storage are decoded into shared
+    // memory, as its own chunks are (collection.ts, `sharedFloats`).
+    const vectorBytesExpected = chunk.rows * c.dimension * 4;
+    const shared = keepsAsStorage(chunk.rows, vectorBytesExpected, inspectBatchFrame(frame).outputBytes);
+    const parts = await decompressBatchAsync(frame, { maxBytes, shared });
     if (parts.length !== 5) throw new Error(`${parts.length} parts, expected 5`);
     const [vectorBytes, idLengths, idBytes, payloadLengths, payloadBytes] = parts as [
       Uint8Array,
@@ -414,7 +418,7 @@ export async function decodeChunk(
       Uint8Array,
       Uint8Array,
     ];
-    if (vectorBytes.length !== chunk.rows * c.dimension * 4)
+    if (vectorBytes.length !== vectorBytesExpected)
       throw new Error('vector block size disagrees with the manifest');
     const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, chunk.rows * c.dimension);
     const ids = checkPackedIds({ lengths: idLengths, bytes: idBytes }, chunk.rows);

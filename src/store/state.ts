@@ -54,8 +54,14 @@ export class NodeState {
     this.appliedLsn = record.lsn;
   }
 
+  /** Lets go of every collection (`Collection.drop`): this state is being replaced. */
+  drop(): void {
+    for (const c of this.collections.values()) c.drop();
+  }
+
   /** Starts over empty (a rebuild, a full sync), applied up to `lsn`. */
   reset(lsn: number): void {
+    this.drop();
     this.collections.clear();
     this.configs = [];
     this.groups.clear();
@@ -158,6 +164,7 @@ export function applyRecord(collections: Map<string, Collection>, record: LogRec
       collections.set(record.collection, new Collection(record.collection, record.dimension, record.metric));
       return;
     case Op.DropCollection:
+      collections.get(record.collection)?.drop();
       collections.delete(record.collection);
       return;
     case Op.Upsert: {

@@ -471,6 +471,7 @@ export class Store {
       for (const bytes of records) state.apply(decodeRecord(bytes));
       from += records.length;
     }
+    this.stateNow.drop();
     this.stateNow = state;
     this.schema.reset();
     this.syncGroupPins();
@@ -510,6 +511,7 @@ export class Store {
       membership: { members: c.members },
     }));
     await this.log.resetAt(snapshotLsn + 1);
+    this.stateNow.drop();
     this.stateNow = state;
     this.schema.reset();
     this.syncGroupPins();

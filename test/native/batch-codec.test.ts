@@ -98,6 +98,11 @@ test('round trip: random and adversarial batches, levels, shuffle on/off, stored
         const maxBytes = info.totalBytes;
         assertRoundTrip(parts, decompressBatch(frame, { maxBytes }));
         assertRoundTrip(parts, await decompressBatchAsync(frame, { maxBytes }));
+        const shared = await decompressBatchAsync(frame, { maxBytes, shared: true });
+        assertRoundTrip(parts, shared);
+        for (const p of shared)
+          assert.ok(p.buffer instanceof SharedArrayBuffer, 'shared: views of one SharedArrayBuffer');
+        if (shared.length > 0) assert.equal(shared[0]!.buffer.byteLength, info.outputBytes);
       },
     ),
     { numRuns: LONG ? 1000 : 150 },
@@ -302,6 +307,10 @@ test('a frame declaring 2^40 bytes is refused before allocating', async () => {
     'hard limit',
   );
   await assert.rejects(decompressBatchAsync(frame, { maxBytes: MiB }), isCode('ERR_FRAME_TOO_LARGE'));
+  await assert.rejects(
+    decompressBatchAsync(frame, { maxBytes: MiB, shared: true }),
+    isCode('ERR_FRAME_TOO_LARGE'),
+  );
   assert.throws(() => inspectBatchFrame(frame), isCode('ERR_FRAME_TOO_LARGE'));
 
   // Within the hard limit but over the caller's: nothing is allocated.
@@ -310,7 +319,41 @@ test('a frame declaring 2^40 bytes is refused before allocating', async () => {
   for (let i = 0; i < 4; i++) {
     assert.throws(() => decompressBatch(claim, { maxBytes: MiB }), isCode('ERR_FRAME_TOO_LARGE'));
   }
+  for (let i = 0; i < 4; i++) {
+    await assert.rejects(
+      decompressBatchAsync(claim, { maxBytes: MiB, shared: true }),
+      isCode('ERR_FRAME_TOO_LARGE'),
+    );
+  }
   assert.ok(process.memoryUsage().arrayBuffers - before < 64 * MiB, 'no 512 MiB buffer was made');
+});
+
+test("decoding into the caller's output: too small, overlapping or misaligned outputs are refused", async () => {
+  const parts = [new Uint8Array(1000).fill(7), new Float32Array(300).fill(0.5)];
+  const frame = compressBatch(parts);
+  const { outputBytes } = inspectBatchFrame(frame);
+  const into = (output: Uint8Array): Promise<number[]> => binding.decompressBatchAsync(frame, MiB, output);
+  const output = new Uint8Array(new SharedArrayBuffer(outputBytes + 8));
+  const at = await into(output);
+  assert.deepEqual(at, [0, 1000, 1000, 1200], '[offset, length] per part, offsets aligned to 8');
+  assert.deepEqual(output.subarray(0, 1000), parts[0]);
+  assert.deepEqual(new Float32Array(output.buffer, 1000, 300), parts[1]);
+  // Bad arguments throw at the call, as the other argument checks do.
+  assert.throws(() => into(new Uint8Array(outputBytes - 1)), isCode('ERR_INVALID_ARG'));
+  assert.throws(() => into(output.subarray(4)), isCode('ERR_INVALID_ARG'));
+  const both = new Uint8Array(frame.length + outputBytes + 16);
+  both.set(frame);
+  assert.throws(
+    () => binding.decompressBatchAsync(both.subarray(0, frame.length), MiB, both.subarray(8)),
+    isCode('ERR_INVALID_ARG'),
+  );
+  const syncWithOutput = binding.decompressBatch as (...args: unknown[]) => unknown;
+  assert.throws(
+    () => syncWithOutput(frame, MiB, output),
+    isCode('ERR_INVALID_ARG'),
+    'only the async call takes an output',
+  );
+  assert.throws(() => binding.inspectBatchFrame(frame, outputBytes / 2), isCode('ERR_FRAME_TOO_LARGE'));
 });
 
 test('a zstd bomb is refused with a small maxBytes, and a lying header is caught', () => {

@@ -13,22 +13,28 @@ import { kernelPrefaults, rssAnonBytes } from '../helpers/memory.ts';
 const MiB = 1024 * 1024;
 const prefaults = kernelPrefaults();
 
-test(
-  'the pages of a fresh array are resident once it resolves, before any write',
-  { skip: !prefaults && 'needs Linux 5.14+ (MADV_POPULATE_WRITE)' },
-  async () => {
-    const view = new Float32Array((64 * MiB) / 4);
-    const before = rssAnonBytes();
-    assert.equal(await prefaultAsync(view), true);
-    const grown = rssAnonBytes() - before;
-    assert.ok(
-      grown >= 60 * MiB,
-      `resident memory grew by ${(grown / MiB).toFixed(1)} MiB, expected about 64`,
-    );
-    assert.equal(view[0], 0);
-    assert.equal(view[view.length - 1], 0);
-  },
-);
+// A collection's vector chunks are views of a SharedArrayBuffer (store/collection.ts).
+for (const [what, make] of [
+  ['an ArrayBuffer', (bytes: number) => new Float32Array(bytes / 4)],
+  ['a SharedArrayBuffer', (bytes: number) => new Float32Array(new SharedArrayBuffer(bytes))],
+] as const) {
+  test(
+    `the pages of a fresh array (a view of ${what}) are resident once it resolves, before any write`,
+    { skip: !prefaults && 'needs Linux 5.14+ (MADV_POPULATE_WRITE)' },
+    async () => {
+      const view = make(64 * MiB);
+      const before = rssAnonBytes();
+      assert.equal(await prefaultAsync(view), true);
+      const grown = rssAnonBytes() - before;
+      assert.ok(
+        grown >= 60 * MiB,
+        `resident memory grew by ${(grown / MiB).toFixed(1)} MiB, expected about 64`,
+      );
+      assert.equal(view[0], 0);
+      assert.equal(view[view.length - 1], 0);
+    },
+  );
+}
 
 test('writes made while it runs all stay (it maps pages, it writes nothing)', async () => {
   const rows = 16384;
