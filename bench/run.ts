@@ -12,6 +12,9 @@
  *   VREP_BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench -- replication
  *                                      # node flags for every node process a bench forks
  *                                      # (profiles are written when a child exits cleanly)
+ *   VREP_BENCH_HEAP_PROFILE_DIR=/tmp/heap npm run bench -- replication
+ *                                      # a sampling heap profile of each node process per measured
+ *                                      # window, garbage included (bench/lib/node-child.ts)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';

@@ -22,6 +22,7 @@ export type {
   TlsOptions,
 } from './node/replication-node.ts';
 export { encodeBinaryBatch, decodeBinaryBatch } from './server/binary-batch.ts';
+export { tuneGcForVrep } from './server/gc-tuning.ts';
 export { ConsistencyLevel } from './node/consistency.ts';
 export type { ChangeStream, ChangeStreamOptions } from './streams/change-stream.ts';
 export type { ChangeEvent, ChangeOp, Position, StartFrom } from './streams/change-event.ts';

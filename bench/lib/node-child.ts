@@ -42,6 +42,10 @@ import type {
   Watched,
   WriteArgs,
 } from './node-client.ts';
+import { tuneGcForVrep } from '../../src/server/gc-tuning.ts';
+
+// As `vrep serve` does: the figures are a deployed node's.
+tuneGcForVrep();
 
 const fsync = promisify(fsyncCb);
 const openFile = promisify(openCb);

@@ -24,6 +24,10 @@ import type {
   TsIngestArgs,
   TsIngestResult,
 } from './ingest-client.ts';
+import { tuneGcForVrep } from '../../src/server/gc-tuning.ts';
+
+// As `vrep serve` does: the figures are a deployed node's.
+tuneGcForVrep();
 
 let server: RunningServer | null = null;
 

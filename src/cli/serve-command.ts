@@ -15,6 +15,7 @@ import { loadServeConfig } from '../config/load.ts';
 import { FLAG_SOURCES, flagAttribute } from '../config/sources.ts';
 import type { ServeConfig } from '../config/resolve.ts';
 import { serve } from '../server/serve.ts';
+import { tuneGcForVrep } from '../server/gc-tuning.ts';
 
 /** Commander's options of `vrep serve` → flag values keyed by flag. */
 export function serveFlags(opts: Readonly<Record<string, unknown>>): Record<string, string | undefined> {
@@ -49,6 +50,8 @@ export async function runServe(opts: Readonly<Record<string, unknown>>): Promise
     logger.error({ err: reason }, 'unhandled promise rejection (a bug; the node goes on)');
   });
   for (const warning of config.warnings) logger.warn(warning);
+  const gcFlag = tuneGcForVrep();
+  logger.debug({ v8Flag: gcFlag ?? 'the operator’s' }, 'V8 heap growing factor');
   let server: Awaited<ReturnType<typeof serve>>;
   try {
     server = await serve({ node: config.node, http: config.http, logger });
