@@ -9,8 +9,8 @@
  * ArrayBuffers in flight (received frames, encoded records: up to 32 MiB per
  * follower link), which V8 counts against it. With a few MB left, a replica
  * under ingest ran a full GC every 80-150 ms (14-25 per 3 s window at dim
- * 768); a growing factor of 4 (V8's own upper bound) gave 0-1, and event-loop
- * p99 17-23 ms from 25-40. The price is a JS heap up to 4x its live size
+ * 768); a growing factor of 4 (V8's own upper bound) gave 0-1, and
+ * event-loop p99 15-27 ms (one window 34) from 25-58. The price is a JS heap up to 4x its live size
  * between collections, which is little for a heap this size. An operator's
  * own choice (`--heap-growing-percent` in the node's flags or NODE_OPTIONS)
  * wins.
