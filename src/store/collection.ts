@@ -6,11 +6,17 @@
  * point, and search and filters parse it directly). A delete moves the last row into the hole
  * so the rows stay dense and a search scans contiguous memory.
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import type { MetricName } from '../log/record.ts';
 import { IdIndex, packedCount, type PackedIds } from '../native/id-index.ts';
 import { prefaultAsync } from '../native/prefault.ts';
 import { discardStorage, sharedFloats, trackStorage } from './vector-storage.ts';
+
+/** SHA-256 of `bytes`: one call (`crypto.hash`, Node 20.12+), else a Hash object. */
+const sha256: (bytes: Uint8Array) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (bytes) => crypto.hash('sha256', bytes, 'buffer') as unknown as Buffer
+    : (bytes) => createHash('sha256').update(bytes).digest();
 
 /** Rows per vector chunk. A power of two so row -> chunk is a shift. */
 export const CHUNK_ROWS = 1 << 14;
@@ -386,17 +392,27 @@ export class Collection {
     let hi = 0n;
     const mask = (1n << 64n) - 1n;
     const dim = this.dimension;
+    const vectorBytes = dim * 4;
+    let scratch = Buffer.allocUnsafe(256 + vectorBytes);
     for (let row = 0; row < this.count; row++) {
       const chunk = this.chunks[row >> CHUNK_SHIFT] as Float32Array;
       const start = (row & CHUNK_MASK) * dim;
-      const h = createHash('sha256');
       const id = this.idToRow.idAt(row);
-      h.update(`${id.length}:${id}`);
-      h.update(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, dim * 4));
       const p = this.rowPayloads[row];
-      h.update(p === null || p === undefined ? 'none:' : `${Buffer.byteLength(p)}:`);
-      if (p) h.update(p);
-      const d = h.digest();
+      const idPart = `${id.length}:${id}`;
+      const payloadHead = p === null || p === undefined ? 'none:' : `${Buffer.byteLength(p)}:`;
+      // The bytes a sequence of Hash.update calls would see, hashed in one call: a
+      // Hash object per point is a native object with a weak handle, and a
+      // million of them cost the next GCs 35-60 ms each in weak callbacks.
+      const need =
+        Buffer.byteLength(idPart) + vectorBytes + payloadHead.length + (p ? Buffer.byteLength(p) : 0);
+      if (need > scratch.length) scratch = Buffer.allocUnsafe(need * 2);
+      let at = scratch.write(idPart, 0, 'utf8');
+      scratch.set(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, vectorBytes), at);
+      at += vectorBytes;
+      at += scratch.write(payloadHead, at, 'latin1');
+      if (p) at += scratch.write(p, at, 'utf8');
+      const d = sha256(scratch.subarray(0, at));
       lo += d.readBigUInt64LE(0);
       hi += d.readBigUInt64LE(8) + (lo >> 64n);
       lo &= mask;

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { kernelPrefaults, rssAnonBytes } from '../helpers/memory.ts';
 import type { PackedIds } from '../../src/native/id-index.ts';
@@ -151,3 +152,38 @@ test(
     assert.equal(fill[fill.length - 1], 2);
   },
 );
+
+test('the digest is the one a Hash object per point gives (ids and payloads beyond ASCII, big payloads)', () => {
+  const dim = 5;
+  const c = new Collection('dg', dim, 'cosine');
+  const ids = ['a', 'é', '日本語', 'x'.repeat(300), '🙂', 'plain'];
+  const payloads = ['{"k":1}', '{"t":"ü"}', null, JSON.stringify({ big: 'z'.repeat(5000) }), '{}', null];
+  c.upsert(
+    ids,
+    Float32Array.from({ length: ids.length * dim }, (_, i) => i / 7),
+    payloads.map((p) => (p === null ? new Uint8Array(0) : enc.encode(p))),
+  );
+  // The digest as it was written first: one Hash per point, fed piece by piece.
+  let lo = 0n;
+  let hi = 0n;
+  const mask = (1n << 64n) - 1n;
+  for (let row = 0; row < c.count; row++) {
+    const p = c.pointAt(row);
+    const h = createHash('sha256');
+    h.update(`${p.id.length}:${p.id}`);
+    h.update(new Uint8Array(p.vector.buffer, p.vector.byteOffset, dim * 4));
+    h.update(p.payload === null ? 'none:' : `${Buffer.byteLength(p.payload)}:`);
+    if (p.payload) h.update(p.payload);
+    const d = h.digest();
+    lo += d.readBigUInt64LE(0);
+    hi += d.readBigUInt64LE(8) + (lo >> 64n);
+    lo &= mask;
+    hi &= mask;
+  }
+  const head = createHash('sha256').update(`dg\0${dim}\0cosine\0${c.count}`).digest('hex');
+  const expected = createHash('sha256')
+    .update(head)
+    .update(hi.toString(16).padStart(16, '0') + lo.toString(16).padStart(16, '0'))
+    .digest('hex');
+  assert.equal(c.digest(), expected);
+});
