@@ -400,12 +400,12 @@ export class Collection {
       const id = this.idToRow.idAt(row);
       const p = this.rowPayloads[row];
       const idPart = `${id.length}:${id}`;
-      const payloadHead = p === null || p === undefined ? 'none:' : `${Buffer.byteLength(p)}:`;
+      const payloadBytes = p ? Buffer.byteLength(p) : 0;
+      const payloadHead = p === null || p === undefined ? 'none:' : `${payloadBytes}:`;
       // The bytes a sequence of Hash.update calls would see, hashed in one call: a
       // Hash object per point is a native object with a weak handle, and a
       // million of them cost the next GCs 35-60 ms each in weak callbacks.
-      const need =
-        Buffer.byteLength(idPart) + vectorBytes + payloadHead.length + (p ? Buffer.byteLength(p) : 0);
+      const need = Buffer.byteLength(idPart) + vectorBytes + payloadHead.length + payloadBytes;
       if (need > scratch.length) scratch = Buffer.allocUnsafe(need * 2);
       let at = scratch.write(idPart, 0, 'utf8');
       scratch.set(new Uint8Array(chunk.buffer, chunk.byteOffset + start * 4, vectorBytes), at);
