@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 
@@ -32,5 +34,13 @@ void InitJsonObjects(Napi::Env env, Napi::Object exports);
 void InitPrefault(Napi::Env env, Napi::Object exports);
 void InitExternalMemory(Napi::Env env, Napi::Object exports);
 void InitIdIndex(Napi::Env env, Napi::Object exports);
+
+// Whether two byte ranges share a byte (an empty range shares none): the
+// native calls that write one argument while reading another refuse overlaps.
+inline bool Overlaps(const void* a, size_t aBytes, const void* b, size_t bBytes) {
+  if (aBytes == 0 || bBytes == 0) return false;
+  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return pa < pb + bBytes && pb < pa + aBytes;
+}
 
 }  // namespace vrep

@@ -533,12 +533,10 @@ uint8_t* CheckedOutput(Napi::Env env, DecompressArgs& a, const FrameHeader& h, c
                fn + "(output): " + std::to_string(have) + " bytes, the frame decodes to " + std::to_string(h.outputBytes));
   }
   uint8_t* out = a.output.Data();
-  const auto o = reinterpret_cast<uintptr_t>(out);
-  const auto f = reinterpret_cast<uintptr_t>(a.frame.ByteLength() ? a.frame.Data() : nullptr);
-  if (have != 0 && a.frame.ByteLength() != 0 && o < f + a.frame.ByteLength() && f < o + have) {
+  if (Overlaps(out, have, a.frame.ByteLength() ? a.frame.Data() : nullptr, a.frame.ByteLength())) {
     ThrowError(env, codes::kInvalidArg, fn + "(output): overlaps the frame");
   }
-  if (o % kPartAlignBytes != 0) {
+  if (reinterpret_cast<uintptr_t>(out) % kPartAlignBytes != 0) {
     ThrowError(env, codes::kInvalidArg, fn + "(output): must start at a multiple of " + std::to_string(kPartAlignBytes) + " bytes");
   }
   return out;

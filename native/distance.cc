@@ -347,12 +347,6 @@ ArrayArg<uint32_t> Uint32Arg(const Napi::CallbackInfo& info, size_t i, const cha
   return TypedArg<uint32_t>(info, i, fn, arg, napi_uint32_array, "Uint32Array");
 }
 
-bool Overlaps(const void* a, size_t aBytes, const void* b, size_t bBytes) {
-  if (aBytes == 0 || bBytes == 0) return false;
-  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-  return pa < pb + bBytes && pb < pa + aBytes;
-}
-
 // The arguments common to distanceScores and distanceTopK, checked.
 struct SearchArgs {
   Metric metric;

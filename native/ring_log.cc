@@ -104,11 +104,6 @@ Napi::Uint8Array ArgRingView(const Napi::CallbackInfo& info, const char* fn) {
   return view;
 }
 
-bool Overlaps(const void* a, size_t aLen, const void* b, size_t bLen) {
-  auto pa = reinterpret_cast<uintptr_t>(a);
-  auto pb = reinterpret_cast<uintptr_t>(b);
-  return aLen != 0 && bLen != 0 && pa < pb + bLen && pb < pa + aLen;
-}
 
 Napi::Value RingByteLength(const Napi::CallbackInfo& info) {
   uint64_t capacityBytes = ArgInt(info, 0, "ringByteLength", "capacityBytes", 1, kMaxCapacityBytes);

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "addon.h"
 #include "errors.h"
 
 #if defined(__SSE2__) || defined(_M_X64)
@@ -152,7 +153,7 @@ Napi::Value JsShuffle(const Napi::CallbackInfo& info) {
   const uint8_t* s = src.Data();
   uint8_t* d = dst.Data();
   // The transpose reads and writes far apart, so any overlap corrupts it.
-  if (s < d + n && d < s + n) ThrowError(env, codes::kInvalidArg, fn + "(src, dst): the two must not overlap");
+  if (Overlaps(s, n, d, n)) ThrowError(env, codes::kInvalidArg, fn + "(src, dst): the two must not overlap");
   if (kShuffle) {
     ShuffleBytes(s, d, n, static_cast<size_t>(eb));
   } else {
