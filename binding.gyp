@@ -68,6 +68,7 @@
         "native/json_text.cc",
         "native/prefault.cc",
         "native/external_memory.cc",
+        "native/copy_floats.cc",
         "native/id_index.cc",
         "native/json_objects.cc"
       ],

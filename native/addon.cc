@@ -29,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPrefault(env, exports);
   InitExternalMemory(env, exports);
   InitIdIndex(env, exports);
+  InitCopyFloats(env, exports);
   return exports;
 }
 

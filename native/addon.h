@@ -34,6 +34,16 @@ void InitJsonObjects(Napi::Env env, Napi::Object exports);
 void InitPrefault(Napi::Env env, Napi::Object exports);
 void InitExternalMemory(Napi::Env env, Napi::Object exports);
 void InitIdIndex(Napi::Env env, Napi::Object exports);
+void InitCopyFloats(Napi::Env env, Napi::Object exports);
+
+// A typed array's first byte. Not through view.ArrayBuffer(): that refuses
+// a SharedArrayBuffer, which a collection's vector chunks are.
+inline void* TypedArrayData(Napi::Env env, Napi::TypedArray view) {
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, view, nullptr, nullptr, &data, nullptr, nullptr),
+                       nullptr);
+  return data;
+}
 
 // Whether two byte ranges share a byte (an empty range shares none): the
 // native calls that write one argument while reading another refuse overlaps.

@@ -22,21 +22,15 @@
 namespace vrep {
 namespace {
 
-// The view's first byte. Not through view.ArrayBuffer(): that refuses a
-// SharedArrayBuffer, which a collection's vector chunks are.
-uint8_t* ViewData(Napi::Env env, Napi::TypedArray view) {
-  void* data = nullptr;
-  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, view, nullptr, nullptr, &data, nullptr, nullptr),
-                       nullptr);
-  return static_cast<uint8_t*>(data);
-}
+// Bytes mapped per madvise call (a multiple of any page size).
+constexpr uintptr_t kSliceBytes = 256 * 1024;
 
 class PrefaultWorker : public Napi::AsyncWorker {
  public:
   PrefaultWorker(Napi::Env env, Napi::TypedArray view)
       : Napi::AsyncWorker(env, "vrep.prefault"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        data_(ViewData(env, view)),
+        data_(static_cast<uint8_t*>(TypedArrayData(env, view))),
         bytes_(view.ByteLength()) {
     // Keeps the memory alive until the work is done.
     view_ = Napi::Persistent(static_cast<Napi::Object>(view));
@@ -50,7 +44,15 @@ class PrefaultWorker : public Napi::AsyncWorker {
     // madvise takes whole pages: the partial pages at either end fault in as before.
     const uintptr_t start = (reinterpret_cast<uintptr_t>(data_) + page - 1) & ~(page - 1);
     const uintptr_t end = (reinterpret_cast<uintptr_t>(data_) + bytes_) & ~(page - 1);
-    if (end > start) done_ = madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE) == 0;
+    // In slices: one call over 48 MiB holds the process's memory-map lock
+    // for its whole run (100-200 ms where the hypervisor backs fresh memory
+    // lazily), and an mmap or munmap queued behind it stalls every other
+    // page fault of the process, the event loop's included.
+    done_ = end > start;
+    for (uintptr_t at = start; at < end && done_; at += kSliceBytes) {
+      const uintptr_t to = end - at < kSliceBytes ? end : at + kSliceBytes;
+      done_ = madvise(reinterpret_cast<void*>(at), to - at, MADV_POPULATE_WRITE) == 0;
+    }
 #endif
   }
   void OnOK() override { deferred_.Resolve(Napi::Boolean::New(Env(), done_)); }

@@ -11,6 +11,7 @@ import type { JsonObjectsBinding } from './json-objects.ts';
 import type { PrefaultBinding } from './prefault.ts';
 import type { IdIndexBinding } from './id-index.ts';
 import type { ExternalMemoryBinding } from './external-memory.ts';
+import type { CopyFloatsBinding } from './copy-floats.ts';
 
 export interface NativeBinding
   extends
@@ -22,7 +23,8 @@ export interface NativeBinding
     JsonObjectsBinding,
     PrefaultBinding,
     IdIndexBinding,
-    ExternalMemoryBinding {
+    ExternalMemoryBinding,
+    CopyFloatsBinding {
   /** Registers the class native code uses for every error it throws. */
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }

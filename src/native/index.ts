@@ -8,3 +8,4 @@ export * from './json-objects.ts';
 export * from './prefault.ts';
 export * from './id-index.ts';
 export * from './external-memory.ts';
+export * from './copy-floats.ts';

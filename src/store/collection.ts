@@ -10,6 +10,7 @@ import crypto, { createHash } from 'node:crypto';
 import type { MetricName } from '../log/record.ts';
 import { IdIndex, packedCount, type PackedIds } from '../native/id-index.ts';
 import { prefaultAsync } from '../native/prefault.ts';
+import { copyFloats } from '../native/copy-floats.ts';
 import { discardStorage, sharedFloats, trackStorage } from './vector-storage.ts';
 
 /** SHA-256 of `bytes`: one call (`crypto.hash`, Node 20.12+), else a Hash object. */
@@ -24,20 +25,23 @@ const CHUNK_SHIFT = 14;
 const CHUNK_MASK = CHUNK_ROWS - 1;
 
 /**
- * A collection's second and later chunks, of this size or more, have their
- * pages mapped in on the thread pool while their rows go in
- * (native/prefault.ts): copying a batch into fresh memory faulted it in
- * page by page on the event loop (3 MB: 6-8 ms here, into mapped memory 1
- * ms). Below it the round trip is not worth it. The first chunk stays lazy:
- * a small collection keeps only the pages its rows use (a 48 MiB chunk at
- * dimension 768 for a handful of points would be resident whole).
+ * Rows go into memory whose pages are already mapped: ahead of the rows
+ * written so far, the next pages of storage (up to this many bytes, and no
+ * more than the collection holds, so a small one stays small) are mapped in
+ * on the thread pool (native/prefault.ts), the next chunk allocated for it
+ * before it is needed. Fresh memory is dear here: copying a batch into it
+ * faulted it in page by page on the event loop (3 MB at dimension 768: 6-8
+ * ms, and a replica applies every batch so; into mapped memory 1 ms), and
+ * mapping a chunk alongside the rows going into its start still left the
+ * copies faulting.
  */
-const PREFAULT_MIN_BYTES = 1024 * 1024;
+const MAP_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Below this, mapping ahead waits for more rows: the round trip is not worth it. */
+const MAP_MIN_BYTES = 1024 * 1024;
 /**
  * Prefaults running at once, at most, in this process: the thread pool
- * also does the WAL's writes and fsyncs, and a 48 MiB chunk takes one of
- * its 4 threads for 20-30 ms here (more with other processes on the
- * cores). A chunk beyond it faults in on first touch, as without it.
+ * also does the WAL's writes and fsyncs. A collection that cannot start one
+ * asks again at its next write.
  */
 const MAX_PREFAULTS_RUNNING = 1;
 let prefaultsRunning = 0;
@@ -49,16 +53,6 @@ let prefaultsRunning = 0;
  */
 export function keepsAsStorage(rows: number, vectorBytes: number, bufferBytes: number): boolean {
   return rows === CHUNK_ROWS && bufferBytes - vectorBytes <= vectorBytes / 16;
-}
-
-/** Chunk number `index` of a collection of dimension `dim`, zeroed. */
-function newChunk(dim: number, index: number): Float32Array {
-  const chunk = sharedFloats(CHUNK_ROWS * dim);
-  if (index > 0 && chunk.byteLength >= PREFAULT_MIN_BYTES && prefaultsRunning < MAX_PREFAULTS_RUNNING) {
-    prefaultsRunning++;
-    void prefaultAsync(chunk).finally(() => prefaultsRunning--);
-  }
-  return chunk;
 }
 
 export interface CollectionInfo {
@@ -118,6 +112,10 @@ export class Collection {
   private readonly sharedChunks = new Set<Float32Array>();
   /** Chunks this collection let go of while a frozen snapshot still reads them. */
   private letGoOnRelease: Float32Array[] = [];
+  /** The next chunk, allocated early so its pages are mapped before rows go in (MAP_AHEAD_BYTES). */
+  private spare: Float32Array | null = null;
+  /** Storage rows [0, mappedRows) are mapped in, or being mapped (the rows past the last chunk: in `spare`). */
+  private mappedRows = 0;
 
   constructor(name: string, dimension: number, metric: MetricName) {
     this.name = name;
@@ -138,7 +136,6 @@ export class Collection {
    * bytes are decoded to text (so the caller's record buffer is not kept alive).
    */
   upsert(ids: readonly string[], vectors: Float32Array, payloads: PayloadColumn): void {
-    const dim = this.dimension;
     // Rows first, then vectors copied in runs of consecutive rows: a batch of
     // new points becomes one copy per chunk, not one per point.
     let runStart = 0;
@@ -151,7 +148,7 @@ export class Collection {
       if (row === nextNew) {
         nextNew++;
         if ((row & CHUNK_MASK) === 0 && row >> CHUNK_SHIFT === this.chunks.length) {
-          this.chunks.push(newChunk(dim, this.chunks.length));
+          this.chunks.push(this.takeChunk());
         }
         this.rowPayloads.push(null);
       }
@@ -164,6 +161,38 @@ export class Collection {
       }
     }
     if (runRow >= 0) this.copyRun(runRow, vectors, runStart, ids.length);
+    this.mapAhead();
+  }
+
+  /** A zeroed chunk for the next rows: the spare, whose pages are mapped or being mapped, or a new one. */
+  private takeChunk(): Float32Array {
+    const chunk = this.spare ?? sharedFloats(CHUNK_ROWS * this.dimension);
+    this.spare = null;
+    return chunk;
+  }
+
+  /** Maps in the pages of the rows the next writes will take, on the thread pool (MAP_AHEAD_BYTES). */
+  private mapAhead(): void {
+    if (prefaultsRunning >= MAX_PREFAULTS_RUNNING) return;
+    const rowBytes = this.dimension * Float32Array.BYTES_PER_ELEMENT;
+    const count = this.count;
+    const from = Math.max(this.mappedRows, count);
+    const target = count + Math.min(count, Math.floor(MAP_AHEAD_BYTES / rowBytes));
+    // One chunk per request: the one `from` is in.
+    const index = from >> CHUNK_SHIFT;
+    const to = Math.min(target, (index + 1) << CHUNK_SHIFT);
+    if ((to - from) * rowBytes < MAP_MIN_BYTES) return;
+    let chunk = this.chunks[index];
+    if (chunk === undefined) {
+      if (index !== this.chunks.length) return;
+      chunk = this.spare ??= sharedFloats(CHUNK_ROWS * this.dimension);
+    }
+    const base = index << CHUNK_SHIFT;
+    this.mappedRows = to;
+    prefaultsRunning++;
+    void prefaultAsync(chunk.subarray((from - base) * this.dimension, (to - base) * this.dimension)).finally(
+      () => prefaultsRunning--,
+    );
   }
 
   /**
@@ -188,8 +217,8 @@ export class Collection {
       trackStorage(vectors);
       this.chunks.push(vectors);
     } else {
-      const chunk = newChunk(dim, this.chunks.length);
-      chunk.set(vectors);
+      const chunk = this.takeChunk();
+      copyFloats(chunk, 0, vectors);
       this.chunks.push(chunk);
     }
     this.rowsWithoutIds = rows;
@@ -241,7 +270,8 @@ export class Collection {
   private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
     const dim = this.dimension;
     const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
-    chunk.set(vectors.subarray(from * dim, to * dim), (row & CHUNK_MASK) * dim);
+    // Natively: V8's own copy into shared memory from a record's (4-byte aligned) vectors goes byte by byte.
+    copyFloats(chunk, (row & CHUNK_MASK) * dim, vectors.subarray(from * dim, to * dim));
   }
 
   /** Deletes points; ids not present are ignored. Returns how many were deleted. */
@@ -265,7 +295,11 @@ export class Collection {
       this.idToRow.removeSwap(row);
       this.rowPayloads.pop();
       // Free a chunk once no row uses it, so memory follows deletes.
-      if ((last & CHUNK_MASK) === 0) this.letGo(this.chunks.pop() as Float32Array);
+      if ((last & CHUNK_MASK) === 0) {
+        this.letGo(this.chunks.pop() as Float32Array);
+        // The spare's pages may be mapped already; mapping them again costs little.
+        this.mappedRows = Math.min(this.mappedRows, this.chunks.length << CHUNK_SHIFT);
+      }
       deleted++;
     }
     return deleted;
@@ -277,10 +311,12 @@ export class Collection {
       this.sharedChunks.delete(chunk);
       // The frozen snapshot still reads the original: discarded when it is released.
       this.letGoOnRelease.push(chunk);
-      const copy = sharedFloats(chunk.length);
+      // The copy maps all of its pages; the spare, if it becomes the copy, is mapped no more.
+      const copy = this.takeChunk();
       copy.set(chunk);
       chunk = copy;
       this.chunks[index] = chunk;
+      this.mappedRows = Math.min(this.mappedRows, this.chunks.length << CHUNK_SHIFT);
     }
     return chunk;
   }
@@ -317,6 +353,8 @@ export class Collection {
    */
   drop(): void {
     for (const c of this.chunks) this.letGo(c);
+    if (this.spare) discardStorage(this.spare);
+    this.spare = null;
   }
 
   private letGo(chunk: Float32Array): void {
