@@ -10,6 +10,7 @@
  */
 import { Buffer, isAscii } from 'node:buffer';
 import { crc32c } from '../native/crc32c.ts';
+import type { PackedIds } from '../native/id-index.ts';
 import { VrepError } from '../errors.ts';
 import { RecordLimits } from '../limits.ts';
 
@@ -65,6 +66,11 @@ export type RecordBody =
       vectors: Float32Array;
       /** Raw UTF-8 JSON bytes per point; an empty array means "no payload". */
       payloads: Uint8Array[];
+      /**
+       * Decoded records only: the same ids as the record stores them (views
+       * of it), for an index that takes them so (no string per id).
+       */
+      packedIds?: PackedIds;
     }
   | { op: typeof Op.Delete; ids: string[] }
   | { op: typeof Op.Config; members: ConfigMember[] }
@@ -571,9 +577,15 @@ export function decodeRecord(record: Uint8Array, opts?: { checksumVerified?: boo
           : // A copy (Uint8Array, not record.slice: on a Buffer that is a view of a shared pool).
             new Float32Array(copyBytes(record.subarray(at, at + vectorBytes)).buffer);
       at += vectorBytes;
+      const idLengthsAt = at;
       const idLengths = readLengths('ids', RecordLimits.maxIdBytes);
       const payloadLengths = readLengths('payloads', RecordLimits.maxPayloadBytes);
+      const idBytesAt = at;
       const ids = readStrings(idLengths, 'ids');
+      const packedIds = {
+        lengths: record.subarray(idLengthsAt, idLengthsAt + 4 * count),
+        bytes: record.subarray(idBytesAt, at),
+      };
       const payloads: Uint8Array[] = new Array(count);
       for (let i = 0; i < count; i++) {
         const n = payloadLengths[i] as number;
@@ -581,7 +593,7 @@ export function decodeRecord(record: Uint8Array, opts?: { checksumVerified?: boo
         payloads[i] = record.subarray(at, at + n);
         at += n;
       }
-      body = { op, dimension, ids, vectors, payloads };
+      body = { op, dimension, ids, vectors, payloads, packedIds };
       break;
     }
     case Op.Delete: {

@@ -134,14 +134,16 @@ export class Collection {
   /**
    * Inserts or replaces points. `vectors` is ids.length x dimension; payload
    * bytes are decoded to text (so the caller's record buffer is not kept alive).
+   * `packed`: the same ids as a record stores them, which the index takes
+   * as they are (no string per id read back into it).
    */
-  upsert(ids: readonly string[], vectors: Float32Array, payloads: PayloadColumn): void {
+  upsert(ids: readonly string[], vectors: Float32Array, payloads: PayloadColumn, packed?: PackedIds): void {
     // Rows first, then vectors copied in runs of consecutive rows: a batch of
     // new points becomes one copy per chunk, not one per point.
     let runStart = 0;
     let runRow = -1;
     let nextNew = this.count;
-    const rows = this.indexRows(ids);
+    const rows = this.indexRows(ids, packed);
     for (let i = 0; i < ids.length; i++) {
       const row = rows[i] as number;
       // New ids took the next rows in order, so a new row is the next one expected.
@@ -248,11 +250,12 @@ export class Collection {
   }
 
   /** The rows of `ids`, new ids indexed at the next rows; on a refusal the index is left as it was. */
-  private indexRows(ids: readonly string[]): Int32Array {
+  private indexRows(ids: readonly string[], packed?: PackedIds): Int32Array {
     const rows = this.rowsFor(ids.length);
     const before = this.idToRow.size;
     try {
-      this.idToRow.upsert(ids, rows);
+      if (packed) this.idToRow.upsertPacked(packed, rows);
+      else this.idToRow.upsert(ids, rows);
     } catch (err) {
       while (this.idToRow.size > before) this.idToRow.removeSwap(this.idToRow.size - 1);
       throw err;

@@ -174,7 +174,7 @@ export function applyRecord(collections: Map<string, Collection>, record: LogRec
           'ERR_CORRUPT_RECORD',
           `record ${record.lsn}: upsert into missing collection ${record.collection}`,
         );
-      c.upsert(record.ids, record.vectors, record.payloads);
+      c.upsert(record.ids, record.vectors, record.payloads, record.packedIds);
       return;
     }
     case Op.Delete: {

@@ -60,8 +60,17 @@ const record = fc.tuple(meta, body).map(([m, b]) => ({ ...m, ...b }) as LogRecor
 
 function normalize(r: LogRecord): unknown {
   if (r.op !== Op.Upsert) return r;
+  const { packedIds, ...rest } = r;
+  if (packedIds) {
+    // A decoded record's ids as it stores them: u32 LE lengths, then the UTF-8 bytes.
+    const utf8 = r.ids.map((id) => Buffer.from(id, 'utf8'));
+    const lengths = Buffer.alloc(4 * utf8.length);
+    utf8.forEach((b, i) => lengths.writeUInt32LE(b.length, 4 * i));
+    assert.deepEqual(Buffer.from(packedIds.lengths), lengths);
+    assert.deepEqual(Buffer.from(packedIds.bytes), Buffer.concat(utf8));
+  }
   return {
-    ...r,
+    ...rest,
     vectors: Array.from(new Uint32Array(r.vectors.buffer, r.vectors.byteOffset, r.vectors.length)),
     payloads: r.payloads.map((p) => Array.from(p)),
   };
