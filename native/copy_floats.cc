@@ -20,7 +20,8 @@ namespace {
 Napi::Value JsCopyFloats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
-    ThrowError(env, codes::kInvalidArg, "copyFloats(target, targetIndex, source): expected Float32Array, number, Float32Array");
+    ThrowError(env, codes::kInvalidArg,
+               "copyFloats(target, targetIndex, source): expected Float32Array, number, Float32Array");
   }
   const auto target = info[0].As<Napi::TypedArray>();
   const auto source = info[2].As<Napi::TypedArray>();

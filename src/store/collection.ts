@@ -101,6 +101,7 @@ export class Collection {
   readonly name: string;
   readonly dimension: number;
   readonly metric: MetricName;
+  /** Shared memory, written only through copyFloats (native/copy-floats.ts says why). */
   private readonly chunks: Float32Array[] = [];
   private readonly rowPayloads: (string | null)[] = [];
   private readonly idToRow = new IdIndex();
@@ -273,7 +274,6 @@ export class Collection {
   private copyRun(row: number, vectors: Float32Array, from: number, to: number): void {
     const dim = this.dimension;
     const chunk = this.ownedChunk(row >> CHUNK_SHIFT);
-    // Natively: V8's own copy into shared memory from a record's (4-byte aligned) vectors goes byte by byte.
     copyFloats(chunk, (row & CHUNK_MASK) * dim, vectors.subarray(from * dim, to * dim));
   }
 
@@ -288,9 +288,10 @@ export class Collection {
       if (row !== last) {
         const from = this.chunks[last >> CHUNK_SHIFT] as Float32Array;
         const to = this.ownedChunk(row >> CHUNK_SHIFT);
-        to.set(
-          from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim),
+        copyFloats(
+          to,
           (row & CHUNK_MASK) * dim,
+          from.subarray((last & CHUNK_MASK) * dim, ((last & CHUNK_MASK) + 1) * dim),
         );
         this.rowPayloads[row] = this.rowPayloads[last] ?? null;
       }
@@ -316,7 +317,7 @@ export class Collection {
       this.letGoOnRelease.push(chunk);
       // The copy maps all of its pages; the spare, if it becomes the copy, is mapped no more.
       const copy = this.takeChunk();
-      copy.set(chunk);
+      copyFloats(copy, 0, chunk);
       chunk = copy;
       this.chunks[index] = chunk;
       this.mappedRows = Math.min(this.mappedRows, this.chunks.length << CHUNK_SHIFT);
