@@ -132,17 +132,39 @@ export class RecordLog {
     return out;
   }
 
+  /**
+   * How many times the log was cut (truncated or reset). While it stays the
+   * same, the record at an LSN stays the same bytes; after a cut the LSN may
+   * hold another record. It moves before and after each cut, so whatever
+   * read the log meanwhile is counted as before the cut.
+   */
+  get cuts(): number {
+    return this.cutCount;
+  }
+
+  private cutCount = 0;
+
   /** Drops every record above `lsn`, from the WAL (waiting for appends in flight) and the ring. */
   async truncateAfter(lsn: number): Promise<number> {
-    const dropped = await this.wal.truncateAfter(lsn);
-    this.ring.truncateAfter(lsn);
-    return dropped;
+    this.cutCount++;
+    try {
+      const dropped = await this.wal.truncateAfter(lsn);
+      this.ring.truncateAfter(lsn);
+      return dropped;
+    } finally {
+      this.cutCount++;
+    }
   }
 
   /** Empties the log; the next record is `nextLsn`. */
   async resetAt(nextLsn: number): Promise<void> {
-    await this.wal.resetAt(nextLsn);
-    this.ring.resetTo(nextLsn);
+    this.cutCount++;
+    try {
+      await this.wal.resetAt(nextLsn);
+      this.ring.resetTo(nextLsn);
+    } finally {
+      this.cutCount++;
+    }
   }
 
   /** Bytes of the record at `lsn` when the circular log holds it (null when it does not). */

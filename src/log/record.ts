@@ -9,7 +9,7 @@
  * the vectors together.
  */
 import { Buffer, isAscii } from 'node:buffer';
-import { crc32c } from '../native/crc32c.ts';
+import { crc32c, crc32cCombine } from '../native/crc32c.ts';
 import type { PackedIds } from '../native/id-index.ts';
 import { VrepError } from '../errors.ts';
 import { RecordLimits } from '../limits.ts';
@@ -157,7 +157,11 @@ function writeIds(out: Uint8Array, at: number, ids: readonly string[]): number {
 /** Encodes one record. Throws TypeError/RangeError naming the field on bad input. */
 export function encodeRecord(record: LogRecord): Uint8Array {
   const out = encodeRecordUnsealed(record);
-  new DataView(out.buffer).setUint32(4, crc32c(out.subarray(CRC_START)), true);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(
+    4,
+    crc32c(out.subarray(CRC_START)),
+    true,
+  );
   return out;
 }
 
@@ -179,9 +183,15 @@ export function sealRecord(record: Uint8Array, lsn: number, term: number): Uint8
 /**
  * Encodes one record without its checksum (its LSN and term may be
  * placeholders): the write path encodes a batch before the log assigns its
- * LSN, checks its size, and seals it once (sealRecord).
+ * LSN, checks its size, and seals it once (sealRecord). `frontBytes` (a
+ * multiple of 8) are left free before the record in its buffer, for a
+ * header that a layer above writes there (a replication payload made in
+ * place around the record, without copying it).
  */
-export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
+export function encodeRecordUnsealed(record: LogRecord, frontBytes = 0): Uint8Array {
+  if (!Number.isInteger(frontBytes) || frontBytes < 0 || frontBytes % 8 !== 0) {
+    throw new RangeError(`frontBytes: expected a non-negative multiple of 8, got ${frontBytes}`);
+  }
   checkU64('lsn', record.lsn);
   checkU64('term', record.term);
   checkU64('hlcMs', record.hlcMs);
@@ -276,8 +286,8 @@ export function encodeRecordUnsealed(record: LogRecord): Uint8Array {
   if (total > RecordLimits.maxRecordBytes) {
     throw new RangeError(`record: ${total} bytes, limit ${RecordLimits.maxRecordBytes}`);
   }
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
+  const out = new Uint8Array(frontBytes + total).subarray(frontBytes);
+  const view = new DataView(out.buffer, out.byteOffset, total);
   view.setUint32(0, total, true);
   out[8] = RECORD_FORMAT_VERSION;
   out[9] = record.op;
@@ -412,6 +422,16 @@ export function recordChecksumOk(record: Uint8Array): boolean {
   if (record.length < RECORD_HEADER_BYTES) return false;
   const stored = new DataView(record.buffer, record.byteOffset, 8).getUint32(4, true);
   return crc32c(record.subarray(CRC_START)) === stored;
+}
+
+/**
+ * crc32c of `previous`'s bytes followed by the whole record (length and
+ * checksum fields too), from the record's stored checksum, with no pass
+ * over its body (the record is trusted: sealed here).
+ */
+export function recordCrc32c(record: Uint8Array, previous = 0): number {
+  const stored = new DataView(record.buffer, record.byteOffset, 8).getUint32(4, true);
+  return crc32cCombine(crc32c(record.subarray(0, CRC_START), previous), stored, record.length - CRC_START);
 }
 
 /** LSN of an encoded record, without decoding the rest (the record is trusted). */

@@ -282,6 +282,7 @@ export class ReplicationNode {
         durable.catch(() => {
           if (this.store.walFailure) this.probeWal();
         });
+        this.prepareFeed(entries);
         later(durable, done);
       },
       readLog: (fromLsn, toLsn, done) => {
@@ -324,6 +325,15 @@ export class ReplicationNode {
         );
       },
     };
+  }
+
+  /** A leader's new records, encoded for its followers while they go to disk (RecordsSource.prepare). */
+  private prepareFeed(entries: readonly Entry[]): void {
+    const first = entries[0];
+    const last = entries.at(-1);
+    if (first === undefined || last === undefined || this.core.role !== 'leader') return;
+    if (this.records === null || (this.peers?.connectedPeers().length ?? 0) === 0) return;
+    this.records.prepare(entries.map((e) => e.bytes));
   }
 
   /**

@@ -3,8 +3,9 @@
  *
  *   validate (the collection at the head of the log, the points) ->
  *   encode once (LSN and term left open) -> runtime.propose: the core
- *   assigns (term, LSN), the record is sealed -> WAL append and ring ->
- *   durable -> applied -> the consistency level is met -> resolved.
+ *   assigns (term, LSN), the record is sealed -> WAL append and ring (and,
+ *   on a leader, its followers' payload made around it) -> durable -> sent
+ *   -> applied -> the consistency level is met -> resolved.
  *
  * Levels: One, this node's WAL; Quorum, a majority of the members (this
  * node's WAL counted once it has the record); All, every member.
@@ -30,6 +31,7 @@ import {
   type PointInput,
 } from '../store/points.ts';
 import type { ReplicationRuntime } from '../replication/runtime.ts';
+import { RECORD_FRONT_BYTES, reserveFront } from '../replication/records-payload.ts';
 import type { Membership } from '../consensus/membership.ts';
 import type { ConsistencyLevel } from '../replication/consistency.ts';
 
@@ -169,7 +171,8 @@ export class Writer {
       collection,
       ...body,
     } as LogRecord;
-    const bytes = encodeRecordUnsealed(record);
+    // Room in front: its followers' payload is made in place (records-payload.ts encodeInPlace).
+    const bytes = reserveFront(encodeRecordUnsealed(record, RECORD_FRONT_BYTES));
     const limit = this.d.store.records.maxRecordBytes;
     if (bytes.length > limit) {
       throw new VrepError(

@@ -9,7 +9,7 @@
  * frame holding them as one part. Format: docs/wire-protocol.md.
  */
 import { compressBatch, compressBatchAsync, decompressBatch } from '../native/batch-codec.ts';
-import { recordChecksumOk, recordLengthAt, recordLsn } from '../log/record.ts';
+import { recordChecksumOk, recordCrc32c, recordLengthAt, recordLsn } from '../log/record.ts';
 import { FrameFlags, FRAME_HEADER_BYTES } from '../transport/frame.ts';
 import { crc32c } from '../native/crc32c.ts';
 import { VrepError } from '../errors.ts';
@@ -69,6 +69,48 @@ function concat(records: readonly Uint8Array[], alloc: PayloadAlloc): Uint8Array
     at += r.length;
   }
   return out;
+}
+
+/**
+ * Bytes a writer leaves free before a record it encodes (encodeRecordUnsealed's
+ * `frontBytes`), so that the RECORDS payload of that record alone, and its
+ * frame, are made in place around it: no copy and no checksum pass.
+ */
+export const RECORD_FRONT_BYTES = RECORDS_FRAME_HEADROOM + RECORDS_HEADER_BYTES;
+
+/** Records whose RECORD_FRONT_BYTES before them are this module's to write (reserveFront). */
+const roomInFront = new WeakSet<Uint8Array>();
+
+/**
+ * Hands the RECORD_FRONT_BYTES before `record` in its buffer over to this
+ * module: nothing else may write them. Returns `record`.
+ */
+export function reserveFront(record: Uint8Array): Uint8Array {
+  if (record.byteOffset < RECORD_FRONT_BYTES) {
+    throw new RangeError(
+      `reserveFront: ${record.byteOffset} bytes before the record, ${RECORD_FRONT_BYTES} needed`,
+    );
+  }
+  roomInFront.add(record);
+  return record;
+}
+
+/**
+ * The payload of one sealed record, made in the bytes reserved before it
+ * (reserveFront), uncompressed; null when none were reserved. Its checksum
+ * comes from the record's own (recordCrc32c).
+ */
+export function encodeInPlace(record: Uint8Array): EncodedRecords | null {
+  if (!roomInFront.has(record)) return null;
+  const payload = new Uint8Array(
+    record.buffer,
+    record.byteOffset - RECORDS_HEADER_BYTES,
+    RECORDS_HEADER_BYTES + record.length,
+  );
+  const firstLsn = recordLsn(record);
+  writeHeader(payload, firstLsn, 1, record.length);
+  const crc = recordCrc32c(record, crc32c(payload.subarray(0, RECORDS_HEADER_BYTES)));
+  return { payload, flags: 0, firstLsn, count: 1, rawBytes: record.length, tried: false, crc, headroom };
 }
 
 /** The default PayloadAlloc: an ArrayBuffer of this thread. */

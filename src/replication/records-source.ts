@@ -3,6 +3,9 @@
  * in the log (every caught-up replica, usually) ask for the same range at
  * the same moment: the range is read and compressed once and the payload
  * shared, so a second replica costs a send, not a second compression.
+ * On a leader, the records of a write are made ready while the write goes
+ * to its disk (prepare), so the feeders send them the moment it is durable
+ * instead of starting then.
  *
  * Catch-up is read and encoded by the worker pool straight from the
  * circular log (the WAL is read here and only compressed there). Near the
@@ -15,7 +18,9 @@ import { isVrepError } from '../errors.ts';
 import { FrameFlags } from '../transport/frame.ts';
 import type { RecordLog } from '../log/record-log.ts';
 import { CompressionPolicy } from './compression-policy.ts';
+import { recordLsn } from '../log/record.ts';
 import {
+  encodeInPlace,
   encodeRecords,
   encodeRecordsAsync,
   MIN_COMPRESS_BYTES,
@@ -51,8 +56,16 @@ export const MAX_RECORDS_FRAME_BYTES = 4 * 1024 * 1024;
 /** Recent payloads kept for feeders that ask for the same range (at most 4 x 4 MiB). */
 const SHARED_PAYLOADS = 4;
 
+/** A payload made or being made: records [from, ≤last] of the log as it stood between two cuts. */
+interface Shared {
+  last: number;
+  encoded: Promise<EncodedRecords | null>;
+}
+
 export class RecordsSource {
-  private readonly recent = new Map<string, Promise<EncodedRecords | null>>();
+  /** By `${cuts}:${from}` (keyOf): an LSN names one record only until the log is cut. */
+  private readonly recent = new Map<string, Shared>();
+  private encoding = 0;
   readonly policy: CompressionPolicy;
   private readonly off: RecordsCompression;
 
@@ -67,27 +80,84 @@ export class RecordsSource {
     this.off = { ...compression, enabled: false };
   }
 
-  /** The payload of records [from, ≤last] (at most MAX_RECORDS_FRAME_BYTES); null when nothing is readable yet. */
+  /**
+   * The payload of records [from, ≤last] (at most MAX_RECORDS_FRAME_BYTES);
+   * null when nothing is readable yet. A payload made for a range from
+   * `from` that ends at or below `last` serves (a shorter frame: the feeder
+   * asks again for the rest).
+   */
   next(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
-    const key = `${from}:${last}`;
+    const key = this.keyOf(from);
     const shared = this.recent.get(key);
-    if (shared) return shared;
-    const encoded = this.encode(from, last, behind);
-    this.recent.set(key, encoded);
+    if (shared && shared.last <= last) return shared.encoded;
+    return this.start(key, from, last, behind);
+  }
+
+  /**
+   * Starts making the payload of records the leader has just appended, while
+   * its own write is still going to disk: the feeders may send them only
+   * once that write is durable, and then find them encoded. Only when no
+   * payload is being made: feeders still busy with one ask later for a
+   * longer range, which this would cut short.
+   */
+  prepare(records: readonly Uint8Array[]): void {
+    const first = records[0];
+    const last = records.at(-1);
+    if (first === undefined || last === undefined) return;
+    const from = recordLsn(first);
+    if (this.encoding > 0 || this.recent.has(this.keyOf(from))) return;
+    // A failure is the feeders' to meet when they ask (next() then encodes again).
+    this.start(this.keyOf(from), from, recordLsn(last), false, records).catch(() => undefined);
+  }
+
+  private keyOf(from: number): string {
+    return `${this.log().cuts}:${from}`;
+  }
+
+  private start(
+    key: string,
+    from: number,
+    last: number,
+    behind: boolean,
+    records?: readonly Uint8Array[],
+  ): Promise<EncodedRecords | null> {
+    this.encoding++;
+    const encoded = this.encode(from, last, behind, records);
+    const shared = { last, encoded };
+    this.recent.delete(key);
+    this.recent.set(key, shared);
     if (this.recent.size > SHARED_PAYLOADS) this.recent.delete(this.recent.keys().next().value as string);
     // A failure or a "not yet" is for this call only: the next asks again.
+    const forget = (): void => {
+      if (this.recent.get(key) === shared) this.recent.delete(key);
+    };
     encoded.then(
-      (e) => e === null && this.recent.delete(key),
-      () => this.recent.delete(key),
+      (e) => {
+        this.encoding--;
+        if (e === null) forget();
+      },
+      () => {
+        this.encoding--;
+        forget();
+      },
     );
     return encoded;
   }
 
-  private async encode(from: number, last: number, behind: boolean): Promise<EncodedRecords | null> {
+  /** `records`: the range's records, when the caller has them (a leader's own, just appended). */
+  private async encode(
+    from: number,
+    last: number,
+    behind: boolean,
+    records?: readonly Uint8Array[],
+  ): Promise<EncodedRecords | null> {
     const log = this.log();
     const bytes = this.estimatedBytes(log, from, last);
     // Only a range big enough to be compressed at all asks the policy (and counts as tried or skipped).
     const compress = (bytes ?? MIN_COMPRESS_BYTES) >= MIN_COMPRESS_BYTES && this.policy.next();
+    const one = records?.length === 1 ? (records[0] as Uint8Array) : null;
+    const inPlace = !compress && one !== null ? encodeInPlace(one) : null;
+    if (inPlace !== null) return inPlace;
     const offload = behind || (bytes ?? 0) >= MIN_OFFLOAD_BYTES;
     const encoded = await this.encodeWith(log, from, last, offload, compress ? this.compression : this.off);
     if (encoded !== null) this.observe(encoded);
